@@ -1,0 +1,164 @@
+//! The signalling protocol: JSON text frames over one WebSocket per
+//! participant. Documented in `docs/protocol.md`; keep the two in step.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::ParticipantId;
+
+/// Protocol version spoken by this server. A client sends it in `join`.
+pub const VERSION: u32 = 1;
+
+/// What a client sends.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ClientMessage {
+    Join {
+        v: u32,
+        room: String,
+        name: String,
+        #[serde(default = "yes")]
+        audio: bool,
+        #[serde(default = "yes")]
+        video: bool,
+    },
+    Offer {
+        sdp: String,
+    },
+    Answer {
+        id: u32,
+        sdp: String,
+    },
+    Candidate {
+        candidate: Option<String>,
+    },
+    Mute {
+        audio: bool,
+        video: bool,
+    },
+    Leave,
+    Ping,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One participant as the others see it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ParticipantInfo {
+    pub id: ParticipantId,
+    pub name: String,
+    pub audio: bool,
+    pub video: bool,
+}
+
+/// What the server sends.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum ServerMessage {
+    Welcome {
+        v: u32,
+        you: ParticipantId,
+        room: String,
+        participants: Vec<ParticipantInfo>,
+    },
+    Answer {
+        sdp: String,
+    },
+    Offer {
+        id: u32,
+        sdp: String,
+    },
+    ParticipantJoined {
+        participant: ParticipantInfo,
+    },
+    ParticipantLeft {
+        id: ParticipantId,
+    },
+    Mute {
+        id: ParticipantId,
+        audio: bool,
+        video: bool,
+    },
+    Pong,
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+/// Machine-readable error codes. The client chooses what to show by code;
+/// the message is a human sentence in English for logs and developers.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorCode {
+    BadJson,
+    BadMessage,
+    TooLarge,
+    RateLimited,
+    UnsupportedVersion,
+    NotJoined,
+    AlreadyJoined,
+    InvalidRoom,
+    InvalidName,
+    RoomFull,
+    InvalidSdp,
+    InvalidCandidate,
+    MediaLost,
+    Unavailable,
+}
+
+impl ServerMessage {
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        ServerMessage::Error {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Parses one client frame. Distinguishes "not JSON" from "JSON, but not a
+/// message we know" so the client gets the right code.
+pub fn parse(text: &str) -> Result<ClientMessage, ServerMessage> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| ServerMessage::error(ErrorCode::BadJson, format!("not valid JSON: {e}")))?;
+    serde_json::from_value(value)
+        .map_err(|e| ServerMessage::error(ErrorCode::BadMessage, format!("unknown or malformed message: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_parses_with_defaults() {
+        let m = parse(r#"{"type":"join","v":1,"room":"abc-def","name":"Ana"}"#).unwrap();
+        match m {
+            ClientMessage::Join { audio, video, .. } => assert!(audio && video),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_are_told_apart() {
+        let code = |r: Result<ClientMessage, ServerMessage>| match r {
+            Err(ServerMessage::Error { code, .. }) => code,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(code(parse("{nope")), ErrorCode::BadJson);
+        assert_eq!(code(parse(r#"{"type":"dance"}"#)), ErrorCode::BadMessage);
+        assert_eq!(code(parse(r#"{"type":"offer"}"#)), ErrorCode::BadMessage);
+        assert_eq!(code(parse(r#"[1,2,3]"#)), ErrorCode::BadMessage);
+    }
+
+    #[test]
+    fn server_messages_use_kebab_case_tags() {
+        let m = ServerMessage::ParticipantLeft { id: 5 };
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            r#"{"type":"participant-left","id":5}"#
+        );
+        let e = ServerMessage::error(ErrorCode::RoomFull, "full");
+        assert!(serde_json::to_string(&e).unwrap().contains(r#""code":"room-full""#));
+    }
+}
