@@ -1,0 +1,180 @@
+// Screens of the web client: home, pre-join, call, left.
+//
+// URLs: `/` home; `/r/ROOM` pre-join then call; `/r/ROOM?name=NAME&join=1`
+// joins at once (bedside tablets and kiosks open such links).
+
+import { t, translatePage } from './i18n.js';
+import { Call } from './call.js';
+
+const $ = (id) => document.getElementById(id);
+const ROOM_RE = /^[A-Za-z0-9_-]{3,64}$/;
+
+let call = null;
+let localStream = new MediaStream();
+
+// Hook for tests and diagnostics: what this tab receives and shows.
+window.parloir = {
+  stats: () => (call ? call.stats() : Promise.resolve({})),
+  tiles: () => [...document.querySelectorAll('#grid .tile:not(.self)')].map((el) => ({
+    id: Number(el.dataset.id), name: el.querySelector('.name').textContent,
+    audio: !el.classList.contains('mic-off'), video: !el.classList.contains('cam-off'),
+  })),
+  state: () => ({ you: call?.you ?? null, media: call?.pc?.connectionState ?? null }),
+};
+
+function show(screen) {
+  for (const el of document.querySelectorAll('.screen')) el.hidden = el.id !== screen;
+}
+
+function roomFromPath() {
+  const m = location.pathname.match(/^\/r\/([^/]+)\/?$/);
+  return m ? decodeURIComponent(m[1]) : null;
+}
+
+async function home() {
+  show('home');
+  $('new-call').onclick = async () => {
+    const res = await fetch('/api/room-name');
+    location.href = `/r/${await res.text()}`;
+  };
+  $('join-form').onsubmit = (e) => {
+    e.preventDefault();
+    const room = $('join-room').value.trim();
+    if (ROOM_RE.test(room)) location.href = `/r/${room}`;
+  };
+}
+
+async function getMedia(audio, video) {
+  if (!audio && !video) return new MediaStream();
+  try {
+    return await navigator.mediaDevices.getUserMedia({
+      audio: audio && { echoCancellation: true, noiseSuppression: true },
+      video: video && { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 25 } },
+    });
+  } catch (err) {
+    console.warn('parloir: getUserMedia', err);
+    // Camera refused or absent: try the microphone alone before giving up.
+    if (video && audio) {
+      try { return await navigator.mediaDevices.getUserMedia({ audio: true }); } catch { /* none */ }
+    }
+    const el = $('device-error') || $('status');
+    el.textContent = t('cameraRefused');
+    el.hidden = false;
+    return new MediaStream();
+  }
+}
+
+async function prejoin(room, params) {
+  const name = params.get('name') || localStorage.getItem('parloir.name') || '';
+  if (params.get('join') === '1' && name) {
+    localStream = await getMedia(true, true);
+    return enterCall(room, name);
+  }
+  show('prejoin');
+  $('prejoin-title').textContent = room;
+  $('share-link').textContent = `${location.origin}/r/${room}`;
+  $('name').value = name;
+  localStream = await getMedia(true, true);
+  $('preview').srcObject = localStream;
+  $('pre-mic').onchange = (e) => localStream.getAudioTracks().forEach((tr) => { tr.enabled = e.target.checked; });
+  $('pre-cam').onchange = (e) => localStream.getVideoTracks().forEach((tr) => { tr.enabled = e.target.checked; });
+  $('prejoin-form').onsubmit = (e) => {
+    e.preventDefault();
+    const n = $('name').value.trim();
+    if (!n) return;
+    localStorage.setItem('parloir.name', n);
+    enterCall(room, n);
+  };
+}
+
+function enterCall(room, name) {
+  show('call');
+  call = new Call({ room, name, stream: localStream });
+  call.addEventListener('participants', render);
+  call.addEventListener('state', (e) => onState(e.detail));
+  call.addEventListener('fatal', (e) => {
+    setStatus(t(e.detail));
+  });
+  updateControls();
+  $('toggle-mic').onclick = () => { call.setMic(!call.audio); updateControls(); render(); };
+  $('toggle-cam').onclick = () => { call.setCam(!call.video); updateControls(); render(); };
+  $('copy-link').onclick = async () => {
+    try { await navigator.clipboard.writeText(`${location.origin}/r/${room}`); setStatus(t('linkCopied'), 2000); } catch { /* not allowed */ }
+  };
+  $('leave').onclick = () => {
+    call.leave();
+    localStream.getTracks().forEach((tr) => tr.stop());
+    show('left');
+    $('rejoin').onclick = () => location.reload();
+  };
+  call.start();
+  render();
+}
+
+let statusTimer = null;
+function setStatus(text, ms) {
+  const el = $('status');
+  el.textContent = text || '';
+  el.hidden = !text;
+  clearTimeout(statusTimer);
+  if (text && ms) statusTimer = setTimeout(() => setStatus(''), ms);
+}
+
+function onState(state) {
+  if (state === 'connecting') setStatus(t('connecting'));
+  else if (state === 'reconnecting') setStatus(t('reconnecting'));
+  else if (state === 'connected') setStatus(call.participants.size ? '' : t('alone'));
+}
+
+function updateControls() {
+  $('toggle-mic').textContent = call.audio ? t('muteMic') : t('unmuteMic');
+  $('toggle-mic').setAttribute('aria-pressed', String(call.audio));
+  $('toggle-cam').textContent = call.video ? t('camOff') : t('camOn');
+  $('toggle-cam').setAttribute('aria-pressed', String(call.video));
+}
+
+function tile(id, name, self) {
+  const el = document.createElement('figure');
+  el.className = self ? 'tile self' : 'tile';
+  el.dataset.id = id;
+  el.innerHTML = '<video autoplay playsinline></video><div class="avatar"></div>'
+    + '<figcaption><span class="name"></span><span class="mic" aria-hidden="true"></span></figcaption>';
+  el.querySelector('.avatar').textContent = (name.trim()[0] || '?').toUpperCase();
+  el.querySelector('.name').textContent = name;
+  if (self) el.querySelector('video').muted = true;
+  return el;
+}
+
+function render() {
+  const grid = $('grid');
+  if (!call) return;
+  const wanted = new Map([['self', { id: 'self', name: t('you'), audio: call.audio, video: call.video, stream: localStream }]]);
+  for (const p of call.participants.values()) wanted.set(String(p.id), p);
+  for (const el of [...grid.children]) if (!wanted.has(el.dataset.id)) el.remove();
+  for (const [key, p] of wanted) {
+    let el = grid.querySelector(`.tile[data-id="${key}"]`);
+    if (!el) {
+      el = tile(key, p.name, key === 'self');
+      grid.append(el);
+    }
+    el.classList.toggle('mic-off', !p.audio);
+    el.classList.toggle('cam-off', !p.video || !p.stream);
+    el.querySelector('.mic').title = p.audio ? '' : t('micOff');
+    const video = el.querySelector('video');
+    if (p.stream && video.srcObject !== p.stream) {
+      video.srcObject = p.stream;
+      video.play().catch(() => {
+        // Autoplay with sound refused (no click yet): play on the first touch.
+        document.addEventListener('click', () => video.play(), { once: true });
+      });
+    }
+  }
+  grid.dataset.count = String(wanted.size);
+  if (call.participants.size && $('status').textContent === t('alone')) setStatus('');
+}
+
+translatePage();
+const room = roomFromPath();
+if (room === null) home();
+else if (!ROOM_RE.test(room)) { show('home'); home(); setTimeout(() => alert(t('invalidRoom'))); }
+else prejoin(room, new URLSearchParams(location.search));

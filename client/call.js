@@ -1,0 +1,232 @@
+// A call: one WebSocket for signalling, one RTCPeerConnection for media.
+//
+// Negotiation is collision-free by construction: the browser makes one
+// offer (its own camera and microphone, or an ICE restart), the server
+// makes every other offer (other participants' tracks). An offer from the
+// server that arrives while our own offer is pending is ignored: the server
+// drops it when it receives ours, and offers its changes again afterwards.
+//
+// Events: 'state' (detail: connecting | connected | reconnecting | left),
+// 'participants' (the list changed), 'fatal' (detail: i18n key).
+
+const RECONNECT_MAX_MS = 10000;
+
+export class Call extends EventTarget {
+  constructor({ room, name, stream }) {
+    super();
+    this.room = room;
+    this.name = name;
+    this.stream = stream; // local MediaStream, possibly without tracks
+    this.audio = stream.getAudioTracks().some((t) => t.enabled);
+    this.video = stream.getVideoTracks().some((t) => t.enabled);
+    this.you = null;
+    this.participants = new Map(); // id -> { id, name, audio, video, stream }
+    this.midToParticipant = new Map();
+    this.ws = null;
+    this.pc = null;
+    this.left = false;
+    this.backoff = 500;
+    this.queue = Promise.resolve();
+  }
+
+  start() {
+    this.emit('state', 'connecting');
+    this.connect();
+  }
+
+  emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  connect() {
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    const ws = new WebSocket(`${scheme}//${location.host}/ws`);
+    this.ws = ws;
+    ws.onopen = () => this.join();
+    ws.onmessage = (e) => {
+      let msg;
+      try {
+        msg = JSON.parse(e.data);
+      } catch {
+        return;
+      }
+      // Handlers are async (SDP): run them strictly in order.
+      this.queue = this.queue.then(() => this.handle(msg)).catch((err) => console.warn('parloir:', err));
+    };
+    ws.onclose = () => {
+      if (this.ws !== ws || this.left) return;
+      this.dropMedia();
+      this.emit('state', 'reconnecting');
+      setTimeout(() => this.left || this.connect(), this.backoff);
+      this.backoff = Math.min(this.backoff * 2, RECONNECT_MAX_MS);
+    };
+  }
+
+  send(msg) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
+  }
+
+  join() {
+    this.send({ type: 'join', v: 1, room: this.room, name: this.name, audio: this.audio, video: this.video });
+  }
+
+  async handle(msg) {
+    switch (msg.type) {
+      case 'welcome':
+        this.backoff = 500;
+        this.you = msg.you;
+        this.participants.clear();
+        for (const p of msg.participants) this.participants.set(p.id, { ...p, stream: null });
+        this.emit('participants');
+        await this.startMedia();
+        break;
+      case 'answer':
+        if (this.pc && this.pc.signalingState === 'have-local-offer') {
+          await this.pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
+        }
+        break;
+      case 'offer':
+        if (!this.pc || this.pc.signalingState !== 'stable') return;
+        await this.pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
+        await this.pc.setLocalDescription(await this.pc.createAnswer());
+        this.send({ type: 'answer', id: msg.id, sdp: this.pc.localDescription.sdp });
+        break;
+      case 'participant-joined':
+        this.participants.set(msg.participant.id, { ...msg.participant, stream: null });
+        this.emit('participants');
+        break;
+      case 'participant-left':
+        this.participants.delete(msg.id);
+        for (const [mid, id] of this.midToParticipant) if (id === msg.id) this.midToParticipant.delete(mid);
+        this.emit('participants');
+        break;
+      case 'mute': {
+        const p = this.participants.get(msg.id);
+        if (p) Object.assign(p, { audio: msg.audio, video: msg.video });
+        this.emit('participants');
+        break;
+      }
+      case 'error':
+        this.onError(msg);
+        break;
+      default:
+        break;
+    }
+  }
+
+  onError({ code, message }) {
+    console.warn(`parloir: ${code}: ${message}`);
+    if (code === 'media-lost') {
+      // The server dropped our media connection: join again from scratch.
+      this.dropMedia();
+      this.emit('state', 'reconnecting');
+      this.join();
+    } else if (code === 'room-full' || code === 'invalid-room' || code === 'unsupported-version') {
+      this.left = true;
+      this.ws.close();
+      this.emit('fatal', code === 'room-full' ? 'roomFull' : 'invalidRoom');
+    }
+  }
+
+  async startMedia() {
+    this.dropMedia();
+    const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+    this.pc = pc;
+    for (const kind of ['audio', 'video']) {
+      const track = this.stream.getTracks().find((t) => t.kind === kind);
+      pc.addTransceiver(track || kind, { direction: 'sendonly', streams: [this.stream] });
+    }
+    pc.ontrack = (e) => {
+      const stream = e.streams[0];
+      if (!stream) return;
+      const id = Number(stream.id);
+      this.midToParticipant.set(e.transceiver.mid, id);
+      const p = this.participants.get(id);
+      if (p) p.stream = stream;
+      this.emit('participants');
+    };
+    pc.onicecandidate = (e) => {
+      this.send({ type: 'candidate', candidate: e.candidate ? e.candidate.candidate : null });
+    };
+    pc.onconnectionstatechange = () => {
+      if (this.pc !== pc) return;
+      const s = pc.connectionState;
+      if (s === 'connected') this.emit('state', 'connected');
+      else if (s === 'disconnected') this.emit('state', 'reconnecting');
+      else if (s === 'failed') this.restartIce();
+    };
+    await pc.setLocalDescription(await pc.createOffer());
+    this.send({ type: 'offer', sdp: pc.localDescription.sdp });
+  }
+
+  // The network changed under us (Wi-Fi to 4G...): new ICE credentials,
+  // same connection, same tracks.
+  restartIce() {
+    this.emit('state', 'reconnecting');
+    this.queue = this.queue.then(async () => {
+      const pc = this.pc;
+      if (!pc || pc.signalingState !== 'stable') return;
+      await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
+      this.send({ type: 'offer', sdp: pc.localDescription.sdp });
+    });
+  }
+
+  dropMedia() {
+    if (this.pc) {
+      this.pc.ontrack = this.pc.onicecandidate = this.pc.onconnectionstatechange = null;
+      this.pc.close();
+      this.pc = null;
+    }
+    this.midToParticipant.clear();
+    for (const p of this.participants.values()) p.stream = null;
+  }
+
+  setMic(on) {
+    this.audio = on;
+    for (const t of this.stream.getAudioTracks()) t.enabled = on;
+    this.send({ type: 'mute', audio: this.audio, video: this.video });
+  }
+
+  setCam(on) {
+    this.video = on;
+    for (const t of this.stream.getVideoTracks()) t.enabled = on;
+    this.send({ type: 'mute', audio: this.audio, video: this.video });
+  }
+
+  leave() {
+    this.left = true;
+    this.send({ type: 'leave' });
+    if (this.ws) this.ws.close();
+    this.dropMedia();
+    this.participants.clear();
+    this.emit('participants');
+    this.emit('state', 'left');
+  }
+
+  /** What the user receives, per participant id: what tests and diagnostics read. */
+  async stats() {
+    const out = {};
+    if (!this.pc) return out;
+    const report = await this.pc.getStats();
+    report.forEach((s) => {
+      if (s.type !== 'inbound-rtp') return;
+      const id = this.midToParticipant.get(s.mid);
+      if (id === undefined) return;
+      const o = (out[id] ||= {
+        framesDecoded: 0, frameWidth: 0, freezeCount: 0, videoPacketsLost: 0,
+        audioPacketsReceived: 0, audioPacketsLost: 0, audioEnergy: 0,
+      });
+      if (s.kind === 'video') {
+        o.framesDecoded += s.framesDecoded || 0;
+        o.frameWidth = Math.max(o.frameWidth, s.frameWidth || 0);
+        o.freezeCount += s.freezeCount || 0;
+        o.videoPacketsLost += s.packetsLost || 0;
+      } else {
+        o.audioPacketsReceived += s.packetsReceived || 0;
+        o.audioPacketsLost += s.packetsLost || 0;
+        o.audioEnergy += s.totalAudioEnergy || 0;
+      }
+    });
+    return out;
+  }
+}

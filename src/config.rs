@@ -68,8 +68,14 @@ impl Partial {
             return Err(ConfigError::TooFewParticipants);
         }
         Ok(ServeConfig {
-            http: self.http.or(lower.http).unwrap_or_else(|| parse_default(DEFAULT_HTTP)),
-            media: self.media.or(lower.media).unwrap_or_else(|| parse_default(DEFAULT_MEDIA)),
+            http: self
+                .http
+                .or(lower.http)
+                .unwrap_or_else(|| parse_default(DEFAULT_HTTP)),
+            media: self
+                .media
+                .or(lower.media)
+                .unwrap_or_else(|| parse_default(DEFAULT_MEDIA)),
             announce: self.announce.or(lower.announce),
             max_participants,
         })
@@ -77,7 +83,8 @@ impl Partial {
 }
 
 fn parse_default(s: &str) -> SocketAddr {
-    s.parse().unwrap_or_else(|_| unreachable!("default address {s} is valid"))
+    s.parse()
+        .unwrap_or_else(|_| unreachable!("default address {s} is valid"))
 }
 
 #[cfg(test)]

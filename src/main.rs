@@ -8,7 +8,11 @@ use clap::{Args, Parser, Subcommand};
 use parloir::config::Partial;
 
 #[derive(Parser)]
-#[command(name = "parloir", version, about = "WebRTC video calls: a selective forwarding unit")]
+#[command(
+    name = "parloir",
+    version,
+    about = "WebRTC video calls: a selective forwarding unit"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -42,7 +46,9 @@ struct ServeArgs {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Logs on stderr; stdout carries only the URL line.
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,str0m=warn".into()),
@@ -76,7 +82,10 @@ fn main() -> anyhow::Result<()> {
             ip => ip.to_string(),
         };
         tracing::info!(media = %running.media, "Parloir is running");
-        println!("Parloir is running. Open http://{url_host}:{}/ in your browser.", running.http.port());
+        println!(
+            "Parloir is running. Open http://{url_host}:{}/ in your browser.",
+            running.http.port()
+        );
         running.wait().await.context("HTTP server")?;
         anyhow::Ok(())
     })

@@ -122,8 +122,12 @@ impl ServerMessage {
 pub fn parse(text: &str) -> Result<ClientMessage, ServerMessage> {
     let value: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| ServerMessage::error(ErrorCode::BadJson, format!("not valid JSON: {e}")))?;
-    serde_json::from_value(value)
-        .map_err(|e| ServerMessage::error(ErrorCode::BadMessage, format!("unknown or malformed message: {e}")))
+    serde_json::from_value(value).map_err(|e| {
+        ServerMessage::error(
+            ErrorCode::BadMessage,
+            format!("unknown or malformed message: {e}"),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -159,6 +163,8 @@ mod tests {
             r#"{"type":"participant-left","id":5}"#
         );
         let e = ServerMessage::error(ErrorCode::RoomFull, "full");
-        assert!(serde_json::to_string(&e).unwrap().contains(r#""code":"room-full""#));
+        assert!(serde_json::to_string(&e)
+            .unwrap()
+            .contains(r#""code":"room-full""#));
     }
 }

@@ -118,7 +118,10 @@ impl Rooms {
 fn broadcast(members: &BTreeMap<ParticipantId, Member>, msg: ServerMessage) {
     for m in members.values() {
         if let Err(e) = m.tx.try_send(msg.clone()) {
-            tracing::warn!(peer = m.info.id, "signalling queue full, message dropped: {e}");
+            tracing::warn!(
+                peer = m.info.id,
+                "signalling queue full, message dropped: {e}"
+            );
         }
     }
 }
@@ -159,7 +162,10 @@ mod tests {
             }
         );
         rooms.leave("r", 2);
-        assert_eq!(rx1.try_recv().unwrap(), ServerMessage::ParticipantLeft { id: 2 });
+        assert_eq!(
+            rx1.try_recv().unwrap(),
+            ServerMessage::ParticipantLeft { id: 2 }
+        );
         rooms.leave("r", 1);
         assert_eq!(rooms.room_count(), 0);
     }

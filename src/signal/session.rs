@@ -103,7 +103,12 @@ async fn send(
             return Ok(());
         }
     };
-    match tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Text(Utf8Bytes::from(text)))).await {
+    match tokio::time::timeout(
+        SEND_TIMEOUT,
+        sink.send(Message::Text(Utf8Bytes::from(text))),
+    )
+    .await
+    {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),
     }
@@ -121,7 +126,10 @@ impl Session {
         if text.len() > MAX_MESSAGE {
             return vec![ServerMessage::error(
                 ErrorCode::TooLarge,
-                format!("message of {} bytes; the limit is {MAX_MESSAGE}", text.len()),
+                format!(
+                    "message of {} bytes; the limit is {MAX_MESSAGE}",
+                    text.len()
+                ),
             )];
         }
         let msg = match protocol::parse(text) {
@@ -137,7 +145,10 @@ impl Session {
         }
     }
 
-    async fn on_message(&mut self, msg: ClientMessage) -> Result<Vec<ServerMessage>, ServerMessage> {
+    async fn on_message(
+        &mut self,
+        msg: ClientMessage,
+    ) -> Result<Vec<ServerMessage>, ServerMessage> {
         match msg {
             ClientMessage::Join {
                 v,
@@ -148,7 +159,12 @@ impl Session {
             } => self.join(v, room, name, audio, video).await,
             ClientMessage::Offer { sdp } => {
                 let id = self.id()?;
-                let sdp = self.state.worker.offer(id, sdp).await.map_err(worker_error)?;
+                let sdp = self
+                    .state
+                    .worker
+                    .offer(id, sdp)
+                    .await
+                    .map_err(worker_error)?;
                 Ok(vec![ServerMessage::Answer { sdp }])
             }
             ClientMessage::Answer { id: offer, sdp } => {
@@ -203,12 +219,16 @@ impl Session {
             ));
         }
         if self.joined.is_some() {
-            return Err(ServerMessage::error(ErrorCode::AlreadyJoined, "already in a call; leave first"));
+            return Err(ServerMessage::error(
+                ErrorCode::AlreadyJoined,
+                "already in a call; leave first",
+            ));
         }
         room_name::validate(&room)
             .map_err(|e| ServerMessage::error(ErrorCode::InvalidRoom, e.to_string()))?;
-        let name = clean_name(&name)
-            .ok_or_else(|| ServerMessage::error(ErrorCode::InvalidName, "a display name is needed"))?;
+        let name = clean_name(&name).ok_or_else(|| {
+            ServerMessage::error(ErrorCode::InvalidName, "a display name is needed")
+        })?;
         self.state.rooms.check_capacity(&room).map_err(join_error)?;
 
         let id = new_participant_id();

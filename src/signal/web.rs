@@ -31,7 +31,13 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(html))
         .route("/r/{room}", get(html))
         .route("/app.js", get(|| async { page(APP_JS, "text/javascript") }))
-        .route("/call.js", get(|| async { page(CALL_JS, "text/javascript") }))
-        .route("/i18n.js", get(|| async { page(I18N_JS, "text/javascript") }))
+        .route(
+            "/call.js",
+            get(|| async { page(CALL_JS, "text/javascript") }),
+        )
+        .route(
+            "/i18n.js",
+            get(|| async { page(I18N_JS, "text/javascript") }),
+        )
         .route("/style.css", get(|| async { page(STYLE, "text/css") }))
 }

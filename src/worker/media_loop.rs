@@ -165,7 +165,10 @@ async fn run(
             last_publish = now;
         }
 
-        let deadline = w.next_timeout().unwrap_or(now + MAX_SLEEP).min(now + MAX_SLEEP);
+        let deadline = w
+            .next_timeout()
+            .unwrap_or(now + MAX_SLEEP)
+            .min(now + MAX_SLEEP);
         tokio::select! {
             r = socket.readable() => {
                 if let Err(e) = r {
@@ -248,7 +251,10 @@ impl MediaWorker {
         }
         for (key, id) in gone {
             tracing::info!(peer = id, "media connection lost; participant removed");
-            self.forget(Route { room: key, peer: id });
+            self.forget(Route {
+                room: key,
+                peer: id,
+            });
         }
     }
 
@@ -379,7 +385,12 @@ impl MediaWorker {
     }
 
     /// Applies a change to the participant's room, then drains it.
-    fn after_change(&mut self, participant: ParticipantId, now: Instant, f: impl FnOnce(&mut Room)) {
+    fn after_change(
+        &mut self,
+        participant: ParticipantId,
+        now: Instant,
+        f: impl FnOnce(&mut Room),
+    ) {
         let Some(route) = self.routes.get(&participant) else {
             return;
         };
@@ -394,7 +405,10 @@ impl MediaWorker {
     fn forget(&mut self, route: Route) {
         self.demux.forget(route);
         self.routes.remove(&route.peer);
-        let empty = self.rooms.get(&route.room).is_some_and(|r| r.peers.is_empty());
+        let empty = self
+            .rooms
+            .get(&route.room)
+            .is_some_and(|r| r.peers.is_empty());
         if empty {
             self.rooms.remove(&route.room);
             self.room_keys.retain(|_, k| *k != route.room);

@@ -119,7 +119,11 @@ impl WorkerHandle {
     }
 
     /// The participant's offer; returns the answer SDP.
-    pub async fn offer(&self, participant: ParticipantId, sdp: String) -> Result<String, WorkerError> {
+    pub async fn offer(
+        &self,
+        participant: ParticipantId,
+        sdp: String,
+    ) -> Result<String, WorkerError> {
         self.call(|reply| Command::Offer {
             participant,
             sdp,

@@ -69,8 +69,8 @@ impl Peer {
     /// a server offer in flight, which is dropped: returns the answer and
     /// whether such an offer was dropped.
     pub fn accept_offer(&mut self, sdp: &str) -> Result<(String, bool), WorkerError> {
-        let offer = SdpOffer::from_sdp_string(sdp)
-            .map_err(|e| WorkerError::InvalidSdp(e.to_string()))?;
+        let offer =
+            SdpOffer::from_sdp_string(sdp).map_err(|e| WorkerError::InvalidSdp(e.to_string()))?;
         let answer = self
             .rtc
             .sdp_api()
@@ -118,8 +118,8 @@ impl Peer {
     /// The participant's answer to server offer `id`. `Ok(false)` means the
     /// answer was for an offer that no longer stands and was ignored.
     pub fn accept_answer(&mut self, id: u32, sdp: &str) -> Result<bool, WorkerError> {
-        let answer = SdpAnswer::from_sdp_string(sdp)
-            .map_err(|e| WorkerError::InvalidSdp(e.to_string()))?;
+        let answer =
+            SdpAnswer::from_sdp_string(sdp).map_err(|e| WorkerError::InvalidSdp(e.to_string()))?;
         match self.pending.take() {
             Some((pending_id, pending)) if pending_id == id => {
                 self.rtc
@@ -151,15 +151,18 @@ impl Peer {
             .codec_config()
             .params()
             .iter()
-            .filter_map(|p| mine.match_params(p.clone()).map(|o| (p.pt(), o.pt())))
+            .filter_map(|p| mine.match_params(*p).map(|o| (p.pt(), o.pt())))
             .collect()
     }
 
     /// Tells the signalling side. A full queue means that side is gone or
     /// stuck; the media loop never waits for it.
     pub fn notify(&self, event: PeerEvent) {
-        if let Err(e) = self.events.try_send(event) {
-            tracing::warn!(peer = self.id, "signalling queue refused an event: {e}");
+        match self.events.try_send(event) {
+            Ok(()) => {}
+            // The session ended; its leave command is on its way.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(e) => tracing::warn!(peer = self.id, "signalling queue refused an event: {e}"),
         }
     }
 }

@@ -96,7 +96,13 @@ mod tests {
         let mut r = Rewriter::new(1000);
         // A publisher far into its call: extended seq past several ROCs.
         let a = r.rewrite(5 * 65536 + 10, 123_456).unwrap();
-        assert_eq!(a, Rewritten { seq: 1000, timestamp: 123_456 });
+        assert_eq!(
+            a,
+            Rewritten {
+                seq: 1000,
+                timestamp: 123_456
+            }
+        );
         // A lost packet stays a gap, so the subscriber can NACK it.
         let b = r.rewrite(5 * 65536 + 12, 126_456).unwrap();
         assert_eq!(b.seq, 1002);

@@ -188,10 +188,16 @@ impl Room {
             let Some(tx) = api.stream_tx_by_mid(sub.mid, None) else {
                 continue;
             };
-            let write = RtpWrite::new(pt, rw.seq.into(), rw.timestamp, pkt.timestamp, pkt.payload.clone())
-                .marker(pkt.header.marker)
-                .ext_vals(pkt.header.ext_vals.clone())
-                .nackable(nackable);
+            let write = RtpWrite::new(
+                pt,
+                rw.seq.into(),
+                rw.timestamp,
+                pkt.timestamp,
+                pkt.payload.clone(),
+            )
+            .marker(pkt.header.marker)
+            .ext_vals(pkt.header.ext_vals.clone())
+            .nackable(nackable);
             tx.write_rtp(write);
             c.packets_out += 1;
             c.bytes_out += pkt.payload.len() as u64;

@@ -1,0 +1,207 @@
+//! Headless Chromium with a fake camera and microphone, driven over the
+//! Chrome DevTools Protocol on one WebSocket (flattened sessions).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio::sync::Mutex;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+pub struct Browser {
+    child: Child,
+    dir: PathBuf,
+    ws: Mutex<(Ws, u64)>,
+}
+
+pub struct Tab<'a> {
+    browser: &'a Browser,
+    session: String,
+    pub target: String,
+}
+
+fn chromium() -> &'static str {
+    for p in [
+        "/usr/lib/chromium/chromium",
+        "/usr/bin/chromium",
+        "/usr/bin/chromium-browser",
+    ] {
+        if std::path::Path::new(p).exists() {
+            return p;
+        }
+    }
+    panic!("Chromium is not installed: run scripts/test.sh, which installs it");
+}
+
+impl Browser {
+    pub async fn launch() -> Browser {
+        let dir = std::env::temp_dir().join(format!("parloir-chromium-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).expect("profile dir");
+        let child = Command::new(chromium())
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--use-fake-device-for-media-stream",
+                "--use-fake-ui-for-media-stream",
+                "--autoplay-policy=no-user-gesture-required",
+                "--mute-audio",
+                "--disable-features=WebRtcHideLocalIpsWithMdns",
+                "--allow-loopback-in-peer-connection",
+                // Background tabs must not be throttled: every tab is a user.
+                "--disable-background-timer-throttling",
+                "--disable-renderer-backgrounding",
+                "--disable-backgrounding-occluded-windows",
+                "--remote-debugging-port=0",
+            ])
+            .arg(format!("--user-data-dir={}", dir.display()))
+            .arg("about:blank")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromium");
+        let port_file = dir.join("DevToolsActivePort");
+        let start = Instant::now();
+        let url = loop {
+            if let Ok(s) = std::fs::read_to_string(&port_file) {
+                let mut lines = s.lines();
+                if let (Some(port), Some(path)) = (lines.next(), lines.next()) {
+                    break format!("ws://127.0.0.1:{port}{path}");
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "chromium did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("devtools websocket");
+        Browser {
+            child,
+            dir,
+            ws: Mutex::new((ws, 0)),
+        }
+    }
+
+    /// Sends one DevTools command and waits for its result.
+    async fn call(&self, session: Option<&str>, method: &str, params: Value) -> Value {
+        let mut guard = self.ws.lock().await;
+        let (ws, next) = &mut *guard;
+        *next += 1;
+        let id = *next;
+        let mut msg = json!({ "id": id, "method": method, "params": params });
+        if let Some(s) = session {
+            msg["sessionId"] = json!(s);
+        }
+        ws.send(Message::Text(msg.to_string().into()))
+            .await
+            .expect("devtools send");
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(60), ws.next())
+                .await
+                .expect("devtools answer in time")
+                .expect("devtools open")
+                .expect("devtools frame");
+            let Message::Text(text) = frame else { continue };
+            let v: Value = serde_json::from_str(&text).expect("devtools json");
+            if v["id"] == json!(id) {
+                if let Some(e) = v.get("error") {
+                    panic!("devtools {method}: {e}");
+                }
+                return v["result"].clone();
+            }
+        }
+    }
+
+    /// Opens a new tab at `url`.
+    pub async fn open(&self, url: &str) -> Tab<'_> {
+        let target = self
+            .call(None, "Target.createTarget", json!({ "url": url }))
+            .await["targetId"]
+            .as_str()
+            .expect("targetId")
+            .to_string();
+        let session = self
+            .call(
+                None,
+                "Target.attachToTarget",
+                json!({ "targetId": target, "flatten": true }),
+            )
+            .await["sessionId"]
+            .as_str()
+            .expect("sessionId")
+            .to_string();
+        Tab {
+            browser: self,
+            session,
+            target,
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Tab<'_> {
+    /// Evaluates an expression in the page (promises are awaited).
+    pub async fn eval(&self, expr: &str) -> Value {
+        let r = self
+            .browser
+            .call(
+                Some(&self.session),
+                "Runtime.evaluate",
+                json!({ "expression": expr, "awaitPromise": true, "returnByValue": true }),
+            )
+            .await;
+        if let Some(e) = r.get("exceptionDetails") {
+            return json!({ "exception": e });
+        }
+        r["result"]["value"].clone()
+    }
+
+    /// A PNG of what the tab shows, for looking at by hand.
+    pub async fn screenshot(&self, path: &str) {
+        use base64::Engine;
+        let r = self
+            .browser
+            .call(
+                Some(&self.session),
+                "Page.captureScreenshot",
+                json!({ "format": "png" }),
+            )
+            .await;
+        if let Some(data) = r["data"].as_str() {
+            if let Ok(png) = base64::engine::general_purpose::STANDARD.decode(data) {
+                let _ = std::fs::write(path, png);
+            }
+        }
+    }
+
+    pub async fn close(self) {
+        self.browser
+            .call(
+                None,
+                "Target.closeTarget",
+                json!({ "targetId": self.target }),
+            )
+            .await;
+    }
+}
