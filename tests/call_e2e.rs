@@ -7,73 +7,8 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::browser::{Browser, Tab};
-use common::{wait_for, Server};
-
-/// Participant id of the tab, once it has joined.
-async fn you(tab: &Tab<'_>) -> Option<u64> {
-    tab.eval("window.parloir ? window.parloir.state().you : null")
-        .await
-        .as_u64()
-}
-
-/// Participants whose video this tab decodes and whose audio it receives.
-async fn seen_and_heard(tab: &Tab<'_>) -> BTreeSet<u64> {
-    let stats = tab
-        .eval("window.parloir ? window.parloir.stats() : {}")
-        .await;
-    let Some(map) = stats.as_object() else {
-        return BTreeSet::new();
-    };
-    map.iter()
-        .filter(|(_, s)| {
-            s["framesDecoded"].as_u64() > Some(0) && s["audioPacketsReceived"].as_u64() > Some(0)
-        })
-        .filter_map(|(id, _)| id.parse().ok())
-        .collect()
-}
-
-/// Participants shown as tiles in this tab's grid.
-async fn tiles(tab: &Tab<'_>) -> BTreeSet<u64> {
-    let v = tab
-        .eval("window.parloir ? window.parloir.tiles() : []")
-        .await;
-    v.as_array()
-        .map(|a| a.iter().filter_map(|t| t["id"].as_u64()).collect())
-        .unwrap_or_default()
-}
-
-async fn join<'a>(browser: &'a Browser, server: &Server, room: &str, name: &str) -> (Tab<'a>, u64) {
-    let tab = browser
-        .open(&format!("{}/r/{room}?name={name}&join=1", server.http))
-        .await;
-    let id = wait_for(
-        &format!("{name} to join {room}"),
-        Duration::from_secs(20),
-        || you(&tab),
-    )
-    .await;
-    (tab, id)
-}
-
-fn others(all: &[u64], me: u64) -> BTreeSet<u64> {
-    all.iter().copied().filter(|i| *i != me).collect()
-}
-
-/// Waits until every tab decodes video and receives audio from exactly
-/// the others of its room (nobody missing, nobody from elsewhere).
-async fn wait_full_mesh(what: &str, tabs: &[(Tab<'_>, u64)], timeout: Duration) {
-    let ids: Vec<u64> = tabs.iter().map(|(_, id)| *id).collect();
-    wait_for(what, timeout, || async {
-        for (tab, me) in tabs {
-            if seen_and_heard(tab).await != others(&ids, *me) {
-                return None;
-            }
-        }
-        Some(())
-    })
-    .await;
-}
+use common::browser::Browser;
+use common::{join, others, seen_and_heard, tiles, wait_for, wait_full_mesh, Server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rooms_see_and_hear_each_other_as_people_come_and_go() {

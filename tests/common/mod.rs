@@ -4,9 +4,13 @@
 
 pub mod browser;
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use browser::{Browser, Tab};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A `parloir serve` process on free loopback ports, killed on drop.
 pub struct Server {
@@ -100,4 +104,109 @@ where
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// Participant id of the tab, once it has joined.
+pub async fn you(tab: &Tab<'_>) -> Option<u64> {
+    tab.eval("window.parloir ? window.parloir.state().you : null")
+        .await
+        .as_u64()
+}
+
+/// Participants whose video this tab decodes and whose audio it receives.
+pub async fn seen_and_heard(tab: &Tab<'_>) -> BTreeSet<u64> {
+    let stats = tab
+        .eval("window.parloir ? window.parloir.stats() : {}")
+        .await;
+    let Some(map) = stats.as_object() else {
+        return BTreeSet::new();
+    };
+    map.iter()
+        .filter(|(_, s)| {
+            s["framesDecoded"].as_u64() > Some(0) && s["audioPacketsReceived"].as_u64() > Some(0)
+        })
+        .filter_map(|(id, _)| id.parse().ok())
+        .collect()
+}
+
+/// Participants shown as tiles in this tab's grid.
+pub async fn tiles(tab: &Tab<'_>) -> BTreeSet<u64> {
+    let v = tab
+        .eval("window.parloir ? window.parloir.tiles() : []")
+        .await;
+    v.as_array()
+        .map(|a| a.iter().filter_map(|t| t["id"].as_u64()).collect())
+        .unwrap_or_default()
+}
+
+pub async fn join<'a>(
+    browser: &'a Browser,
+    server: &Server,
+    room: &str,
+    name: &str,
+) -> (Tab<'a>, u64) {
+    let tab = browser
+        .open(&format!("{}/r/{room}?name={name}&join=1", server.http))
+        .await;
+    let id = wait_for(
+        &format!("{name} to join {room}"),
+        Duration::from_secs(20),
+        || you(&tab),
+    )
+    .await;
+    (tab, id)
+}
+
+pub fn others(all: &[u64], me: u64) -> BTreeSet<u64> {
+    all.iter().copied().filter(|i| *i != me).collect()
+}
+
+/// Waits until every tab decodes video and receives audio from exactly
+/// the others of its room (nobody missing, nobody from elsewhere).
+pub async fn wait_full_mesh(what: &str, tabs: &[(Tab<'_>, u64)], timeout: Duration) {
+    let ids: Vec<u64> = tabs.iter().map(|(_, id)| *id).collect();
+    wait_for(what, timeout, || async {
+        for (tab, me) in tabs {
+            if seen_and_heard(tab).await != others(&ids, *me) {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+}
+
+/// Status code of a GET on the server (a hand-written HTTP/1.0 request:
+/// no client crate just for this).
+pub async fn http_status(server: &Server, path: &str) -> u16 {
+    let addr = server.http.trim_start_matches("http://").to_string();
+    let Ok(mut s) = tokio::net::TcpStream::connect(&addr).await else {
+        return 0;
+    };
+    let req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    if s.write_all(req.as_bytes()).await.is_err() {
+        return 0;
+    }
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf).await;
+    String::from_utf8_lossy(&buf)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Video frames this tab decoded so far, per participant.
+pub async fn frames_decoded(tab: &Tab<'_>) -> std::collections::BTreeMap<u64, u64> {
+    let stats = tab
+        .eval("window.parloir ? window.parloir.stats() : {}")
+        .await;
+    stats
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(id, s)| Some((id.parse().ok()?, s["framesDecoded"].as_u64()?)))
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -1,0 +1,229 @@
+//! Malformed signalling and random UDP datagrams thrown at a running server
+//! while a call goes on: each bad message gets a clear error, and the call
+//! does not notice.
+
+mod common;
+
+use std::time::Duration;
+
+use common::browser::Browser;
+use common::{frames_decoded, http_status, join, wait_for, wait_full_mesh, Server};
+use futures_util::{SinkExt, StreamExt};
+use rand::Rng;
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(server: &Server) -> Ws {
+    tokio_tungstenite::connect_async(server.ws_url())
+        .await
+        .expect("websocket")
+        .0
+}
+
+/// Sends one frame and returns the code of the error frame it earns.
+async fn error_code(ws: &mut Ws, frame: Message) -> String {
+    ws.send(frame).await.expect("send");
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("an answer within 5 s")
+            .expect("socket open")
+            .expect("frame");
+        if let Message::Text(t) = msg {
+            let v: Value = serde_json::from_str(&t).expect("server sends JSON");
+            if v["type"] == "error" {
+                assert!(
+                    v["message"].as_str().is_some_and(|m| !m.is_empty()),
+                    "a human sentence: {v}"
+                );
+                return v["code"].as_str().unwrap_or_default().to_string();
+            }
+        }
+    }
+}
+
+fn text(s: impl Into<String>) -> Message {
+    Message::Text(s.into().into())
+}
+
+async fn malformed_signalling(server: &Server) {
+    let mut ws = connect(server).await;
+    assert_eq!(error_code(&mut ws, text("{nope")).await, "bad-json");
+    assert_eq!(
+        error_code(&mut ws, text(r#"{"type":"dance"}"#)).await,
+        "bad-message"
+    );
+    assert_eq!(error_code(&mut ws, text("[1,2,3]")).await, "bad-message");
+    assert_eq!(
+        error_code(&mut ws, Message::Binary(vec![0u8; 64].into())).await,
+        "bad-message"
+    );
+    assert_eq!(
+        error_code(&mut ws, text(r#"{"type":"offer","sdp":"v=0"}"#)).await,
+        "not-joined"
+    );
+    let join = |v: u32, room: &str, name: &str| {
+        text(format!(
+            r#"{{"type":"join","v":{v},"room":"{room}","name":"{name}"}}"#
+        ))
+    };
+    assert_eq!(
+        error_code(&mut ws, join(99, "ok-room", "M")).await,
+        "unsupported-version"
+    );
+    assert_eq!(
+        error_code(&mut ws, join(1, "../etc/passwd", "M")).await,
+        "invalid-room"
+    );
+    assert_eq!(error_code(&mut ws, join(1, "x", "M")).await, "invalid-room");
+    assert_eq!(
+        error_code(&mut ws, join(1, "ok-room", "  ")).await,
+        "invalid-name"
+    );
+    let big = format!(r#"{{"type":"offer","sdp":"{}"}}"#, "a".repeat(300 * 1024));
+    assert_eq!(error_code(&mut ws, text(big)).await, "too-large");
+
+    // Joined (in a room of its own), then garbage negotiation.
+    ws.send(join(1, "mallory-room", "Mallory")).await.unwrap();
+    assert_eq!(
+        error_code(
+            &mut ws,
+            text(r#"{"type":"offer","sdp":"v=0\r\nthis is not sdp"}"#)
+        )
+        .await,
+        "invalid-sdp"
+    );
+    assert_eq!(
+        error_code(&mut ws, text(r#"{"type":"answer","id":1,"sdp":"garbage"}"#)).await,
+        "invalid-sdp"
+    );
+    assert_eq!(
+        error_code(
+            &mut ws,
+            text(r#"{"type":"candidate","candidate":"candidate:x y z"}"#)
+        )
+        .await,
+        "invalid-candidate"
+    );
+    assert_eq!(
+        error_code(&mut ws, join(1, "other-room", "M")).await,
+        "already-joined"
+    );
+    // Still usable after all that.
+    ws.send(text(r#"{"type":"ping"}"#)).await.unwrap();
+    let pong = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(msg)) = ws.next().await {
+            if matches!(msg, Message::Text(ref t) if t.contains("pong")) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(pong, Ok(true), "socket still answers after bad input");
+
+    // Beyond the hard frame limit the socket is closed, nothing else.
+    let mut ws = connect(server).await;
+    let _ = ws.send(text("x".repeat(3 << 20))).await;
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return true,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert_eq!(closed, Ok(true), "an oversized frame closes that socket");
+
+    // A flood is refused with rate-limited, then cut.
+    let mut ws = connect(server).await;
+    let mut limited = false;
+    for _ in 0..400 {
+        if ws.send(text(r#"{"type":"ping"}"#)).await.is_err() {
+            break;
+        }
+    }
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_secs(2), ws.next()).await {
+        if let Message::Text(t) = msg {
+            limited |= t.contains("rate-limited");
+        }
+    }
+    assert!(limited, "a flood gets rate-limited errors");
+}
+
+/// Random and protocol-shaped garbage to the media port, bounded in count.
+async fn udp_garbage(server: &Server) {
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let target = format!("127.0.0.1:{}", server.media_port);
+    let mut rng = rand::thread_rng();
+    for i in 0..20_000u32 {
+        let len = rng.gen_range(0..1400);
+        let mut d: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+        match i % 4 {
+            // STUN-shaped: binding request type, magic cookie, right length.
+            0 if d.len() >= 20 => {
+                d[0] = 0;
+                d[1] = 1;
+                let l = (d.len() - 20) as u16 & !3;
+                d.truncate(20 + l as usize);
+                d[2..4].copy_from_slice(&l.to_be_bytes());
+                d[4..8].copy_from_slice(&[0x21, 0x12, 0xa4, 0x42]);
+            }
+            // RTP/RTCP-shaped (version 2).
+            1 if !d.is_empty() => d[0] = 0x80 | (d[0] & 0x3f),
+            // DTLS-shaped (content types 20..63).
+            2 if !d.is_empty() => d[0] = 20 + d[0] % 44,
+            _ => {}
+        }
+        let _ = sock.send_to(&d, &target).await;
+        if i % 500 == 0 {
+            // Keep it a flood, not a kernel buffer overflow test.
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_errors_and_the_call_goes_on() {
+    let mut server = Server::start();
+    let browser = Browser::launch().await;
+    let room = "bad-input-call";
+    let call = vec![
+        join(&browser, &server, room, "Ana").await,
+        join(&browser, &server, room, "Ben").await,
+    ];
+    wait_full_mesh("the call is up", &call, Duration::from_secs(15)).await;
+    let mut before = Vec::new();
+    for (tab, _) in &call {
+        before.push(frames_decoded(tab).await);
+    }
+
+    malformed_signalling(&server).await;
+    udp_garbage(&server).await;
+
+    assert!(server.alive(), "the server process survived");
+    assert_eq!(http_status(&server, "/healthz").await, 200);
+    assert_eq!(http_status(&server, "/readyz").await, 200);
+
+    // The call went on: both keep decoding the other's video, well past
+    // what they had before the attack.
+    for ((tab, _), before) in call.iter().zip(before) {
+        wait_for(
+            "video keeps playing after the attack",
+            Duration::from_secs(10),
+            || async {
+                let now = frames_decoded(tab).await;
+                let progressed = before
+                    .iter()
+                    .all(|(id, f)| now.get(id).is_some_and(|n| *n >= f + 50));
+                (progressed && !before.is_empty()).then_some(())
+            },
+        )
+        .await;
+    }
+    wait_full_mesh("still a full call", &call, Duration::from_secs(5)).await;
+}
