@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every test of Parloir: formatting, lints, unit tests and the
+# end-to-end tests in headless Chromium. Installs what it needs where it is
+# missing (Debian packages; run as root or with sudo available).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+command -v chromium >/dev/null 2>&1 || [ -x /usr/lib/chromium/chromium ] || need_pkgs+=(chromium)
+command -v pkg-config >/dev/null 2>&1 || need_pkgs+=(pkg-config)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "== installing: ${need_pkgs[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+if command -v rustup >/dev/null 2>&1; then
+  cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+  cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --release --all-targets -- -D warnings
+echo "== cargo test"
+# Release build: the end-to-end tests run real calls through the binary.
+# One test binary at a time: each starts its own browser and server.
+cargo test --release -- --test-threads=1
