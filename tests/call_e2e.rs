@@ -64,6 +64,47 @@ async fn rooms_see_and_hear_each_other_as_people_come_and_go() {
         100.0 * used / window.as_secs_f64()
     );
 
+    // Ana mutes her microphone and stops her camera: the others see it.
+    let (ana, ana_id) = (&a[0].0, a[0].1);
+    ana.eval("document.getElementById('toggle-mic').click()")
+        .await;
+    ana.eval("document.getElementById('toggle-cam').click()")
+        .await;
+    for (tab, _) in &a[1..] {
+        wait_for(
+            "Ana shown muted to the others",
+            Duration::from_secs(5),
+            || async {
+                let v = tab.eval("window.parloir.tiles()").await;
+                let ana = v
+                    .as_array()?
+                    .iter()
+                    .find(|t| t["id"].as_u64() == Some(ana_id))?
+                    .clone();
+                (ana["audio"] == false && ana["video"] == false).then_some(())
+            },
+        )
+        .await;
+    }
+    ana.eval("document.getElementById('toggle-mic').click()")
+        .await;
+    for (tab, _) in &a[1..] {
+        wait_for(
+            "Ana shown unmuted again",
+            Duration::from_secs(5),
+            || async {
+                let v = tab.eval("window.parloir.tiles()").await;
+                let ana = v
+                    .as_array()?
+                    .iter()
+                    .find(|t| t["id"].as_u64() == Some(ana_id))?
+                    .clone();
+                (ana["audio"] == true && ana["video"] == false).then_some(())
+            },
+        )
+        .await;
+    }
+
     // Ben leaves: the others' grids drop his tile, and the call goes on.
     let (ben, ben_id) = a.remove(1);
     ben.eval("document.getElementById('leave').click()").await;

@@ -22,9 +22,13 @@ pub struct Server {
 impl Server {
     pub fn start() -> Server {
         let media_port = free_udp_port();
+        // PARLOIR_TEST_MEDIA_IP=0.0.0.0 runs the tests with the default
+        // wildcard bind and the announced host address.
+        let media_ip =
+            std::env::var("PARLOIR_TEST_MEDIA_IP").unwrap_or_else(|_| "127.0.0.1".into());
         let mut child = Command::new(env!("CARGO_BIN_EXE_parloir"))
             .args(["serve", "--http", "127.0.0.1:0"])
-            .args(["--media", &format!("127.0.0.1:{media_port}")])
+            .args(["--media", &format!("{media_ip}:{media_port}")])
             .env(
                 "RUST_LOG",
                 std::env::var("PARLOIR_TEST_LOG").unwrap_or_else(|_| "warn".into()),
