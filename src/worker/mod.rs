@@ -11,6 +11,8 @@ mod media_loop;
 mod peer;
 mod rewrite;
 mod room;
+#[cfg(test)]
+mod room_tests;
 pub mod router;
 pub mod stats;
 mod throttle;
