@@ -7,6 +7,7 @@
 //! on another host later.
 
 mod demux;
+mod media_clock;
 mod media_loop;
 mod peer;
 mod rewrite;

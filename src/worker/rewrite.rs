@@ -22,6 +22,8 @@ pub struct Rewriter {
     last_out_ts: u32,
     /// First output sequence number; small so the SRTP ROC starts at 0.
     first_seq: u64,
+    /// First output timestamp.
+    first_ts: u32,
 }
 
 /// What to write for one forwarded packet.
@@ -34,13 +36,21 @@ pub struct Rewritten {
 impl Rewriter {
     /// `first_seq` should be random below 2^15 (RFC 3550 §5.1 wants a random
     /// start; staying low keeps the ROC at 0 for the first wrap).
-    pub fn new(first_seq: u16) -> Self {
+    ///
+    /// `first_ts` is kept below 2^20 (12 s at 90 kHz): str0m sends a sender
+    /// report with RTP time 0 before the first packet is written, and a
+    /// receiver unwraps RTP times relative to it. A stream starting more
+    /// than 2^31 away from 0 reads as going backwards, and Chrome drops its
+    /// sender reports ("Newer RTCP SR report with older RTP timestamp")
+    /// until it gives up and resets, losing audio/video sync meanwhile.
+    pub fn new(first_seq: u16, first_ts: u32) -> Self {
         Rewriter {
             seq_offset: None,
             ts_offset: 0,
             last_out_seq: None,
             last_out_ts: 0,
             first_seq: u64::from(first_seq & 0x7fff),
+            first_ts: first_ts & 0x000f_ffff,
         }
     }
 
@@ -56,12 +66,11 @@ impl Rewriter {
                 let o = out_seq as i64 - in_seq as i64;
                 self.seq_offset = Some(o);
                 // Keep the timestamp continuous with what the receiver saw
-                // last (one 90 kHz frame tick later), or start where the
-                // source is when nothing was sent yet.
+                // last (one 90 kHz frame tick later).
                 let out_ts = if self.last_out_seq.is_some() {
                     self.last_out_ts.wrapping_add(3000)
                 } else {
-                    in_ts
+                    self.first_ts
                 };
                 self.ts_offset = out_ts.wrapping_sub(in_ts);
                 o
@@ -93,25 +102,26 @@ mod tests {
 
     #[test]
     fn first_packet_maps_to_first_seq_and_keeps_gaps() {
-        let mut r = Rewriter::new(1000);
-        // A publisher far into its call: extended seq past several ROCs.
-        let a = r.rewrite(5 * 65536 + 10, 123_456).unwrap();
+        let mut r = Rewriter::new(1000, 5000);
+        // A publisher far into its call: extended seq past several ROCs,
+        // timestamp far from 0.
+        let a = r.rewrite(5 * 65536 + 10, 3_000_000_000).unwrap();
         assert_eq!(
             a,
             Rewritten {
                 seq: 1000,
-                timestamp: 123_456
+                timestamp: 5000
             }
         );
         // A lost packet stays a gap, so the subscriber can NACK it.
-        let b = r.rewrite(5 * 65536 + 12, 126_456).unwrap();
+        let b = r.rewrite(5 * 65536 + 12, 3_000_003_000).unwrap();
         assert_eq!(b.seq, 1002);
-        assert_eq!(b.timestamp, 126_456);
+        assert_eq!(b.timestamp, 8000);
     }
 
     #[test]
     fn reordered_packets_keep_their_place() {
-        let mut r = Rewriter::new(10);
+        let mut r = Rewriter::new(10, 0);
         r.rewrite(100, 0).unwrap();
         r.rewrite(102, 0).unwrap();
         assert_eq!(r.rewrite(101, 0).unwrap().seq, 11);
@@ -119,27 +129,29 @@ mod tests {
 
     #[test]
     fn packets_older_than_the_start_are_dropped() {
-        let mut r = Rewriter::new(0);
+        let mut r = Rewriter::new(0, 0);
         r.rewrite(500, 0).unwrap();
         assert_eq!(r.rewrite(499, 0), None);
     }
 
     #[test]
-    fn high_bit_of_first_seq_is_cleared() {
-        let mut r = Rewriter::new(0xffff);
-        assert_eq!(r.rewrite(1, 0).unwrap().seq, 0x7fff);
+    fn first_seq_and_timestamp_stay_near_zero() {
+        let mut r = Rewriter::new(0xffff, u32::MAX);
+        let a = r.rewrite(1, 77).unwrap();
+        assert_eq!(a.seq, 0x7fff);
+        assert_eq!(a.timestamp, 0x000f_ffff);
     }
 
     #[test]
     fn timestamps_wrap() {
-        let mut r = Rewriter::new(0);
+        let mut r = Rewriter::new(0, 0);
         r.rewrite(1, u32::MAX - 10).unwrap();
-        assert_eq!(r.rewrite(2, 20).unwrap().timestamp, 20);
+        assert_eq!(r.rewrite(2, 20).unwrap().timestamp, 31);
     }
 
     #[test]
     fn source_switch_continues_numbering() {
-        let mut r = Rewriter::new(200);
+        let mut r = Rewriter::new(200, 0);
         r.rewrite(7000, 90_000).unwrap();
         let last = r.rewrite(7001, 93_000).unwrap();
         r.switch_source();

@@ -174,6 +174,7 @@ impl Room {
             return;
         };
         let nackable = track.kind == MediaKind::Video;
+        let wallclock = track.clock.wallclock(pkt.header.timestamp, pkt.timestamp);
         for sub in track.subscriptions.iter_mut() {
             let Some(peer) = self.peers.get_mut(&sub.subscriber) else {
                 continue;
@@ -192,7 +193,7 @@ impl Room {
                 pt,
                 rw.seq.into(),
                 rw.timestamp,
-                pkt.timestamp,
+                wallclock,
                 pkt.payload.clone(),
             )
             .marker(pkt.header.marker)
@@ -212,16 +213,29 @@ impl Room {
         let Some(t) = self.router.track_mut(&track) else {
             return;
         };
-        if t.kind != MediaKind::Video || !t.keyframe.allow(now) {
+        if t.kind != MediaKind::Video {
             return;
         }
         let Some(peer) = self.peers.get_mut(&track.publisher) else {
             return;
         };
-        if let Some(rx) = peer.rtc.direct_api().stream_rx_by_mid(track.mid, None) {
-            rx.request_keyframe(kind);
-            self.mark_dirty(track.publisher);
+        let mut api = peer.rtc.direct_api();
+        // No stream yet (no packet arrived): its first packets will carry
+        // a keyframe anyway, and the throttle is not spent for nothing.
+        let Some(rx) = api.stream_rx_by_mid(track.mid, None) else {
+            tracing::debug!(
+                publisher = track.publisher,
+                "keyframe request before any media"
+            );
+            return;
+        };
+        if !t.keyframe.allow(now) {
+            tracing::trace!(publisher = track.publisher, "keyframe request throttled");
+            return;
         }
+        tracing::debug!(publisher = track.publisher, mid = %track.mid, ?kind, "keyframe requested");
+        rx.request_keyframe(kind);
+        self.mark_dirty(track.publisher);
     }
 
     /// The participant's own offer was answered.
@@ -237,6 +251,7 @@ impl Room {
     /// The participant accepted a server offer: new outlets open.
     pub fn server_offer_answered(&mut self, id: ParticipantId, now: Instant) {
         let peers = &self.peers;
+        let mut rng = rand::thread_rng();
         let opened = self.router.answered(id, |track, mid| {
             let pt_map = match (peers.get(&id), peers.get(&track.publisher)) {
                 (Some(sub), Some(publ)) => sub.pt_map_from(&publ.rtc),
@@ -245,7 +260,7 @@ impl Room {
             Subscription {
                 subscriber: id,
                 mid,
-                rewriter: Rewriter::new(rand::thread_rng().gen()),
+                rewriter: Rewriter::new(rng.gen(), rng.gen()),
                 pt_map,
             }
         });

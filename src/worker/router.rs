@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use str0m::media::{MediaKind, Mid, Pt};
 
+use super::media_clock::MediaClock;
 use super::rewrite::Rewriter;
 use super::throttle::Throttle;
 use crate::ids::ParticipantId;
@@ -36,6 +37,8 @@ pub struct Track {
     pub kind: MediaKind,
     pub subscriptions: Vec<Subscription>,
     pub keyframe: Throttle,
+    /// Wall clock of the packets, for the subscribers' sender reports.
+    pub clock: MediaClock,
 }
 
 /// One open outgoing copy of a track.
@@ -180,6 +183,10 @@ impl Router {
                 kind,
                 subscriptions: Vec::new(),
                 keyframe: Throttle::new(KEYFRAME_INTERVAL),
+                clock: MediaClock::new(match kind {
+                    MediaKind::Audio => 48_000,
+                    MediaKind::Video => 90_000,
+                }),
             },
         );
         for (id, member) in self.members.iter_mut() {
@@ -324,7 +331,7 @@ mod tests {
         move |_, mid| Subscription {
             subscriber,
             mid,
-            rewriter: Rewriter::new(1),
+            rewriter: Rewriter::new(1, 0),
             pt_map: vec![],
         }
     }

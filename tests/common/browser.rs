@@ -43,6 +43,15 @@ impl Browser {
     pub async fn launch() -> Browser {
         let dir = std::env::temp_dir().join(format!("parloir-chromium-{}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir).expect("profile dir");
+        // PARLOIR_TEST_CHROMIUM_LOG=FILE keeps Chromium's own log (WebRTC
+        // warnings included) for looking at by hand.
+        let log = std::env::var("PARLOIR_TEST_CHROMIUM_LOG").ok();
+        let stderr = match &log {
+            Some(path) => std::fs::File::create(path)
+                .map(Stdio::from)
+                .unwrap_or(Stdio::null()),
+            None => Stdio::null(),
+        };
         let child = Command::new(chromium())
             .args([
                 "--headless",
@@ -66,9 +75,10 @@ impl Browser {
                 "--remote-debugging-port=0",
             ])
             .arg(format!("--user-data-dir={}", dir.display()))
+            .args(log.iter().map(|_| "--enable-logging=stderr"))
             .arg("about:blank")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("start chromium");
         let port_file = dir.join("DevToolsActivePort");
