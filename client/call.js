@@ -20,6 +20,7 @@ export class Call extends EventTarget {
     this.audio = stream.getAudioTracks().some((t) => t.enabled);
     this.video = stream.getVideoTracks().some((t) => t.enabled);
     this.you = null;
+    this.token = null; // lets us resume after losing the WebSocket
     this.participants = new Map(); // id -> { id, name, audio, video, stream }
     this.midToParticipant = new Map();
     this.ws = null;
@@ -42,7 +43,9 @@ export class Call extends EventTarget {
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
     const ws = new WebSocket(`${scheme}//${location.host}/ws`);
     this.ws = ws;
-    ws.onopen = () => this.join();
+    // A lost WebSocket does not end the call: media keeps flowing, and the
+    // session is resumed on the new socket.
+    ws.onopen = () => (this.you !== null && this.token ? this.resume() : this.join());
     ws.onmessage = (e) => {
       let msg;
       try {
@@ -55,7 +58,6 @@ export class Call extends EventTarget {
     };
     ws.onclose = () => {
       if (this.ws !== ws || this.left) return;
-      this.dropMedia();
       this.emit('state', 'reconnecting');
       setTimeout(() => this.left || this.connect(), this.backoff);
       this.backoff = Math.min(this.backoff * 2, RECONNECT_MAX_MS);
@@ -70,16 +72,27 @@ export class Call extends EventTarget {
     this.send({ type: 'join', v: 1, room: this.room, name: this.name, audio: this.audio, video: this.video });
   }
 
+  resume() {
+    this.send({ type: 'resume', v: 1, room: this.room, participant: this.you, token: this.token });
+  }
+
   async handle(msg) {
     switch (msg.type) {
-      case 'welcome':
+      case 'welcome': {
         this.backoff = 500;
         this.you = msg.you;
+        this.token = msg.token;
+        const streams = new Map([...this.participants].map(([id, p]) => [id, p.stream]));
         this.participants.clear();
-        for (const p of msg.participants) this.participants.set(p.id, { ...p, stream: null });
+        for (const p of msg.participants) this.participants.set(p.id, { ...p, stream: streams.get(p.id) || null });
         this.emit('participants');
-        await this.startMedia();
+        if (msg.resumed && this.pc) {
+          if (this.pc.connectionState === 'connected') this.emit('state', 'connected');
+        } else {
+          await this.startMedia();
+        }
         break;
+      }
       case 'answer':
         if (this.pc && this.pc.signalingState === 'have-local-offer') {
           await this.pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
@@ -116,11 +129,20 @@ export class Call extends EventTarget {
 
   onError({ code, message }) {
     console.warn(`parloir: ${code}: ${message}`);
-    if (code === 'media-lost') {
-      // The server dropped our media connection: join again from scratch.
+    if (code === 'media-lost' || code === 'resume-failed') {
+      // Our media connection is gone (its server failed or moved us):
+      // join again, the room is placed on a live server.
       this.dropMedia();
+      this.you = null;
+      this.token = null;
       this.emit('state', 'reconnecting');
       this.join();
+    } else if (code === 'unavailable' && this.you === null) {
+      this.emit('state', 'reconnecting');
+      setTimeout(() => this.left || this.join(), this.backoff);
+      this.backoff = Math.min(this.backoff * 2, RECONNECT_MAX_MS);
+    } else if (code === 'overloaded') {
+      this.emit('fatal', 'overloaded');
     } else if (code === 'room-full' || code === 'invalid-room' || code === 'unsupported-version') {
       this.left = true;
       this.ws.close();

@@ -10,24 +10,34 @@ use serde::Deserialize;
 pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
 pub const DEFAULT_MEDIA: &str = "0.0.0.0:10000";
 pub const DEFAULT_MAX_PARTICIPANTS: usize = 12;
+/// Packets per second (in plus out) a worker is sized for.
+pub const DEFAULT_CAPACITY_PPS: f64 = 50_000.0;
+pub const DEFAULT_ADMISSION_THRESHOLD: f64 = 0.85;
 
 /// The settings of one `serve` process, every value resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServeConfig {
     pub http: SocketAddr,
     pub media: SocketAddr,
     pub announce: Option<IpAddr>,
     pub max_participants: usize,
+    /// Enables the operators' API.
+    pub secret: Option<String>,
+    pub capacity_pps: f64,
+    pub admission_threshold: f64,
 }
 
 /// One layer of settings (flags+env, or the file), each optional.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Partial {
     pub http: Option<SocketAddr>,
     pub media: Option<SocketAddr>,
     pub announce: Option<IpAddr>,
     pub max_participants: Option<usize>,
+    pub secret: Option<String>,
+    pub capacity_pps: Option<f64>,
+    pub admission_threshold: Option<f64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +88,15 @@ impl Partial {
                 .unwrap_or_else(|| parse_default(DEFAULT_MEDIA)),
             announce: self.announce.or(lower.announce),
             max_participants,
+            secret: self.secret.or(lower.secret),
+            capacity_pps: self
+                .capacity_pps
+                .or(lower.capacity_pps)
+                .unwrap_or(DEFAULT_CAPACITY_PPS),
+            admission_threshold: self
+                .admission_threshold
+                .or(lower.admission_threshold)
+                .unwrap_or(DEFAULT_ADMISSION_THRESHOLD),
         })
     }
 }

@@ -1,6 +1,9 @@
-//! Identifiers shared by the control plane and the media plane.
+//! Identifiers and descriptions shared by the control plane, the media
+//! plane and the wire protocols between them.
 
+use rand::distributions::Alphanumeric;
 use rand::Rng;
+use serde::{Deserialize, Serialize};
 
 /// A participant of a call: one browser tab with one media connection.
 ///
@@ -11,4 +14,23 @@ pub type ParticipantId = u64;
 /// A fresh random participant id.
 pub fn new_participant_id() -> ParticipantId {
     rand::thread_rng().gen_range(1..(1u64 << 53))
+}
+
+/// One participant as the others see it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ParticipantInfo {
+    pub id: ParticipantId,
+    pub name: String,
+    pub audio: bool,
+    pub video: bool,
+}
+
+/// A secret that lets a participant resume its session after losing its
+/// signalling connection (128 random bits).
+pub fn new_resume_token() -> String {
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(22)
+        .map(char::from)
+        .collect()
 }

@@ -2,11 +2,15 @@
 //!
 //! - [`signal`]: the control plane (HTTP, web client, signalling).
 //! - [`worker`]: the media plane (str0m connections, forwarding).
-//! - [`serve`]: both in one process, the default.
+//! - [`cluster`]: load reports, placement, registry, control channel.
+//! - [`roles`]: the processes: `serve` (all in one), `signal`, `worker`.
 
+pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod ids;
+pub mod metrics;
 pub mod net;
-pub mod serve;
+pub mod roles;
 pub mod signal;
 pub mod worker;

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::ParticipantId;
+pub use crate::ids::ParticipantInfo;
 
 /// Protocol version spoken by this server. A client sends it in `join`.
 pub const VERSION: u32 = 1;
@@ -20,6 +21,14 @@ pub enum ClientMessage {
         audio: bool,
         #[serde(default = "yes")]
         video: bool,
+    },
+    /// Takes a session up again after the WebSocket was lost; the media
+    /// connection was kept.
+    Resume {
+        v: u32,
+        room: String,
+        participant: ParticipantId,
+        token: String,
     },
     Offer {
         sdp: String,
@@ -43,15 +52,6 @@ fn yes() -> bool {
     true
 }
 
-/// One participant as the others see it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ParticipantInfo {
-    pub id: ParticipantId,
-    pub name: String,
-    pub audio: bool,
-    pub video: bool,
-}
-
 /// What the server sends.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "type", rename_all = "kebab-case")]
@@ -61,6 +61,11 @@ pub enum ServerMessage {
         you: ParticipantId,
         room: String,
         participants: Vec<ParticipantInfo>,
+        /// Shown in `resume` to take this session up again.
+        token: String,
+        /// True when this answers a `resume`: the media connection is the
+        /// same, nothing to renegotiate.
+        resumed: bool,
     },
     Answer {
         sdp: String,
@@ -102,6 +107,8 @@ pub enum ErrorCode {
     InvalidRoom,
     InvalidName,
     RoomFull,
+    Overloaded,
+    ResumeFailed,
     InvalidSdp,
     InvalidCandidate,
     MediaLost,

@@ -1,9 +1,10 @@
 //! One participant's signalling session: the WebSocket task.
 //!
-//! It turns client messages into worker commands and room updates, and
-//! worker events and room updates into server messages. Anything wrong in
-//! a message is answered with an error frame; only a flood closes the
-//! socket. Whatever way the socket ends, the participant leaves.
+//! It places the participant's room on a worker, relays client messages to
+//! that worker and the worker's events back. Anything wrong in a message is
+//! answered with an error frame; only a flood closes the socket. When the
+//! socket ends without `leave`, the participant is only detached: its media
+//! goes on, and it may `resume` through this or another signal server.
 
 use std::time::{Duration, Instant};
 
@@ -13,10 +14,10 @@ use tokio::sync::mpsc;
 
 use super::protocol::{self, ClientMessage, ErrorCode, ParticipantInfo, ServerMessage};
 use super::rate::TokenBucket;
-use super::rooms::JoinError;
-use super::{room_name, AppState};
-use crate::ids::{new_participant_id, ParticipantId};
-use crate::worker::{PeerEvent, WorkerError};
+use super::{room_name, AppState, PlaceError};
+use crate::cluster::placement::PlacementError;
+use crate::ids::{new_participant_id, new_resume_token, ParticipantId};
+use crate::worker::{JoinRequest, PeerEvent, WorkerError, WorkerHandle};
 
 /// Largest text frame we read; an SDP answer for a large room is ~100 KB.
 pub const MAX_MESSAGE: usize = 256 * 1024;
@@ -33,16 +34,17 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 struct Joined {
     room: String,
     id: ParticipantId,
+    node: String,
+    worker: WorkerHandle,
 }
 
 pub async fn run(socket: WebSocket, state: AppState) {
     let (mut sink, mut stream) = socket.split();
-    let (room_tx, mut room_rx) = mpsc::channel::<ServerMessage>(256);
-    let (peer_tx, mut peer_rx) = mpsc::channel::<PeerEvent>(64);
+    let (peer_tx, mut peer_rx) = mpsc::channel::<PeerEvent>(256);
+    state.0.metrics.signal_sessions.inc();
     let mut session = Session {
-        state,
+        state: state.clone(),
         joined: None,
-        room_tx,
         peer_tx,
     };
     let mut bucket = TokenBucket::new(BURST, RATE, Instant::now());
@@ -75,7 +77,6 @@ pub async fn run(socket: WebSocket, state: AppState) {
                     break;
                 }
             },
-            Some(msg) = room_rx.recv() => vec![msg],
             Some(ev) = peer_rx.recv() => session.on_peer_event(ev),
         };
         let mut failed = false;
@@ -89,7 +90,8 @@ pub async fn run(socket: WebSocket, state: AppState) {
             break;
         }
     }
-    session.leave();
+    session.detach();
+    state.0.metrics.signal_sessions.dec();
 }
 
 async fn send(
@@ -117,7 +119,6 @@ async fn send(
 struct Session {
     state: AppState,
     joined: Option<Joined>,
-    room_tx: mpsc::Sender<ServerMessage>,
     peer_tx: mpsc::Sender<PeerEvent>,
 }
 
@@ -157,50 +158,55 @@ impl Session {
                 audio,
                 video,
             } => self.join(v, room, name, audio, video).await,
+            ClientMessage::Resume {
+                v,
+                room,
+                participant,
+                token,
+            } => self.resume(v, room, participant, token).await,
             ClientMessage::Offer { sdp } => {
-                let id = self.id()?;
-                let sdp = self
-                    .state
-                    .worker
-                    .offer(id, sdp)
-                    .await
-                    .map_err(worker_error)?;
+                let (id, w) = self.current()?;
+                let sdp = w.offer(id, sdp).await.map_err(worker_error)?;
                 Ok(vec![ServerMessage::Answer { sdp }])
             }
             ClientMessage::Answer { id: offer, sdp } => {
-                let id = self.id()?;
-                self.state
-                    .worker
-                    .answer(id, offer, sdp)
-                    .await
-                    .map_err(worker_error)?;
+                let (id, w) = self.current()?;
+                w.answer(id, offer, sdp).await.map_err(worker_error)?;
                 Ok(vec![])
             }
             ClientMessage::Candidate { candidate } => {
-                let id = self.id()?;
+                let (id, w) = self.current()?;
                 // `null` or "" mark the end of candidates: nothing to do for
                 // an ICE-lite server.
                 if let Some(c) = candidate.filter(|c| !c.is_empty()) {
-                    self.state
-                        .worker
-                        .candidate(id, c)
-                        .await
-                        .map_err(worker_error)?;
+                    w.candidate(id, c).await.map_err(worker_error)?;
                 }
                 Ok(vec![])
             }
             ClientMessage::Mute { audio, video } => {
-                let id = self.id()?;
-                if let Some(j) = &self.joined {
-                    self.state.rooms.set_mute(&j.room, id, audio, video);
-                }
+                let (id, w) = self.current()?;
+                w.mute(id, audio, video);
                 Ok(vec![])
             }
             ClientMessage::Leave => {
-                self.leave();
+                if let Some(j) = self.joined.take() {
+                    j.worker.leave(j.id);
+                    tracing::info!(peer = j.id, room = j.room, "participant left");
+                }
                 Ok(vec![])
             }
             ClientMessage::Ping => Ok(vec![ServerMessage::Pong]),
+        }
+    }
+
+    fn check_version(v: u32) -> Result<(), ServerMessage> {
+        if v == protocol::VERSION {
+            Ok(())
+        } else {
+            Err(ServerMessage::error(
+                ErrorCode::UnsupportedVersion,
+                format!("this server speaks protocol version {}", protocol::VERSION),
+            ))
         }
     }
 
@@ -212,12 +218,7 @@ impl Session {
         audio: bool,
         video: bool,
     ) -> Result<Vec<ServerMessage>, ServerMessage> {
-        if v != protocol::VERSION {
-            return Err(ServerMessage::error(
-                ErrorCode::UnsupportedVersion,
-                format!("this server speaks protocol version {}", protocol::VERSION),
-            ));
-        }
+        Self::check_version(v)?;
         if self.joined.is_some() {
             return Err(ServerMessage::error(
                 ErrorCode::AlreadyJoined,
@@ -229,66 +230,127 @@ impl Session {
         let name = clean_name(&name).ok_or_else(|| {
             ServerMessage::error(ErrorCode::InvalidName, "a display name is needed")
         })?;
-        self.state.rooms.check_capacity(&room).map_err(join_error)?;
 
+        let control = &self.state.0;
+        let (node, worker) = control.place(&room).await.map_err(place_error)?;
         let id = new_participant_id();
-        self.state
-            .worker
-            .join(&room, id, self.peer_tx.clone())
+        let token = new_resume_token();
+        let req = JoinRequest {
+            room: room.clone(),
+            info: ParticipantInfo {
+                id,
+                name,
+                audio,
+                video,
+            },
+            token: token.clone(),
+            max_participants: control.config.max_participants,
+        };
+        let participants = worker
+            .join(req, self.peer_tx.clone())
             .await
             .map_err(worker_error)?;
-        let info = ParticipantInfo {
-            id,
-            name,
-            audio,
-            video,
-        };
-        let participants = match self.state.rooms.join(&room, info, self.room_tx.clone()) {
-            Ok(p) => p,
-            Err(e) => {
-                self.state.worker.leave(id);
-                return Err(join_error(e));
-            }
-        };
-        tracing::info!(peer = id, room, "participant joined");
+        tracing::info!(peer = id, room, node, "participant joined");
         self.joined = Some(Joined {
             room: room.clone(),
             id,
+            node,
+            worker,
         });
         Ok(vec![ServerMessage::Welcome {
             v: protocol::VERSION,
             you: id,
             room,
             participants,
+            token,
+            resumed: false,
         }])
+    }
+
+    async fn resume(
+        &mut self,
+        v: u32,
+        room: String,
+        participant: ParticipantId,
+        token: String,
+    ) -> Result<Vec<ServerMessage>, ServerMessage> {
+        Self::check_version(v)?;
+        if self.joined.is_some() {
+            return Err(ServerMessage::error(
+                ErrorCode::AlreadyJoined,
+                "already in a call; leave first",
+            ));
+        }
+        let refused = || {
+            ServerMessage::error(
+                ErrorCode::ResumeFailed,
+                "this session cannot be resumed; join again",
+            )
+        };
+        room_name::validate(&room).map_err(|_| refused())?;
+        let (node, worker) = self.state.0.locate(&room).await.ok_or_else(refused)?;
+        let resumed = worker
+            .resume(participant, token.clone(), self.peer_tx.clone())
+            .await
+            .map_err(|_| refused())?;
+        tracing::info!(peer = participant, room, node, "participant resumed");
+        self.joined = Some(Joined {
+            room: room.clone(),
+            id: participant,
+            node,
+            worker,
+        });
+        let mut out = vec![ServerMessage::Welcome {
+            v: protocol::VERSION,
+            you: participant,
+            room: resumed.room,
+            participants: resumed.others,
+            token,
+            resumed: true,
+        }];
+        if let Some((id, sdp)) = resumed.offer {
+            out.push(ServerMessage::Offer { id, sdp });
+        }
+        Ok(out)
     }
 
     fn on_peer_event(&mut self, ev: PeerEvent) -> Vec<ServerMessage> {
         match ev {
             PeerEvent::Offer { id, sdp } => vec![ServerMessage::Offer { id, sdp }],
+            PeerEvent::ParticipantJoined { participant } => {
+                vec![ServerMessage::ParticipantJoined { participant }]
+            }
+            PeerEvent::ParticipantLeft { id } => vec![ServerMessage::ParticipantLeft { id }],
+            PeerEvent::Mute { id, audio, video } => vec![ServerMessage::Mute { id, audio, video }],
             PeerEvent::Closed { reason } => {
-                // The worker already dropped the connection; leave the room
-                // too, and let the client join again.
+                // The worker dropped the connection, or was lost: the client
+                // joins again and is placed anew.
                 if let Some(j) = self.joined.take() {
-                    self.state.rooms.leave(&j.room, j.id);
+                    if j.worker.is_closed() {
+                        self.state.0.pool.report_closed(&j.node);
+                    }
                 }
                 vec![ServerMessage::error(ErrorCode::MediaLost, reason)]
             }
         }
     }
 
-    fn id(&self) -> Result<ParticipantId, ServerMessage> {
+    fn current(&self) -> Result<(ParticipantId, &WorkerHandle), ServerMessage> {
         self.joined
             .as_ref()
-            .map(|j| j.id)
+            .map(|j| (j.id, &j.worker))
             .ok_or_else(|| ServerMessage::error(ErrorCode::NotJoined, "send join first"))
     }
 
-    fn leave(&mut self) {
+    /// The socket ended without `leave`.
+    fn detach(&mut self) {
         if let Some(j) = self.joined.take() {
-            self.state.worker.leave(j.id);
-            self.state.rooms.leave(&j.room, j.id);
-            tracing::info!(peer = j.id, room = j.room, "participant left");
+            j.worker.detach(j.id);
+            tracing::info!(
+                peer = j.id,
+                room = j.room,
+                "signalling lost; media kept for resume"
+            );
         }
     }
 }
@@ -310,14 +372,25 @@ fn worker_error(e: WorkerError) -> ServerMessage {
         WorkerError::InvalidCandidate(_) => ErrorCode::InvalidCandidate,
         WorkerError::UnknownParticipant => ErrorCode::MediaLost,
         WorkerError::AlreadyJoined => ErrorCode::AlreadyJoined,
-        WorkerError::Unavailable | WorkerError::Internal(_) => ErrorCode::Unavailable,
+        WorkerError::RoomFull(_) => ErrorCode::RoomFull,
+        WorkerError::ResumeRefused => ErrorCode::ResumeFailed,
+        WorkerError::Draining | WorkerError::Unavailable | WorkerError::Internal(_) => {
+            ErrorCode::Unavailable
+        }
     };
     ServerMessage::error(code, e.to_string())
 }
 
-fn join_error(e: JoinError) -> ServerMessage {
+fn place_error(e: PlaceError) -> ServerMessage {
     match e {
-        JoinError::Full(_) => ServerMessage::error(ErrorCode::RoomFull, e.to_string()),
+        PlaceError::Placement(PlacementError::Overloaded) => ServerMessage::error(
+            ErrorCode::Overloaded,
+            "all media servers are busy; new calls are refused for now, please try again in a few minutes",
+        ),
+        other => {
+            tracing::warn!("placement failed: {other}");
+            ServerMessage::error(ErrorCode::Unavailable, "no media server is available right now")
+        }
     }
 }
 

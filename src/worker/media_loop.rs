@@ -21,8 +21,9 @@ use super::demux::Demux;
 use super::peer::Peer;
 use super::room::Room;
 use super::stats::{Counters, Shared};
-use super::{Command, WorkerError, WorkerHandle};
-use crate::ids::ParticipantId;
+use super::{Command, JoinRequest, PeerEvent, Resumed, WorkerError, WorkerHandle};
+use crate::cluster::report::RoomLoad;
+use crate::ids::{ParticipantId, ParticipantInfo};
 
 /// Largest datagram we accept; WebRTC stays under ~1200 bytes.
 const MAX_DATAGRAM: usize = 2048;
@@ -53,8 +54,9 @@ struct Route {
     peer: ParticipantId,
 }
 
-/// Binds the media socket and starts the media thread.
-pub fn spawn(config: MediaConfig) -> Result<WorkerHandle, WorkerError> {
+/// Binds the media socket and starts the media thread. Returns the handle
+/// to command it and the figures it publishes.
+pub fn spawn(config: MediaConfig) -> Result<(WorkerHandle, Arc<Shared>), WorkerError> {
     let socket = bind(config.bind).map_err(|e| {
         WorkerError::Internal(format!("cannot bind media socket {}: {e}", config.bind))
     })?;
@@ -90,11 +92,7 @@ pub fn spawn(config: MediaConfig) -> Result<WorkerHandle, WorkerError> {
         })
         .map_err(|e| WorkerError::Internal(e.to_string()))?;
     tracing::info!(%local, announced = %media_addr, "media worker listening (UDP)");
-    Ok(WorkerHandle {
-        tx,
-        stats,
-        media_addr,
-    })
+    Ok((WorkerHandle::new(tx, media_addr), stats))
 }
 
 fn bind(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
@@ -117,6 +115,8 @@ struct MediaWorker {
     demux: Demux<Route>,
     outbox: Vec<Transmit>,
     counters: Counters,
+    /// Set by a drain: no new rooms; everyone still here is moved then.
+    drain_deadline: Option<Instant>,
 }
 
 async fn run(
@@ -134,6 +134,7 @@ async fn run(
         demux: Demux::default(),
         outbox: Vec::with_capacity(1024),
         counters: Counters::default(),
+        drain_deadline: None,
     };
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut last_publish = Instant::now() - Duration::from_secs(1);
@@ -159,9 +160,12 @@ async fn run(
             }
         }
         w.on_timeouts(now);
+        if w.drain_deadline.is_some_and(|d| d <= now) {
+            w.evict_all(now);
+        }
         w.flush(&socket);
         if now.duration_since(last_publish) >= Duration::from_millis(100) {
-            shared.publish(&w.counters, w.rooms.len(), w.routes.len());
+            w.publish(&shared);
             last_publish = now;
         }
 
@@ -264,13 +268,44 @@ impl MediaWorker {
 
     fn on_command(&mut self, cmd: Command, now: Instant) {
         match cmd {
-            Command::Join {
-                room,
+            Command::Join { req, events, reply } => {
+                let _ = reply.send(self.join(req, events, now));
+            }
+            Command::Mute {
                 participant,
+                audio,
+                video,
+            } => {
+                if let Some(route) = self.routes.get(&participant) {
+                    if let Some(room) = self.rooms.get_mut(&route.room) {
+                        room.set_mute(participant, audio, video);
+                    }
+                }
+            }
+            Command::Detach { participant } => {
+                let _ = self.with_peer(participant, |peer| {
+                    peer.detached_since = Some(now);
+                    Ok(())
+                });
+                tracing::info!(
+                    peer = participant,
+                    "signalling detached; waiting for resume"
+                );
+            }
+            Command::Resume {
+                participant,
+                token,
                 events,
                 reply,
             } => {
-                let _ = reply.send(self.join(room, participant, events, now));
+                let _ = reply.send(self.resume(participant, &token, events));
+            }
+            Command::Drain { deadline_secs } => {
+                let deadline = now + Duration::from_secs(deadline_secs);
+                if self.drain_deadline.is_none_or(|d| deadline < d) {
+                    self.drain_deadline = Some(deadline);
+                }
+                tracing::info!(deadline_secs, "draining: no new rooms");
             }
             Command::Offer {
                 participant,
@@ -334,21 +369,31 @@ impl MediaWorker {
 
     fn join(
         &mut self,
-        room: String,
-        participant: ParticipantId,
-        events: mpsc::Sender<super::PeerEvent>,
+        req: JoinRequest,
+        events: mpsc::Sender<PeerEvent>,
         now: Instant,
-    ) -> Result<(), WorkerError> {
+    ) -> Result<Vec<ParticipantInfo>, WorkerError> {
+        let participant = req.info.id;
         if self.routes.contains_key(&participant) {
             return Err(WorkerError::AlreadyJoined);
         }
-        let peer = Peer::new(participant, self.media_addr, events, now)?;
-        let key = match self.room_keys.get(&room) {
-            Some(k) => *k,
+        let existing = self.room_keys.get(&req.room).copied();
+        // A draining worker still completes the calls it carries.
+        if existing.is_none() && self.drain_deadline.is_some() {
+            return Err(WorkerError::Draining);
+        }
+        if let Some(room) = existing.and_then(|k| self.rooms.get(&k)) {
+            if room.peers.len() >= req.max_participants {
+                return Err(WorkerError::RoomFull(req.max_participants));
+            }
+        }
+        let peer = Peer::new(req.info, req.token, self.media_addr, events, now)?;
+        let key = match existing {
+            Some(k) => k,
             None => {
                 let k = self.next_room_key;
                 self.next_room_key += 1;
-                self.room_keys.insert(room.clone(), k);
+                self.room_keys.insert(req.room.clone(), k);
                 k
             }
         };
@@ -357,10 +402,94 @@ impl MediaWorker {
             peer: participant,
         };
         self.demux.set_ufrag(route, &peer.ufrag);
-        self.rooms.entry(key).or_default().add_peer(peer);
+        let others = self.rooms.entry(key).or_default().add_peer(peer);
         self.routes.insert(participant, route);
-        tracing::info!(peer = participant, room, "joined");
-        Ok(())
+        tracing::info!(peer = participant, room = req.room, "joined");
+        Ok(others)
+    }
+
+    fn resume(
+        &mut self,
+        participant: ParticipantId,
+        token: &str,
+        events: mpsc::Sender<PeerEvent>,
+    ) -> Result<Resumed, WorkerError> {
+        let route = *self
+            .routes
+            .get(&participant)
+            .ok_or(WorkerError::ResumeRefused)?;
+        let room_name = self
+            .room_keys
+            .iter()
+            .find(|(_, k)| **k == route.room)
+            .map(|(n, _)| n.clone())
+            .ok_or(WorkerError::ResumeRefused)?;
+        let room = self
+            .rooms
+            .get_mut(&route.room)
+            .ok_or(WorkerError::ResumeRefused)?;
+        let peer = room
+            .peers
+            .get_mut(&participant)
+            .ok_or(WorkerError::ResumeRefused)?;
+        if !crate::cluster::auth::equal(peer.token.as_bytes(), token.as_bytes()) {
+            return Err(WorkerError::ResumeRefused);
+        }
+        peer.set_events(events);
+        peer.detached_since = None;
+        let offer = peer.pending_offer();
+        tracing::info!(peer = participant, "session resumed");
+        Ok(Resumed {
+            room: room_name,
+            others: room.others(participant),
+            offer,
+        })
+    }
+
+    /// The drain deadline passed: everyone still here is told to join again
+    /// (they will be placed on another worker) and removed.
+    fn evict_all(&mut self, now: Instant) {
+        let routes: Vec<Route> = self.routes.values().copied().collect();
+        for route in routes {
+            if let Some(room) = self.rooms.get_mut(&route.room) {
+                if let Some(mut peer) = room.remove_peer(route.peer) {
+                    peer.notify(PeerEvent::Closed {
+                        reason: "this media server is shutting down".into(),
+                    });
+                    peer.rtc.disconnect();
+                }
+                room.drain(now, &mut self.outbox, &mut self.counters);
+            }
+            self.forget(route);
+        }
+    }
+
+    fn publish(&self, shared: &Shared) {
+        let mut tracks_in = 0;
+        let mut tracks_out = 0;
+        let mut rooms = Vec::with_capacity(self.rooms.len());
+        for (name, key) in &self.room_keys {
+            if let Some(room) = self.rooms.get(key) {
+                let (i, o) = room.track_counts();
+                tracks_in += i;
+                tracks_out += o;
+                rooms.push(RoomLoad {
+                    room: name.clone(),
+                    participants: room.peers.len(),
+                });
+            }
+        }
+        shared.publish(
+            &self.counters,
+            rooms,
+            self.routes.len(),
+            tracks_in,
+            tracks_out,
+        );
+        shared.draining.store(
+            self.drain_deadline.is_some(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     fn with_peer<T>(

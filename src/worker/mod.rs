@@ -2,9 +2,9 @@
 //!
 //! A worker owns one UDP socket shared by every peer it serves and one media
 //! thread that runs all its rooms (`media_loop`). The control plane talks to
-//! it only through [`WorkerHandle`]: commands in, [`PeerEvent`]s out. That
-//! boundary is what lets the same worker run in-process (`parloir serve`) or
-//! on another host later.
+//! it only through [`WorkerHandle`]: commands in, [`PeerEvent`]s out. The
+//! same handle drives an in-process worker (`parloir serve`) or a worker on
+//! another host (`cluster::remote` carries the commands over a WebSocket).
 
 mod demux;
 mod media_clock;
@@ -19,46 +19,82 @@ pub mod stats;
 mod throttle;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::ids::ParticipantId;
+use crate::ids::{ParticipantId, ParticipantInfo};
 pub use media_loop::{spawn, MediaConfig};
 pub use stats::Shared as WorkerStats;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", content = "detail", rename_all = "kebab-case")]
 pub enum WorkerError {
     #[error("no such participant on this worker")]
     UnknownParticipant,
     #[error("participant already joined")]
     AlreadyJoined,
+    #[error("this call is full ({0} participants)")]
+    RoomFull(usize),
+    #[error("this media server is draining and takes no new rooms")]
+    Draining,
+    #[error("the session cannot be resumed")]
+    ResumeRefused,
     #[error("invalid SDP: {0}")]
     InvalidSdp(String),
     #[error("invalid ICE candidate: {0}")]
     InvalidCandidate(String),
-    #[error("the media worker is not running")]
+    #[error("the media worker is not reachable")]
     Unavailable,
     #[error("{0}")]
     Internal(String),
 }
 
 /// What a worker tells the signalling side about one participant.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
 pub enum PeerEvent {
     /// A server offer: tracks were added or removed. The answer must echo `id`.
     Offer { id: u32, sdp: String },
+    /// Someone entered the participant's room.
+    ParticipantJoined { participant: ParticipantInfo },
+    /// Someone left the participant's room.
+    ParticipantLeft { id: ParticipantId },
+    /// Someone's microphone/camera state changed.
+    Mute {
+        id: ParticipantId,
+        audio: bool,
+        video: bool,
+    },
     /// The media connection is gone; the participant was removed from the
-    /// media plane and must join again.
+    /// media plane and must join again (possibly on another worker).
     Closed { reason: String },
+}
+
+/// What a participant needs to pick its session up again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resumed {
+    pub room: String,
+    pub others: Vec<ParticipantInfo>,
+    /// A server offer still waiting for its answer, sent again.
+    pub offer: Option<(u32, String)>,
+}
+
+/// Parameters of a join.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinRequest {
+    pub room: String,
+    pub info: ParticipantInfo,
+    /// Secret the participant shows to resume (see `ids::new_resume_token`).
+    pub token: String,
+    pub max_participants: usize,
 }
 
 pub(crate) enum Command {
     Join {
-        room: String,
-        participant: ParticipantId,
+        req: JoinRequest,
         events: mpsc::Sender<PeerEvent>,
-        reply: oneshot::Sender<Result<(), WorkerError>>,
+        reply: oneshot::Sender<Result<Vec<ParticipantInfo>, WorkerError>>,
     },
     Offer {
         participant: ParticipantId,
@@ -76,8 +112,28 @@ pub(crate) enum Command {
         candidate: String,
         reply: oneshot::Sender<Result<(), WorkerError>>,
     },
+    Mute {
+        participant: ParticipantId,
+        audio: bool,
+        video: bool,
+    },
     Leave {
         participant: ParticipantId,
+    },
+    /// The participant's signalling went away: keep its media for a grace
+    /// period, during which it may resume.
+    Detach {
+        participant: ParticipantId,
+    },
+    Resume {
+        participant: ParticipantId,
+        token: String,
+        events: mpsc::Sender<PeerEvent>,
+        reply: oneshot::Sender<Result<Resumed, WorkerError>>,
+    },
+    /// Take no new room; after `deadline_secs`, move everyone still here.
+    Drain {
+        deadline_secs: u64,
     },
 }
 
@@ -85,12 +141,21 @@ pub(crate) enum Command {
 #[derive(Clone)]
 pub struct WorkerHandle {
     tx: mpsc::Sender<Command>,
-    pub stats: Arc<WorkerStats>,
     /// The address peers send media to (the ICE candidate).
     pub media_addr: SocketAddr,
 }
 
 impl WorkerHandle {
+    pub(crate) fn new(tx: mpsc::Sender<Command>, media_addr: SocketAddr) -> Self {
+        WorkerHandle { tx, media_addr }
+    }
+
+    /// The worker behind this handle stopped (its thread ended, or the
+    /// connection to a remote worker was lost).
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     async fn call<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<Result<T, WorkerError>>) -> Command,
@@ -103,22 +168,25 @@ impl WorkerHandle {
         rx.await.map_err(|_| WorkerError::Unavailable)?
     }
 
-    /// Creates the participant's connection in `room`. Server offers and
-    /// connection loss arrive on `events`.
+    /// Sends without waiting; used on teardown paths that must not block.
+    fn post(&self, cmd: Command) {
+        if let Err(mpsc::error::TrySendError::Full(cmd)) = self.tx.try_send(cmd) {
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                let _ = tx.send(cmd).await;
+            });
+        }
+    }
+
+    /// Creates the participant's connection in a room; returns the others
+    /// already there. Server offers and room events arrive on `events`.
     pub async fn join(
         &self,
-        room: &str,
-        participant: ParticipantId,
+        req: JoinRequest,
         events: mpsc::Sender<PeerEvent>,
-    ) -> Result<(), WorkerError> {
-        let room = room.to_string();
-        self.call(|reply| Command::Join {
-            room,
-            participant,
-            events,
-            reply,
-        })
-        .await
+    ) -> Result<Vec<ParticipantInfo>, WorkerError> {
+        self.call(|reply| Command::Join { req, events, reply })
+            .await
     }
 
     /// The participant's offer; returns the answer SDP.
@@ -164,14 +232,38 @@ impl WorkerHandle {
         .await
     }
 
-    /// Removes the participant. Never waits: leaving happens on teardown
-    /// paths (a dropped WebSocket) that must not block.
+    pub async fn resume(
+        &self,
+        participant: ParticipantId,
+        token: String,
+        events: mpsc::Sender<PeerEvent>,
+    ) -> Result<Resumed, WorkerError> {
+        self.call(|reply| Command::Resume {
+            participant,
+            token,
+            events,
+            reply,
+        })
+        .await
+    }
+
+    pub fn mute(&self, participant: ParticipantId, audio: bool, video: bool) {
+        self.post(Command::Mute {
+            participant,
+            audio,
+            video,
+        });
+    }
+
     pub fn leave(&self, participant: ParticipantId) {
-        if self.tx.try_send(Command::Leave { participant }).is_err() {
-            let tx = self.tx.clone();
-            tokio::spawn(async move {
-                let _ = tx.send(Command::Leave { participant }).await;
-            });
-        }
+        self.post(Command::Leave { participant });
+    }
+
+    pub fn detach(&self, participant: ParticipantId) {
+        self.post(Command::Detach { participant });
+    }
+
+    pub fn drain(&self, deadline_secs: u64) {
+        self.post(Command::Drain { deadline_secs });
     }
 }

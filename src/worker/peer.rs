@@ -15,25 +15,32 @@ use tokio::sync::mpsc;
 
 use super::router::{Plan, TrackKey};
 use super::{PeerEvent, WorkerError};
-use crate::ids::ParticipantId;
+use crate::ids::{ParticipantId, ParticipantInfo};
 
 pub struct Peer {
     pub id: ParticipantId,
+    pub info: ParticipantInfo,
+    /// Shown by the participant to resume after losing its signalling.
+    pub token: String,
     pub rtc: Rtc,
     /// Our ICE username fragment: STUN from a new address is matched on it.
     pub ufrag: String,
-    /// The server offer in flight, with the id the client echoes back.
-    pending: Option<(u32, SdpPendingOffer)>,
+    /// The server offer in flight, with the id the client echoes back and
+    /// its SDP (sent again if the participant resumes).
+    pending: Option<(u32, SdpPendingOffer, String)>,
     next_offer_id: u32,
     events: mpsc::Sender<PeerEvent>,
     pub next_timeout: Instant,
     /// Set while ICE reports the connection as lost.
     pub disconnected_since: Option<Instant>,
+    /// Set while the participant's signalling is gone.
+    pub detached_since: Option<Instant>,
 }
 
 impl Peer {
     pub fn new(
-        id: ParticipantId,
+        info: ParticipantInfo,
+        token: String,
         candidate: SocketAddr,
         events: mpsc::Sender<PeerEvent>,
         now: Instant,
@@ -54,7 +61,9 @@ impl Peer {
             .map_err(|e| WorkerError::Internal(format!("bad media address {candidate}: {e}")))?;
         rtc.add_local_candidate(cand);
         Ok(Peer {
-            id,
+            id: info.id,
+            info,
+            token,
             rtc,
             ufrag,
             pending: None,
@@ -62,6 +71,7 @@ impl Peer {
             events,
             next_timeout: now,
             disconnected_since: None,
+            detached_since: None,
         })
     }
 
@@ -107,11 +117,9 @@ impl Peer {
         let (offer, pending) = change.apply()?;
         let id = self.next_offer_id;
         self.next_offer_id = self.next_offer_id.wrapping_add(1);
-        self.pending = Some((id, pending));
-        self.notify(PeerEvent::Offer {
-            id,
-            sdp: offer.to_sdp_string(),
-        });
+        let sdp = offer.to_sdp_string();
+        self.pending = Some((id, pending, sdp.clone()));
+        self.notify(PeerEvent::Offer { id, sdp });
         Some(added)
     }
 
@@ -121,7 +129,7 @@ impl Peer {
         let answer =
             SdpAnswer::from_sdp_string(sdp).map_err(|e| WorkerError::InvalidSdp(e.to_string()))?;
         match self.pending.take() {
-            Some((pending_id, pending)) if pending_id == id => {
+            Some((pending_id, pending, _)) if pending_id == id => {
                 self.rtc
                     .sdp_api()
                     .accept_answer(pending, answer)
@@ -153,6 +161,16 @@ impl Peer {
             .iter()
             .filter_map(|p| mine.match_params(*p).map(|o| (p.pt(), o.pt())))
             .collect()
+    }
+
+    /// The server offer waiting for an answer, if any.
+    pub fn pending_offer(&self) -> Option<(u32, String)> {
+        self.pending.as_ref().map(|(id, _, sdp)| (*id, sdp.clone()))
+    }
+
+    /// A new signalling connection takes over this participant's events.
+    pub fn set_events(&mut self, events: mpsc::Sender<PeerEvent>) {
+        self.events = events;
     }
 
     /// Tells the signalling side. A full queue means that side is gone or

@@ -19,12 +19,15 @@ use super::rewrite::Rewriter;
 use super::router::{Router, Subscription, TrackKey};
 use super::stats::Counters;
 use super::PeerEvent;
-use crate::ids::ParticipantId;
+use crate::ids::{ParticipantId, ParticipantInfo};
 
 /// How long a connection may stay lost (no ICE consent) before the
 /// participant is dropped from the media plane. Long enough for a phone to
 /// move from Wi-Fi to mobile data and restart ICE.
 pub const DISCONNECT_GRACE: Duration = Duration::from_secs(20);
+/// How long a participant whose signalling is gone keeps its place, to
+/// resume through another (or a restarted) signal server.
+pub const DETACH_GRACE: Duration = Duration::from_secs(30);
 
 #[derive(Default)]
 pub struct Room {
@@ -37,16 +40,59 @@ pub struct Room {
 }
 
 impl Room {
-    pub fn add_peer(&mut self, peer: Peer) {
+    /// Adds a participant and tells the others; returns who was there.
+    pub fn add_peer(&mut self, peer: Peer) -> Vec<ParticipantInfo> {
+        let others = self.others(peer.id);
+        self.broadcast(
+            peer.id,
+            PeerEvent::ParticipantJoined {
+                participant: peer.info.clone(),
+            },
+        );
         self.router.join(peer.id);
         self.peers.insert(peer.id, peer);
+        others
     }
 
+    /// Removes a participant and tells the others.
     pub fn remove_peer(&mut self, id: ParticipantId) -> Option<Peer> {
         let peer = self.peers.remove(&id)?;
         self.router.leave(id);
         self.renegotiate = true;
+        self.broadcast(id, PeerEvent::ParticipantLeft { id });
         Some(peer)
+    }
+
+    pub fn others(&self, id: ParticipantId) -> Vec<ParticipantInfo> {
+        let mut v: Vec<ParticipantInfo> = self
+            .peers
+            .values()
+            .filter(|p| p.id != id)
+            .map(|p| p.info.clone())
+            .collect();
+        v.sort_by_key(|p| p.id);
+        v
+    }
+
+    pub fn set_mute(&mut self, id: ParticipantId, audio: bool, video: bool) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        peer.info.audio = audio;
+        peer.info.video = video;
+        self.broadcast(id, PeerEvent::Mute { id, audio, video });
+    }
+
+    /// Tells every participant but `from`.
+    fn broadcast(&self, from: ParticipantId, event: PeerEvent) {
+        for p in self.peers.values().filter(|p| p.id != from) {
+            p.notify(event.clone());
+        }
+    }
+
+    /// Published and forwarded tracks, for the load report.
+    pub fn track_counts(&self) -> (usize, usize) {
+        (self.router.track_count(), self.router.subscription_count())
     }
 
     pub fn mark_dirty(&mut self, id: ParticipantId) {
@@ -311,6 +357,8 @@ impl Room {
                 !p.rtc.is_alive()
                     || p.disconnected_since
                         .is_some_and(|t| now.saturating_duration_since(t) >= DISCONNECT_GRACE)
+                    || p.detached_since
+                        .is_some_and(|t| now.saturating_duration_since(t) >= DETACH_GRACE)
             })
             .map(|p| p.id)
             .collect();

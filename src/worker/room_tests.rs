@@ -64,7 +64,13 @@ impl Harness {
     fn join(&mut self, id: ParticipantId) {
         let addr: SocketAddr = format!("10.0.1.{}:5000", id).parse().unwrap();
         let (tx, events) = mpsc::channel(64);
-        let peer = Peer::new(id, SERVER.parse().unwrap(), tx, self.now).unwrap();
+        let info = crate::ids::ParticipantInfo {
+            id,
+            name: format!("p{id}"),
+            audio: true,
+            video: true,
+        };
+        let peer = Peer::new(info, "token".into(), SERVER.parse().unwrap(), tx, self.now).unwrap();
         self.room.add_peer(peer);
 
         let mut rtc = RtcConfig::new()

@@ -118,6 +118,11 @@ impl Router {
         self.tracks.len()
     }
 
+    /// Open outgoing copies of tracks, over all subscribers.
+    pub fn subscription_count(&self) -> usize {
+        self.tracks.values().map(|t| t.subscriptions.len()).sum()
+    }
+
     /// A participant enters: it will receive every track already published.
     pub fn join(&mut self, p: ParticipantId) {
         let outlets = self

@@ -4,7 +4,10 @@
 //! publishes a snapshot into `Shared` once per loop turn at most every
 //! 100 ms; readers (`/metrics`, `/readyz`) see that snapshot.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use crate::cluster::report::RoomLoad;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Counted on the media thread, lock-free because single-owner.
@@ -25,23 +28,35 @@ pub struct Shared {
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
     pub datagrams_dropped: AtomicU64,
-    pub rooms: AtomicU64,
+    pub rooms: Mutex<Vec<RoomLoad>>,
     pub peers: AtomicU64,
+    pub tracks_in: AtomicU64,
+    pub tracks_out: AtomicU64,
+    pub draining: AtomicBool,
     /// Unix time in ms of the media loop's last turn: `/readyz` is false
     /// when it is old, because then calls are frozen even if HTTP answers.
     pub heartbeat_ms: AtomicU64,
 }
 
 impl Shared {
-    pub fn publish(&self, c: &Counters, rooms: usize, peers: usize) {
+    pub fn publish(
+        &self,
+        c: &Counters,
+        rooms: Vec<RoomLoad>,
+        peers: usize,
+        tracks_in: usize,
+        tracks_out: usize,
+    ) {
         self.packets_in.store(c.packets_in, Ordering::Relaxed);
         self.packets_out.store(c.packets_out, Ordering::Relaxed);
         self.bytes_in.store(c.bytes_in, Ordering::Relaxed);
         self.bytes_out.store(c.bytes_out, Ordering::Relaxed);
         self.datagrams_dropped
             .store(c.datagrams_dropped, Ordering::Relaxed);
-        self.rooms.store(rooms as u64, Ordering::Relaxed);
+        *self.rooms.lock().unwrap_or_else(|p| p.into_inner()) = rooms;
         self.peers.store(peers as u64, Ordering::Relaxed);
+        self.tracks_in.store(tracks_in as u64, Ordering::Relaxed);
+        self.tracks_out.store(tracks_out as u64, Ordering::Relaxed);
         self.heartbeat_ms.store(unix_ms(), Ordering::Relaxed);
     }
 

@@ -1,0 +1,108 @@
+//! Operator commands against a running signal server: `parloir nodes` and
+//! `parloir drain`.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use crate::signal::api_types::NodeSummary;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("cannot reach {url}: {source}")]
+    Unreachable { url: String, source: reqwest::Error },
+    #[error("{url} answered {status}: {body}")]
+    Status {
+        url: String,
+        status: u16,
+        body: String,
+    },
+    #[error("unexpected answer from {url}: {source}")]
+    Body { url: String, source: reqwest::Error },
+}
+
+async fn request(req: reqwest::RequestBuilder, url: &str) -> Result<reqwest::Response, CliError> {
+    let res = req
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .map_err(|source| CliError::Unreachable {
+            url: url.to_string(),
+            source,
+        })?;
+    if !res.status().is_success() {
+        let status = res.status().as_u16();
+        let body = res.text().await.unwrap_or_default();
+        return Err(CliError::Status {
+            url: url.to_string(),
+            status,
+            body,
+        });
+    }
+    Ok(res)
+}
+
+pub async fn nodes(signal: &str, secret: &str) -> Result<Vec<NodeSummary>, CliError> {
+    let url = format!("{}/api/nodes", signal.trim_end_matches('/'));
+    let res = request(reqwest::Client::new().get(&url).bearer_auth(secret), &url).await?;
+    res.json()
+        .await
+        .map_err(|source| CliError::Body { url, source })
+}
+
+pub async fn drain(signal: &str, secret: &str, id: &str) -> Result<(), CliError> {
+    let url = format!("{}/api/nodes/{id}/drain", signal.trim_end_matches('/'));
+    request(reqwest::Client::new().post(&url).bearer_auth(secret), &url).await?;
+    Ok(())
+}
+
+/// The `parloir nodes` table.
+pub fn table(nodes: &[NodeSummary]) -> String {
+    let mut out = format!(
+        "{:<24} {:<28} {:<9} {:>6} {:>5} {:>12}\n",
+        "ID", "ADDRESS", "STATE", "STRESS", "ROOMS", "PARTICIPANTS"
+    );
+    for n in nodes {
+        let state = serde_json::to_value(n.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{:<24} {:<28} {:<9} {:>6.2} {:>5} {:>12}",
+            n.id, n.address, state, n.stress, n.rooms, n.participants
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::report::NodeState;
+
+    #[test]
+    fn table_has_one_line_per_node() {
+        let n = NodeSummary {
+            id: "w1".into(),
+            address: "http://10.0.0.1:9100".into(),
+            media: "10.0.0.1:10000".into(),
+            state: NodeState::Draining,
+            stress: 0.25,
+            rooms: 3,
+            participants: 7,
+            packets_in_per_s: 0.0,
+            packets_out_per_s: 0.0,
+            cpu_process: 0.0,
+        };
+        let t = table(&[n]);
+        assert_eq!(t.lines().count(), 2);
+        assert!(t.lines().nth(1).unwrap().split_whitespace().eq([
+            "w1",
+            "http://10.0.0.1:9100",
+            "draining",
+            "0.25",
+            "3",
+            "7"
+        ]));
+    }
+}

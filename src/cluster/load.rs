@@ -1,0 +1,125 @@
+//! Measuring a worker's load: packet and bit rates from the media thread's
+//! counters, CPU from `/proc`.
+
+use std::time::Instant;
+
+/// Cumulative figures at one instant.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Sample {
+    pub packets_in: u64,
+    pub packets_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// CPU seconds used by this process.
+    pub cpu_process: f64,
+    /// Busy and total CPU seconds of the host (all cores).
+    pub host_busy: f64,
+    pub host_total: f64,
+}
+
+/// Rates between two samples.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Rates {
+    pub packets_in_per_s: f64,
+    pub packets_out_per_s: f64,
+    pub bits_in_per_s: f64,
+    pub bits_out_per_s: f64,
+    /// Cores used by the process.
+    pub cpu_process: f64,
+    /// Share of the host's CPU in use, 0..1.
+    pub cpu_host: f64,
+}
+
+pub fn rates(a: &Sample, at: Instant, b: &Sample, bt: Instant) -> Rates {
+    let dt = bt.saturating_duration_since(at).as_secs_f64();
+    if dt <= 0.0 {
+        return Rates::default();
+    }
+    let per_s = |x: u64, y: u64| y.saturating_sub(x) as f64 / dt;
+    let host_total = b.host_total - a.host_total;
+    Rates {
+        packets_in_per_s: per_s(a.packets_in, b.packets_in),
+        packets_out_per_s: per_s(a.packets_out, b.packets_out),
+        bits_in_per_s: 8.0 * per_s(a.bytes_in, b.bytes_in),
+        bits_out_per_s: 8.0 * per_s(a.bytes_out, b.bytes_out),
+        cpu_process: ((b.cpu_process - a.cpu_process) / dt).max(0.0),
+        cpu_host: if host_total > 0.0 {
+            ((b.host_busy - a.host_busy) / host_total).clamp(0.0, 1.0)
+        } else {
+            0.0
+        },
+    }
+}
+
+/// CPU seconds of this process (user + system), from `/proc/self/stat`.
+pub fn process_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The command name may contain spaces; fields resume after ')'.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / clock_ticks()
+}
+
+/// (busy, total) CPU seconds of the host, from the first line of `/proc/stat`.
+pub fn host_cpu_seconds() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = stat.lines().next() else {
+        return (0.0, 0.0);
+    };
+    let v: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: f64 = v.iter().sum();
+    // idle and iowait are the 4th and 5th values.
+    let idle = v.get(3).copied().unwrap_or(0.0) + v.get(4).copied().unwrap_or(0.0);
+    ((total - idle) / clock_ticks(), total / clock_ticks())
+}
+
+fn clock_ticks() -> f64 {
+    // USER_HZ is 100 on every Linux architecture we run on.
+    100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn rates_over_two_seconds() {
+        let t = Instant::now();
+        let a = Sample {
+            packets_in: 100,
+            bytes_in: 1000,
+            cpu_process: 1.0,
+            host_busy: 10.0,
+            host_total: 100.0,
+            ..Sample::default()
+        };
+        let b = Sample {
+            packets_in: 300,
+            packets_out: 600,
+            bytes_in: 3000,
+            cpu_process: 1.5,
+            host_busy: 13.0,
+            host_total: 104.0,
+            ..Sample::default()
+        };
+        let r = rates(&a, t, &b, t + Duration::from_secs(2));
+        assert_eq!(r.packets_in_per_s, 100.0);
+        assert_eq!(r.packets_out_per_s, 300.0);
+        assert_eq!(r.bits_in_per_s, 8000.0);
+        assert_eq!(r.cpu_process, 0.25);
+        assert_eq!(r.cpu_host, 0.75);
+    }
+
+    #[test]
+    fn proc_is_readable_here() {
+        let (busy, total) = host_cpu_seconds();
+        assert!(total > 0.0 && busy <= total);
+        assert!(process_cpu_seconds() >= 0.0);
+    }
+}

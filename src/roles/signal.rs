@@ -1,0 +1,39 @@
+//! `parloir signal`: the control plane alone. Workers join its pool by
+//! reporting to it (or to the Redis it shares with other signal servers).
+
+use std::sync::Arc;
+
+use super::{http, Running, StartError};
+use crate::cluster::registry::Registry;
+use crate::metrics::Metrics;
+use crate::signal::pool::Pool;
+use crate::signal::{self, AppState, Control, SignalConfig};
+
+#[derive(Debug, Clone)]
+pub struct SignalArgs {
+    pub http: std::net::SocketAddr,
+    pub secret: String,
+    pub redis: Option<String>,
+    pub id: String,
+    pub max_participants: usize,
+    pub admission_threshold: f64,
+}
+
+pub async fn start(args: SignalArgs) -> Result<Running, StartError> {
+    let registry = match &args.redis {
+        Some(url) => Registry::redis(url).await?,
+        None => Registry::memory(),
+    };
+    let control = Control::new(
+        SignalConfig {
+            secret: Some(args.secret.clone()),
+            max_participants: args.max_participants,
+            admission_threshold: args.admission_threshold,
+        },
+        Arc::new(registry),
+        Pool::new(args.secret.clone(), None),
+        Arc::new(Metrics::new(&args.id)),
+        None,
+    );
+    http(args.http, signal::app(AppState(Arc::new(control)))).await
+}

@@ -1,0 +1,210 @@
+//! `parloir worker`: the media plane alone, on any host. It checks its
+//! secret with the signal server, reports its load (to Redis, or to the
+//! signal server), serves the control channel, and drains on SIGTERM.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use super::{shutdown_signal, StartError};
+use crate::cluster::auth;
+use crate::cluster::control;
+use crate::cluster::registry::Registry;
+use crate::cluster::reporter::{NodeInfo, ReportError, Reporter, Sink};
+use crate::metrics::Metrics;
+use crate::worker::{self, MediaConfig, WorkerHandle, WorkerStats};
+
+#[derive(Debug, Clone)]
+pub struct WorkerArgs {
+    pub signal: String,
+    pub secret: String,
+    pub media: SocketAddr,
+    pub http: SocketAddr,
+    pub redis: Option<String>,
+    pub announce: Option<IpAddr>,
+    pub id: Option<String>,
+    pub capacity_pps: f64,
+    pub drain_timeout: Duration,
+}
+
+#[derive(Clone)]
+struct WorkerState {
+    worker: WorkerHandle,
+    stats: Arc<WorkerStats>,
+    metrics: Arc<Metrics>,
+    secret: String,
+}
+
+/// Runs a worker until it has drained (SIGTERM, or a drain from the API)
+/// or its secret is refused.
+pub async fn run(args: WorkerArgs) -> Result<(), StartError> {
+    let signal = args.signal.trim_end_matches('/').to_string();
+    let client = reqwest::Client::new();
+    hello(&client, &signal, &args.secret).await?;
+
+    let (worker, stats) = worker::spawn(MediaConfig {
+        bind: args.media,
+        announce: args.announce,
+    })?;
+    let media = worker.media_addr;
+    let listener = tokio::net::TcpListener::bind(args.http)
+        .await
+        .map_err(|source| StartError::Http {
+            addr: args.http,
+            source,
+        })?;
+    let http = listener.local_addr().map_err(|source| StartError::Http {
+        addr: args.http,
+        source,
+    })?;
+    let control_ip = args
+        .announce
+        .unwrap_or_else(|| crate::net::announce_ip_for(http.ip()));
+    let id = args
+        .id
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}", media.ip(), media.port()));
+    let metrics = Arc::new(Metrics::new(&id));
+    let info = NodeInfo {
+        id: id.clone(),
+        control: format!("http://{}", SocketAddr::new(control_ip, http.port())),
+        media: media.to_string(),
+        capacity_pps: args.capacity_pps,
+    };
+    let sink = match &args.redis {
+        Some(url) => Sink::Registry(Arc::new(Registry::redis(url).await?)),
+        None => Sink::Signal {
+            url: signal.clone(),
+            secret: args.secret.clone(),
+            client,
+        },
+    };
+    let state = WorkerState {
+        worker: worker.clone(),
+        stats: stats.clone(),
+        metrics: metrics.clone(),
+        secret: args.secret.clone(),
+    };
+    let app = Router::new()
+        .route("/control", get(control_ws))
+        .route("/metrics", get(metrics_text))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .with_state(state);
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    tracing::info!(id, control = info.control, %media, "worker ready");
+    println!(
+        "Parloir worker {id} ready: media {media}, control {}",
+        info.control
+    );
+
+    let reporter = tokio::spawn(Reporter::new(info, stats.clone()).run(sink, metrics));
+    tokio::select! {
+        refused = reporter => {
+            server.abort();
+            return Err(match refused {
+                Ok(ReportError::Refused) => StartError::Refused("the signal server refused this worker's secret".into()),
+                Ok(e) => StartError::Refused(e.to_string()),
+                Err(e) => StartError::Refused(e.to_string()),
+            });
+        }
+        _ = shutdown_signal() => {
+            tracing::info!("SIGTERM: draining");
+            worker.drain(args.drain_timeout.as_secs());
+        }
+        _ = wait_drained(&stats, None) => {}
+    }
+    // Calls go on; leave when the last one ends, or after the deadline
+    // (the media thread then moves everyone still there).
+    wait_drained(
+        &stats,
+        Some(Instant::now() + args.drain_timeout + Duration::from_secs(5)),
+    )
+    .await;
+    // One more report cycle so the registry sees the worker empty.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    tracing::info!("drained; exiting");
+    server.abort();
+    Ok(())
+}
+
+/// Resolves once the worker drains and has no participant left (or at
+/// `deadline`).
+async fn wait_drained(stats: &WorkerStats, deadline: Option<Instant>) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if stats.draining.load(Ordering::Relaxed) && stats.peers.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return;
+        }
+    }
+}
+
+/// Checks the secret with the signal server before anything starts. A
+/// signal server that is not up yet is waited for.
+async fn hello(client: &reqwest::Client, signal: &str, secret: &str) -> Result<(), StartError> {
+    let mut wait = Duration::from_millis(250);
+    loop {
+        match client
+            .get(format!("{signal}/cluster/hello"))
+            .bearer_auth(secret)
+            .timeout(Duration::from_secs(3))
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => return Ok(()),
+            Ok(r)
+                if r.status() == StatusCode::UNAUTHORIZED
+                    || r.status() == StatusCode::FORBIDDEN =>
+            {
+                return Err(StartError::Refused(format!(
+                    "the signal server at {signal} refused this worker: wrong secret"
+                )));
+            }
+            Ok(r) => tracing::warn!(status = %r.status(), "signal server not ready"),
+            Err(e) => tracing::warn!("signal server unreachable: {e}"),
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn control_ws(
+    upgrade: WebSocketUpgrade,
+    headers: HeaderMap,
+    State(state): State<WorkerState>,
+) -> Response {
+    if !auth::authorized(&headers, &state.secret) {
+        tracing::warn!("control connection with a wrong secret refused");
+        return (StatusCode::UNAUTHORIZED, "wrong secret").into_response();
+    }
+    upgrade
+        .max_message_size(4 << 20)
+        .on_upgrade(move |socket| control::serve_connection(socket, state.worker))
+}
+
+async fn metrics_text(State(state): State<WorkerState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn readyz(State(state): State<WorkerState>) -> Response {
+    if state.stats.alive(2_000) {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "media loop not running").into_response()
+    }
+}

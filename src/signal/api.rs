@@ -1,0 +1,177 @@
+//! The operators' API, and the endpoints workers use. Everything here needs
+//! `Authorization: Bearer SECRET`.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::AppState;
+use crate::cluster::auth;
+use crate::cluster::report::{LoadReport, NodeState};
+
+/// Seconds a drained worker keeps its calls before moving them.
+pub const DEFAULT_DRAIN_SECS: u64 = 600;
+
+/// One worker, as `GET /api/nodes` and `parloir nodes` show it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NodeSummary {
+    pub id: String,
+    pub address: String,
+    pub media: String,
+    pub state: NodeState,
+    pub stress: f64,
+    pub rooms: usize,
+    pub participants: usize,
+    pub packets_in_per_s: f64,
+    pub packets_out_per_s: f64,
+    pub cpu_process: f64,
+}
+
+/// One room, as `GET /api/rooms` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RoomSummary {
+    pub room: String,
+    pub node: String,
+    pub participants: usize,
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/nodes", get(nodes))
+        .route("/api/rooms", get(rooms))
+        .route("/api/nodes/{id}/drain", post(drain))
+        .route("/cluster/hello", get(hello))
+        .route("/cluster/report", post(report))
+}
+
+/// Refusals are rare and small; boxing keeps the happy path lean.
+fn check(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {
+    let Some(secret) = &state.0.config.secret else {
+        return Err(Box::new(error(
+            StatusCode::FORBIDDEN,
+            "the operators' API is off: start with --secret",
+        )));
+    };
+    if auth::authorized(headers, secret) {
+        Ok(())
+    } else {
+        Err(Box::new(error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong secret (Authorization: Bearer ...)",
+        )))
+    }
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+async fn nodes(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(r) = check(&state, &headers) {
+        return *r;
+    }
+    match state.0.registry.nodes().await {
+        Ok(nodes) => {
+            let out: Vec<NodeSummary> = nodes
+                .into_iter()
+                .map(|n| {
+                    let r = n.report;
+                    NodeSummary {
+                        address: r.control,
+                        media: r.media,
+                        state: r.state,
+                        stress: r.stress,
+                        rooms: r.rooms.len(),
+                        participants: r.participants,
+                        packets_in_per_s: r.packets_in_per_s,
+                        packets_out_per_s: r.packets_out_per_s,
+                        cpu_process: r.cpu_process,
+                        id: r.id,
+                    }
+                })
+                .collect();
+            Json(out).into_response()
+        }
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
+}
+
+async fn rooms(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(r) = check(&state, &headers) {
+        return *r;
+    }
+    match state.0.registry.nodes().await {
+        Ok(nodes) => {
+            let mut out: Vec<RoomSummary> = nodes
+                .into_iter()
+                .flat_map(|n| {
+                    let id = n.report.id;
+                    n.report.rooms.into_iter().map(move |r| RoomSummary {
+                        room: r.room,
+                        node: id.clone(),
+                        participants: r.participants,
+                    })
+                })
+                .collect();
+            out.sort_by(|a, b| a.room.cmp(&b.room));
+            Json(out).into_response()
+        }
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
+}
+
+async fn drain(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = check(&state, &headers) {
+        return *r;
+    }
+    let nodes = match state.0.registry.nodes().await {
+        Ok(n) => n,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    };
+    let Some(node) = nodes.iter().find(|n| n.report.id == id) else {
+        return error(StatusCode::NOT_FOUND, "no live worker with that id");
+    };
+    if let Err(e) = state.0.registry.set_draining(&id).await {
+        return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+    }
+    // The worker itself stops taking rooms and exits when its calls end.
+    match state.0.pool.link(node).await {
+        Ok(h) => h.drain(DEFAULT_DRAIN_SECS),
+        Err(e) => tracing::warn!(node = id, "drain: worker not told: {e}"),
+    }
+    tracing::info!(node = id, "draining");
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": id, "state": "draining" })),
+    )
+        .into_response()
+}
+
+async fn hello(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(r) = check(&state, &headers) {
+        return *r;
+    }
+    Json(json!({ "ok": true })).into_response()
+}
+
+async fn report(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(report): Json<LoadReport>,
+) -> Response {
+    if let Err(r) = check(&state, &headers) {
+        return *r;
+    }
+    match state.0.registry.put_report(&report).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
+}
