@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 need_pkgs=()
 command -v chromium >/dev/null 2>&1 || [ -x /usr/lib/chromium/chromium ] || need_pkgs+=(chromium)
 command -v pkg-config >/dev/null 2>&1 || need_pkgs+=(pkg-config)
+command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
+command -v prometheus >/dev/null 2>&1 || need_pkgs+=(prometheus)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "== installing: ${need_pkgs[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

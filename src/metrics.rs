@@ -81,33 +81,54 @@ const WORKER_GAUGES: &[(&str, &str, Field)] = &[
     ),
 ];
 
+/// Which figures a process exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Worker,
+    Signal,
+    /// `parloir serve`: both.
+    Both,
+}
+
 impl Metrics {
-    pub fn new(node: &str) -> Self {
+    pub fn new(node: &str, role: Role) -> Self {
         let registry = Registry::new();
         let opts = |name: &str, help: &str| Opts::new(name, help).const_label("node", node);
-        let gauge = |name: &str, help: &str| {
+        // Figures of a role the process does not have are created but not
+        // registered: never exported as misleading zeros.
+        let gauge = |name: &str, help: &str, export: bool| {
             let g = Gauge::with_opts(opts(name, help))
                 .unwrap_or_else(|_| unreachable!("valid metric {name}"));
-            let _ = registry.register(Box::new(g.clone()));
+            if export {
+                let _ = registry.register(Box::new(g.clone()));
+            }
             g
         };
+        let signal = role != Role::Worker;
         let counter = |name: &str, help: &str| {
             let c = IntCounter::with_opts(opts(name, help))
                 .unwrap_or_else(|_| unreachable!("valid metric {name}"));
-            let _ = registry.register(Box::new(c.clone()));
+            if signal {
+                let _ = registry.register(Box::new(c.clone()));
+            }
             c
         };
         let worker = WORKER_GAUGES
             .iter()
-            .map(|(name, help, f)| (gauge(name, help), *f))
+            .map(|(name, help, f)| (gauge(name, help, role != Role::Signal), *f))
             .collect();
         Metrics {
             worker,
             signal_nodes: gauge(
                 "parloir_signal_nodes",
                 "Live workers seen by this signal server",
+                signal,
             ),
-            signal_sessions: gauge("parloir_signal_sessions", "Open signalling sessions"),
+            signal_sessions: gauge(
+                "parloir_signal_sessions",
+                "Open signalling sessions",
+                signal,
+            ),
             rooms_placed: counter(
                 "parloir_signal_rooms_placed_total",
                 "Rooms placed on a worker",
@@ -139,10 +160,18 @@ mod tests {
 
     #[test]
     fn names_carry_the_prefix_and_node_label() {
-        let m = Metrics::new("w1");
+        let m = Metrics::new("w1", Role::Both);
         m.rooms_placed.inc();
         let text = m.render();
         assert!(text.contains("parloir_signal_rooms_placed_total{node=\"w1\"} 1"));
         assert!(text.contains("parloir_worker_stress{node=\"w1\"} 0"));
+    }
+
+    #[test]
+    fn each_role_exports_its_own() {
+        let w = Metrics::new("w", Role::Worker).render();
+        assert!(w.contains("parloir_worker_stress") && !w.contains("parloir_signal"));
+        let s = Metrics::new("s", Role::Signal).render();
+        assert!(s.contains("parloir_signal_nodes") && !s.contains("parloir_worker"));
     }
 }

@@ -193,8 +193,8 @@ async fn bad_input_gets_errors_and_the_call_goes_on() {
     let browser = Browser::launch().await;
     let room = "bad-input-call";
     let call = vec![
-        join(&browser, &server, room, "Ana").await,
-        join(&browser, &server, room, "Ben").await,
+        join(&browser, &server.http, room, "Ana").await,
+        join(&browser, &server.http, room, "Ben").await,
     ];
     wait_full_mesh("the call is up", &call, Duration::from_secs(15)).await;
     let mut before = Vec::new();
@@ -206,8 +206,8 @@ async fn bad_input_gets_errors_and_the_call_goes_on() {
     udp_garbage(&server).await;
 
     assert!(server.alive(), "the server process survived");
-    assert_eq!(http_status(&server, "/healthz").await, 200);
-    assert_eq!(http_status(&server, "/readyz").await, 200);
+    assert_eq!(http_status(&server.http, "/healthz").await, 200);
+    assert_eq!(http_status(&server.http, "/readyz").await, 200);
 
     // The call went on: both keep decoding the other's video, well past
     // what they had before the attack.

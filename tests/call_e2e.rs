@@ -20,11 +20,11 @@ async fn rooms_see_and_hear_each_other_as_people_come_and_go() {
     // Three people in room A, two in room B, all at about the same time.
     let mut a = Vec::new();
     for name in ["Ana", "Ben", "Chloe"] {
-        a.push(join(&browser, &server, room_a, name).await);
+        a.push(join(&browser, &server.http, room_a, name).await);
     }
     let mut b = Vec::new();
     for name in ["Dan", "Eve"] {
-        b.push(join(&browser, &server, room_b, name).await);
+        b.push(join(&browser, &server.http, room_b, name).await);
     }
     wait_full_mesh(
         "room A: three people see and hear each other",
@@ -40,7 +40,7 @@ async fn rooms_see_and_hear_each_other_as_people_come_and_go() {
     .await;
 
     // A fourth joins room A later: everyone then decodes three videos.
-    a.push(join(&browser, &server, room_a, "Dora").await);
+    a.push(join(&browser, &server.http, room_a, "Dora").await);
     wait_full_mesh(
         "room A: four people see and hear each other",
         &a,

@@ -36,7 +36,8 @@ pub enum Op {
     },
     Answer {
         participant: ParticipantId,
-        id: u32,
+        /// The server offer answered (not `id`: that is the request's).
+        offer: u32,
         sdp: String,
     },
     Candidate {
@@ -142,11 +143,11 @@ pub async fn serve_connection(socket: WebSocket, worker: WorkerHandle) {
             ),
             Op::Answer {
                 participant,
-                id,
+                offer,
                 sdp,
             } => Some(
                 worker
-                    .answer(participant, id, sdp)
+                    .answer(participant, offer, sdp)
                     .await
                     .map(|_| Reply::Done),
             ),
@@ -393,7 +394,7 @@ fn encode(
         } => (
             Op::Answer {
                 participant,
-                id,
+                offer: id,
                 sdp,
             },
             Some(Pending::Unit(reply)),

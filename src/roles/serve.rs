@@ -7,7 +7,7 @@ use super::{http, Running, StartError};
 use crate::cluster::registry::Registry;
 use crate::cluster::reporter::{NodeInfo, Reporter, Sink};
 use crate::config::ServeConfig;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Role};
 use crate::signal::pool::Pool;
 use crate::signal::{self, AppState, Control, SignalConfig};
 use crate::worker::{self, MediaConfig};
@@ -22,7 +22,7 @@ pub async fn start(config: ServeConfig) -> Result<(Running, std::net::SocketAddr
     })?;
     let media = worker.media_addr;
     let registry = Arc::new(Registry::memory());
-    let metrics = Arc::new(Metrics::new(LOCAL_NODE));
+    let metrics = Arc::new(Metrics::new(LOCAL_NODE, Role::Both));
     let mut reporter = Reporter::new(
         NodeInfo {
             id: LOCAL_NODE.into(),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::{http, Running, StartError};
 use crate::cluster::registry::Registry;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Role};
 use crate::signal::pool::Pool;
 use crate::signal::{self, AppState, Control, SignalConfig};
 
@@ -32,7 +32,7 @@ pub async fn start(args: SignalArgs) -> Result<Running, StartError> {
         },
         Arc::new(registry),
         Pool::new(args.secret.clone(), None),
-        Arc::new(Metrics::new(&args.id)),
+        Arc::new(Metrics::new(&args.id, Role::Signal)),
         None,
     );
     http(args.http, signal::app(AppState(Arc::new(control)))).await

@@ -19,7 +19,7 @@ use crate::cluster::auth;
 use crate::cluster::control;
 use crate::cluster::registry::Registry;
 use crate::cluster::reporter::{NodeInfo, ReportError, Reporter, Sink};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Role};
 use crate::worker::{self, MediaConfig, WorkerHandle, WorkerStats};
 
 #[derive(Debug, Clone)]
@@ -72,7 +72,7 @@ pub async fn run(args: WorkerArgs) -> Result<(), StartError> {
         .id
         .clone()
         .unwrap_or_else(|| format!("{}-{}", media.ip(), media.port()));
-    let metrics = Arc::new(Metrics::new(&id));
+    let metrics = Arc::new(Metrics::new(&id, Role::Worker));
     let info = NodeInfo {
         id: id.clone(),
         control: format!("http://{}", SocketAddr::new(control_ip, http.port())),

@@ -10,7 +10,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use browser::{Browser, Tab};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A `parloir serve` process on free loopback ports, killed on drop.
 pub struct Server {
@@ -143,14 +142,9 @@ pub async fn tiles(tab: &Tab<'_>) -> BTreeSet<u64> {
         .unwrap_or_default()
 }
 
-pub async fn join<'a>(
-    browser: &'a Browser,
-    server: &Server,
-    room: &str,
-    name: &str,
-) -> (Tab<'a>, u64) {
+pub async fn join<'a>(browser: &'a Browser, base: &str, room: &str, name: &str) -> (Tab<'a>, u64) {
     let tab = browser
-        .open(&format!("{}/r/{room}?name={name}&join=1", server.http))
+        .open(&format!("{base}/r/{room}?name={name}&join=1"))
         .await;
     let id = wait_for(
         &format!("{name} to join {room}"),
@@ -180,24 +174,30 @@ pub async fn wait_full_mesh(what: &str, tabs: &[(Tab<'_>, u64)], timeout: Durati
     .await;
 }
 
-/// Status code of a GET on the server (a hand-written HTTP/1.0 request:
-/// no client crate just for this).
-pub async fn http_status(server: &Server, path: &str) -> u16 {
-    let addr = server.http.trim_start_matches("http://").to_string();
-    let Ok(mut s) = tokio::net::TcpStream::connect(&addr).await else {
-        return 0;
-    };
-    let req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
-    if s.write_all(req.as_bytes()).await.is_err() {
-        return 0;
+/// Status code of a GET on `base` + `path` (0 if unreachable).
+pub async fn http_status(base: &str, path: &str) -> u16 {
+    match reqwest::get(format!("{base}{path}")).await {
+        Ok(r) => r.status().as_u16(),
+        Err(_) => 0,
     }
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf).await;
-    String::from_utf8_lossy(&buf)
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
+}
+
+/// Like [`wait_full_mesh`], for tabs that may rejoin under new ids (after
+/// a failover): ids are read again at every poll.
+pub async fn wait_full_mesh_rejoined(what: &str, tabs: &[&Tab<'_>], timeout: Duration) {
+    wait_for(what, timeout, || async {
+        let mut ids = Vec::new();
+        for tab in tabs {
+            ids.push(you(tab).await?);
+        }
+        for (tab, me) in tabs.iter().zip(&ids) {
+            if seen_and_heard(tab).await != others(&ids, *me) {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
 }
 
 /// Video frames this tab decoded so far, per participant.
@@ -213,4 +213,117 @@ pub async fn frames_decoded(tab: &Tab<'_>) -> std::collections::BTreeMap<u64, u6
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Any child process of the tests, killed on drop.
+pub struct Proc {
+    pub child: Child,
+    /// First line it printed on stdout.
+    pub first_line: String,
+    pub started: Instant,
+}
+
+impl Proc {
+    /// Starts `parloir ARGS` and waits for its first stdout line.
+    pub fn parloir(args: &[&str]) -> Proc {
+        let started = Instant::now();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_parloir"))
+            .args(args)
+            .env(
+                "RUST_LOG",
+                std::env::var("PARLOIR_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start parloir");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut first_line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut first_line)
+            .expect("read stdout");
+        Proc {
+            child,
+            first_line,
+            started,
+        }
+    }
+
+    /// The first `http://` URL the process printed.
+    pub fn url(&self) -> String {
+        self.first_line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {:?}", self.first_line))
+            .trim_end_matches(['/', '.', ','])
+            .to_string()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([sig, &self.pid().to_string()])
+            .status();
+    }
+
+    /// Waits up to `timeout` for the process to exit; its status if it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A throwaway Redis server on a free port.
+pub struct Redis {
+    child: Child,
+    pub url: String,
+}
+
+impl Redis {
+    pub fn start() -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/test.sh installs it)");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "redis did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Redis {
+            child,
+            url: format!("redis://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
