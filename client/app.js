@@ -19,7 +19,12 @@ window.parloir = {
     id: Number(el.dataset.id), name: el.querySelector('.name').textContent,
     audio: !el.classList.contains('mic-off'), video: !el.classList.contains('cam-off'),
   })),
-  state: () => ({ you: call?.you ?? null, media: call?.pc?.connectionState ?? null }),
+  state: () => ({
+    you: call?.you ?? null,
+    media: call?.pc?.connectionState ?? null,
+    signalling: call?.ws?.readyState === WebSocket.OPEN,
+    resumes: call?.resumes ?? 0,
+  }),
 };
 
 function show(screen) {

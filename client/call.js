@@ -27,6 +27,7 @@ export class Call extends EventTarget {
     this.pc = null;
     this.left = false;
     this.backoff = 500;
+    this.resumes = 0; // sessions taken up again after a lost WebSocket
     this.queue = Promise.resolve();
   }
 
@@ -86,6 +87,7 @@ export class Call extends EventTarget {
         this.participants.clear();
         for (const p of msg.participants) this.participants.set(p.id, { ...p, stream: streams.get(p.id) || null });
         this.emit('participants');
+        if (msg.resumed) this.resumes += 1;
         if (msg.resumed && this.pc) {
           if (this.pc.connectionState === 'connected') this.emit('state', 'connected');
         } else {

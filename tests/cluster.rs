@@ -415,6 +415,54 @@ async fn a_cluster_places_spreads_survives_and_drains() {
     )
     .await;
 
+    // The signal server Ben came through restarts: his media keeps flowing,
+    // his page reconnects its signalling and resumes the same session.
+    // (The signalling-only participants leave first: a participant whose
+    // signal server dies stays on its worker for the resume grace period.)
+    for ws in bots.drain(..) {
+        ws_leave(ws).await;
+    }
+    let ben_id = common::you(&ben).await.unwrap();
+    let ben_frames = frames_decoded(&ben).await.values().sum::<u64>();
+    let port = u2.rsplit(':').next().unwrap().to_string();
+    drop(s2);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let during = frames_decoded(&ben).await.values().sum::<u64>();
+    assert!(
+        during > ben_frames + 20,
+        "media flows while the signal server is down"
+    );
+    let s2 = Proc::parloir(&[
+        "signal",
+        "--http",
+        &format!("127.0.0.1:{port}"),
+        "--secret",
+        SECRET,
+        "--redis",
+        &redis.url,
+    ]);
+    assert_eq!(s2.url(), u2);
+    wait_for(
+        "Ben's page to resume its session",
+        Duration::from_secs(15),
+        || async {
+            let st = ben.eval("window.parloir.state()").await;
+            (st["signalling"] == true && st["resumes"].as_u64() >= Some(1)).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        common::you(&ben).await,
+        Some(ben_id),
+        "same session, not a new join"
+    );
+    wait_full_mesh_rejoined(
+        "the call after the signal restart",
+        &tabs,
+        Duration::from_secs(5),
+    )
+    .await;
+
     // Drain the worker carrying the call (with the command-line tool).
     let out = cli(&["drain", &now_on, "--signal", &u2, "--secret", SECRET]);
     assert!(
@@ -505,4 +553,22 @@ async fn a_cluster_places_spreads_survives_and_drains() {
             took.as_secs_f64()
         );
     }
+
+    // SIGTERM drains a worker too: it says so, and leaves once empty.
+    workers["w4"].signal("-TERM");
+    wait_for("w4 to report draining", Duration::from_secs(5), || async {
+        let nodes = api(&u1, "/api/nodes").await;
+        let w4 = nodes.as_array()?.iter().find(|n| n["id"] == "w4")?.clone();
+        (w4["state"] == "draining").then_some(())
+    })
+    .await;
+    for ws in keep.drain(..) {
+        ws_leave(ws).await;
+    }
+    let status = workers
+        .get_mut("w4")
+        .unwrap()
+        .wait_exit(Duration::from_secs(10))
+        .expect("w4 exits once drained");
+    assert!(status.success());
 }
