@@ -26,6 +26,10 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --release --all-targets -- -D warnings
+if command -v docker-compose >/dev/null 2>&1; then
+  echo "== docker-compose config"
+  PARLOIR_SECRET=ci docker-compose -f docker/compose.yml config >/dev/null
+fi
 echo "== cargo test"
 # Release build: the end-to-end tests run real calls through the binary.
 # One test binary at a time: each starts its own browser and server.

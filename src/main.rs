@@ -109,6 +109,10 @@ struct WorkerArgs {
     /// Address put in ICE candidates and given to signal servers.
     #[arg(long, env = "PARLOIR_ANNOUNCE")]
     announce: Option<IpAddr>,
+    /// URL signal servers reach this worker's control channel at
+    /// [default: http://ANNOUNCE:HTTP_PORT].
+    #[arg(long, env = "PARLOIR_CONTROL_URL")]
+    control_url: Option<String>,
     /// Node id [default: MEDIA_IP-MEDIA_PORT].
     #[arg(long, env = "PARLOIR_ID")]
     id: Option<String>,
@@ -177,6 +181,7 @@ fn main() -> anyhow::Result<()> {
                     http: a.http,
                     redis: a.redis,
                     announce: a.announce,
+                    control_url: a.control_url,
                     id: a.id,
                     capacity_pps: a.capacity_pps,
                     drain_timeout: Duration::from_secs(a.drain_timeout),

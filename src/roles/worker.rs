@@ -30,6 +30,9 @@ pub struct WorkerArgs {
     pub http: SocketAddr,
     pub redis: Option<String>,
     pub announce: Option<IpAddr>,
+    /// URL signal servers reach the control channel at, when it is not
+    /// `http://ANNOUNCE:PORT` (containers: the service name).
+    pub control_url: Option<String>,
     pub id: Option<String>,
     pub capacity_pps: f64,
     pub drain_timeout: Duration,
@@ -75,7 +78,11 @@ pub async fn run(args: WorkerArgs) -> Result<(), StartError> {
     let metrics = Arc::new(Metrics::new(&id, Role::Worker));
     let info = NodeInfo {
         id: id.clone(),
-        control: format!("http://{}", SocketAddr::new(control_ip, http.port())),
+        control: args
+            .control_url
+            .clone()
+            .map(|u| u.trim_end_matches('/').to_string())
+            .unwrap_or_else(|| format!("http://{}", SocketAddr::new(control_ip, http.port()))),
         media: media.to_string(),
         capacity_pps: args.capacity_pps,
     };
