@@ -25,7 +25,7 @@ fi
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
-cargo clippy --release --all-targets -- -D warnings
+cargo clippy --release --workspace --all-targets -- -D warnings
 if command -v docker-compose >/dev/null 2>&1; then
   echo "== docker-compose config"
   PARLOIR_SECRET=ci docker-compose -f docker/compose.yml config >/dev/null
@@ -33,4 +33,5 @@ fi
 echo "== cargo test"
 # Release build: the end-to-end tests run real calls through the binary.
 # One test binary at a time: each starts its own browser and server.
-cargo test --release -- --test-threads=1
+# The workspace includes the load generator's smoke test (not the benchmark).
+cargo test --release --workspace -- --test-threads=1

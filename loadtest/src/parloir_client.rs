@@ -1,0 +1,231 @@
+//! A synthetic participant that joins a Parloir room through the real
+//! signalling protocol, with a real str0m WebRTC connection (ICE, DTLS,
+//! SRTP), publishing call-shaped RTP and measuring what it receives.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{RtpWrite, SeqNo};
+use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
+use tokio::net::UdpSocket;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::dtls;
+use crate::media::{Stamp, VideoShape, AUDIO_INTERVAL, AUDIO_SIZE};
+use crate::run::{Counters, Participant, ParticipantResult};
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn send(ws: &mut Ws, v: Value) -> anyhow::Result<()> {
+    ws.send(Message::Text(v.to_string().into())).await?;
+    Ok(())
+}
+
+async fn next_json(ws: &mut Ws) -> anyhow::Result<Value> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(&t)?),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(e.into()),
+            None => bail!("signalling closed"),
+        }
+    }
+}
+
+pub async fn run(
+    p: Participant,
+    base: String,
+    counters: Arc<Counters>,
+) -> anyhow::Result<ParticipantResult> {
+    let sock = UdpSocket::bind((p.client_ip, 0)).await?;
+    let local = sock.local_addr()?;
+    let url = base.replacen("http://", "ws://", 1) + "/ws";
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .context("signalling")?;
+    send(
+        &mut ws,
+        json!({"type":"join","v":1,"room":p.room,"name":format!("load-{}", p.index)}),
+    )
+    .await?;
+    loop {
+        let m = next_json(&mut ws).await?;
+        match m["type"].as_str() {
+            Some("welcome") => break,
+            Some("error") => bail!("join refused: {m}"),
+            _ => {}
+        }
+    }
+
+    let mut rtc = RtcConfig::new()
+        .set_rtp_mode(true)
+        .clear_codecs()
+        .enable_opus(true, false)
+        .enable_vp8(true)
+        .build(Instant::now());
+    rtc.add_local_candidate(Candidate::host(local, "udp")?);
+    let mut change = rtc.sdp_api();
+    let (audio, video) = if p.publish {
+        let a = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+        let v = (!p.audio_only)
+            .then(|| change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None));
+        (Some(a), v)
+    } else {
+        // Nothing to publish: one receive-only m-line, never forwarded.
+        change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+        (None, None)
+    };
+    let (offer, pending) = change.apply().ok_or_else(|| anyhow!("nothing to offer"))?;
+    send(&mut ws, json!({"type":"offer","sdp":offer.to_sdp_string()})).await?;
+    loop {
+        let m = next_json(&mut ws).await?;
+        if m["type"] == "answer" {
+            let answer = SdpAnswer::from_sdp_string(m["sdp"].as_str().unwrap_or_default())?;
+            rtc.sdp_api().accept_answer(pending, answer)?;
+            break;
+        }
+        if m["type"] == "error" {
+            bail!("offer refused: {m}");
+        }
+    }
+    counters.joined();
+
+    let vp8 = rtc
+        .codec_config()
+        .find(|c| c.spec().codec == Codec::Vp8)
+        .map(|c| c.pt());
+    let opus = rtc
+        .codec_config()
+        .find(|c| c.spec().codec == Codec::Opus)
+        .map(|c| c.pt());
+    let mut video_shape = VideoShape::new(p.fps, p.video_bitrate, Duration::from_secs(2));
+    let mut next_audio = Instant::now();
+    let mut next_video = Instant::now();
+    let (mut aseq, mut vseq, mut vframe) = (0u32, 0u32, 0u32);
+    let (mut rtp_aseq, mut rtp_vseq) = (1u64, 1u64);
+    let mut connected = false;
+    let mut result = ParticipantResult::default();
+    let mut buf = vec![0u8; 2048];
+
+    loop {
+        // Drain str0m until it only has a timeout for us.
+        let timeout = loop {
+            match rtc.poll_output()? {
+                Output::Timeout(t) => break t,
+                Output::Transmit(t) => {
+                    let _ = sock.send_to(&t.contents, t.destination).await;
+                }
+                Output::Event(Event::Connected) => connected = true,
+                Output::Event(Event::RtpPacket(pkt)) => {
+                    if let Some(s) = Stamp::parse(&pkt.payload) {
+                        let now_us = p.epoch.elapsed().as_micros() as u64;
+                        if now_us >= p.measure_from_us {
+                            result.rx.on_packet(&s, now_us);
+                            counters.received();
+                        }
+                    }
+                }
+                Output::Event(_) => {}
+            }
+        };
+        let now = Instant::now();
+        if now >= p.until {
+            break;
+        }
+        let mut wake = timeout.min(p.until);
+        if connected && p.publish {
+            wake = wake.min(next_audio);
+            if video.is_some() {
+                wake = wake.min(next_video);
+            }
+        }
+        tokio::select! {
+            r = sock.recv_from(&mut buf) => {
+                let (n, source): (usize, SocketAddr) = r?;
+                if result.srtp_profile.is_none() {
+                    result.srtp_profile = dtls::srtp_profile(&buf[..n]).map(str::to_string);
+                }
+                if let Ok(contents) = buf[..n].try_into() {
+                    let input = Input::Receive(Instant::now(), Receive {
+                        proto: Protocol::Udp, source, destination: local, contents,
+                    });
+                    let _ = rtc.handle_input(input);
+                }
+            }
+            m = next_json(&mut ws) => {
+                let m = m?;
+                if m["type"] == "offer" {
+                    let offer = SdpOffer::from_sdp_string(m["sdp"].as_str().unwrap_or_default())?;
+                    let answer = rtc.sdp_api().accept_offer(offer)?;
+                    send(&mut ws, json!({"type":"answer","id":m["id"],"sdp":answer.to_sdp_string()})).await?;
+                }
+            }
+            _ = tokio::time::sleep_until(wake.into()) => {
+                let now = Instant::now();
+                rtc.handle_input(Input::Timeout(now))?;
+                if connected && p.publish {
+                    let now_us = p.epoch.elapsed().as_micros() as u64;
+                    if now >= next_audio {
+                        if let (Some(mid), Some(pt)) = (audio, opus) {
+                            let s = Stamp { publisher: p.index, track: 0, seq: aseq, sent_us: now_us };
+                            aseq += 1;
+                            write(&mut rtc, mid, pt, rtp_aseq, aseq.wrapping_mul(960), now, s.payload(AUDIO_SIZE), false, true);
+                            rtp_aseq += 1;
+                            counters.sent(1);
+                        }
+                        next_audio += AUDIO_INTERVAL;
+                    }
+                    if now >= next_video {
+                        if let (Some(mid), Some(pt)) = (video, vp8) {
+                            let sizes = video_shape.next_frame();
+                            let n = sizes.len();
+                            for (i, size) in sizes.into_iter().enumerate() {
+                                let s = Stamp { publisher: p.index, track: 1, seq: vseq, sent_us: now_us };
+                                vseq += 1;
+                                write(&mut rtc, mid, pt, rtp_vseq, vframe.wrapping_mul(3000), now, s.payload(size), true, i + 1 == n);
+                                rtp_vseq += 1;
+                            }
+                            counters.sent(n as u64);
+                            vframe += 1;
+                        }
+                        next_video += video_shape.interval();
+                    }
+                }
+            }
+        }
+    }
+    let _ = send(&mut ws, json!({"type":"leave"})).await;
+    let _ = ws.close(None).await;
+    Ok(result)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write(
+    rtc: &mut Rtc,
+    mid: Mid,
+    pt: str0m::media::Pt,
+    seq: u64,
+    ts: u32,
+    now: Instant,
+    payload: Vec<u8>,
+    nackable: bool,
+    marker: bool,
+) {
+    let mut api = rtc.direct_api();
+    if let Some(tx) = api.stream_tx_by_mid(mid, None) {
+        tx.write_rtp(
+            RtpWrite::new(pt, SeqNo::from(seq), ts, now, payload)
+                .marker(marker)
+                .nackable(nackable),
+        );
+    }
+}

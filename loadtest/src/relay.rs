@@ -1,0 +1,132 @@
+//! The machine's limit for a load: a bare UDP relay that forwards the same
+//! packets to the same subscribers with no crypto, no RTP logic, no
+//! congestion control. Whatever an SFU costs above this is its own work.
+//!
+//! Datagrams: `[1, room(4), role(1)]` joins, `[2, payload...]` is media,
+//! forwarded to every other member of the sender's room (as an SFU sends
+//! everyone the others' tracks).
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::media::{Stamp, VideoShape, AUDIO_INTERVAL, AUDIO_SIZE};
+use crate::run::{Counters, Participant, ParticipantResult};
+
+/// Runs the relay forever on `addr`.
+pub fn serve(addr: SocketAddr) -> std::io::Result<()> {
+    let sock = UdpSocket::bind(addr)?;
+    println!("relay listening on {}", sock.local_addr()?);
+    let mut rooms: HashMap<u32, Vec<SocketAddr>> = HashMap::new();
+    let mut room_of: HashMap<SocketAddr, u32> = HashMap::new();
+    let mut buf = [0u8; 2048];
+    loop {
+        let (n, from) = sock.recv_from(&mut buf)?;
+        match buf.first() {
+            Some(1) if n >= 6 => {
+                let room = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]);
+                if room_of.insert(from, room).is_none() {
+                    rooms.entry(room).or_default().push(from);
+                }
+                let _ = sock.send_to(&[1], from);
+            }
+            Some(2) => {
+                if let Some(subs) = room_of.get(&from).and_then(|r| rooms.get(r)) {
+                    for s in subs.iter().filter(|s| **s != from) {
+                        let _ = sock.send_to(&buf[..n], s);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+pub async fn run(
+    p: Participant,
+    relay: SocketAddr,
+    counters: Arc<Counters>,
+) -> anyhow::Result<ParticipantResult> {
+    let sock = tokio::net::UdpSocket::bind((p.client_ip, 0)).await?;
+    let room: u32 = p
+        .room
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
+    let mut join = vec![1u8];
+    join.extend(room.to_be_bytes());
+    join.push(u8::from(!p.publish));
+    let mut buf = [0u8; 2048];
+    // Join until acknowledged (UDP).
+    loop {
+        sock.send_to(&join, relay).await?;
+        if let Ok(Ok(_)) = tokio::time::timeout(
+            std::time::Duration::from_millis(200),
+            sock.recv_from(&mut buf),
+        )
+        .await
+        {
+            break;
+        }
+    }
+    counters.joined();
+    let mut result = ParticipantResult {
+        srtp_profile: Some("none".into()),
+        ..ParticipantResult::default()
+    };
+    let mut video = VideoShape::new(p.fps, p.video_bitrate, std::time::Duration::from_secs(2));
+    let mut next_audio = Instant::now();
+    let mut next_video = Instant::now();
+    let (mut aseq, mut vseq) = (0u32, 0u32);
+    loop {
+        let now = Instant::now();
+        if now >= p.until {
+            break;
+        }
+        let mut wake = p.until;
+        if p.publish {
+            wake = wake.min(next_audio);
+            if !p.audio_only {
+                wake = wake.min(next_video);
+            }
+        }
+        tokio::select! {
+            r = sock.recv_from(&mut buf) => {
+                let (n, _) = r?;
+                if n > 1 && buf[0] == 2 {
+                    if let Some(s) = Stamp::parse(&buf[1..n]) {
+                        let now_us = p.epoch.elapsed().as_micros() as u64;
+                        if now_us >= p.measure_from_us {
+                            result.rx.on_packet(&s, now_us);
+                            counters.received();
+                        }
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(wake.into()) => {
+                let now = Instant::now();
+                let now_us = p.epoch.elapsed().as_micros() as u64;
+                if p.publish && now >= next_audio {
+                    let mut d = vec![2u8];
+                    d.extend(Stamp { publisher: p.index, track: 0, seq: aseq, sent_us: now_us }.payload(AUDIO_SIZE));
+                    aseq += 1;
+                    sock.send_to(&d, relay).await?;
+                    counters.sent(1);
+                    next_audio += AUDIO_INTERVAL;
+                }
+                if p.publish && !p.audio_only && now >= next_video {
+                    let sizes = video.next_frame();
+                    counters.sent(sizes.len() as u64);
+                    for size in sizes {
+                        let mut d = vec![2u8];
+                        d.extend(Stamp { publisher: p.index, track: 1, seq: vseq, sent_us: now_us }.payload(size));
+                        vseq += 1;
+                        sock.send_to(&d, relay).await?;
+                    }
+                    next_video += video.interval();
+                }
+            }
+        }
+    }
+    Ok(result)
+}

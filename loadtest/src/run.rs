@@ -1,0 +1,333 @@
+//! One load run: participants joined at a ramp, a warm-up, a measurement
+//! window, and a summary of what subscribers received and what the target
+//! process spent.
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::stats::{percentile, Receiver, RxSummary};
+
+#[derive(Debug, Default)]
+pub struct Counters {
+    sent: AtomicU64,
+    received: AtomicU64,
+    joined: AtomicU64,
+}
+
+impl Counters {
+    pub fn sent(&self, n: u64) {
+        self.sent.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn received(&self) {
+        self.received.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn joined(&self) {
+        self.joined.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// One synthetic participant's orders.
+#[derive(Debug, Clone)]
+pub struct Participant {
+    pub index: u32,
+    pub room: String,
+    pub publish: bool,
+    pub audio_only: bool,
+    pub fps: u32,
+    pub video_bitrate: u32,
+    pub client_ip: IpAddr,
+    pub epoch: Instant,
+    pub until: Instant,
+    pub measure_from_us: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct ParticipantResult {
+    pub rx: Receiver,
+    pub srtp_profile: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A Parloir signal server (or `serve`), by its HTTP URL.
+    Parloir(String),
+    /// The bare UDP relay.
+    Relay(SocketAddr),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Scenario {
+    pub name: String,
+    pub rooms: u32,
+    /// Participants per room.
+    pub participants: u32,
+    /// Publishers per room (the first ones).
+    pub publishers: u32,
+    pub audio_only: bool,
+    pub fps: u32,
+    pub video_bitrate: u32,
+    /// Participants joined per second.
+    pub ramp_per_s: f64,
+    pub warmup: Duration,
+    pub duration: Duration,
+}
+
+impl Scenario {
+    /// 1 → N: one publisher, N−1 subscribers, in one room.
+    pub fn fanout(n: u32) -> Self {
+        Scenario {
+            name: format!("fanout-1x{}", n.saturating_sub(1)),
+            rooms: 1,
+            participants: n,
+            publishers: 1,
+            audio_only: false,
+            fps: 30,
+            video_bitrate: 1_300_000,
+            ramp_per_s: 50.0,
+            warmup: Duration::from_secs(2),
+            duration: Duration::from_secs(10),
+        }
+    }
+
+    /// N×N meetings: everyone publishes and receives everyone.
+    pub fn meeting(rooms: u32, size: u32) -> Self {
+        Scenario {
+            name: format!("meeting-{rooms}x{size}"),
+            rooms,
+            participants: size,
+            publishers: size,
+            ..Scenario::fanout(size)
+        }
+    }
+
+    /// Audio only, five speakers per room.
+    pub fn audio(rooms: u32) -> Self {
+        Scenario {
+            name: format!("audio-{rooms}x5"),
+            rooms,
+            participants: 5,
+            publishers: 5,
+            audio_only: true,
+            ..Scenario::fanout(5)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Summary {
+    pub target: String,
+    pub scenario: String,
+    pub participants: u32,
+    pub joined: u64,
+    pub failed: u32,
+    /// Subscriber-side tracks: (subscriber, published track) pairs.
+    pub streams_out: usize,
+    pub window_s: f64,
+    pub packets_sent: u64,
+    pub packets_received: u64,
+    pub loss_pct: f64,
+    pub delay_p50_ms: f64,
+    pub delay_p99_ms: f64,
+    pub jitter_ms: f64,
+    pub target_cpu_s: f64,
+    /// Target CPU over the window, in cores.
+    pub target_load: f64,
+    pub cpu_us_per_packet: f64,
+    pub target_rss_kib: u64,
+    pub srtp_profile: String,
+}
+
+/// CPU seconds of a process (user + system).
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (t(11) + t(12)) / 100.0
+}
+
+/// Resident memory of a process, KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+pub async fn run(
+    target: Target,
+    sc: &Scenario,
+    target_pid: Option<u32>,
+    client_ip: IpAddr,
+    progress: bool,
+) -> Summary {
+    let epoch = Instant::now();
+    let total = sc.rooms * sc.participants;
+    let ramp = Duration::from_secs_f64(total as f64 / sc.ramp_per_s.max(0.1));
+    let measure_from = epoch + ramp + sc.warmup;
+    let until = measure_from + sc.duration;
+    let counters = Arc::new(Counters::default());
+    let tag = rand::random::<u32>();
+    let mut tasks = Vec::new();
+    for i in 0..total {
+        let p = Participant {
+            index: i,
+            room: format!("load-{tag:08x}-{}", i / sc.participants),
+            publish: i % sc.participants < sc.publishers,
+            audio_only: sc.audio_only,
+            fps: sc.fps,
+            video_bitrate: sc.video_bitrate,
+            client_ip,
+            epoch,
+            until,
+            measure_from_us: (measure_from - epoch).as_micros() as u64,
+        };
+        let start = epoch + Duration::from_secs_f64(i as f64 / sc.ramp_per_s.max(0.1));
+        let counters = counters.clone();
+        let target = target.clone();
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep_until(start.into()).await;
+            match target {
+                Target::Parloir(url) => crate::parloir_client::run(p, url, counters).await,
+                Target::Relay(addr) => crate::relay::run(p, addr, counters).await,
+            }
+        }));
+    }
+
+    // Progress, and the target's figures at the window's edges.
+    let mut cpu_start = 0.0;
+    let mut recv_start = 0;
+    let mut sent_start = 0;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut in_window = false;
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        if !in_window && now >= measure_from {
+            in_window = true;
+            cpu_start = target_pid.map(cpu_seconds).unwrap_or(0.0);
+            recv_start = counters.received.load(Ordering::Relaxed);
+            sent_start = counters.sent.load(Ordering::Relaxed);
+        }
+        if progress {
+            eprint!(
+                "\r{:>5.1}s  joined {:>4}/{}  sent {:>8}  received {:>9}  {}",
+                epoch.elapsed().as_secs_f64(),
+                counters.joined.load(Ordering::Relaxed),
+                total,
+                counters.sent.load(Ordering::Relaxed),
+                counters.received.load(Ordering::Relaxed),
+                if in_window { "measuring" } else { "warming up" },
+            );
+            let _ = std::io::stderr().flush();
+        }
+        if now >= until {
+            break;
+        }
+    }
+    let cpu_end = target_pid.map(cpu_seconds).unwrap_or(0.0);
+    let rss = target_pid.map(rss_kib).unwrap_or(0);
+    let received = counters.received.load(Ordering::Relaxed) - recv_start;
+    let sent = counters.sent.load(Ordering::Relaxed) - sent_start;
+    if progress {
+        eprintln!();
+    }
+
+    let mut failed = 0;
+    let mut delays = Vec::new();
+    let mut rx = RxSummary::default();
+    let mut jitters = Vec::new();
+    let mut profile = None;
+    for t in tasks {
+        match t.await {
+            Ok(Ok(mut r)) => {
+                let s = r.rx.summary();
+                rx.tracks += s.tracks;
+                rx.expected += s.expected;
+                rx.received += s.received;
+                if s.tracks > 0 {
+                    jitters.push(s.jitter_us);
+                }
+                delays.append(&mut r.rx.delays_us);
+                profile = profile.or(r.srtp_profile);
+            }
+            Ok(Err(e)) => {
+                failed += 1;
+                eprintln!("participant failed: {e:#}");
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("participant panicked: {e}");
+            }
+        }
+    }
+    let window = sc.duration.as_secs_f64();
+    let cpu = cpu_end - cpu_start;
+    Summary {
+        target: match &target {
+            Target::Parloir(_) => "parloir".into(),
+            Target::Relay(_) => "udp_relay".into(),
+        },
+        scenario: sc.name.clone(),
+        participants: total,
+        joined: counters.joined.load(Ordering::Relaxed),
+        failed,
+        streams_out: rx.tracks,
+        window_s: window,
+        packets_sent: sent,
+        packets_received: received,
+        loss_pct: if rx.expected > 0 {
+            100.0 * rx.expected.saturating_sub(rx.received) as f64 / rx.expected as f64
+        } else {
+            100.0
+        },
+        delay_p50_ms: percentile(&mut delays, 0.5) / 1000.0,
+        delay_p99_ms: percentile(&mut delays, 0.99) / 1000.0,
+        jitter_ms: if jitters.is_empty() {
+            0.0
+        } else {
+            jitters.iter().sum::<f64>() / jitters.len() as f64 / 1000.0
+        },
+        target_cpu_s: cpu,
+        target_load: cpu / window,
+        cpu_us_per_packet: if received > 0 {
+            cpu * 1e6 / received as f64
+        } else {
+            0.0
+        },
+        target_rss_kib: rss,
+        srtp_profile: profile.unwrap_or_else(|| "unknown".into()),
+    }
+}
+
+/// The summary as a small table.
+pub fn table(s: &[Summary]) -> String {
+    let mut out = String::from(
+        "| target | scenario | streams | received/s | loss % | delay p50 ms | delay p99 ms | jitter ms | CPU cores | CPU µs/pkt | RSS MiB | SRTP |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for x in s {
+        out += &format!(
+            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {} |\n",
+            x.target,
+            x.scenario,
+            x.streams_out,
+            x.packets_received as f64 / x.window_s.max(0.001),
+            x.loss_pct,
+            x.delay_p50_ms,
+            x.delay_p99_ms,
+            x.jitter_ms,
+            x.target_load,
+            x.cpu_us_per_packet,
+            x.target_rss_kib as f64 / 1024.0,
+            x.srtp_profile
+        );
+    }
+    out
+}
