@@ -94,10 +94,106 @@ fn free_tcp_port() -> u16 {
         .unwrap_or(0)
 }
 
-/// Starts a target pinned to core 1; returns it with its first stdout line.
-fn start_pinned(program: &str, args: &[String]) -> anyhow::Result<(Proc, String)> {
-    let mut child = Command::new("taskset")
-        .args(["-c", "1", program])
+/// Where targets run: a network namespace of the benchmark's own (a
+/// separate "host" behind a veth pair, the same path for every target), or
+/// plain loopback when namespaces cannot be made (not root).
+struct Host {
+    /// Command prefix that runs a program there, pinned to core 1.
+    prefix: Vec<String>,
+    /// Address targets bind to.
+    target_ip: String,
+    /// Address the load generator binds to.
+    client_ip: String,
+    netns: bool,
+}
+
+const NETNS: &str = "parloir-bench";
+const VETH: &str = "plb0";
+const VETH_NS: &str = "plb1";
+
+fn sh(args: &[&str]) -> bool {
+    Command::new(args[0])
+        .args(&args[1..])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+impl Host {
+    fn setup() -> Host {
+        Host::teardown();
+        let ok = sh(&["ip", "netns", "add", NETNS])
+            && sh(&[
+                "ip", "link", "add", VETH, "type", "veth", "peer", "name", VETH_NS,
+            ])
+            && sh(&["ip", "link", "set", VETH_NS, "netns", NETNS])
+            && sh(&["ip", "addr", "add", "10.231.7.1/24", "dev", VETH])
+            && sh(&["ip", "link", "set", VETH, "up"])
+            && sh(&[
+                "ip",
+                "netns",
+                "exec",
+                NETNS,
+                "ip",
+                "addr",
+                "add",
+                "10.231.7.2/24",
+                "dev",
+                VETH_NS,
+            ])
+            && sh(&[
+                "ip", "netns", "exec", NETNS, "ip", "link", "set", VETH_NS, "up",
+            ])
+            && sh(&[
+                "ip", "netns", "exec", NETNS, "ip", "link", "set", "lo", "up",
+            ]);
+        if ok {
+            Host {
+                prefix: ["ip", "netns", "exec", NETNS, "taskset", "-c", "1"]
+                    .map(String::from)
+                    .to_vec(),
+                target_ip: "10.231.7.2".into(),
+                client_ip: "10.231.7.1".into(),
+                netns: true,
+            }
+        } else {
+            Host::teardown();
+            eprintln!("no network namespace (not root?): targets on loopback, Janus not measured");
+            Host {
+                prefix: ["taskset", "-c", "1"].map(String::from).to_vec(),
+                target_ip: "127.0.0.1".into(),
+                client_ip: "127.0.0.1".into(),
+                netns: false,
+            }
+        }
+    }
+
+    fn teardown() {
+        // Processes survive `ip netns del`: end them first.
+        if let Ok(out) = Command::new("ip").args(["netns", "pids", NETNS]).output() {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                sh(&["kill", "-9", pid]);
+            }
+        }
+        sh(&["ip", "link", "del", VETH]);
+        sh(&["ip", "netns", "del", NETNS]);
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        if self.netns {
+            Host::teardown();
+        }
+    }
+}
+
+/// Starts a target on `host`; returns it with its first stdout line.
+fn start_pinned(host: &Host, program: &str, args: &[String]) -> anyhow::Result<(Proc, String)> {
+    let mut child = Command::new(&host.prefix[0])
+        .args(&host.prefix[1..])
+        .arg(program)
         .args(args)
         .env("RUST_LOG", "error")
         .stdout(Stdio::piped())
@@ -218,6 +314,29 @@ fn summarize(points: Vec<Summary>, levels: &[u32]) -> TargetResult {
     }
 }
 
+/// Janus 1.1 with a configuration of its own: HTTP API and media on the
+/// namespace's address only, the plugins it does not need left out.
+fn janus_config(dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for entry in std::fs::read_dir("/etc/janus").context("janus is not installed")? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        let keep = name == "janus.jcfg"
+            || name == "janus.transport.http.jcfg"
+            || name == "janus.plugin.videoroom.jcfg";
+        if keep {
+            std::fs::copy(entry.path(), dir.join(&name))?;
+        }
+    }
+    let main = dir.join("janus.jcfg");
+    let text = std::fs::read_to_string(&main)?.replace(
+        "#ice_enforce_list = \"eth0\"",
+        &format!("ice_enforce_list = \"{VETH_NS}\""),
+    );
+    std::fs::write(&main, text)?;
+    Ok(())
+}
+
 pub fn main(a: BenchArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let me_path = std::env::current_exe()?;
@@ -232,18 +351,22 @@ pub fn main(a: BenchArgs) -> anyhow::Result<()> {
     } else {
         (vec![10, 20, 40, 60, 80], a.runs.unwrap_or(5), 6.0)
     };
+    let host = Host::setup();
+    let ip = host.target_ip.clone();
+    let client = vec!["--client-ip".to_string(), host.client_ip.clone()];
 
     let start_parloir = || -> anyhow::Result<(Proc, Vec<String>)> {
         let http = free_tcp_port();
         let media = free_port();
         let (p, line) = start_pinned(
+            &host,
             &parloir,
             &[
                 "serve".into(),
                 "--http".into(),
-                format!("127.0.0.1:{http}"),
+                format!("{ip}:{http}"),
                 "--media".into(),
-                format!("127.0.0.1:{media}"),
+                format!("{ip}:{media}"),
                 "--max-participants".into(),
                 "1000".into(),
             ],
@@ -253,30 +376,88 @@ pub fn main(a: BenchArgs) -> anyhow::Result<()> {
         }
         Ok((
             p,
-            vec!["--target".into(), format!("http://127.0.0.1:{http}")],
+            [
+                vec!["--target".into(), format!("http://{ip}:{http}")],
+                client.clone(),
+            ]
+            .concat(),
         ))
     };
     let start_relay = || -> anyhow::Result<(Proc, Vec<String>)> {
         let port = free_port();
         let (p, line) = start_pinned(
+            &host,
             &me,
-            &[
-                "relay".into(),
-                "--listen".into(),
-                format!("127.0.0.1:{port}"),
-            ],
+            &["relay".into(), "--listen".into(), format!("{ip}:{port}")],
         )?;
         if !line.contains("listening") {
             bail!("relay did not start: {line}");
         }
-        Ok((p, vec!["--relay".into(), format!("127.0.0.1:{port}")]))
+        Ok((
+            p,
+            [
+                vec!["--relay".into(), format!("{ip}:{port}")],
+                client.clone(),
+            ]
+            .concat(),
+        ))
+    };
+    let janus_dir = std::env::temp_dir().join(format!("parloir-janus-{}", std::process::id()));
+    let start_janus = || -> anyhow::Result<(Proc, Vec<String>)> {
+        janus_config(&janus_dir)?;
+        let child = Command::new(&host.prefix[0])
+            .args(&host.prefix[1..])
+            .args(["janus", "-F"])
+            .arg(&janus_dir)
+            .arg("-L")
+            .arg(janus_dir.join("janus.log"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("start janus")?;
+        let p = Proc(child);
+        let url = format!("http://{ip}:8088");
+        let end = Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let ok = Command::new("curl")
+                .args([
+                    "-sf",
+                    "-m",
+                    "1",
+                    "-d",
+                    r#"{"janus":"info","transaction":"b"}"#,
+                    &format!("{url}/janus"),
+                ])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok {
+                break;
+            }
+            if Instant::now() > end {
+                bail!("janus did not answer on {url}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        Ok((p, [vec!["--janus".into(), url], client.clone()].concat()))
     };
 
     let parloir_r = measure("parloir", &me, &levels, runs, secs, &start_parloir)?;
+    let janus_r = if !host.netns {
+        TargetResult::unavailable(
+            "needs a network namespace (run as root): Janus offers only interface addresses",
+        )
+    } else if which("janus").is_none() {
+        TargetResult::unavailable("janus is not installed (apt-get install janus)")
+    } else {
+        match measure("janus", &me, &levels, runs, secs, &start_janus) {
+            Ok(r) => r,
+            Err(e) => TargetResult::unavailable(&format!("janus run failed: {e:#}")),
+        }
+    };
     let relay_r = measure("udp_relay", &me, &levels, runs, secs, &start_relay)?;
-    let janus_r = TargetResult::unavailable(
-        "the Janus videoroom adapter of the load generator is not written yet",
-    );
+    let _ = std::fs::remove_dir_all(&janus_dir);
+    drop(host);
 
     let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) if b > 0.0 => Some(a / b),
@@ -298,23 +479,21 @@ pub fn main(a: BenchArgs) -> anyhow::Result<()> {
     });
     std::fs::create_dir_all(&a.out)?;
     let md = markdown(&parloir_r, &relay_r, &janus_r, &levels, runs, secs);
+    let stem = if a.quick { "quick" } else { "latest" };
+    std::fs::write(a.out.join(format!("{stem}.md")), &md)?;
     std::fs::write(
-        a.out.join(if a.quick { "quick.md" } else { "latest.md" }),
-        &md,
-    )?;
-    std::fs::write(
-        a.out.join(if a.quick { "quick.svg" } else { "latest.svg" }),
+        a.out.join(format!("{stem}.svg")),
         svg(
             &[
                 ("parloir", &parloir_r, "#2f7de1"),
+                ("janus", &janus_r, "#d9413a"),
                 ("udp_relay", &relay_r, "#888888"),
             ],
             &levels,
         ),
     )?;
     std::fs::write(
-        a.out
-            .join(if a.quick { "quick.json" } else { "latest.json" }),
+        a.out.join(format!("{stem}.json")),
         serde_json::to_string_pretty(&result)?,
     )?;
     if a.json {
@@ -323,6 +502,14 @@ pub fn main(a: BenchArgs) -> anyhow::Result<()> {
         print!("{md}");
     }
     Ok(())
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_string_lossy()
+        .split(':')
+        .map(|d| PathBuf::from(d).join(program))
+        .find(|p| p.exists())
 }
 
 fn fmt(v: Option<f64>) -> String {
@@ -367,11 +554,18 @@ fn markdown(
             t.srtp_profile.clone().unwrap_or_default(),
         );
     }
+    if let (Some(a), Some(b)) = (p.cpu_us_per_packet, j.cpu_us_per_packet) {
+        s += &format!(
+            "\nParloir/Janus CPU per packet: {:.2}× (Janus uses {:.1}× the CPU of Parloir)\n",
+            a / b,
+            b / a
+        );
+    }
     if let (Some(a), Some(b)) = (p.cpu_us_per_packet, r.cpu_us_per_packet) {
-        s += &format!("\nParloir/relay CPU per packet: {:.2}×\n", a / b);
+        s += &format!("Parloir/relay CPU per packet: {:.2}×\n", a / b);
     }
     s += "\nPer point (median run):\n\n";
-    s += &crate::run::table(&[p.points.clone(), r.points.clone()].concat());
+    s += &crate::run::table(&[p.points.clone(), j.points.clone(), r.points.clone()].concat());
     s
 }
 

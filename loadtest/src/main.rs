@@ -3,6 +3,7 @@
 
 mod bench;
 mod dtls;
+mod janus_client;
 mod media;
 mod parloir_client;
 mod relay;
@@ -57,6 +58,9 @@ struct RunArgs {
     /// Address of a `parloir-loadtest relay`.
     #[arg(long)]
     relay: Option<SocketAddr>,
+    /// Janus HTTP API (http://HOST:8088), videoroom; fan-out only.
+    #[arg(long)]
+    janus: Option<String>,
     #[arg(long, value_enum, default_value = "meeting")]
     preset: Preset,
     /// Rooms.
@@ -115,10 +119,13 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run(a) => {
-            let target = match (&a.target, a.relay) {
-                (Some(url), _) => Target::Parloir(url.trim_end_matches('/').to_string()),
-                (None, Some(addr)) => Target::Relay(addr),
-                (None, None) => anyhow::bail!("give --target URL or --relay ADDR"),
+            let target = match (&a.target, a.relay, &a.janus) {
+                (Some(url), _, _) => Target::Parloir(url.trim_end_matches('/').to_string()),
+                (None, Some(addr), _) => Target::Relay(addr),
+                (None, None, Some(url)) => {
+                    Target::Janus(url.trim_end_matches('/').to_string(), Default::default())
+                }
+                _ => anyhow::bail!("give --target URL, --relay ADDR or --janus URL"),
             };
             let sc = scenario(&a);
             let rt = tokio::runtime::Builder::new_multi_thread()

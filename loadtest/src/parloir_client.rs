@@ -98,7 +98,47 @@ pub async fn run(
         }
     }
     counters.joined();
+    let result = media_loop(rtc, sock, local, &p, &counters, audio, video, Some(&mut ws)).await?;
+    let _ = send(&mut ws, json!({"type":"leave"})).await;
+    let _ = ws.close(None).await;
+    Ok(result)
+}
 
+#[allow(clippy::too_many_arguments)]
+fn write(
+    rtc: &mut Rtc,
+    mid: Mid,
+    pt: str0m::media::Pt,
+    seq: u64,
+    ts: u32,
+    now: Instant,
+    payload: Vec<u8>,
+    nackable: bool,
+    marker: bool,
+) {
+    let mut api = rtc.direct_api();
+    if let Some(tx) = api.stream_tx_by_mid(mid, None) {
+        tx.write_rtp(
+            RtpWrite::new(pt, SeqNo::from(seq), ts, now, payload)
+                .marker(marker)
+                .nackable(nackable),
+        );
+    }
+}
+
+/// Sends and receives media until `p.until`: the part every WebRTC target
+/// shares. `ws`, when given, is Parloir's signalling (server offers).
+#[allow(clippy::too_many_arguments)]
+pub async fn media_loop(
+    mut rtc: Rtc,
+    sock: UdpSocket,
+    local: SocketAddr,
+    p: &Participant,
+    counters: &Counters,
+    audio: Option<Mid>,
+    video: Option<Mid>,
+    mut ws: Option<&mut Ws>,
+) -> anyhow::Result<ParticipantResult> {
     let vp8 = rtc
         .codec_config()
         .find(|c| c.spec().codec == Codec::Vp8)
@@ -122,6 +162,10 @@ pub async fn run(
             match rtc.poll_output()? {
                 Output::Timeout(t) => break t,
                 Output::Transmit(t) => {
+                    if result.srtp_profile.is_none() {
+                        // Our own ServerHello, when we are the DTLS server.
+                        result.srtp_profile = dtls::srtp_profile(&t.contents).map(str::to_string);
+                    }
                     let _ = sock.send_to(&t.contents, t.destination).await;
                 }
                 Output::Event(Event::Connected) => connected = true,
@@ -161,12 +205,19 @@ pub async fn run(
                     let _ = rtc.handle_input(input);
                 }
             }
-            m = next_json(&mut ws) => {
+            m = async {
+                match ws.as_mut() {
+                    Some(w) => next_json(w).await,
+                    None => std::future::pending().await,
+                }
+            } => {
                 let m = m?;
                 if m["type"] == "offer" {
                     let offer = SdpOffer::from_sdp_string(m["sdp"].as_str().unwrap_or_default())?;
                     let answer = rtc.sdp_api().accept_offer(offer)?;
-                    send(&mut ws, json!({"type":"answer","id":m["id"],"sdp":answer.to_sdp_string()})).await?;
+                    if let Some(w) = ws.as_mut() {
+                        send(w, json!({"type":"answer","id":m["id"],"sdp":answer.to_sdp_string()})).await?;
+                    }
                 }
             }
             _ = tokio::time::sleep_until(wake.into()) => {
@@ -203,29 +254,5 @@ pub async fn run(
             }
         }
     }
-    let _ = send(&mut ws, json!({"type":"leave"})).await;
-    let _ = ws.close(None).await;
     Ok(result)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn write(
-    rtc: &mut Rtc,
-    mid: Mid,
-    pt: str0m::media::Pt,
-    seq: u64,
-    ts: u32,
-    now: Instant,
-    payload: Vec<u8>,
-    nackable: bool,
-    marker: bool,
-) {
-    let mut api = rtc.direct_api();
-    if let Some(tx) = api.stream_tx_by_mid(mid, None) {
-        tx.write_rtp(
-            RtpWrite::new(pt, SeqNo::from(seq), ts, now, payload)
-                .marker(marker)
-                .nackable(nackable),
-        );
-    }
 }

@@ -58,6 +58,8 @@ pub enum Target {
     Parloir(String),
     /// The bare UDP relay.
     Relay(SocketAddr),
+    /// A Janus server's HTTP API (`http://HOST:8088`), videoroom plugin.
+    Janus(String, Arc<crate::janus_client::Feeds>),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -197,6 +199,9 @@ pub async fn run(
             match target {
                 Target::Parloir(url) => crate::parloir_client::run(p, url, counters).await,
                 Target::Relay(addr) => crate::relay::run(p, addr, counters).await,
+                Target::Janus(url, feeds) => {
+                    crate::janus_client::run(p, url, feeds, counters).await
+                }
             }
         }));
     }
@@ -274,6 +279,7 @@ pub async fn run(
         target: match &target {
             Target::Parloir(_) => "parloir".into(),
             Target::Relay(_) => "udp_relay".into(),
+            Target::Janus(..) => "janus".into(),
         },
         scenario: sc.name.clone(),
         participants: total,
