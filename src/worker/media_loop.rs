@@ -233,15 +233,12 @@ impl MediaWorker {
     }
 
     fn flush(&mut self, socket: &UdpSocket) {
-        for t in self.outbox.drain(..) {
-            match socket.try_send_to(&t.contents, t.destination) {
-                Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    self.counters.datagrams_dropped += 1;
-                }
-                Err(e) => tracing::debug!(dest = %t.destination, "send: {e}"),
-            }
+        if self.outbox.is_empty() {
+            return;
         }
+        let dropped = super::batch_send::send_all(socket, &self.outbox);
+        self.counters.datagrams_dropped += dropped as u64;
+        self.outbox.clear();
     }
 
     fn on_timeouts(&mut self, now: Instant) {
