@@ -10,6 +10,21 @@ use std::time::Duration;
 use common::browser::Browser;
 use common::{join, others, seen_and_heard, tiles, wait_for, wait_full_mesh, Server};
 
+/// Waits until `tab` shows participant `id` with this microphone and
+/// camera state.
+async fn wait_tile(tab: &common::browser::Tab<'_>, id: u64, audio: bool, video: bool, what: &str) {
+    wait_for(what, Duration::from_secs(5), || async {
+        let v = tab.eval("window.parloir.tiles()").await;
+        let t = v
+            .as_array()?
+            .iter()
+            .find(|t| t["id"].as_u64() == Some(id))?
+            .clone();
+        (t["audio"] == audio && t["video"] == video).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rooms_see_and_hear_each_other_as_people_come_and_go() {
     let server = Server::start();
@@ -71,38 +86,12 @@ async fn rooms_see_and_hear_each_other_as_people_come_and_go() {
     ana.eval("document.getElementById('toggle-cam').click()")
         .await;
     for (tab, _) in &a[1..] {
-        wait_for(
-            "Ana shown muted to the others",
-            Duration::from_secs(5),
-            || async {
-                let v = tab.eval("window.parloir.tiles()").await;
-                let ana = v
-                    .as_array()?
-                    .iter()
-                    .find(|t| t["id"].as_u64() == Some(ana_id))?
-                    .clone();
-                (ana["audio"] == false && ana["video"] == false).then_some(())
-            },
-        )
-        .await;
+        wait_tile(tab, ana_id, false, false, "Ana shown muted to the others").await;
     }
     ana.eval("document.getElementById('toggle-mic').click()")
         .await;
     for (tab, _) in &a[1..] {
-        wait_for(
-            "Ana shown unmuted again",
-            Duration::from_secs(5),
-            || async {
-                let v = tab.eval("window.parloir.tiles()").await;
-                let ana = v
-                    .as_array()?
-                    .iter()
-                    .find(|t| t["id"].as_u64() == Some(ana_id))?
-                    .clone();
-                (ana["audio"] == true && ana["video"] == false).then_some(())
-            },
-        )
-        .await;
+        wait_tile(tab, ana_id, true, false, "Ana shown unmuted again").await;
     }
 
     // Ben leaves: the others' grids drop his tile, and the call goes on.

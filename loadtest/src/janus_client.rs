@@ -13,10 +13,9 @@ use anyhow::{anyhow, bail, Context};
 use serde_json::{json, Value};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::media::{Direction, MediaKind};
-use str0m::{Candidate, RtcConfig};
 use tokio::net::UdpSocket;
 
-use crate::parloir_client::media_loop;
+use crate::parloir_client::{media_loop, new_rtc};
 use crate::run::{Counters, Participant, ParticipantResult};
 
 /// Publisher feed ids, per room, so subscribers know what to subscribe to.
@@ -128,13 +127,7 @@ pub async fn run(
     let local = sock.local_addr()?;
     let s = Session::open(&base).await.context("janus session")?;
     let room = room_number(&p.room);
-    let mut rtc = RtcConfig::new()
-        .set_rtp_mode(true)
-        .clear_codecs()
-        .enable_opus(true, false)
-        .enable_vp8(true)
-        .build(Instant::now());
-    rtc.add_local_candidate(Candidate::host(local, "udp")?);
+    let mut rtc = new_rtc(local)?;
     let (audio, video) = if p.publish {
         let _ = s
             .message(

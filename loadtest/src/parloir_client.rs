@@ -25,6 +25,19 @@ use crate::run::{Counters, Participant, ParticipantResult};
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// A client connection like a browser's for this benchmark: RTP mode (no
+/// codecs), Opus and VP8, one host candidate on the participant's socket.
+pub fn new_rtc(local: SocketAddr) -> anyhow::Result<Rtc> {
+    let mut rtc = RtcConfig::new()
+        .set_rtp_mode(true)
+        .clear_codecs()
+        .enable_opus(true, false)
+        .enable_vp8(true)
+        .build(Instant::now());
+    rtc.add_local_candidate(Candidate::host(local, "udp")?);
+    Ok(rtc)
+}
+
 async fn send(ws: &mut Ws, v: Value) -> anyhow::Result<()> {
     ws.send(Message::Text(v.to_string().into())).await?;
     Ok(())
@@ -66,13 +79,7 @@ pub async fn run(
         }
     }
 
-    let mut rtc = RtcConfig::new()
-        .set_rtp_mode(true)
-        .clear_codecs()
-        .enable_opus(true, false)
-        .enable_vp8(true)
-        .build(Instant::now());
-    rtc.add_local_candidate(Candidate::host(local, "udp")?);
+    let mut rtc = new_rtc(local)?;
     let mut change = rtc.sdp_api();
     let (audio, video) = if p.publish {
         let a = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);

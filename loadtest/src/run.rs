@@ -146,11 +146,7 @@ pub struct Summary {
 
 /// CPU seconds of a process (user + system).
 pub fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (t(11) + t(12)) / 100.0
+    parloir::cluster::load::cpu_seconds_of(&pid.to_string())
 }
 
 /// Resident memory of a process, KiB.

@@ -53,7 +53,12 @@ pub fn rates(a: &Sample, at: Instant, b: &Sample, bt: Instant) -> Rates {
 
 /// CPU seconds of this process (user + system), from `/proc/self/stat`.
 pub fn process_cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    cpu_seconds_of("self")
+}
+
+/// CPU seconds (user + system) of process `pid` (a number, or "self").
+pub fn cpu_seconds_of(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // The command name may contain spaces; fields resume after ')'.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = rest.split_whitespace().collect();

@@ -13,7 +13,7 @@ use browser::{Browser, Tab};
 
 /// A `parloir serve` process on free loopback ports, killed on drop.
 pub struct Server {
-    child: Child,
+    proc_: Proc,
     pub http: String,
     pub media_port: u16,
 }
@@ -25,41 +25,18 @@ impl Server {
         // wildcard bind and the announced host address.
         let media_ip =
             std::env::var("PARLOIR_TEST_MEDIA_IP").unwrap_or_else(|_| "127.0.0.1".into());
-        let mut child = Command::new(env!("CARGO_BIN_EXE_parloir"))
-            .args(["serve", "--http", "127.0.0.1:0"])
-            .args(["--media", &format!("{media_ip}:{media_port}")])
-            .env(
-                "RUST_LOG",
-                std::env::var("PARLOIR_TEST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start parloir");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the URL line");
-        let http = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no URL in {line:?}"))
-            .trim_end_matches(['/', '.'])
-            .to_string();
+        let media = format!("{media_ip}:{media_port}");
+        let proc_ = Proc::parloir(&["serve", "--http", "127.0.0.1:0", "--media", &media]);
         Server {
-            child,
-            http,
+            http: proc_.url(),
+            proc_,
             media_port,
         }
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// Still running (not crashed).
     pub fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        matches!(self.proc_.child.try_wait(), Ok(None))
     }
 
     pub fn ws_url(&self) -> String {
@@ -68,21 +45,7 @@ impl Server {
 
     /// CPU seconds (user + system) the process has used so far.
     pub fn cpu_seconds(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-        // Fields after the command name, which is in parentheses.
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        // utime and stime are fields 14 and 15 (1-based) of the whole line.
-        (ticks(11) + ticks(12)) / 100.0
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        parloir::cluster::load::cpu_seconds_of(&self.proc_.pid().to_string())
     }
 }
 
