@@ -29,6 +29,10 @@ use crate::ids::{ParticipantId, ParticipantInfo};
 const MAX_DATAGRAM: usize = 2048;
 /// Datagrams read per turn before commands and timers get a look in.
 const RECV_BATCH: usize = 256;
+/// Datagrams handled before what they caused is sent: small enough to keep
+/// the added delay in microseconds, large enough to poll each subscriber
+/// once per burst.
+const SEND_EVERY: usize = 16;
 /// Longest sleep, so the heartbeat behind `/readyz` stays fresh.
 const MAX_SLEEP: Duration = Duration::from_millis(200);
 /// Socket buffers: a keyframe burst to many subscribers must not overflow.
@@ -115,6 +119,8 @@ struct MediaWorker {
     demux: Demux<Route>,
     outbox: Vec<Transmit>,
     counters: Counters,
+    /// Rooms with output waiting to be drained.
+    busy: Vec<RoomKey>,
     /// Set by a drain: no new rooms; everyone still here is moved then.
     drain_deadline: Option<Instant>,
 }
@@ -134,15 +140,16 @@ async fn run(
         demux: Demux::default(),
         outbox: Vec::with_capacity(1024),
         counters: Counters::default(),
+        busy: Vec::new(),
         drain_deadline: None,
     };
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut last_publish = Instant::now() - Duration::from_secs(1);
     loop {
         let now = Instant::now();
-        for _ in 0..RECV_BATCH {
+        for n in 1..=RECV_BATCH {
             match socket.try_recv_from(&mut buf) {
-                Ok((n, source)) => w.on_datagram(&buf[..n], source, now),
+                Ok((len, source)) => w.on_datagram(&buf[..len], source, now),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) => {
                     // ICMP errors from a closed peer port land here on Linux.
@@ -150,8 +157,11 @@ async fn run(
                     break;
                 }
             }
-            w.flush(&socket);
+            if n % SEND_EVERY == 0 {
+                w.drain_busy(now, &socket);
+            }
         }
+        w.drain_busy(now, &socket);
         loop {
             match commands.try_recv() {
                 Ok(cmd) => w.on_command(cmd, now),
@@ -229,7 +239,20 @@ impl MediaWorker {
                 }
             }
         }
-        room.handle_input(route.peer, input, now, &mut self.outbox, &mut self.counters);
+        room.receive(route.peer, input, now, &mut self.outbox, &mut self.counters);
+        if !self.busy.contains(&route.room) {
+            self.busy.push(route.room);
+        }
+    }
+
+    /// Drains the rooms that received datagrams, then sends.
+    fn drain_busy(&mut self, now: Instant, socket: &UdpSocket) {
+        for key in self.busy.drain(..) {
+            if let Some(room) = self.rooms.get_mut(&key) {
+                room.drain(now, &mut self.outbox, &mut self.counters);
+            }
+        }
+        self.flush(socket);
     }
 
     fn flush(&mut self, socket: &UdpSocket) {

@@ -122,6 +122,27 @@ impl Room {
         self.drain(now, out, counters);
     }
 
+    /// Feeds one datagram to a peer and drains that peer only: what it
+    /// forwards waits in the subscribers' connections until [`Room::drain`],
+    /// so a burst of packets costs each subscriber one poll, not one each.
+    pub fn receive(
+        &mut self,
+        id: ParticipantId,
+        input: Input,
+        now: Instant,
+        out: &mut Vec<Transmit>,
+        counters: &mut Counters,
+    ) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        if let Err(e) = peer.rtc.handle_input(input) {
+            tracing::debug!(peer = id, "input rejected: {e}");
+        }
+        self.dirty.retain(|d| *d != id);
+        self.drain_peer(id, now, out, counters);
+    }
+
     /// Polls every dirty peer until it only has a timeout to report, and
     /// sends the server offers that became possible.
     pub fn drain(&mut self, now: Instant, out: &mut Vec<Transmit>, counters: &mut Counters) {
