@@ -110,15 +110,7 @@ impl Room {
         out: &mut Vec<Transmit>,
         counters: &mut Counters,
     ) {
-        let Some(peer) = self.peers.get_mut(&id) else {
-            return;
-        };
-        if let Err(e) = peer.rtc.handle_input(input) {
-            // Malformed or unexpected packets from the network are dropped;
-            // str0m keeps the connection usable.
-            tracing::debug!(peer = id, "input rejected: {e}");
-        }
-        self.mark_dirty(id);
+        self.receive(id, input, now, out, counters);
         self.drain(now, out, counters);
     }
 
@@ -137,6 +129,8 @@ impl Room {
             return;
         };
         if let Err(e) = peer.rtc.handle_input(input) {
+            // Malformed or unexpected packets from the network are dropped;
+            // str0m keeps the connection usable.
             tracing::debug!(peer = id, "input rejected: {e}");
         }
         self.dirty.retain(|d| *d != id);
