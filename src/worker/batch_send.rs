@@ -13,62 +13,75 @@ use str0m::net::Transmit;
 /// Most datagrams per call (the kernel's UIO_MAXIOV is 1024).
 const BATCH: usize = 64;
 
-/// Sends `out` on `socket`; returns how many the kernel refused for lack
-/// of buffer space (dropped, as UDP would).
-pub fn send_all(socket: &impl AsRawFd, out: &[Transmit]) -> usize {
-    let fd = socket.as_raw_fd();
-    let mut dropped = 0;
-    for chunk in out.chunks(BATCH) {
-        let addrs: Vec<SockAddr> = chunk
-            .iter()
-            .map(|t| SockAddr::from(t.destination))
-            .collect();
-        let mut iov: Vec<libc::iovec> = chunk
-            .iter()
-            .map(|t| libc::iovec {
+/// Sends batches of datagrams. Its buffers are kept between calls, so
+/// sending allocates nothing once they have grown to the largest batch.
+#[derive(Default)]
+pub struct BatchSender {
+    addrs: Vec<SockAddr>,
+    iov: Vec<libc::iovec>,
+    msgs: Vec<libc::mmsghdr>,
+}
+
+impl BatchSender {
+    /// Sends `out` on `socket`; returns how many the kernel refused for
+    /// lack of buffer space (dropped, as UDP would).
+    pub fn send_all(&mut self, socket: &impl AsRawFd, out: &[Transmit]) -> usize {
+        let fd = socket.as_raw_fd();
+        let mut dropped = 0;
+        for chunk in out.chunks(BATCH) {
+            self.addrs.clear();
+            self.addrs
+                .extend(chunk.iter().map(|t| SockAddr::from(t.destination)));
+            self.iov.clear();
+            self.iov.extend(chunk.iter().map(|t| libc::iovec {
                 iov_base: t.contents.as_ptr() as *mut libc::c_void,
                 iov_len: t.contents.len(),
-            })
-            .collect();
-        // SAFETY: an all-zero msghdr is valid (no name, no iov, no control).
-        let mut msgs: Vec<libc::mmsghdr> = (0..chunk.len())
-            .map(|_| unsafe { std::mem::zeroed() })
-            .collect();
-        for (i, m) in msgs.iter_mut().enumerate() {
-            m.msg_hdr.msg_name = addrs[i].as_ptr() as *mut libc::c_void;
-            m.msg_hdr.msg_namelen = addrs[i].len();
-            m.msg_hdr.msg_iov = &mut iov[i];
-            m.msg_hdr.msg_iovlen = 1;
-        }
-        let mut sent = 0;
-        while sent < msgs.len() {
-            // SAFETY: `msgs[sent..]` point into `addrs`, `iov` and the
-            // transmits' buffers, which all outlive this call; the kernel
-            // only reads them.
-            let n = unsafe {
-                libc::sendmmsg(fd, msgs[sent..].as_mut_ptr(), (msgs.len() - sent) as u32, 0)
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                match e.kind() {
-                    io::ErrorKind::Interrupted => continue,
-                    io::ErrorKind::WouldBlock => {
-                        dropped += msgs.len() - sent;
-                    }
-                    // One bad destination (ICMP error pending, unreachable
-                    // address) must not stop the others: skip it.
-                    _ => {
-                        tracing::debug!(dest = %chunk[sent].destination, "send: {e}");
-                        sent += 1;
-                        continue;
-                    }
-                }
-                break;
+            }));
+            self.msgs.clear();
+            for (addr, iov) in self.addrs.iter().zip(self.iov.iter_mut()) {
+                // SAFETY: an all-zero msghdr is valid (no name, no iov, no
+                // control); the fields set below point into `addrs`, `iov`
+                // and `out`, all alive and unmoved until the call returns.
+                let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                m.msg_hdr.msg_name = addr.as_ptr() as *mut libc::c_void;
+                m.msg_hdr.msg_namelen = addr.len();
+                m.msg_hdr.msg_iov = iov;
+                m.msg_hdr.msg_iovlen = 1;
+                self.msgs.push(m);
             }
-            sent += n as usize;
+            dropped += send_chunk(fd, &mut self.msgs, chunk);
         }
+        // No pointer into `out` outlives this call.
+        self.msgs.clear();
+        self.iov.clear();
+        dropped
     }
-    dropped
+}
+
+fn send_chunk(fd: std::os::fd::RawFd, msgs: &mut [libc::mmsghdr], chunk: &[Transmit]) -> usize {
+    let mut sent = 0;
+    while sent < msgs.len() {
+        // SAFETY: every message points at live buffers (see `send_all`);
+        // the kernel only reads them.
+        let n =
+            unsafe { libc::sendmmsg(fd, msgs[sent..].as_mut_ptr(), (msgs.len() - sent) as u32, 0) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => return msgs.len() - sent,
+                // One bad destination (ICMP error pending, unreachable
+                // address) must not stop the others: skip it.
+                _ => {
+                    tracing::debug!(dest = %chunk[sent].destination, "send: {e}");
+                    sent += 1;
+                    continue;
+                }
+            }
+        }
+        sent += n as usize;
+    }
+    0
 }
 
 #[cfg(test)]
@@ -94,7 +107,10 @@ mod tests {
                 contents: vec![i; 100 + i as usize].into(),
             })
             .collect();
-        assert_eq!(send_all(&tx, &out), 0);
+        let mut sender = BatchSender::default();
+        assert_eq!(sender.send_all(&tx, &out), 0);
+        // Buffers are reused: a second batch goes out the same.
+        assert_eq!(sender.send_all(&tx, &out[..2]), 0);
         let mut buf = [0u8; 512];
         for i in 0..150u8 {
             let rx = if i % 2 == 0 { &rx1 } else { &rx2 };
@@ -102,5 +118,7 @@ mod tests {
             assert_eq!(n, 100 + i as usize);
             assert!(buf[..n].iter().all(|b| *b == i));
         }
+        assert_eq!(rx1.recv(&mut buf).unwrap(), 100);
+        assert_eq!(rx2.recv(&mut buf).unwrap(), 101);
     }
 }

@@ -17,6 +17,7 @@ use str0m::Input;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use super::batch_send::BatchSender;
 use super::demux::Demux;
 use super::peer::Peer;
 use super::room::Room;
@@ -121,6 +122,7 @@ struct MediaWorker {
     counters: Counters,
     /// Rooms with output waiting to be drained.
     busy: Vec<RoomKey>,
+    sender: BatchSender,
     /// Set by a drain: no new rooms; everyone still here is moved then.
     drain_deadline: Option<Instant>,
 }
@@ -141,6 +143,7 @@ async fn run(
         outbox: Vec::with_capacity(1024),
         counters: Counters::default(),
         busy: Vec::new(),
+        sender: BatchSender::default(),
         drain_deadline: None,
     };
     let mut buf = vec![0u8; MAX_DATAGRAM];
@@ -259,7 +262,7 @@ impl MediaWorker {
         if self.outbox.is_empty() {
             return;
         }
-        let dropped = super::batch_send::send_all(socket, &self.outbox);
+        let dropped = self.sender.send_all(socket, &self.outbox);
         self.counters.datagrams_dropped += dropped as u64;
         self.outbox.clear();
     }
