@@ -90,34 +90,11 @@ impl Placement {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::report::RoomLoad;
+    use crate::cluster::report::test_report;
 
     fn node(id: &str, stress: f64, rooms: usize, at: Instant) -> NodeView {
         NodeView {
-            report: LoadReport {
-                id: id.into(),
-                control: String::new(),
-                media: String::new(),
-                state: NodeState::Active,
-                seq: 1,
-                rooms: (0..rooms)
-                    .map(|i| RoomLoad {
-                        room: format!("r{i}"),
-                        participants: 1,
-                    })
-                    .collect(),
-                participants: rooms,
-                tracks_in: 0,
-                tracks_out: 0,
-                packets_in_per_s: 0.0,
-                packets_out_per_s: 0.0,
-                bits_in_per_s: 0.0,
-                bits_out_per_s: 0.0,
-                cpu_process: 0.0,
-                cpu_host: 0.0,
-                capacity_pps: 1.0,
-                stress,
-            },
+            report: test_report(id, stress, rooms),
             at,
         }
     }

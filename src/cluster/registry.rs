@@ -247,31 +247,10 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::report::RoomLoad;
+    use crate::cluster::report::test_report;
 
     fn report(id: &str) -> LoadReport {
-        LoadReport {
-            id: id.into(),
-            control: "http://127.0.0.1:1".into(),
-            media: "127.0.0.1:2".into(),
-            state: NodeState::Active,
-            seq: 1,
-            rooms: vec![RoomLoad {
-                room: "r".into(),
-                participants: 2,
-            }],
-            participants: 2,
-            tracks_in: 0,
-            tracks_out: 0,
-            packets_in_per_s: 0.0,
-            packets_out_per_s: 0.0,
-            bits_in_per_s: 0.0,
-            bits_out_per_s: 0.0,
-            cpu_process: 0.0,
-            cpu_host: 0.0,
-            capacity_pps: 1.0,
-            stress: 0.0,
-        }
+        test_report(id, 0.0, 1)
     }
 
     #[tokio::test]

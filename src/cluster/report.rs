@@ -64,6 +64,36 @@ pub fn stress(cpu_process: f64, packets_per_s: f64, capacity_pps: f64) -> f64 {
     cpu.max(pps).clamp(0.0, 1.0)
 }
 
+/// A report for tests: an active worker with `rooms` rooms of one
+/// participant each and the given stress.
+#[cfg(test)]
+pub(crate) fn test_report(id: &str, stress: f64, rooms: usize) -> LoadReport {
+    LoadReport {
+        id: id.into(),
+        control: "http://127.0.0.1:1".into(),
+        media: "127.0.0.1:2".into(),
+        state: NodeState::Active,
+        seq: 1,
+        rooms: (0..rooms)
+            .map(|i| RoomLoad {
+                room: format!("r{i}"),
+                participants: 1,
+            })
+            .collect(),
+        participants: rooms,
+        tracks_in: 0,
+        tracks_out: 0,
+        packets_in_per_s: 0.0,
+        packets_out_per_s: 0.0,
+        bits_in_per_s: 0.0,
+        bits_out_per_s: 0.0,
+        cpu_process: 0.0,
+        cpu_host: 0.0,
+        capacity_pps: 1.0,
+        stress,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

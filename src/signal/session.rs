@@ -199,15 +199,21 @@ impl Session {
         }
     }
 
-    fn check_version(v: u32) -> Result<(), ServerMessage> {
-        if v == protocol::VERSION {
-            Ok(())
-        } else {
-            Err(ServerMessage::error(
+    /// A `join` or `resume` is possible: right protocol, not in a call yet.
+    fn may_enter(&self, v: u32) -> Result<(), ServerMessage> {
+        if v != protocol::VERSION {
+            return Err(ServerMessage::error(
                 ErrorCode::UnsupportedVersion,
                 format!("this server speaks protocol version {}", protocol::VERSION),
-            ))
+            ));
         }
+        if self.joined.is_some() {
+            return Err(ServerMessage::error(
+                ErrorCode::AlreadyJoined,
+                "already in a call; leave first",
+            ));
+        }
+        Ok(())
     }
 
     async fn join(
@@ -218,13 +224,7 @@ impl Session {
         audio: bool,
         video: bool,
     ) -> Result<Vec<ServerMessage>, ServerMessage> {
-        Self::check_version(v)?;
-        if self.joined.is_some() {
-            return Err(ServerMessage::error(
-                ErrorCode::AlreadyJoined,
-                "already in a call; leave first",
-            ));
-        }
+        self.may_enter(v)?;
         room_name::validate(&room)
             .map_err(|e| ServerMessage::error(ErrorCode::InvalidRoom, e.to_string()))?;
         let name = clean_name(&name).ok_or_else(|| {
@@ -274,13 +274,7 @@ impl Session {
         participant: ParticipantId,
         token: String,
     ) -> Result<Vec<ServerMessage>, ServerMessage> {
-        Self::check_version(v)?;
-        if self.joined.is_some() {
-            return Err(ServerMessage::error(
-                ErrorCode::AlreadyJoined,
-                "already in a call; leave first",
-            ));
-        }
+        self.may_enter(v)?;
         let refused = || {
             ServerMessage::error(
                 ErrorCode::ResumeFailed,

@@ -183,13 +183,11 @@ pub struct Proc {
     pub child: Child,
     /// First line it printed on stdout.
     pub first_line: String,
-    pub started: Instant,
 }
 
 impl Proc {
     /// Starts `parloir ARGS` and waits for its first stdout line.
     pub fn parloir(args: &[&str]) -> Proc {
-        let started = Instant::now();
         let mut child = Command::new(env!("CARGO_BIN_EXE_parloir"))
             .args(args)
             .env(
@@ -204,11 +202,7 @@ impl Proc {
         BufReader::new(stdout)
             .read_line(&mut first_line)
             .expect("read stdout");
-        Proc {
-            child,
-            first_line,
-            started,
-        }
+        Proc { child, first_line }
     }
 
     /// The first `http://` URL the process printed.
