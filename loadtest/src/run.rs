@@ -142,6 +142,10 @@ pub struct Summary {
     pub cpu_us_per_packet: f64,
     pub target_rss_kib: u64,
     pub srtp_profile: String,
+    /// The load generator's own CPU over the window, in cores: near 1 it,
+    /// not the target, is the limit (it runs on one core).
+    #[serde(default)]
+    pub generator_load: f64,
 }
 
 /// CPU seconds of a process (user + system).
@@ -204,6 +208,7 @@ pub async fn run(
 
     // Progress, and the target's figures at the window's edges.
     let mut cpu_start = 0.0;
+    let mut own_start = 0.0;
     let mut recv_start = 0;
     let mut sent_start = 0;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -214,6 +219,7 @@ pub async fn run(
         if !in_window && now >= measure_from {
             in_window = true;
             cpu_start = target_pid.map(cpu_seconds).unwrap_or(0.0);
+            own_start = parloir::cluster::load::cpu_seconds_of("self");
             recv_start = counters.received.load(Ordering::Relaxed);
             sent_start = counters.sent.load(Ordering::Relaxed);
         }
@@ -234,6 +240,7 @@ pub async fn run(
         }
     }
     let cpu_end = target_pid.map(cpu_seconds).unwrap_or(0.0);
+    let own = parloir::cluster::load::cpu_seconds_of("self") - own_start;
     let rss = target_pid.map(rss_kib).unwrap_or(0);
     let received = counters.received.load(Ordering::Relaxed) - recv_start;
     let sent = counters.sent.load(Ordering::Relaxed) - sent_start;
@@ -306,17 +313,18 @@ pub async fn run(
         },
         target_rss_kib: rss,
         srtp_profile: profile.unwrap_or_else(|| "unknown".into()),
+        generator_load: own / window,
     }
 }
 
 /// The summary as a small table.
 pub fn table(s: &[Summary]) -> String {
     let mut out = String::from(
-        "| target | scenario | streams | received/s | loss % | delay p50 ms | delay p99 ms | jitter ms | CPU cores | CPU µs/pkt | RSS MiB | SRTP |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| target | scenario | streams | received/s | loss % | delay p50 ms | delay p99 ms | jitter ms | CPU cores | CPU µs/pkt | RSS MiB | SRTP | generator cores |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for x in s {
         out += &format!(
-            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {} |\n",
+            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {:.2} |\n",
             x.target,
             x.scenario,
             x.streams_out,
@@ -328,7 +336,8 @@ pub fn table(s: &[Summary]) -> String {
             x.target_load,
             x.cpu_us_per_packet,
             x.target_rss_kib as f64 / 1024.0,
-            x.srtp_profile
+            x.srtp_profile,
+            x.generator_load
         );
     }
     out

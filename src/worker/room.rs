@@ -28,6 +28,9 @@ pub const DISCONNECT_GRACE: Duration = Duration::from_secs(20);
 /// How long a participant whose signalling is gone keeps its place, to
 /// resume through another (or a restarted) signal server.
 pub const DETACH_GRACE: Duration = Duration::from_secs(30);
+/// Due timeouts driven in one drain of a peer before it waits for the
+/// event loop (a pacer releases its queue in one or two).
+const MAX_DUE_TIMEOUTS: u32 = 4;
 
 #[derive(Default)]
 pub struct Room {
@@ -159,6 +162,11 @@ impl Room {
         out: &mut Vec<Transmit>,
         counters: &mut Counters,
     ) {
+        // str0m's pacer releases newly written packets only after a
+        // timeout: when the one it asks for is already due, it is driven
+        // here, so a burst leaves in this drain rather than a turn of the
+        // event loop later. Bounded, in case a timeout stays due.
+        let mut due_timeouts = 0;
         loop {
             let Some(peer) = self.peers.get_mut(&id) else {
                 return;
@@ -168,6 +176,12 @@ impl Room {
                 return;
             }
             match peer.rtc.poll_output() {
+                Ok(Output::Timeout(t)) if t <= now && due_timeouts < MAX_DUE_TIMEOUTS => {
+                    due_timeouts += 1;
+                    if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
+                        tracing::debug!(peer = id, "timeout rejected: {e}");
+                    }
+                }
                 Ok(Output::Timeout(t)) => {
                     peer.next_timeout = t;
                     return;
