@@ -81,6 +81,10 @@ struct RunArgs {
     /// Participants joined per second.
     #[arg(long, default_value_t = 50.0)]
     ramp: f64,
+    /// Video pacing rate over the bitrate, as a browser's pacer (2.5 in
+    /// libwebrtc); 0 sends each frame in one burst.
+    #[arg(long, default_value_t = 2.5)]
+    pacing: f64,
     /// Process id of the target, to measure its CPU and memory.
     #[arg(long)]
     target_pid: Option<u32>,
@@ -108,6 +112,7 @@ fn scenario(a: &RunArgs) -> Scenario {
     s.duration = Duration::from_secs_f64(a.duration);
     s.warmup = Duration::from_secs_f64(a.warmup);
     s.ramp_per_s = a.ramp;
+    s.pacing = a.pacing;
     s
 }
 

@@ -4,7 +4,8 @@
 //! sequence number, when) so a subscriber measures loss, delay and jitter
 //! whatever the SFU did to the RTP header.
 
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 pub const MAGIC: [u8; 4] = *b"PLT1";
 pub const STAMP_LEN: usize = 21;
@@ -89,6 +90,79 @@ impl VideoShape {
     }
 }
 
+/// A browser's pacer for one video track: libwebrtc sends a frame's
+/// packets at `factor` × the target bitrate (2.5 by default) rather than all
+/// at once, so a keyframe reaches the SFU over tens of milliseconds. A
+/// factor of 0 sends every frame in one burst.
+#[derive(Debug, Clone)]
+pub struct Pacer {
+    /// Bytes per second; infinite when not pacing.
+    rate: f64,
+    queue: VecDeque<Paced>,
+    next: Option<Instant>,
+}
+
+/// One video packet waiting in the pacer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paced {
+    pub size: usize,
+    /// Last packet of its frame (the RTP marker).
+    pub marker: bool,
+    /// The frame's number (its RTP timestamp is derived from it).
+    pub frame: u32,
+}
+
+impl Pacer {
+    pub fn new(bitrate: u32, factor: f64) -> Self {
+        let rate = if factor > 0.0 {
+            bitrate as f64 / 8.0 * factor
+        } else {
+            f64::INFINITY
+        };
+        Pacer {
+            rate,
+            queue: VecDeque::new(),
+            next: None,
+        }
+    }
+
+    /// Queues a frame's packets.
+    pub fn push_frame(&mut self, sizes: &[usize], frame: u32, now: Instant) {
+        let n = sizes.len();
+        self.queue
+            .extend(sizes.iter().enumerate().map(|(i, size)| Paced {
+                size: *size,
+                marker: i + 1 == n,
+                frame,
+            }));
+        if self.next.is_none() {
+            self.next = Some(now);
+        }
+    }
+
+    /// When the next packet is due, if one waits.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.next.filter(|_| !self.queue.is_empty())
+    }
+
+    /// The next packet if it is due at `now`.
+    pub fn pop_due(&mut self, now: Instant) -> Option<Paced> {
+        let due = self.next?;
+        if due > now {
+            return None;
+        }
+        let p = self.queue.pop_front()?;
+        if self.queue.is_empty() {
+            self.next = None;
+        } else if self.rate.is_finite() {
+            // From the due time, not from `now`: a late wake-up catches up
+            // instead of slowing the track down.
+            self.next = Some(due + Duration::from_secs_f64(p.size as f64 / self.rate));
+        }
+        Some(p)
+    }
+}
+
 /// Opus: one packet every 20 ms.
 pub const AUDIO_INTERVAL: Duration = Duration::from_millis(20);
 pub const AUDIO_SIZE: usize = 120;
@@ -109,6 +183,38 @@ mod tests {
         assert_eq!(p.len(), 1100);
         assert_eq!(Stamp::parse(&p), Some(s));
         assert_eq!(Stamp::parse(&p[..10]), None);
+    }
+
+    #[test]
+    fn the_pacer_spreads_a_keyframe_at_its_rate() {
+        let t0 = Instant::now();
+        // 1.3 Mbit/s × 2.5 = 406,250 bytes/s: 1,100 bytes every 2.7 ms.
+        let mut p = Pacer::new(1_300_000, 2.5);
+        p.push_frame(&[1100; 10], 7, t0);
+        let first = p.pop_due(t0).unwrap();
+        assert_eq!((first.size, first.marker, first.frame), (1100, false, 7));
+        assert_eq!(p.pop_due(t0), None, "the second packet waits");
+        let gap = p.next_due().unwrap() - t0;
+        assert!((2600..2800).contains(&gap.as_micros()), "{gap:?}");
+        // Woken late, it catches up: everything due by then comes out.
+        let late = t0 + Duration::from_millis(30);
+        let mut n = 1;
+        let mut last = first;
+        while let Some(x) = p.pop_due(late) {
+            n += 1;
+            last = x;
+        }
+        assert_eq!(n, 10);
+        assert!(last.marker);
+        assert_eq!(p.next_due(), None);
+    }
+
+    #[test]
+    fn without_pacing_a_frame_leaves_at_once() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(1_300_000, 0.0);
+        p.push_frame(&[1100, 1100, 400], 1, t0);
+        assert_eq!(std::iter::from_fn(|| p.pop_due(t0)).count(), 3);
     }
 
     #[test]

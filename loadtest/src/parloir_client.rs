@@ -19,7 +19,7 @@ use tokio::net::UdpSocket;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::dtls;
-use crate::media::{Stamp, VideoShape, AUDIO_INTERVAL, AUDIO_SIZE};
+use crate::media::{Pacer, Stamp, VideoShape, AUDIO_INTERVAL, AUDIO_SIZE};
 use crate::run::{Counters, Participant, ParticipantResult};
 
 type Ws =
@@ -155,6 +155,7 @@ pub async fn media_loop(
         .find(|c| c.spec().codec == Codec::Opus)
         .map(|c| c.pt());
     let mut video_shape = VideoShape::new(p.fps, p.video_bitrate, Duration::from_secs(2));
+    let mut pacer = Pacer::new(p.video_bitrate, p.pacing);
     let mut next_audio = Instant::now();
     let mut next_video = Instant::now();
     let (mut aseq, mut vseq, mut vframe) = (0u32, 0u32, 0u32);
@@ -164,9 +165,16 @@ pub async fn media_loop(
     let mut buf = vec![0u8; 2048];
 
     loop {
-        // Drain str0m until it only has a timeout for us.
+        // Drain str0m until it only has a future timeout for us. A due one
+        // (its pacer releases written packets on a timeout) is driven here:
+        // a timer would round it up to the next millisecond.
+        let mut due = 0;
         let timeout = loop {
             match rtc.poll_output()? {
+                Output::Timeout(t) if due < 4 && t <= Instant::now() => {
+                    due += 1;
+                    rtc.handle_input(Input::Timeout(Instant::now()))?;
+                }
                 Output::Timeout(t) => break t,
                 Output::Transmit(t) => {
                     if result.srtp_profile.is_none() {
@@ -197,6 +205,9 @@ pub async fn media_loop(
             wake = wake.min(next_audio);
             if video.is_some() {
                 wake = wake.min(next_video);
+                if let Some(due) = pacer.next_due() {
+                    wake = wake.min(due);
+                }
             }
         }
         tokio::select! {
@@ -243,19 +254,18 @@ pub async fn media_loop(
                         next_audio += AUDIO_INTERVAL;
                     }
                     if now >= next_video {
-                        if let (Some(mid), Some(pt)) = (video, vp8) {
-                            let sizes = video_shape.next_frame();
-                            let n = sizes.len();
-                            for (i, size) in sizes.into_iter().enumerate() {
-                                let s = Stamp { publisher: p.index, track: 1, seq: vseq, sent_us: now_us };
-                                vseq += 1;
-                                write(&mut rtc, mid, pt, rtp_vseq, vframe.wrapping_mul(3000), now, s.payload(size), true, i + 1 == n);
-                                rtp_vseq += 1;
-                            }
-                            counters.sent(n as u64);
-                            vframe += 1;
-                        }
+                        pacer.push_frame(&video_shape.next_frame(), vframe, now);
+                        vframe += 1;
                         next_video += video_shape.interval();
+                    }
+                    if let (Some(mid), Some(pt)) = (video, vp8) {
+                        while let Some(x) = pacer.pop_due(now) {
+                            let s = Stamp { publisher: p.index, track: 1, seq: vseq, sent_us: now_us };
+                            vseq += 1;
+                            write(&mut rtc, mid, pt, rtp_vseq, x.frame.wrapping_mul(3000), now, s.payload(x.size), true, x.marker);
+                            rtp_vseq += 1;
+                            counters.sent(1);
+                        }
                     }
                 }
             }

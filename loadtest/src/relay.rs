@@ -11,7 +11,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::media::{Stamp, VideoShape, AUDIO_INTERVAL, AUDIO_SIZE};
+use crate::media::{Pacer, Stamp, VideoShape, AUDIO_INTERVAL, AUDIO_SIZE};
 use crate::run::{Counters, Participant, ParticipantResult};
 
 /// Runs the relay forever on `addr`.
@@ -75,6 +75,8 @@ pub async fn run(
         ..ParticipantResult::default()
     };
     let mut video = VideoShape::new(p.fps, p.video_bitrate, std::time::Duration::from_secs(2));
+    let mut pacer = Pacer::new(p.video_bitrate, p.pacing);
+    let mut frame = 0;
     let mut next_audio = Instant::now();
     let mut next_video = Instant::now();
     let (mut aseq, mut vseq) = (0u32, 0u32);
@@ -88,6 +90,9 @@ pub async fn run(
             wake = wake.min(next_audio);
             if !p.audio_only {
                 wake = wake.min(next_video);
+                if let Some(due) = pacer.next_due() {
+                    wake = wake.min(due);
+                }
             }
         }
         tokio::select! {
@@ -115,15 +120,16 @@ pub async fn run(
                     next_audio += AUDIO_INTERVAL;
                 }
                 if p.publish && !p.audio_only && now >= next_video {
-                    let sizes = video.next_frame();
-                    counters.sent(sizes.len() as u64);
-                    for size in sizes {
-                        let mut d = vec![2u8];
-                        d.extend(Stamp { publisher: p.index, track: 1, seq: vseq, sent_us: now_us }.payload(size));
-                        vseq += 1;
-                        sock.send_to(&d, relay).await?;
-                    }
+                    pacer.push_frame(&video.next_frame(), frame, now);
+                    frame += 1;
                     next_video += video.interval();
+                }
+                while let Some(x) = pacer.pop_due(now) {
+                    let mut d = vec![2u8];
+                    d.extend(Stamp { publisher: p.index, track: 1, seq: vseq, sent_us: now_us }.payload(x.size));
+                    vseq += 1;
+                    sock.send_to(&d, relay).await?;
+                    counters.sent(1);
                 }
             }
         }

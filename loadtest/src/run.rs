@@ -40,6 +40,8 @@ pub struct Participant {
     pub audio_only: bool,
     pub fps: u32,
     pub video_bitrate: u32,
+    /// Video pacing rate over the bitrate; 0 sends frames in one burst.
+    pub pacing: f64,
     pub client_ip: IpAddr,
     pub epoch: Instant,
     pub until: Instant,
@@ -73,6 +75,10 @@ pub struct Scenario {
     pub audio_only: bool,
     pub fps: u32,
     pub video_bitrate: u32,
+    /// Video pacing rate over the bitrate, as a browser's pacer (2.5 in
+    /// libwebrtc); 0 sends each frame in one burst.
+    #[serde(default)]
+    pub pacing: f64,
     /// Participants joined per second.
     pub ramp_per_s: f64,
     pub warmup: Duration,
@@ -90,6 +96,7 @@ impl Scenario {
             audio_only: false,
             fps: 30,
             video_bitrate: 1_300_000,
+            pacing: 2.5,
             ramp_per_s: 50.0,
             warmup: Duration::from_secs(2),
             duration: Duration::from_secs(10),
@@ -186,6 +193,7 @@ pub async fn run(
             audio_only: sc.audio_only,
             fps: sc.fps,
             video_bitrate: sc.video_bitrate,
+            pacing: sc.pacing,
             client_ip,
             epoch,
             until,
