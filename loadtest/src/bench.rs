@@ -273,7 +273,9 @@ fn measure(
             drop(proc_);
         }
         // Median run by CPU per packet; loss and delay from the same run.
-        let point = median_by(samples, |s| s.cpu_us_per_packet);
+        let all: Vec<f64> = samples.iter().map(|s| s.cpu_us_per_packet).collect();
+        let mut point = median_by(samples, |s| s.cpu_us_per_packet);
+        point.runs_cpu_us_per_packet = all;
         // Past the first load it cannot carry, or that saturates the load
         // generator, higher loads measure nothing more.
         let stop =

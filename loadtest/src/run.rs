@@ -153,6 +153,10 @@ pub struct Summary {
     /// not the target, is the limit (it runs on one core).
     #[serde(default)]
     pub generator_load: f64,
+    /// CPU µs per packet of every run of this point (the benchmark fills
+    /// it in on the median run): the spread.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs_cpu_us_per_packet: Vec<f64>,
 }
 
 /// CPU seconds of a process (user + system).
@@ -322,17 +326,29 @@ pub async fn run(
         target_rss_kib: rss,
         srtp_profile: profile.unwrap_or_else(|| "unknown".into()),
         generator_load: own / window,
+        runs_cpu_us_per_packet: Vec::new(),
+    }
+}
+
+/// "min–max (n runs)" of a sample, or "—" for a single run.
+fn spread(v: &[f64]) -> String {
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if v.len() < 2 {
+        "—".into()
+    } else {
+        format!("{min:.2}–{max:.2} ({} runs)", v.len())
     }
 }
 
 /// The summary as a small table.
 pub fn table(s: &[Summary]) -> String {
     let mut out = String::from(
-        "| target | scenario | streams | received/s | loss % | delay p50 ms | delay p99 ms | jitter ms | CPU cores | CPU µs/pkt | RSS MiB | SRTP | generator cores |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| target | scenario | streams | received/s | loss % | delay p50 ms | delay p99 ms | jitter ms | CPU cores | CPU µs/pkt | runs: min–max | RSS MiB | SRTP | generator cores |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for x in s {
         out += &format!(
-            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {} | {:.2} |\n",
+            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {:.1} | {} | {:.2} |\n",
             x.target,
             x.scenario,
             x.streams_out,
@@ -343,6 +359,7 @@ pub fn table(s: &[Summary]) -> String {
             x.jitter_ms,
             x.target_load,
             x.cpu_us_per_packet,
+            spread(&x.runs_cpu_us_per_packet),
             x.target_rss_kib as f64 / 1024.0,
             x.srtp_profile,
             x.generator_load
