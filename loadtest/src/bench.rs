@@ -9,7 +9,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use serde::Serialize;
 use serde_json::json;
 
 use crate::run::Summary;
@@ -33,26 +32,72 @@ pub struct BenchArgs {
     parloir: Option<PathBuf>,
 }
 
-/// Per-target figures, as the issue asks for them.
-#[derive(Debug, Clone, Serialize)]
+/// The two load shapes the benchmark climbs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// 1→N, the level is N subscribers.
+    Fanout,
+    /// Meetings of [`MEETING_SIZE`], everyone publishing; the level is the
+    /// number of rooms.
+    Meeting,
+}
+
+const MEETING_SIZE: u32 = 5;
+
+impl Shape {
+    /// What a level counts, as JSON keys say it.
+    fn unit(self) -> &'static str {
+        match self {
+            Shape::Fanout => "subscribers",
+            Shape::Meeting => "rooms",
+        }
+    }
+
+    fn run_args(self, level: u32) -> Vec<String> {
+        let (preset, rooms, participants) = match self {
+            Shape::Fanout => ("fanout", 1, level + 1),
+            Shape::Meeting => ("meeting", level, MEETING_SIZE),
+        };
+        [
+            "--preset",
+            preset,
+            "--rooms",
+            &rooms.to_string(),
+            "--participants",
+            &participants.to_string(),
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    fn level(self, p: &Summary) -> u32 {
+        match self {
+            Shape::Fanout => p.participants.saturating_sub(1),
+            Shape::Meeting => p.participants / MEETING_SIZE,
+        }
+    }
+}
+
+/// Per-target figures of one shape, as the issue asks for them. In JSON
+/// the level fields are named by the shape's unit
+/// (`max_subscribers_under_1pct_loss`, `max_rooms_under_1pct_loss`).
+#[derive(Debug, Clone)]
 pub struct TargetResult {
     pub available: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// CPU per packet and delays are read at one point: the one whose
-    /// target load is nearest half a core (within 20–70 % when any is).
+    /// target load is nearest half a core.
     pub cpu_us_per_packet: Option<f64>,
-    /// Load (subscribers) and target CPU at which the figures were taken.
-    pub cpu_measured_at_subscribers: Option<u32>,
+    /// Level and target CPU at which the figures were taken.
+    pub cpu_measured_at_level: Option<u32>,
     pub cpu_measured_at_load: Option<f64>,
-    pub max_subscribers_under_1pct_loss: Option<u32>,
-    /// True when every load tried stayed under 1 % loss: the real maximum
-    /// is higher than the largest load tried.
-    pub max_subscribers_is_lower_bound: bool,
+    pub max_level_under_1pct_loss: Option<u32>,
+    /// True unless the target was seen losing 1 % while the generator kept
+    /// up: the real maximum is then above the largest level carried.
+    pub max_level_is_lower_bound: bool,
     pub delay_p50_ms: Option<f64>,
     pub delay_p99_ms: Option<f64>,
     pub rss_kib_per_stream: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub srtp_profile: Option<String>,
     /// Median summary at each load.
     pub points: Vec<Summary>,
@@ -64,16 +109,53 @@ impl TargetResult {
             available: false,
             reason: Some(reason.into()),
             cpu_us_per_packet: None,
-            cpu_measured_at_subscribers: None,
+            cpu_measured_at_level: None,
             cpu_measured_at_load: None,
-            max_subscribers_under_1pct_loss: None,
-            max_subscribers_is_lower_bound: false,
+            max_level_under_1pct_loss: None,
+            max_level_is_lower_bound: false,
             delay_p50_ms: None,
             delay_p99_ms: None,
             rss_kib_per_stream: None,
             srtp_profile: None,
             points: Vec::new(),
         }
+    }
+
+    fn to_json(&self, shape: Shape) -> serde_json::Value {
+        let unit = shape.unit();
+        let mut m = serde_json::Map::new();
+        let mut put = |k: String, v: serde_json::Value| {
+            m.insert(k, v);
+        };
+        put("available".into(), json!(self.available));
+        if let Some(r) = &self.reason {
+            put("reason".into(), json!(r));
+        }
+        put("cpu_us_per_packet".into(), json!(self.cpu_us_per_packet));
+        put(
+            format!("cpu_measured_at_{unit}"),
+            json!(self.cpu_measured_at_level),
+        );
+        put(
+            "cpu_measured_at_load".into(),
+            json!(self.cpu_measured_at_load),
+        );
+        put(
+            format!("max_{unit}_under_1pct_loss"),
+            json!(self.max_level_under_1pct_loss),
+        );
+        put(
+            format!("max_{unit}_is_lower_bound"),
+            json!(self.max_level_is_lower_bound),
+        );
+        put("delay_p50_ms".into(), json!(self.delay_p50_ms));
+        put("delay_p99_ms".into(), json!(self.delay_p99_ms));
+        put("rss_kib_per_stream".into(), json!(self.rss_kib_per_stream));
+        if let Some(p) = &self.srtp_profile {
+            put("srtp_profile".into(), json!(p));
+        }
+        put("points".into(), json!(self.points));
+        serde_json::Value::Object(m)
     }
 }
 
@@ -217,14 +299,15 @@ fn start_pinned(host: &Host, program: &str, args: &[String]) -> anyhow::Result<(
 fn load(
     me: &str,
     target: &[String],
-    subscribers: u32,
+    shape: Shape,
+    level: u32,
     pid: u32,
     secs: f64,
 ) -> anyhow::Result<Summary> {
     let out = Command::new("taskset")
-        .args(["-c", "0", me, "run", "--preset", "fanout", "--json"])
+        .args(["-c", "0", me, "run", "--json"])
         .args(target)
-        .args(["--participants", &(subscribers + 1).to_string()])
+        .args(shape.run_args(level))
         .args([
             "--duration",
             &secs.to_string(),
@@ -250,6 +333,7 @@ fn median_by(mut v: Vec<Summary>, key: impl Fn(&Summary) -> f64) -> Summary {
 fn measure(
     name: &str,
     me: &str,
+    shape: Shape,
     levels: &[u32],
     runs: usize,
     secs: f64,
@@ -260,9 +344,10 @@ fn measure(
         let mut samples = Vec::new();
         for r in 0..runs {
             let (proc_, target) = start()?;
-            let s = load(me, &target, n, proc_.0.id(), secs)?;
+            let s = load(me, &target, shape, n, proc_.0.id(), secs)?;
             eprintln!(
-                "{name:>9} {n:>3} subscribers run {}: loss {:.2}% CPU {:.2} cores {:.2} µs/pkt p99 {:.2} ms",
+                "{name:>9} {n:>3} {} run {}: loss {:.2}% CPU {:.2} cores {:.2} µs/pkt p99 {:.2} ms",
+                shape.unit(),
                 r + 1,
                 s.loss_pct,
                 s.target_load,
@@ -285,17 +370,13 @@ fn measure(
             break;
         }
     }
-    Ok(summarize(points))
+    Ok(summarize(shape, points))
 }
 
 /// Load generator CPU (cores) above which its own delays would be measured.
 const GENERATOR_LIMIT: f64 = 0.9;
 
-fn subscribers(p: &Summary) -> u32 {
-    p.participants.saturating_sub(1)
-}
-
-fn summarize(points: Vec<Summary>) -> TargetResult {
+fn summarize(shape: Shape, points: Vec<Summary>) -> TargetResult {
     let carried = |p: &Summary| p.loss_pct < 1.0 && p.failed == 0;
     // The point nearest half load among those carried (a target that never
     // gets there is read at its busiest point).
@@ -305,7 +386,11 @@ fn summarize(points: Vec<Summary>) -> TargetResult {
             let d = |i: usize| (points[i].target_load - 0.5).abs();
             d(*a).total_cmp(&d(*b))
         });
-    let max_ok = points.iter().filter(|p| carried(p)).map(subscribers).max();
+    let max_ok = points
+        .iter()
+        .filter(|p| carried(p))
+        .map(|p| shape.level(p))
+        .max();
     // Unless a load was lost while the generator kept up, the target was
     // never seen at its limit.
     let lower_bound = !points
@@ -325,10 +410,10 @@ fn summarize(points: Vec<Summary>) -> TargetResult {
         available: true,
         reason: None,
         cpu_us_per_packet: pick.map(|i| points[i].cpu_us_per_packet),
-        cpu_measured_at_subscribers: pick.map(|i| subscribers(&points[i])),
+        cpu_measured_at_level: pick.map(|i| shape.level(&points[i])),
         cpu_measured_at_load: pick.map(|i| points[i].target_load),
-        max_subscribers_under_1pct_loss: max_ok,
-        max_subscribers_is_lower_bound: lower_bound,
+        max_level_under_1pct_loss: max_ok,
+        max_level_is_lower_bound: lower_bound,
         delay_p50_ms: pick.map(|i| points[i].delay_p50_ms),
         delay_p99_ms: pick.map(|i| points[i].delay_p99_ms),
         rss_kib_per_stream: rss,
@@ -369,11 +454,12 @@ pub fn main(a: BenchArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| me_path.with_file_name("parloir"));
     let parloir = parloir.to_string_lossy().to_string();
-    let (levels, runs, secs): (Vec<u32>, usize, f64) = if a.quick {
-        (vec![10, 40], a.runs.unwrap_or(2), 3.0)
+    let (fanout, meeting, runs, secs): (Vec<u32>, Vec<u32>, usize, f64) = if a.quick {
+        (vec![10, 40], vec![2, 6], a.runs.unwrap_or(2), 3.0)
     } else {
         (
             vec![10, 20, 40, 80, 120, 160, 200],
+            vec![2, 4, 8, 12, 16],
             a.runs.unwrap_or(5),
             6.0,
         )
@@ -469,54 +555,71 @@ pub fn main(a: BenchArgs) -> anyhow::Result<()> {
         Ok((p, [vec!["--janus".into(), url], client.clone()].concat()))
     };
 
-    let parloir_r = measure("parloir", &me, &levels, runs, secs, &start_parloir)?;
-    let janus_r = if !host.netns {
-        TargetResult::unavailable(
-            "needs a network namespace (run as root): Janus offers only interface addresses",
-        )
+    // Every target climbs both shapes; Janus only where it can run.
+    let janus_reason = if !host.netns {
+        Some("needs a network namespace (run as root): Janus offers only interface addresses")
     } else if which("janus").is_none() {
-        TargetResult::unavailable("janus is not installed (apt-get install janus)")
+        Some("janus is not installed (apt-get install janus)")
     } else {
-        match measure("janus", &me, &levels, runs, secs, &start_janus) {
-            Ok(r) => r,
-            Err(e) => TargetResult::unavailable(&format!("janus run failed: {e:#}")),
-        }
+        None
     };
-    let relay_r = measure("udp_relay", &me, &levels, runs, secs, &start_relay)?;
+    let mut results = Vec::new();
+    for (shape, levels) in [(Shape::Fanout, &fanout), (Shape::Meeting, &meeting)] {
+        let parloir_r = measure("parloir", &me, shape, levels, runs, secs, &start_parloir)?;
+        let janus_r = match janus_reason {
+            Some(reason) => TargetResult::unavailable(reason),
+            None => measure("janus", &me, shape, levels, runs, secs, &start_janus)
+                .unwrap_or_else(|e| TargetResult::unavailable(&format!("janus run failed: {e:#}"))),
+        };
+        let relay_r = measure("udp_relay", &me, shape, levels, runs, secs, &start_relay)?;
+        results.push((shape, levels.to_vec(), [parloir_r, janus_r, relay_r]));
+    }
     let _ = std::fs::remove_dir_all(&janus_dir);
     drop(host);
 
-    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
-        _ => None,
+    let shape_json = |[p, j, r]: &[TargetResult; 3], shape: Shape| {
+        let at = format!("at_{}", shape.unit());
+        let ratio = |other: &TargetResult| {
+            same_load_ratio(shape, p, other).map(|(level, x)| json!({"ratio": x, &at: level}))
+        };
+        json!({
+            "parloir": p.to_json(shape),
+            "janus": j.to_json(shape),
+            "udp_relay": r.to_json(shape),
+            "ratios": {
+                "cpu_per_packet_parloir_over_janus": ratio(j),
+                "cpu_per_packet_parloir_over_relay": ratio(r),
+            },
+        })
     };
-    let result = json!({
-        "parloir": parloir_r,
-        "janus": janus_r,
-        "udp_relay": relay_r,
-        "ratios": {
-            "cpu_per_packet_parloir_over_janus": ratio(parloir_r.cpu_us_per_packet, janus_r.cpu_us_per_packet),
-            "cpu_per_packet_parloir_over_relay": ratio(parloir_r.cpu_us_per_packet, relay_r.cpu_us_per_packet),
-        },
-        "load": "fan-out: 1 publisher (VP8-shaped video 1.3 Mbit/s paced at 2.5x, 30 fps, keyframe every 2 s, Opus-shaped audio 50 pps) to N subscribers; CPU per packet and delays at the point nearest half a core of target load",
-        "subscribers": levels,
-        "runs_per_point": runs,
-        "seconds_per_run": secs,
-        "elapsed_s": started.elapsed().as_secs_f64(),
-    });
+    // Fan-out at the top level (the figures issue 4 names), meetings beside.
+    let mut result = shape_json(&results[0].2, Shape::Fanout);
+    let mut meeting_json = shape_json(&results[1].2, Shape::Meeting);
+    meeting_json["load"] = json!(format!(
+        "meetings of {MEETING_SIZE}: everyone publishes (same media as the fan-out) and receives the others; levels are rooms"
+    ));
+    meeting_json["rooms"] = json!(meeting);
+    result["meeting"] = meeting_json;
+    result["load"] = json!("fan-out: 1 publisher (VP8-shaped video 1.3 Mbit/s paced at 2.5x, 30 fps, keyframe every 2 s, Opus-shaped audio 50 pps) to N subscribers; CPU per packet and delays at the point nearest half a core of target load");
+    result["subscribers"] = json!(fanout);
+    result["runs_per_point"] = json!(runs);
+    result["seconds_per_run"] = json!(secs);
+    result["elapsed_s"] = json!(started.elapsed().as_secs_f64());
+
     std::fs::create_dir_all(&a.out)?;
-    let md = markdown(&parloir_r, &relay_r, &janus_r, &levels, runs, secs);
+    let md = markdown(&results, runs, secs);
     let stem = if a.quick { "quick" } else { "latest" };
     std::fs::write(a.out.join(format!("{stem}.md")), &md)?;
+    let [p, j, r] = &results[0].2;
     std::fs::write(
         a.out.join(format!("{stem}.svg")),
         svg(
             &[
-                ("parloir", &parloir_r, "#2f7de1"),
-                ("janus", &janus_r, "#d9413a"),
-                ("udp_relay", &relay_r, "#888888"),
+                ("parloir", p, "#2f7de1"),
+                ("janus", j, "#d9413a"),
+                ("udp_relay", r, "#888888"),
             ],
-            &levels,
+            &fanout,
         ),
     )?;
     std::fs::write(
@@ -531,6 +634,26 @@ pub fn main(a: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// CPU per packet of `a` over `b` on the same load: the largest level both
+/// carried under 1 % loss.
+fn same_load_ratio(shape: Shape, a: &TargetResult, b: &TargetResult) -> Option<(u32, f64)> {
+    let carried = |t: &TargetResult| -> Vec<(u32, f64)> {
+        t.points
+            .iter()
+            .filter(|p| p.loss_pct < 1.0 && p.failed == 0)
+            .map(|p| (shape.level(p), p.cpu_us_per_packet))
+            .collect()
+    };
+    let theirs = carried(b);
+    carried(a)
+        .into_iter()
+        .filter_map(|(n, x)| {
+            let (_, y) = theirs.iter().find(|(m, _)| *m == n)?;
+            (*y > 0.0).then_some((n, x / y))
+        })
+        .max_by_key(|(n, _)| *n)
+}
+
 fn which(program: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?
         .to_string_lossy()
@@ -543,63 +666,65 @@ fn fmt(v: Option<f64>) -> String {
     v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "—".into())
 }
 
-fn markdown(
-    p: &TargetResult,
-    r: &TargetResult,
-    j: &TargetResult,
-    levels: &[u32],
-    runs: usize,
-    secs: f64,
-) -> String {
+fn markdown(results: &[(Shape, Vec<u32>, [TargetResult; 3])], runs: usize, secs: f64) -> String {
     let mut s = format!(
-        "Fan-out 1→N (video 1.3 Mbit/s paced at 2.5× like a browser's, 30 fps, keyframe every 2 s; Opus-shaped audio), \
-         N = {levels:?} until a target loses ≥ 1 %; {runs} runs of {secs} s per point, median; \
-         target pinned to core 1, load generator to core 0. CPU per packet and delays are read at the point nearest \
-         half a core of target load.\n\n\
-         | target | CPU µs/packet (at N, load) | max N with <1 % loss | delay p50 ms | delay p99 ms | RSS KiB/stream | SRTP |\n\
-         |---|---|---|---|---|---|---|\n"
+        "Video 1.3 Mbit/s paced at 2.5× like a browser's (30 fps, keyframe every 2 s) and Opus-shaped audio per \
+         publisher; each load climbed until a target loses ≥ 1 %; {runs} runs of {secs} s per point, median; \
+         target pinned to core 1, load generator to core 0. CPU per packet and delays are read at the point \
+         nearest half a core of target load.\n"
     );
-    for (name, t) in [("parloir", p), ("janus", j), ("udp_relay", r)] {
-        if !t.available {
+    for (shape, levels, [p, j, r]) in results {
+        let (title, n) = match shape {
+            Shape::Fanout => (format!("Fan-out 1→N, N = {levels:?}"), "N"),
+            Shape::Meeting => (
+                format!("Meetings of {MEETING_SIZE} (everyone publishes), rooms = {levels:?}"),
+                "rooms",
+            ),
+        };
+        s += &format!(
+            "\n### {title}\n\n\
+             | target | CPU µs/packet (at {n}, load) | max {n} with <1 % loss | delay p50 ms | delay p99 ms | RSS KiB/stream | SRTP |\n\
+             |---|---|---|---|---|---|---|\n"
+        );
+        for (name, t) in [("parloir", p), ("janus", j), ("udp_relay", r)] {
+            if !t.available {
+                s += &format!(
+                    "| {name} | not measured: {} | | | | | |\n",
+                    t.reason.clone().unwrap_or_default()
+                );
+                continue;
+            }
             s += &format!(
-                "| {name} | not measured: {} | | | | | |\n",
-                t.reason.clone().unwrap_or_default()
+                "| {name} | {} ({n}={}, {} cores) | {} | {} | {} | {} | {} |\n",
+                fmt(t.cpu_us_per_packet),
+                t.cpu_measured_at_level
+                    .map(|n| n.to_string())
+                    .unwrap_or_default(),
+                fmt(t.cpu_measured_at_load),
+                match (t.max_level_under_1pct_loss, t.max_level_is_lower_bound) {
+                    (Some(n), true) => format!("≥ {n} (never lost 1 %)"),
+                    (Some(n), false) => n.to_string(),
+                    (None, _) => "none".into(),
+                },
+                fmt(t.delay_p50_ms),
+                fmt(t.delay_p99_ms),
+                fmt(t.rss_kib_per_stream),
+                t.srtp_profile.clone().unwrap_or_default(),
             );
-            continue;
         }
-        s += &format!(
-            "| {name} | {} (N={}, {} cores) | {} | {} | {} | {} | {} |\n",
-            fmt(t.cpu_us_per_packet),
-            t.cpu_measured_at_subscribers
-                .map(|n| n.to_string())
-                .unwrap_or_default(),
-            fmt(t.cpu_measured_at_load),
-            match (
-                t.max_subscribers_under_1pct_loss,
-                t.max_subscribers_is_lower_bound
-            ) {
-                (Some(n), true) => format!("≥ {n} (all tried)"),
-                (Some(n), false) => n.to_string(),
-                (None, _) => "none".into(),
-            },
-            fmt(t.delay_p50_ms),
-            fmt(t.delay_p99_ms),
-            fmt(t.rss_kib_per_stream),
-            t.srtp_profile.clone().unwrap_or_default(),
-        );
+        s += "\n";
+        if let Some((at, x)) = same_load_ratio(*shape, p, j) {
+            s += &format!(
+                "Parloir/Janus CPU per packet on the same load ({n}={at}): {x:.2}× (Janus uses {:.1}× the CPU of Parloir)\n",
+                1.0 / x
+            );
+        }
+        if let Some((at, x)) = same_load_ratio(*shape, p, r) {
+            s += &format!("Parloir/relay CPU per packet on the same load ({n}={at}): {x:.2}×\n");
+        }
+        s += "\nPer point (median run):\n\n";
+        s += &crate::run::table(&[p.points.clone(), j.points.clone(), r.points.clone()].concat());
     }
-    if let (Some(a), Some(b)) = (p.cpu_us_per_packet, j.cpu_us_per_packet) {
-        s += &format!(
-            "\nParloir/Janus CPU per packet: {:.2}× (Janus uses {:.1}× the CPU of Parloir)\n",
-            a / b,
-            b / a
-        );
-    }
-    if let (Some(a), Some(b)) = (p.cpu_us_per_packet, r.cpu_us_per_packet) {
-        s += &format!("Parloir/relay CPU per packet: {:.2}×\n", a / b);
-    }
-    s += "\nPer point (median run):\n\n";
-    s += &crate::run::table(&[p.points.clone(), j.points.clone(), r.points.clone()].concat());
     s
 }
 
@@ -644,7 +769,7 @@ fn svg(series: &[(&str, &TargetResult, &str)], levels: &[u32]) -> String {
             .map(|p| {
                 format!(
                     "{:.1},{:.1}",
-                    x(subscribers(p) as f64),
+                    x(Shape::Fanout.level(p) as f64),
                     y(p.cpu_us_per_packet)
                 )
             })
@@ -660,4 +785,62 @@ fn svg(series: &[(&str, &TargetResult, &str)], levels: &[u32]) -> String {
         );
     }
     s + "</svg>\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(participants: u32, loss_pct: f64, cpu: f64, load: f64) -> Summary {
+        Summary {
+            participants,
+            loss_pct,
+            cpu_us_per_packet: cpu,
+            target_load: load,
+            ..Summary::default()
+        }
+    }
+
+    #[test]
+    fn ratios_compare_the_same_load() {
+        // Parloir carries 10, 40, 80 subscribers; Janus 10 and 40, not 80.
+        let p = summarize(
+            Shape::Fanout,
+            vec![
+                point(11, 0.0, 20.0, 0.1),
+                point(41, 0.0, 15.0, 0.2),
+                point(81, 0.0, 12.0, 0.45),
+            ],
+        );
+        let j = summarize(
+            Shape::Fanout,
+            vec![
+                point(11, 0.0, 40.0, 0.2),
+                point(41, 0.0, 45.0, 0.5),
+                point(81, 20.0, 50.0, 0.9),
+            ],
+        );
+        assert_eq!(
+            same_load_ratio(Shape::Fanout, &p, &j),
+            Some((40, 15.0 / 45.0))
+        );
+        // Each is read nearest half load; Janus's maximum is a real one.
+        assert_eq!(p.cpu_measured_at_level, Some(80));
+        assert_eq!(j.cpu_measured_at_level, Some(40));
+        assert_eq!(j.max_level_under_1pct_loss, Some(40));
+        assert!(!j.max_level_is_lower_bound);
+        assert!(p.max_level_is_lower_bound);
+    }
+
+    #[test]
+    fn meeting_levels_are_rooms() {
+        let m = summarize(Shape::Meeting, vec![point(40, 0.0, 10.0, 0.5)]);
+        assert_eq!(m.max_level_under_1pct_loss, Some(8));
+        assert_eq!(
+            Shape::Meeting.run_args(8),
+            ["--preset", "meeting", "--rooms", "8", "--participants", "5"]
+        );
+        let json = m.to_json(Shape::Meeting);
+        assert_eq!(json["max_rooms_under_1pct_loss"], 8);
+    }
 }

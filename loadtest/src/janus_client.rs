@@ -2,8 +2,10 @@
 //! long polling), with the same str0m connection and the same media as the
 //! Parloir participant: so the two SFUs carry exactly the same load.
 //!
-//! Fan-out only: the first participant of a room publishes, the others
-//! subscribe to its feed.
+//! Janus's model is one connection per direction: a publisher handle for
+//! what a participant sends, and one multistream subscriber handle for
+//! every other publisher's feed in its room. In a fan-out the publisher
+//! has only the first, subscribers only the second.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,9 +20,33 @@ use tokio::net::UdpSocket;
 use crate::parloir_client::{media_loop, new_rtc};
 use crate::run::{Counters, Participant, ParticipantResult};
 
-/// Publisher feed ids, per room, so subscribers know what to subscribe to.
+/// Publisher feed ids per room (with the publishing participant's index),
+/// so subscribers know what to subscribe to.
 #[derive(Debug, Default)]
-pub struct Feeds(Mutex<HashMap<String, u64>>);
+pub struct Feeds(Mutex<HashMap<String, Vec<(u32, u64)>>>);
+
+impl Feeds {
+    fn add(&self, room: &str, index: u32, feed: u64) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(room.to_string())
+            .or_default()
+            .push((index, feed));
+    }
+
+    /// The feeds of `room` other than `index`'s, once there are `want`.
+    fn others(&self, room: &str, index: u32, want: usize) -> Option<Vec<u64>> {
+        let feeds = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let others: Vec<u64> = feeds
+            .get(room)?
+            .iter()
+            .filter(|(i, _)| *i != index)
+            .map(|(_, f)| *f)
+            .collect();
+        (others.len() >= want).then_some(others)
+    }
+}
 
 struct Session {
     http: reqwest::Client,
@@ -123,91 +149,171 @@ pub async fn run(
     feeds: Arc<Feeds>,
     counters: Arc<Counters>,
 ) -> anyhow::Result<ParticipantResult> {
+    let room = room_number(&p.room);
+    let publisher = if p.publish {
+        Some(publish(&p, &base, room, &feeds).await?)
+    } else {
+        None
+    };
+    let others = p.room_publishers.saturating_sub(u32::from(p.publish)) as usize;
+    if others == 0 {
+        counters.joined();
+    }
+    // Each half runs its own media loop: the publisher's sends, the
+    // subscriber's receives and measures. The publisher's must run while
+    // the subscription is made: Janus offers a feed to subscribers only
+    // once its publisher's connection is up.
+    let pub_half = async {
+        match publisher {
+            Some(h) => Some(h.run(&p, &counters).await),
+            None => None,
+        }
+    };
+    let sub_p = Participant {
+        publish: false,
+        ..p.clone()
+    };
+    let sub_half = async {
+        if others == 0 {
+            return None;
+        }
+        let h = match subscribe(&sub_p, &base, room, &feeds, others).await {
+            Ok(h) => h,
+            Err(e) => return Some(Err(e)),
+        };
+        counters.joined();
+        Some(h.run(&sub_p, &counters).await)
+    };
+    let (pub_r, sub_r) = tokio::join!(pub_half, sub_half);
+    let pub_r = pub_r.transpose()?;
+    let mut result = sub_r.transpose()?.unwrap_or_default();
+    if result.srtp_profile.is_none() {
+        result.srtp_profile = pub_r.and_then(|r| r.srtp_profile);
+    }
+    Ok(result)
+}
+
+/// One Janus handle with its own connection, ready to exchange media.
+struct Half {
+    session: Session,
+    rtc: str0m::Rtc,
+    sock: UdpSocket,
+    local: std::net::SocketAddr,
+    audio: Option<str0m::media::Mid>,
+    video: Option<str0m::media::Mid>,
+}
+
+impl Half {
+    async fn run(self, p: &Participant, counters: &Counters) -> anyhow::Result<ParticipantResult> {
+        let keep = self.session.keep_alive();
+        let result = media_loop(
+            self.rtc, self.sock, self.local, p, counters, self.audio, self.video, None,
+        )
+        .await;
+        keep.abort();
+        let s = &self.session;
+        let _ = Session::post(
+            &s.http,
+            &format!("{}/janus/{}", s.base, s.session),
+            json!({"janus":"destroy"}),
+        )
+        .await;
+        result
+    }
+}
+
+async fn publish(p: &Participant, base: &str, room: u64, feeds: &Feeds) -> anyhow::Result<Half> {
     let sock = UdpSocket::bind((p.client_ip, 0)).await?;
     let local = sock.local_addr()?;
-    let s = Session::open(&base).await.context("janus session")?;
-    let room = room_number(&p.room);
+    let s = Session::open(base).await.context("janus session")?;
     let mut rtc = new_rtc(local)?;
-    let (audio, video) = if p.publish {
-        let _ = s
-            .message(
-                json!({"request":"create","room":room,"publishers":4,"bitrate":0,
-                       "audiocodec":"opus","videocodec":"vp8"}),
-                None,
-            )
-            .await;
-        let mut change = rtc.sdp_api();
-        let a = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-        let v = (!p.audio_only)
-            .then(|| change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None));
-        let (offer, pending) = change.apply().ok_or_else(|| anyhow!("nothing to offer"))?;
-        s.message(
-            json!({"request":"joinandconfigure","room":room,"ptype":"publisher","display":"load"}),
-            Some(json!({"type":"offer","sdp":offer.to_sdp_string()})),
+    // Created by whichever publisher comes first; the others get "exists".
+    let _ = s
+        .message(
+            json!({"request":"create","room":room,"publishers":100,"bitrate":0,
+                   "audiocodec":"opus","videocodec":"vp8"}),
+            None,
         )
-        .await?;
-        let ev = s.jsep_event().await?;
-        let answer = SdpAnswer::from_sdp_string(ev["jsep"]["sdp"].as_str().unwrap_or_default())?;
-        rtc.sdp_api().accept_answer(pending, answer)?;
-        let id = ev["plugindata"]["data"]["id"]
-            .as_u64()
-            .ok_or_else(|| anyhow!("no feed id: {ev}"))?;
-        feeds
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(p.room.clone(), id);
-        (Some(a), v)
-    } else {
-        let end = Instant::now() + Duration::from_secs(20);
-        let feed = loop {
-            if let Some(f) = feeds
-                .0
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&p.room)
-            {
-                break *f;
-            }
-            if Instant::now() > end {
-                bail!("no publisher in {}", p.room);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        // The feed exists for subscribers only once the publisher's
-        // connection is up: retry until then.
-        let ev = loop {
-            s.message(
-                json!({"request":"join","room":room,"ptype":"subscriber","streams":[{"feed":feed}]}),
-                None,
-            )
-            .await?;
-            match s.jsep_event().await {
-                Ok(ev) => break ev,
-                Err(e) if e.to_string().contains("No such feed") && Instant::now() < end => {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        };
-        let offer = SdpOffer::from_sdp_string(ev["jsep"]["sdp"].as_str().unwrap_or_default())?;
-        let answer = rtc.sdp_api().accept_offer(offer)?;
-        s.message(
-            json!({"request":"start","room":room}),
-            Some(json!({"type":"answer","sdp":answer.to_sdp_string()})),
-        )
-        .await?;
-        (None, None)
-    };
-    let keep = s.keep_alive();
-    counters.joined();
-    let result = media_loop(rtc, sock, local, &p, &counters, audio, video, None).await;
-    keep.abort();
-    let _ = Session::post(
-        &s.http,
-        &format!("{}/janus/{}", s.base, s.session),
-        json!({"janus":"destroy"}),
+        .await;
+    let mut change = rtc.sdp_api();
+    let audio = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+    let video = (!p.audio_only)
+        .then(|| change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None));
+    let (offer, pending) = change.apply().ok_or_else(|| anyhow!("nothing to offer"))?;
+    s.message(
+        json!({"request":"joinandconfigure","room":room,"ptype":"publisher","display":"load"}),
+        Some(json!({"type":"offer","sdp":offer.to_sdp_string()})),
     )
-    .await;
-    result
+    .await?;
+    let ev = s.jsep_event().await?;
+    let answer = SdpAnswer::from_sdp_string(ev["jsep"]["sdp"].as_str().unwrap_or_default())?;
+    rtc.sdp_api().accept_answer(pending, answer)?;
+    let id = ev["plugindata"]["data"]["id"]
+        .as_u64()
+        .ok_or_else(|| anyhow!("no feed id: {ev}"))?;
+    feeds.add(&p.room, p.index, id);
+    Ok(Half {
+        session: s,
+        rtc,
+        sock,
+        local,
+        audio: Some(audio),
+        video,
+    })
+}
+
+/// One multistream subscription to the `want` other publishers of the room.
+async fn subscribe(
+    p: &Participant,
+    base: &str,
+    room: u64,
+    feeds: &Feeds,
+    want: usize,
+) -> anyhow::Result<Half> {
+    let sock = UdpSocket::bind((p.client_ip, 0)).await?;
+    let local = sock.local_addr()?;
+    let s = Session::open(base).await.context("janus session")?;
+    let mut rtc = new_rtc(local)?;
+    let end = Instant::now() + Duration::from_secs(20);
+    let others = loop {
+        if let Some(f) = feeds.others(&p.room, p.index, want) {
+            break f;
+        }
+        if Instant::now() > end {
+            bail!("not every publisher of {} came", p.room);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let streams: Vec<Value> = others.iter().map(|f| json!({"feed": f})).collect();
+    // A feed exists for subscribers only once its publisher's connection
+    // is up: retry until then.
+    let ev = loop {
+        s.message(
+            json!({"request":"join","room":room,"ptype":"subscriber","streams":streams}),
+            None,
+        )
+        .await?;
+        match s.jsep_event().await {
+            Ok(ev) => break ev,
+            Err(e) if e.to_string().contains("No such feed") && Instant::now() < end => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let offer = SdpOffer::from_sdp_string(ev["jsep"]["sdp"].as_str().unwrap_or_default())?;
+    let answer = rtc.sdp_api().accept_offer(offer)?;
+    s.message(
+        json!({"request":"start","room":room}),
+        Some(json!({"type":"answer","sdp":answer.to_sdp_string()})),
+    )
+    .await?;
+    Ok(Half {
+        session: s,
+        rtc,
+        sock,
+        local,
+        audio: None,
+        video: None,
+    })
 }

@@ -37,6 +37,9 @@ pub struct Participant {
     pub index: u32,
     pub room: String,
     pub publish: bool,
+    /// Publishers in this participant's room (itself included if it
+    /// publishes).
+    pub room_publishers: u32,
     pub audio_only: bool,
     pub fps: u32,
     pub video_bitrate: u32,
@@ -194,6 +197,7 @@ pub async fn run(
             index: i,
             room: format!("load-{tag:08x}-{}", i / sc.participants),
             publish: i % sc.participants < sc.publishers,
+            room_publishers: sc.publishers.min(sc.participants),
             audio_only: sc.audio_only,
             fps: sc.fps,
             video_bitrate: sc.video_bitrate,
