@@ -1,6 +1,8 @@
 //! The machine's limit for a load: a bare UDP relay that forwards the same
 //! packets to the same subscribers with no crypto, no RTP logic, no
 //! congestion control. Whatever an SFU costs above this is its own work.
+//! It hands the kernel its copies in one `sendmmsg`, with Parloir's own
+//! sender: the cheapest way this machine sends them.
 //!
 //! Datagrams: `[1, room(4), role(1)]` joins, `[2, payload...]` is media,
 //! forwarded to every other member of the sender's room (as an SFU sends
@@ -10,6 +12,8 @@ use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Instant;
+
+use parloir::worker::batch_send::BatchSender;
 
 use crate::media::{Pacer, Stamp, VideoShape, AUDIO_INTERVAL, AUDIO_SIZE};
 use crate::run::{Counters, Participant, ParticipantResult};
@@ -21,6 +25,7 @@ pub fn serve(addr: SocketAddr) -> std::io::Result<()> {
     let mut rooms: HashMap<u32, Vec<SocketAddr>> = HashMap::new();
     let mut room_of: HashMap<SocketAddr, u32> = HashMap::new();
     let mut buf = [0u8; 2048];
+    let mut sender = BatchSender::default();
     loop {
         let (n, from) = sock.recv_from(&mut buf)?;
         match buf.first() {
@@ -33,9 +38,12 @@ pub fn serve(addr: SocketAddr) -> std::io::Result<()> {
             }
             Some(2) => {
                 if let Some(subs) = room_of.get(&from).and_then(|r| rooms.get(r)) {
-                    for s in subs.iter().filter(|s| **s != from) {
-                        let _ = sock.send_to(&buf[..n], s);
-                    }
+                    let copies: Vec<(SocketAddr, &[u8])> = subs
+                        .iter()
+                        .filter(|s| **s != from)
+                        .map(|s| (*s, &buf[..n]))
+                        .collect();
+                    sender.send_all(&sock, &copies);
                 }
             }
             _ => {}

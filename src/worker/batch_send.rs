@@ -24,6 +24,30 @@ const MAX_SEGMENTS: usize = 64;
 /// Most payload bytes in one GSO message (one IP datagram's worth).
 const MAX_GSO_BYTES: usize = 60_000;
 
+/// A datagram to send: where, and what.
+pub trait Datagram {
+    fn destination(&self) -> SocketAddr;
+    fn contents(&self) -> &[u8];
+}
+
+impl Datagram for Transmit {
+    fn destination(&self) -> SocketAddr {
+        self.destination
+    }
+    fn contents(&self) -> &[u8] {
+        &self.contents
+    }
+}
+
+impl Datagram for (SocketAddr, &[u8]) {
+    fn destination(&self) -> SocketAddr {
+        self.0
+    }
+    fn contents(&self) -> &[u8] {
+        self.1
+    }
+}
+
 /// Consecutive datagrams sent as one message: `len` datagrams from
 /// `start`, each `segment` bytes but the last (which may be shorter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,7 +139,7 @@ impl BatchSender {
 
     /// Sends `out` on `socket`; returns how many datagrams the kernel
     /// refused for lack of buffer space (dropped, as UDP would).
-    pub fn send_all(&mut self, socket: &impl AsRawFd, out: &[Transmit]) -> usize {
+    pub fn send_all<D: Datagram>(&mut self, socket: &impl AsRawFd, out: &[D]) -> usize {
         let fd = socket.as_raw_fd();
         let mut from = 0;
         let mut dropped = 0;
@@ -123,7 +147,7 @@ impl BatchSender {
             let rest = &out[from..];
             self.shape.clear();
             self.shape
-                .extend(rest.iter().map(|t| (t.destination, t.contents.len())));
+                .extend(rest.iter().map(|t| (t.destination(), t.contents().len())));
             plan_runs(&self.shape, self.gso, &mut self.runs);
             let mut resumed = None;
             let mut r = 0;
@@ -162,7 +186,7 @@ impl BatchSender {
     fn send_chunk(
         &mut self,
         fd: std::os::fd::RawFd,
-        out: &[Transmit],
+        out: &[impl Datagram],
         chunk: std::ops::Range<usize>,
     ) -> Sent {
         let runs = &self.runs[chunk];
@@ -170,13 +194,14 @@ impl BatchSender {
         self.iov.clear();
         self.cmsgs.clear();
         for run in runs {
-            self.addrs.push(SockAddr::from(out[run.start].destination));
+            self.addrs
+                .push(SockAddr::from(out[run.start].destination()));
             self.iov.extend(
                 out[run.start..run.start + run.len]
                     .iter()
                     .map(|t| libc::iovec {
-                        iov_base: t.contents.as_ptr() as *mut libc::c_void,
-                        iov_len: t.contents.len(),
+                        iov_base: t.contents().as_ptr() as *mut libc::c_void,
+                        iov_len: t.contents().len(),
                     }),
             );
             self.cmsgs.push(Cmsg([0; 32]));
@@ -232,7 +257,7 @@ impl BatchSender {
                 // One bad destination (ICMP error pending, unreachable
                 // address) must not stop the others: skip it.
                 _ => {
-                    tracing::debug!(dest = %out[runs[sent].start].destination, "send: {e}");
+                    tracing::debug!(dest = %out[runs[sent].start].destination(), "send: {e}");
                     sent += 1;
                 }
             }

@@ -6,7 +6,7 @@
 //! same handle drives an in-process worker (`parloir serve`) or a worker on
 //! another host (`cluster::remote` carries the commands over a WebSocket).
 
-mod batch_send;
+pub mod batch_send;
 mod demux;
 mod media_clock;
 mod media_loop;
