@@ -22,6 +22,10 @@ use crate::dtls;
 use crate::media::{Pacer, Stamp, VideoShape, AUDIO_INTERVAL, AUDIO_SIZE};
 use crate::run::{Counters, Participant, ParticipantResult};
 
+/// Due timeouts driven in one drain before waiting (as the worker's
+/// `Room::drain_peer` does: str0m's pacer releases its queue in one or two).
+const MAX_DUE_TIMEOUTS: u32 = 4;
+
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -171,7 +175,7 @@ pub async fn media_loop(
         let mut due = 0;
         let timeout = loop {
             match rtc.poll_output()? {
-                Output::Timeout(t) if due < 4 && t <= Instant::now() => {
+                Output::Timeout(t) if due < MAX_DUE_TIMEOUTS && t <= Instant::now() => {
                     due += 1;
                     rtc.handle_input(Input::Timeout(Instant::now()))?;
                 }
