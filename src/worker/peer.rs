@@ -31,6 +31,9 @@ pub struct Peer {
     next_offer_id: u32,
     events: mpsc::Sender<PeerEvent>,
     pub next_timeout: Instant,
+    /// Media was written since the last drain: str0m releases it only on
+    /// a timeout, which the drain then drives without asking first.
+    pub wrote_media: bool,
     /// Set while ICE reports the connection as lost.
     pub disconnected_since: Option<Instant>,
     /// Set while the participant's signalling is gone.
@@ -70,6 +73,7 @@ impl Peer {
             next_offer_id: 1,
             events,
             next_timeout: now,
+            wrote_media: false,
             disconnected_since: None,
             detached_since: None,
         })

@@ -143,12 +143,29 @@ impl Room {
     /// Polls every dirty peer until it only has a timeout to report, and
     /// sends the server offers that became possible.
     pub fn drain(&mut self, now: Instant, out: &mut Vec<Transmit>, counters: &mut Counters) {
+        self.drain_until(now, out, counters, usize::MAX);
+    }
+
+    /// As [`Room::drain`], but stops once `out` holds `limit` datagrams so
+    /// the caller can send them before encrypting the rest: in a large
+    /// fan-out the first subscribers need not wait for the last one's
+    /// copy. Returns whether peers are left to drain.
+    pub fn drain_until(
+        &mut self,
+        now: Instant,
+        out: &mut Vec<Transmit>,
+        counters: &mut Counters,
+        limit: usize,
+    ) -> bool {
         loop {
             while let Some(id) = self.dirty.pop() {
                 self.drain_peer(id, now, out, counters);
+                if out.len() >= limit {
+                    return !self.dirty.is_empty() || self.renegotiate;
+                }
             }
             if !self.renegotiate {
-                break;
+                return false;
             }
             self.renegotiate = false;
             self.offer_changes();
@@ -167,6 +184,14 @@ impl Room {
         // here, so a burst leaves in this drain rather than a turn of the
         // event loop later. Bounded, in case a timeout stays due.
         let mut due_timeouts = 0;
+        if let Some(peer) = self.peers.get_mut(&id) {
+            if std::mem::take(&mut peer.wrote_media) && peer.rtc.is_alive() {
+                // Saves the poll that would only report this timeout due.
+                if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
+                    tracing::debug!(peer = id, "timeout rejected: {e}");
+                }
+            }
+        }
         loop {
             let Some(peer) = self.peers.get_mut(&id) else {
                 return;
@@ -277,7 +302,11 @@ impl Room {
             tx.write_rtp(write);
             c.packets_out += 1;
             c.bytes_out += pkt.payload.len() as u64;
-            if !self.dirty.contains(&sub.subscriber) {
+            // A peer queued for another reason may be queued twice: the
+            // second drain finds nothing, which costs less than a search
+            // of the queue per copy.
+            if !peer.wrote_media {
+                peer.wrote_media = true;
                 self.dirty.push(sub.subscriber);
             }
         }

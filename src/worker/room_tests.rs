@@ -302,3 +302,67 @@ fn a_leaver_is_removed_from_the_others_connection() {
     h.run(Duration::from_millis(200));
     assert_eq!(count(&mut h), vec![2, 0]);
 }
+
+#[test]
+fn a_fan_out_drained_in_parts_reaches_every_subscriber_once() {
+    let mut h = Harness::new();
+    for id in 1..=4 {
+        h.join(id);
+    }
+    h.run(Duration::from_millis(1500));
+    let payload = [0x10, 0, 0, 7, 0xaa, 0xbb];
+    h.send_video(1, 100, 90_000, &payload);
+
+    // The publisher's datagrams reach the room, which holds the copies
+    // until it is drained.
+    let now = h.now;
+    let c = h.client(1);
+    c.rtc.handle_input(Input::Timeout(now)).unwrap();
+    let mut from_publisher = Vec::new();
+    loop {
+        match c.rtc.poll_output().unwrap() {
+            Output::Timeout(_) => break,
+            Output::Transmit(t) => from_publisher.push(t),
+            Output::Event(_) => {}
+        }
+    }
+    let source = c.addr;
+    for t in from_publisher {
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination: t.destination,
+                contents: (&t.contents[..]).try_into().unwrap(),
+            },
+        );
+        h.room.receive(1, input, now, &mut h.out, &mut h.counters);
+    }
+    h.out.clear();
+
+    // One datagram at a time: the drain stops at the limit and resumes.
+    let mut parts = 0;
+    let mut sent = Vec::new();
+    loop {
+        let more = h.room.drain_until(now, &mut h.out, &mut h.counters, 1);
+        sent.append(&mut h.out);
+        parts += 1;
+        if !more {
+            break;
+        }
+    }
+    assert!(parts >= 3, "three subscribers, one part each: {parts}");
+    h.out = sent;
+    h.run(Duration::from_millis(50));
+    for id in 2..=4 {
+        let got = h
+            .client(id)
+            .received
+            .iter()
+            .filter(|p| *p.payload == payload)
+            .count();
+        assert_eq!(got, 1, "subscriber {id}");
+    }
+    assert_eq!(h.counters.packets_out, 3);
+}
