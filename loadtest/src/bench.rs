@@ -330,47 +330,82 @@ fn median_by(mut v: Vec<Summary>, key: impl Fn(&Summary) -> f64) -> Summary {
     v[v.len() / 2].clone()
 }
 
+/// A target to measure: its name and how to start a fresh process of it
+/// (returning the load generator's arguments to reach it).
+type Starter<'a> = (&'a str, &'a dyn Fn() -> anyhow::Result<(Proc, Vec<String>)>);
+
+/// Measures every target at each level in turn, their runs interleaved
+/// (run 1 of each, then run 2 of each, ...): this machine's speed drifts by
+/// a quarter within half an hour, and targets measured one after the
+/// other would carry that drift into their ratios. A target stops climbing
+/// past its first load it cannot carry (or that saturates the generator);
+/// one that fails to run is reported unavailable, the others go on.
 fn measure(
-    name: &str,
+    targets: &[Starter],
     me: &str,
     shape: Shape,
     levels: &[u32],
     runs: usize,
     secs: f64,
-    start: &dyn Fn() -> anyhow::Result<(Proc, Vec<String>)>,
-) -> anyhow::Result<TargetResult> {
-    let mut points = Vec::new();
+) -> Vec<TargetResult> {
+    let mut points: Vec<Vec<Summary>> = vec![Vec::new(); targets.len()];
+    let mut failed: Vec<Option<String>> = vec![None; targets.len()];
+    let mut climbing = vec![true; targets.len()];
     for &n in levels {
-        let mut samples = Vec::new();
+        let mut samples: Vec<Vec<Summary>> = vec![Vec::new(); targets.len()];
         for r in 0..runs {
-            let (proc_, target) = start()?;
-            let s = load(me, &target, shape, n, proc_.0.id(), secs)?;
-            eprintln!(
-                "{name:>9} {n:>3} {} run {}: loss {:.2}% CPU {:.2} cores {:.2} µs/pkt p99 {:.2} ms",
-                shape.unit(),
-                r + 1,
-                s.loss_pct,
-                s.target_load,
-                s.cpu_us_per_packet,
-                s.delay_p99_ms
-            );
-            samples.push(s);
-            drop(proc_);
+            for (t, (name, start)) in targets.iter().enumerate() {
+                if !climbing[t] {
+                    continue;
+                }
+                let run = start()
+                    .and_then(|(proc_, target)| load(me, &target, shape, n, proc_.0.id(), secs));
+                let s = match run {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("{name:>9} {n:>3} {} run {}: {e:#}", shape.unit(), r + 1);
+                        failed[t] = Some(format!("{name} run failed: {e:#}"));
+                        climbing[t] = false;
+                        continue;
+                    }
+                };
+                eprintln!(
+                    "{name:>9} {n:>3} {} run {}: loss {:.2}% CPU {:.2} cores {:.2} µs/pkt p99 {:.2} ms",
+                    shape.unit(),
+                    r + 1,
+                    s.loss_pct,
+                    s.target_load,
+                    s.cpu_us_per_packet,
+                    s.delay_p99_ms
+                );
+                samples[t].push(s);
+            }
         }
-        // Median run by CPU per packet; loss and delay from the same run.
-        let all: Vec<f64> = samples.iter().map(|s| s.cpu_us_per_packet).collect();
-        let mut point = median_by(samples, |s| s.cpu_us_per_packet);
-        point.runs_cpu_us_per_packet = all;
-        // Past the first load it cannot carry, or that saturates the load
-        // generator, higher loads measure nothing more.
-        let stop =
-            point.loss_pct >= 1.0 || point.failed > 0 || point.generator_load > GENERATOR_LIMIT;
-        points.push(point);
-        if stop {
+        for (t, samples) in samples.into_iter().enumerate() {
+            if !climbing[t] || samples.is_empty() {
+                continue;
+            }
+            // Median run by CPU per packet; loss and delay from the same run.
+            let all: Vec<f64> = samples.iter().map(|s| s.cpu_us_per_packet).collect();
+            let mut point = median_by(samples, |s| s.cpu_us_per_packet);
+            point.runs_cpu_us_per_packet = all;
+            climbing[t] = point.loss_pct < 1.0
+                && point.failed == 0
+                && point.generator_load <= GENERATOR_LIMIT;
+            points[t].push(point);
+        }
+        if !climbing.iter().any(|c| *c) {
             break;
         }
     }
-    Ok(summarize(shape, points))
+    points
+        .into_iter()
+        .zip(failed)
+        .map(|(points, failed)| match failed {
+            Some(reason) => TargetResult::unavailable(&reason),
+            None => summarize(shape, points),
+        })
+        .collect()
 }
 
 /// Load generator CPU (cores) above which its own delays would be measured.
@@ -565,13 +600,19 @@ pub fn main(a: BenchArgs) -> anyhow::Result<()> {
     };
     let mut results = Vec::new();
     for (shape, levels) in [(Shape::Fanout, &fanout), (Shape::Meeting, &meeting)] {
-        let parloir_r = measure("parloir", &me, shape, levels, runs, secs, &start_parloir)?;
+        let mut targets: Vec<Starter> = vec![("parloir", &start_parloir)];
+        if janus_reason.is_none() {
+            targets.push(("janus", &start_janus));
+        }
+        targets.push(("udp_relay", &start_relay));
+        let mut measured = measure(&targets, &me, shape, levels, runs, secs).into_iter();
+        let mut next = || measured.next().expect("one result per target");
+        let parloir_r = next();
         let janus_r = match janus_reason {
             Some(reason) => TargetResult::unavailable(reason),
-            None => measure("janus", &me, shape, levels, runs, secs, &start_janus)
-                .unwrap_or_else(|e| TargetResult::unavailable(&format!("janus run failed: {e:#}"))),
+            None => next(),
         };
-        let relay_r = measure("udp_relay", &me, shape, levels, runs, secs, &start_relay)?;
+        let relay_r = next();
         results.push((shape, levels.to_vec(), [parloir_r, janus_r, relay_r]));
     }
     let _ = std::fs::remove_dir_all(&janus_dir);
@@ -669,8 +710,8 @@ fn fmt(v: Option<f64>) -> String {
 fn markdown(results: &[(Shape, Vec<u32>, [TargetResult; 3])], runs: usize, secs: f64) -> String {
     let mut s = format!(
         "Video 1.3 Mbit/s paced at 2.5× like a browser's (30 fps, keyframe every 2 s) and Opus-shaped audio per \
-         publisher; each load climbed until a target loses ≥ 1 %; {runs} runs of {secs} s per point, median; \
-         target pinned to core 1, load generator to core 0. CPU per packet and delays are read at the point \
+         publisher; each load climbed until a target loses ≥ 1 %; {runs} runs of {secs} s per point, median, the targets' runs \
+         interleaved (Parloir, Janus, relay, Parloir, ...); target pinned to core 1, load generator to core 0. CPU per packet and delays are read at the point \
          nearest half a core of target load.\n"
     );
     for (shape, levels, [p, j, r]) in results {
