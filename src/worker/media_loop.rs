@@ -252,7 +252,8 @@ impl MediaWorker {
         }
     }
 
-    /// Drains the rooms that received datagrams, then sends.
+    /// Drains the rooms that received datagrams, sending every
+    /// [`SEND_AT`] datagrams as they are made.
     fn drain_busy(&mut self, now: Instant, socket: &UdpSocket) {
         while let Some(key) = self.busy.pop() {
             while self.rooms.get_mut(&key).is_some_and(|room| {
