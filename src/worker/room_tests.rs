@@ -34,6 +34,25 @@ struct Client {
     incoming: Vec<Mid>,
 }
 
+impl Client {
+    /// Drives the client's clock to `now`; returns what it sends and
+    /// records what it received.
+    fn poll(&mut self, now: Instant) -> Vec<Transmit> {
+        self.rtc.handle_input(Input::Timeout(now)).unwrap();
+        let mut to_server = Vec::new();
+        loop {
+            match self.rtc.poll_output().unwrap() {
+                Output::Timeout(_) => return to_server,
+                Output::Transmit(t) => to_server.push(t),
+                Output::Event(Event::RtpPacket(p)) => self.received.push(p),
+                Output::Event(Event::KeyframeRequest(_)) => self.keyframe_requests += 1,
+                Output::Event(Event::MediaAdded(m)) => self.incoming.push(m.mid),
+                Output::Event(_) => {}
+            }
+        }
+    }
+}
+
 struct Harness {
     room: Room,
     clients: Vec<Client>,
@@ -133,18 +152,7 @@ impl Harness {
             // Clients → server.
             for i in 0..self.clients.len() {
                 let c = &mut self.clients[i];
-                c.rtc.handle_input(Input::Timeout(now)).unwrap();
-                let mut to_server = Vec::new();
-                loop {
-                    match c.rtc.poll_output().unwrap() {
-                        Output::Timeout(_) => break,
-                        Output::Transmit(t) => to_server.push(t),
-                        Output::Event(Event::RtpPacket(p)) => c.received.push(p),
-                        Output::Event(Event::KeyframeRequest(_)) => c.keyframe_requests += 1,
-                        Output::Event(Event::MediaAdded(m)) => c.incoming.push(m.mid),
-                        Output::Event(_) => {}
-                    }
-                }
+                let to_server = c.poll(now);
                 let (id, addr) = (c.id, c.addr);
                 for t in to_server {
                     let input = Input::Receive(
@@ -317,15 +325,7 @@ fn a_fan_out_drained_in_parts_reaches_every_subscriber_once() {
     // until it is drained.
     let now = h.now;
     let c = h.client(1);
-    c.rtc.handle_input(Input::Timeout(now)).unwrap();
-    let mut from_publisher = Vec::new();
-    loop {
-        match c.rtc.poll_output().unwrap() {
-            Output::Timeout(_) => break,
-            Output::Transmit(t) => from_publisher.push(t),
-            Output::Event(_) => {}
-        }
-    }
+    let from_publisher = c.poll(now);
     let source = c.addr;
     for t in from_publisher {
         let input = Input::Receive(
