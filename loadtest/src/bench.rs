@@ -412,9 +412,7 @@ fn measure(
             let all: Vec<f64> = samples.iter().map(|s| s.cpu_us_per_packet).collect();
             let mut point = median_by(samples, |s| s.cpu_us_per_packet);
             point.runs_cpu_us_per_packet = all;
-            climbing[t] = point.loss_pct < 1.0
-                && point.failed == 0
-                && point.generator_load <= GENERATOR_LIMIT;
+            climbing[t] = carried(&point) && point.generator_load <= GENERATOR_LIMIT;
             points[t].push(point);
         }
         if !climbing.iter().any(|c| *c) {
@@ -431,11 +429,15 @@ fn measure(
         .collect()
 }
 
+/// Whether a target carried a load: under 1 % loss, every participant in.
+fn carried(p: &Summary) -> bool {
+    p.loss_pct < 1.0 && p.failed == 0
+}
+
 /// Load generator CPU (cores) above which its own delays would be measured.
 const GENERATOR_LIMIT: f64 = 0.9;
 
 fn summarize(shape: Shape, points: Vec<Summary>) -> TargetResult {
-    let carried = |p: &Summary| p.loss_pct < 1.0 && p.failed == 0;
     // The point nearest half load among those carried (a target that never
     // gets there is read at its busiest point).
     let pick = (0..points.len())
@@ -660,7 +662,8 @@ pub fn main(a: BenchArgs) -> anyhow::Result<()> {
     )
 }
 
-type Results = Vec<(Shape, Vec<u32>, [TargetResult; 3])>;
+/// One shape's levels and its results for Parloir, Janus and the relay.
+type ShapeResults = (Shape, Vec<u32>, [TargetResult; 3]);
 
 /// Summarizes an earlier run's points again and rewrites its outputs.
 fn render(a: &BenchArgs, path: &std::path::Path) -> anyhow::Result<()> {
@@ -707,7 +710,7 @@ fn render(a: &BenchArgs, path: &std::path::Path) -> anyhow::Result<()> {
 fn write_results(
     a: &BenchArgs,
     stem: &str,
-    results: &Results,
+    results: &[ShapeResults],
     runs: usize,
     secs: f64,
     elapsed_s: f64,
@@ -778,18 +781,18 @@ const SATURATED: f64 = 0.7;
 /// carried under 1 % loss with neither saturated, else the largest level
 /// both carried.
 fn same_load_ratio(shape: Shape, a: &TargetResult, b: &TargetResult) -> Option<(u32, f64)> {
-    let carried = |t: &TargetResult| -> Vec<(u32, f64, bool)> {
+    let carried_levels = |t: &TargetResult| -> Vec<(u32, f64, bool)> {
         t.points
             .iter()
-            .filter(|p| p.loss_pct < 1.0 && p.failed == 0)
+            .filter(|p| carried(p))
             .map(|p| {
                 let level = shape.level(p);
                 (level, p.cpu_us_per_packet, p.target_load <= SATURATED)
             })
             .collect()
     };
-    let theirs = carried(b);
-    let common: Vec<(u32, f64, bool)> = carried(a)
+    let theirs = carried_levels(b);
+    let common: Vec<(u32, f64, bool)> = carried_levels(a)
         .into_iter()
         .filter_map(|(n, x, ok)| {
             let (_, y, their_ok) = theirs.iter().find(|(m, _, _)| *m == n)?;
@@ -818,7 +821,7 @@ fn fmt(v: Option<f64>) -> String {
     v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "—".into())
 }
 
-fn markdown(results: &[(Shape, Vec<u32>, [TargetResult; 3])], runs: usize, secs: f64) -> String {
+fn markdown(results: &[ShapeResults], runs: usize, secs: f64) -> String {
     let mut s = format!(
         "Video 1.3 Mbit/s paced at 2.5× like a browser's (30 fps, keyframe every 2 s) and Opus-shaped audio per \
          publisher; each load climbed until a target loses ≥ 1 %; {runs} runs of {secs} s per point, median, the targets' runs \

@@ -184,21 +184,21 @@ impl Room {
         // here, so a burst leaves in this drain rather than a turn of the
         // event loop later. Bounded, in case a timeout stays due.
         let mut due_timeouts = 0;
-        if let Some(peer) = self.peers.get_mut(&id) {
-            if std::mem::take(&mut peer.wrote_media) && peer.rtc.is_alive() {
-                // Saves the poll that would only report this timeout due.
-                if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
-                    tracing::debug!(peer = id, "timeout rejected: {e}");
-                }
-            }
-        }
         loop {
             let Some(peer) = self.peers.get_mut(&id) else {
                 return;
             };
             if !peer.rtc.is_alive() {
+                peer.wrote_media = false;
                 peer.next_timeout = now;
                 return;
+            }
+            if std::mem::take(&mut peer.wrote_media) {
+                // Media written since the last drain: its timeout is due,
+                // driven without the poll that would only report it.
+                if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
+                    tracing::debug!(peer = id, "timeout rejected: {e}");
+                }
             }
             match peer.rtc.poll_output() {
                 Ok(Output::Timeout(t)) if t <= now && due_timeouts < MAX_DUE_TIMEOUTS => {
