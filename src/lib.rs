@@ -11,6 +11,8 @@ pub mod config;
 pub mod ids;
 pub mod metrics;
 pub mod net;
+pub(crate) mod rate;
 pub mod roles;
+pub mod secret;
 pub mod signal;
 pub mod worker;

@@ -7,77 +7,31 @@
 //! signal side a bridge task turns it into an ordinary [`WorkerHandle`], so
 //! signalling code does not know whether its worker is in-process or not.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message as AxMessage, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::ids::{ParticipantId, ParticipantInfo};
-use crate::worker::{Command, JoinRequest, PeerEvent, Resumed, WorkerError, WorkerHandle};
+use crate::ids::ParticipantId;
+use crate::worker::{
+    Command, Envelope, PeerEvent, Reply, ReplySender, SessionId, WorkerError, WorkerHandle,
+};
 
 /// Without any frame (pongs included) for this long, the worker is gone.
 const SILENCE_LIMIT: Duration = Duration::from_secs(3);
 const PING_EVERY: Duration = Duration::from_secs(1);
 
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "kebab-case")]
-pub enum Op {
-    Join {
-        req: JoinRequest,
-    },
-    Offer {
-        participant: ParticipantId,
-        sdp: String,
-    },
-    Answer {
-        participant: ParticipantId,
-        /// The server offer answered (not `id`: that is the request's).
-        offer: u32,
-        sdp: String,
-    },
-    Candidate {
-        participant: ParticipantId,
-        candidate: String,
-    },
-    Mute {
-        participant: ParticipantId,
-        audio: bool,
-        video: bool,
-    },
-    Leave {
-        participant: ParticipantId,
-    },
-    Detach {
-        participant: ParticipantId,
-    },
-    Resume {
-        participant: ParticipantId,
-        token: String,
-    },
-    Drain {
-        deadline_secs: u64,
-    },
-}
-
+/// A command on the wire, numbered so its reply finds its way back.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Request {
     pub id: u64,
     #[serde(flatten)]
-    pub op: Op,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Reply {
-    Joined { others: Vec<ParticipantInfo> },
-    Answer { sdp: String },
-    Done,
-    Resumed { resumed: Resumed },
+    pub cmd: Command,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -113,99 +67,44 @@ pub async fn serve_connection(socket: WebSocket, worker: WorkerHandle) {
             }
         }
     });
-    // Participants this connection speaks for: detached if it drops.
-    let mut mine: HashSet<ParticipantId> = HashSet::new();
+    // Participants this connection speaks for, by session: detached if it
+    // drops.
+    let mut mine: HashMap<ParticipantId, SessionId> = HashMap::new();
     while let Some(Ok(frame)) = stream.next().await {
         let AxMessage::Text(text) = frame else {
             continue;
         };
-        let req: Request = match serde_json::from_str(&text) {
+        let Request { id, cmd } = match serde_json::from_str(&text) {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!("bad control request: {e}");
                 continue;
             }
         };
-        let result = match req.op {
-            Op::Join { req: join } => {
-                let p = join.info.id;
-                let r = worker.join(join, forwarder(p, out_tx.clone())).await;
-                if r.is_ok() {
-                    mine.insert(p);
-                }
-                Some(r.map(|others| Reply::Joined { others }))
-            }
-            Op::Offer { participant, sdp } => Some(
-                worker
-                    .offer(participant, sdp)
-                    .await
-                    .map(|sdp| Reply::Answer { sdp }),
-            ),
-            Op::Answer {
-                participant,
-                offer,
-                sdp,
-            } => Some(
-                worker
-                    .answer(participant, offer, sdp)
-                    .await
-                    .map(|_| Reply::Done),
-            ),
-            Op::Candidate {
-                participant,
-                candidate,
-            } => Some(
-                worker
-                    .candidate(participant, candidate)
-                    .await
-                    .map(|_| Reply::Done),
-            ),
-            Op::Resume { participant, token } => {
-                let r = worker
-                    .resume(participant, token, forwarder(participant, out_tx.clone()))
-                    .await;
-                if r.is_ok() {
-                    mine.insert(participant);
-                }
-                Some(r.map(|resumed| Reply::Resumed { resumed }))
-            }
-            Op::Mute {
-                participant,
-                audio,
-                video,
-            } => {
-                worker.mute(participant, audio, video);
-                None
-            }
-            Op::Leave { participant } => {
-                mine.remove(&participant);
-                worker.leave(participant);
-                None
-            }
-            Op::Detach { participant } => {
-                mine.remove(&participant);
-                worker.detach(participant);
-                None
-            }
-            Op::Drain { deadline_secs } => {
-                worker.drain(deadline_secs);
-                None
-            }
-        };
-        if let Some(result) = result {
-            if out_tx
-                .send(FromWorker::Reply { id: req.id, result })
-                .await
-                .is_err()
-            {
-                break;
-            }
+        if let Command::Leave { participant } | Command::Detach { participant, .. } = &cmd {
+            mine.remove(participant);
+        }
+        if !cmd.wants_reply() {
+            worker.post(cmd);
+            continue;
+        }
+        let attaches = cmd.attaches();
+        let events = attaches.map(|(p, _)| forwarder(p, out_tx.clone()));
+        let result = worker.request(cmd, events).await;
+        if let (Ok(_), Some((p, session))) = (&result, attaches) {
+            mine.insert(p, session);
+        }
+        if out_tx.send(FromWorker::Reply { id, result }).await.is_err() {
+            break;
         }
     }
     // The signal server went away (restart, crash): its participants keep
     // their media and may resume through another signal server.
-    for p in mine {
-        worker.detach(p);
+    for (participant, session) in mine {
+        worker.post(Command::Detach {
+            participant,
+            session,
+        });
     }
     writer.abort();
 }
@@ -228,42 +127,6 @@ fn forwarder(participant: ParticipantId, out: mpsc::Sender<FromWorker>) -> mpsc:
 }
 
 // ---------------------------------------------------------------- signal side
-
-enum Pending {
-    Join(oneshot::Sender<Result<Vec<ParticipantInfo>, WorkerError>>),
-    Offer(oneshot::Sender<Result<String, WorkerError>>),
-    Unit(oneshot::Sender<Result<(), WorkerError>>),
-    Resume(oneshot::Sender<Result<Resumed, WorkerError>>),
-}
-
-impl Pending {
-    fn complete(self, result: Result<Reply, WorkerError>) {
-        let unexpected = || WorkerError::Internal("unexpected reply from worker".into());
-        match self {
-            Pending::Join(tx) => {
-                let _ = tx.send(result.and_then(|r| match r {
-                    Reply::Joined { others } => Ok(others),
-                    _ => Err(unexpected()),
-                }));
-            }
-            Pending::Offer(tx) => {
-                let _ = tx.send(result.and_then(|r| match r {
-                    Reply::Answer { sdp } => Ok(sdp),
-                    _ => Err(unexpected()),
-                }));
-            }
-            Pending::Unit(tx) => {
-                let _ = tx.send(result.map(|_| ()));
-            }
-            Pending::Resume(tx) => {
-                let _ = tx.send(result.and_then(|r| match r {
-                    Reply::Resumed { resumed } => Ok(resumed),
-                    _ => Err(unexpected()),
-                }));
-            }
-        }
-    }
-}
 
 /// Opens the control connection to the worker at `control` (`http://IP:PORT`)
 /// and returns a handle whose commands travel over it. The handle closes
@@ -303,23 +166,38 @@ pub async fn connect(
 type ClientWs =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn bridge(ws: ClientWs, mut commands: mpsc::Receiver<Command>, url: String) {
+async fn bridge(ws: ClientWs, mut envelopes: mpsc::Receiver<Envelope>, url: String) {
     let (mut sink, mut stream) = ws.split();
     let mut next_id = 0u64;
-    let mut pending: HashMap<u64, Pending> = HashMap::new();
+    let mut pending: HashMap<u64, ReplySender> = HashMap::new();
     let mut events: HashMap<ParticipantId, mpsc::Sender<PeerEvent>> = HashMap::new();
     let mut ping = tokio::time::interval(PING_EVERY);
     let mut last_heard = Instant::now();
     loop {
         tokio::select! {
-            cmd = commands.recv() => {
-                let Some(cmd) = cmd else { break };
+            envelope = envelopes.recv() => {
+                let Some(Envelope { cmd, events: ev, reply }) = envelope else { break };
                 next_id += 1;
-                let (op, waiting) = encode(cmd, &mut events);
-                if let Some(w) = waiting {
-                    pending.insert(next_id, w);
+                match (&cmd, cmd.attaches(), ev) {
+                    (_, Some((p, _)), Some(ev)) => {
+                        events.insert(p, ev);
+                    }
+                    (Command::Leave { participant }, _, _) => {
+                        events.remove(participant);
+                    }
+                    // A detach may come from a session that another one
+                    // replaced: only a channel nobody reads is dropped.
+                    (Command::Detach { participant, .. }, _, _)
+                        if events.get(participant).is_some_and(|tx| tx.is_closed()) =>
+                    {
+                        events.remove(participant);
+                    }
+                    _ => {}
                 }
-                let Ok(text) = serde_json::to_string(&Request { id: next_id, op }) else { continue };
+                if let Some(reply) = reply {
+                    pending.insert(next_id, reply);
+                }
+                let Ok(text) = serde_json::to_string(&Request { id: next_id, cmd }) else { continue };
                 if sink.send(Message::Text(text.into())).await.is_err() {
                     break;
                 }
@@ -329,8 +207,8 @@ async fn bridge(ws: ClientWs, mut commands: mpsc::Receiver<Command>, url: String
                 match frame {
                     Some(Ok(Message::Text(text))) => match serde_json::from_str::<FromWorker>(&text) {
                         Ok(FromWorker::Reply { id, result }) => {
-                            if let Some(p) = pending.remove(&id) {
-                                p.complete(result);
+                            if let Some(reply) = pending.remove(&id) {
+                                let _ = reply.send(result);
                             }
                         }
                         Ok(FromWorker::Event { participant, event }) => {
@@ -360,7 +238,7 @@ async fn bridge(ws: ClientWs, mut commands: mpsc::Receiver<Command>, url: String
         }
     }
     tracing::warn!(%url, "control connection to worker lost");
-    commands.close();
+    envelopes.close();
     for (_, tx) in events {
         let _ = tx.try_send(PeerEvent::Closed {
             reason: "the media server was lost".into(),
@@ -368,80 +246,57 @@ async fn bridge(ws: ClientWs, mut commands: mpsc::Receiver<Command>, url: String
     }
 }
 
-fn encode(
-    cmd: Command,
-    events: &mut HashMap<ParticipantId, mpsc::Sender<PeerEvent>>,
-) -> (Op, Option<Pending>) {
-    match cmd {
-        Command::Join {
-            req,
-            events: ev,
-            reply,
-        } => {
-            events.insert(req.info.id, ev);
-            (Op::Join { req }, Some(Pending::Join(reply)))
-        }
-        Command::Offer {
-            participant,
-            sdp,
-            reply,
-        } => (Op::Offer { participant, sdp }, Some(Pending::Offer(reply))),
-        Command::Answer {
-            participant,
-            id,
-            sdp,
-            reply,
-        } => (
-            Op::Answer {
-                participant,
-                offer: id,
-                sdp,
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::ParticipantInfo;
+    use crate::worker::JoinRequest;
+
+    /// The wire format is the command itself, numbered: what one version
+    /// writes, the other reads, field for field.
+    #[test]
+    fn commands_cross_the_wire_unchanged() {
+        let cmds = [
+            Command::Join {
+                req: JoinRequest {
+                    room: "r".into(),
+                    info: ParticipantInfo {
+                        id: 7,
+                        name: "Dupré".into(),
+                        audio: true,
+                        video: false,
+                    },
+                    token: "t".into(),
+                    max_participants: 12,
+                    session: 9,
+                },
             },
-            Some(Pending::Unit(reply)),
-        ),
-        Command::Candidate {
-            participant,
-            candidate,
-            reply,
-        } => (
-            Op::Candidate {
-                participant,
-                candidate,
+            Command::Answer {
+                participant: 7,
+                offer: 3,
+                sdp: "v=0".into(),
             },
-            Some(Pending::Unit(reply)),
-        ),
-        Command::Resume {
-            participant,
-            token,
-            events: ev,
-            reply,
-        } => {
-            events.insert(participant, ev);
-            (
-                Op::Resume { participant, token },
-                Some(Pending::Resume(reply)),
-            )
-        }
-        Command::Mute {
-            participant,
-            audio,
-            video,
-        } => (
-            Op::Mute {
-                participant,
-                audio,
-                video,
+            Command::Detach {
+                participant: 7,
+                session: 9,
             },
-            None,
-        ),
-        Command::Leave { participant } => {
-            events.remove(&participant);
-            (Op::Leave { participant }, None)
+            Command::Drain {
+                deadline_secs: u64::MAX,
+            },
+        ];
+        for cmd in cmds {
+            let text = serde_json::to_string(&Request {
+                id: 5,
+                cmd: cmd.clone(),
+            })
+            .unwrap();
+            let back: Request = serde_json::from_str(&text).unwrap();
+            assert_eq!((back.id, back.cmd), (5, cmd));
         }
-        Command::Detach { participant } => {
-            events.remove(&participant);
-            (Op::Detach { participant }, None)
-        }
-        Command::Drain { deadline_secs } => (Op::Drain { deadline_secs }, None),
+        let text = r#"{"id":1,"op":"answer","participant":7,"offer":3,"sdp":"x"}"#;
+        assert!(matches!(
+            serde_json::from_str::<Request>(text).unwrap().cmd,
+            Command::Answer { offer: 3, .. }
+        ));
     }
 }

@@ -20,7 +20,7 @@ use crate::cluster::control;
 use crate::cluster::registry::Registry;
 use crate::cluster::reporter::{NodeInfo, ReportError, Reporter, Sink};
 use crate::metrics::{Metrics, Role};
-use crate::worker::{self, MediaConfig, WorkerHandle, WorkerStats};
+use crate::worker::{self, Command, MediaConfig, WorkerHandle, WorkerStats};
 
 #[derive(Debug, Clone)]
 pub struct WorkerArgs {
@@ -125,17 +125,18 @@ pub async fn run(args: WorkerArgs) -> Result<(), StartError> {
         }
         _ = shutdown_signal() => {
             tracing::info!("SIGTERM: draining");
-            worker.drain(args.drain_timeout.as_secs());
+            worker.post(Command::Drain {
+                deadline_secs: args.drain_timeout.as_secs(),
+            });
         }
         _ = wait_drained(&stats, None) => {}
     }
     // Calls go on; leave when the last one ends, or after the deadline
     // (the media thread then moves everyone still there).
-    wait_drained(
-        &stats,
-        Some(Instant::now() + args.drain_timeout + Duration::from_secs(5)),
-    )
-    .await;
+    // A deadline too far to represent means "wait for the last call".
+    let deadline =
+        Instant::now().checked_add(args.drain_timeout.saturating_add(Duration::from_secs(5)));
+    wait_drained(&stats, deadline).await;
     // One more report cycle so the registry sees the worker empty.
     tokio::time::sleep(Duration::from_millis(600)).await;
     tracing::info!("drained; exiting");

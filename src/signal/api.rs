@@ -12,6 +12,7 @@ use serde_json::json;
 use super::AppState;
 use crate::cluster::auth;
 use crate::cluster::report::{LoadReport, NodeState};
+use crate::worker::Command;
 
 /// Seconds a drained worker keeps its calls before moving them.
 pub const DEFAULT_DRAIN_SECS: u64 = 600;
@@ -144,7 +145,9 @@ async fn drain(
     }
     // The worker itself stops taking rooms and exits when its calls end.
     match state.0.pool.link(node).await {
-        Ok(h) => h.drain(DEFAULT_DRAIN_SECS),
+        Ok(h) => h.post(Command::Drain {
+            deadline_secs: DEFAULT_DRAIN_SECS,
+        }),
         Err(e) => tracing::warn!(node = id, "drain: worker not told: {e}"),
     }
     tracing::info!(node = id, "draining");

@@ -8,7 +8,6 @@ pub mod api_types {
 }
 pub mod pool;
 pub mod protocol;
-mod rate;
 pub mod room_name;
 mod session;
 mod web;

@@ -13,11 +13,11 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
 use super::protocol::{self, ClientMessage, ErrorCode, ParticipantInfo, ServerMessage};
-use super::rate::TokenBucket;
 use super::{room_name, AppState, PlaceError};
 use crate::cluster::placement::PlacementError;
 use crate::ids::{new_participant_id, new_resume_token, ParticipantId};
-use crate::worker::{JoinRequest, PeerEvent, WorkerError, WorkerHandle};
+use crate::rate::TokenBucket;
+use crate::worker::{Command, JoinRequest, PeerEvent, SessionId, WorkerError, WorkerHandle};
 
 /// Largest text frame we read; an SDP answer for a large room is ~100 KB.
 pub const MAX_MESSAGE: usize = 256 * 1024;
@@ -44,10 +44,11 @@ pub async fn run(socket: WebSocket, state: AppState) {
     state.0.metrics.signal_sessions.inc();
     let mut session = Session {
         state: state.clone(),
+        id: rand::random(),
         joined: None,
         peer_tx,
     };
-    let mut bucket = TokenBucket::new(BURST, RATE, Instant::now());
+    let mut bucket = TokenBucket::new(BURST, Duration::from_secs(1) / RATE, Instant::now());
     let mut refused = 0u32;
 
     loop {
@@ -118,6 +119,9 @@ async fn send(
 
 struct Session {
     state: AppState,
+    /// Names this WebSocket to the worker, so that the detach it sends when
+    /// it closes is ignored once another session resumed the participant.
+    id: SessionId,
     joined: Option<Joined>,
     peer_tx: mpsc::Sender<PeerEvent>,
 }
@@ -171,7 +175,12 @@ impl Session {
             }
             ClientMessage::Answer { id: offer, sdp } => {
                 let (id, w) = self.current()?;
-                w.answer(id, offer, sdp).await.map_err(worker_error)?;
+                let cmd = Command::Answer {
+                    participant: id,
+                    offer,
+                    sdp,
+                };
+                w.request(cmd, None).await.map_err(worker_error)?;
                 Ok(vec![])
             }
             ClientMessage::Candidate { candidate } => {
@@ -179,18 +188,26 @@ impl Session {
                 // `null` or "" mark the end of candidates: nothing to do for
                 // an ICE-lite server.
                 if let Some(c) = candidate.filter(|c| !c.is_empty()) {
-                    w.candidate(id, c).await.map_err(worker_error)?;
+                    let cmd = Command::Candidate {
+                        participant: id,
+                        candidate: c,
+                    };
+                    w.request(cmd, None).await.map_err(worker_error)?;
                 }
                 Ok(vec![])
             }
             ClientMessage::Mute { audio, video } => {
                 let (id, w) = self.current()?;
-                w.mute(id, audio, video);
+                w.post(Command::Mute {
+                    participant: id,
+                    audio,
+                    video,
+                });
                 Ok(vec![])
             }
             ClientMessage::Leave => {
                 if let Some(j) = self.joined.take() {
-                    j.worker.leave(j.id);
+                    j.worker.post(Command::Leave { participant: j.id });
                     tracing::info!(peer = j.id, room = j.room, "participant left");
                 }
                 Ok(vec![])
@@ -245,6 +262,7 @@ impl Session {
             },
             token: token.clone(),
             max_participants: control.config.max_participants,
+            session: self.id,
         };
         let participants = worker
             .join(req, self.peer_tx.clone())
@@ -284,7 +302,7 @@ impl Session {
         room_name::validate(&room).map_err(|_| refused())?;
         let (node, worker) = self.state.0.locate(&room).await.ok_or_else(refused)?;
         let resumed = worker
-            .resume(participant, token.clone(), self.peer_tx.clone())
+            .resume(participant, token.clone(), self.id, self.peer_tx.clone())
             .await
             .map_err(|_| refused())?;
         tracing::info!(peer = participant, room, node, "participant resumed");
@@ -339,7 +357,10 @@ impl Session {
     /// The socket ended without `leave`.
     fn detach(&mut self) {
         if let Some(j) = self.joined.take() {
-            j.worker.detach(j.id);
+            j.worker.post(Command::Detach {
+                participant: j.id,
+                session: self.id,
+            });
             tracing::info!(
                 peer = j.id,
                 room = j.room,
@@ -364,6 +385,7 @@ fn worker_error(e: WorkerError) -> ServerMessage {
     let code = match e {
         WorkerError::InvalidSdp(_) => ErrorCode::InvalidSdp,
         WorkerError::InvalidCandidate(_) => ErrorCode::InvalidCandidate,
+        WorkerError::TooManyOffers => ErrorCode::RateLimited,
         WorkerError::UnknownParticipant => ErrorCode::MediaLost,
         WorkerError::AlreadyJoined => ErrorCode::AlreadyJoined,
         WorkerError::RoomFull(_) => ErrorCode::RoomFull,

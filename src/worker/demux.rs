@@ -1,21 +1,30 @@
 //! Demultiplexing: which peer a datagram on the shared UDP port is for.
 //!
-//! Known source addresses map straight to a peer (one hash lookup per
-//! packet). A datagram from a new address is only accepted if it is a STUN
-//! binding request whose USERNAME starts with one of our ICE ufrags; the
-//! peer's `Rtc` then checks its MESSAGE-INTEGRITY before the address is
-//! learned, so nobody can claim another peer's address.
+//! Media from a known source address maps straight to a peer (one hash
+//! lookup per packet). A STUN request is always routed by the ICE ufrag in
+//! its USERNAME, even from a known address, and the peer's `Rtc` checks its
+//! MESSAGE-INTEGRITY before the address is (re)learned: nobody can claim
+//! another peer's address, and an address a NAT hands to someone else
+//! follows its new owner as soon as that one authenticates. Addresses that
+//! fell silent are forgotten, so an old address of a peer that moved (Wi-Fi
+//! to 4G) does not keep catching what is now someone else's traffic.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use str0m::ice::StunMessage;
+
+/// An address that carried nothing for this long is forgotten. Browsers
+/// send a consent check at least every few seconds (RFC 7675), so a live
+/// path is never this quiet; ICE declares it lost well before.
+pub const ADDR_IDLE: Duration = Duration::from_secs(30);
 
 /// Maps addresses and ufrags to `R`, whatever routes to a peer (the worker
 /// uses room and participant, so one lookup finds both).
 #[derive(Debug)]
 pub struct Demux<R> {
-    by_addr: HashMap<SocketAddr, R>,
+    by_addr: HashMap<SocketAddr, (R, Instant)>,
     by_ufrag: HashMap<String, R>,
 }
 
@@ -28,9 +37,17 @@ impl<R> Default for Demux<R> {
     }
 }
 
+/// Whether a datagram is STUN (RFC 7983: first byte 0 to 3).
+pub fn is_stun(datagram: &[u8]) -> bool {
+    datagram.first().is_some_and(|b| *b < 4)
+}
+
 impl<R: Copy + PartialEq> Demux<R> {
-    pub fn by_addr(&self, addr: &SocketAddr) -> Option<R> {
-        self.by_addr.get(addr).copied()
+    /// The peer behind a known address, noting that it is alive.
+    pub fn by_addr(&mut self, addr: &SocketAddr, now: Instant) -> Option<R> {
+        let (route, seen) = self.by_addr.get_mut(addr)?;
+        *seen = now;
+        Some(*route)
     }
 
     /// The peer a STUN datagram names in its USERNAME (`ours:theirs`).
@@ -40,8 +57,9 @@ impl<R: Copy + PartialEq> Demux<R> {
         self.by_ufrag.get(local).copied()
     }
 
-    pub fn learn_addr(&mut self, addr: SocketAddr, route: R) {
-        self.by_addr.insert(addr, route);
+    /// `addr` is now `route`'s (taken from whoever had it before).
+    pub fn learn_addr(&mut self, addr: SocketAddr, route: R, now: Instant) {
+        self.by_addr.insert(addr, (route, now));
     }
 
     pub fn set_ufrag(&mut self, route: R, ufrag: &str) {
@@ -53,8 +71,27 @@ impl<R: Copy + PartialEq> Demux<R> {
     }
 
     pub fn forget(&mut self, route: R) {
-        self.by_addr.retain(|_, r| *r != route);
+        self.by_addr.retain(|_, (r, _)| *r != route);
         self.by_ufrag.retain(|_, r| *r != route);
+    }
+
+    /// Forgets the addresses silent since `now - ADDR_IDLE`.
+    pub fn expire(&mut self, now: Instant) {
+        self.by_addr
+            .retain(|_, (_, seen)| now.saturating_duration_since(*seen) < ADDR_IDLE);
+    }
+
+    /// The addresses known for `route`.
+    #[cfg(test)]
+    pub fn addrs_of(&self, route: R) -> Vec<SocketAddr> {
+        let mut v: Vec<SocketAddr> = self
+            .by_addr
+            .iter()
+            .filter(|(_, (r, _))| *r == route)
+            .map(|(a, _)| *a)
+            .collect();
+        v.sort();
+        v
     }
 }
 
@@ -74,14 +111,29 @@ mod tests {
 
     #[test]
     fn forget_removes_addresses_and_ufrag() {
+        let now = Instant::now();
         let mut d = Demux::<u64>::default();
         let a: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-        d.learn_addr(a, 7);
+        d.learn_addr(a, 7, now);
         d.set_ufrag(7, "abcd");
-        assert_eq!(d.by_addr(&a), Some(7));
+        assert_eq!(d.by_addr(&a, now), Some(7));
         d.forget(7);
-        assert_eq!(d.by_addr(&a), None);
+        assert_eq!(d.by_addr(&a, now), None);
         assert!(d.by_ufrag.is_empty());
+    }
+
+    #[test]
+    fn silent_addresses_are_forgotten_and_live_ones_kept() {
+        let t0 = Instant::now();
+        let mut d = Demux::<u64>::default();
+        let old: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let new: SocketAddr = "127.0.0.1:6000".parse().unwrap();
+        d.learn_addr(old, 7, t0);
+        d.learn_addr(new, 7, t0 + Duration::from_secs(10));
+        // Traffic keeps the new one alive.
+        d.by_addr(&new, t0 + Duration::from_secs(35));
+        d.expire(t0 + ADDR_IDLE + Duration::from_secs(10));
+        assert_eq!(d.addrs_of(7), vec![new]);
     }
 
     #[test]
@@ -95,6 +147,7 @@ mod tests {
         let n = msg
             .to_bytes(Some(b"pass"), &mut buf, |_, _| [0; 20])
             .unwrap();
+        assert!(is_stun(&buf[..n]));
         assert_eq!(d.by_stun(&buf[..n]), Some(8));
     }
 }

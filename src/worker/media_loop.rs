@@ -1,10 +1,11 @@
-//! The media thread: the one UDP socket, the demultiplexer, every room of
-//! this worker, and the commands from the control plane.
+//! The media thread: the one UDP socket, the batch sender, sleeping, and
+//! the channels to the control plane, around an [`Endpoint`] that decides
+//! everything else.
 //!
 //! One thread owns all of it, so the packet path has no lock. Each loop turn
 //! drains the socket until it would block (a burst costs one wake-up, not
-//! one per packet), applies pending commands, drives timers, then sends what
-//! the rooms produced.
+//! one per packet), applies a bounded number of pending commands, drives
+//! timers, then sends what the endpoint produced.
 
 use std::collections::HashMap;
 use std::io::ErrorKind;
@@ -12,19 +13,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use str0m::net::{Protocol, Receive, Transmit};
-use str0m::Input;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::batch_send::BatchSender;
-use super::demux::Demux;
-use super::peer::Peer;
-use super::room::Room;
-use super::stats::{Counters, Shared};
-use super::{Command, JoinRequest, PeerEvent, Resumed, WorkerError, WorkerHandle};
+use super::endpoint::Endpoint;
+use super::stats::Shared;
+use super::{Command, Envelope, PeerEvent, WorkerError, WorkerHandle};
 use crate::cluster::report::RoomLoad;
-use crate::ids::{ParticipantId, ParticipantInfo};
+use crate::ids::ParticipantId;
 
 /// Largest datagram we accept; WebRTC stays under ~1200 bytes.
 const MAX_DATAGRAM: usize = 2048;
@@ -38,10 +35,21 @@ const SEND_EVERY: usize = 16;
 /// enough to spread a system call's fixed cost, few enough that the first
 /// subscribers of a large room get a packet without waiting for the rest.
 const SEND_AT: usize = 32;
+/// Commands applied per turn, and the time they may take, before the
+/// socket is read again: a stream of commands (a flood of offers) must not
+/// starve forwarding. One command always runs.
+const COMMANDS_PER_TURN: usize = 32;
+const COMMAND_BUDGET: Duration = Duration::from_millis(2);
 /// Longest sleep, so the heartbeat behind `/readyz` stays fresh.
 const MAX_SLEEP: Duration = Duration::from_millis(200);
+/// How often the load figures are published.
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 /// Socket buffers: a keyframe burst to many subscribers must not overflow.
 const SOCKET_BUFFER: usize = 4 << 20;
+/// Exit status when the media thread panicked: calls on this process are
+/// dead, so it stops and lets a supervisor (systemd, Docker, the cluster's
+/// failover) start again and move them.
+const PANIC_EXIT: i32 = 70;
 
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
@@ -51,16 +59,6 @@ pub struct MediaConfig {
     /// address); `None` uses the bound one, or the host's main address when
     /// bound to `0.0.0.0`.
     pub announce: Option<std::net::IpAddr>,
-}
-
-/// Room number on this worker (cheaper to hash than the room name).
-type RoomKey = u64;
-
-/// Where a peer lives: the key the demultiplexer stores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Route {
-    room: RoomKey,
-    peer: ParticipantId,
 }
 
 /// Binds the media socket and starts the media thread. Returns the handle
@@ -82,26 +80,45 @@ pub fn spawn(config: MediaConfig) -> Result<(WorkerHandle, Arc<Shared>), WorkerE
     std::thread::Builder::new()
         .name("parloir-media".into())
         .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    tracing::error!("media runtime: {e}");
-                    return;
-                }
-            };
-            rt.block_on(async move {
-                match UdpSocket::from_std(socket) {
-                    Ok(socket) => run(socket, media_addr, rx, shared).await,
-                    Err(e) => tracing::error!("media socket: {e}"),
-                }
-            });
+            supervise(
+                move || {
+                    let rt = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt,
+                        Err(e) => {
+                            tracing::error!("media runtime: {e}");
+                            return;
+                        }
+                    };
+                    rt.block_on(async move {
+                        match UdpSocket::from_std(socket) {
+                            Ok(socket) => {
+                                let endpoint =
+                                    Endpoint::new(media_addr, rand::random(), Instant::now());
+                                run(socket, endpoint, rx, shared).await
+                            }
+                            Err(e) => tracing::error!("media socket: {e}"),
+                        }
+                    });
+                },
+                || std::process::exit(PANIC_EXIT),
+            )
         })
         .map_err(|e| WorkerError::Internal(e.to_string()))?;
     tracing::info!(%local, announced = %media_addr, "media worker listening (UDP)");
     Ok((WorkerHandle::new(tx, media_addr), stats))
+}
+
+/// Runs the media thread's body; if it panics, says so and calls
+/// `on_panic` (the process exits: a worker whose media thread died would
+/// otherwise answer HTTP with every call frozen).
+fn supervise(body: impl FnOnce(), on_panic: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).is_err() {
+        tracing::error!("the media thread panicked; exiting so that the calls move elsewhere");
+        on_panic();
+    }
 }
 
 fn bind(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
@@ -115,48 +132,24 @@ fn bind(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     Ok(socket.into())
 }
 
-struct MediaWorker {
-    media_addr: SocketAddr,
-    rooms: HashMap<RoomKey, Room>,
-    room_keys: HashMap<String, RoomKey>,
-    next_room_key: RoomKey,
-    routes: HashMap<ParticipantId, Route>,
-    demux: Demux<Route>,
-    outbox: Vec<Transmit>,
-    counters: Counters,
-    /// Rooms with output waiting to be drained.
-    busy: Vec<RoomKey>,
-    sender: BatchSender,
-    /// Set by a drain: no new rooms; everyone still here is moved then.
-    drain_deadline: Option<Instant>,
-}
-
 async fn run(
     socket: UdpSocket,
-    media_addr: SocketAddr,
-    mut commands: mpsc::Receiver<Command>,
+    mut endpoint: Endpoint,
+    mut commands: mpsc::Receiver<Envelope>,
     shared: Arc<Shared>,
 ) {
-    let mut w = MediaWorker {
-        media_addr,
-        rooms: HashMap::new(),
-        room_keys: HashMap::new(),
-        next_room_key: 1,
-        routes: HashMap::new(),
-        demux: Demux::default(),
-        outbox: Vec::with_capacity(1024),
-        counters: Counters::default(),
-        busy: Vec::new(),
+    let mut io = Io {
+        socket,
         sender: BatchSender::default(),
-        drain_deadline: None,
+        events: HashMap::new(),
     };
     let mut buf = vec![0u8; MAX_DATAGRAM];
-    let mut last_publish = Instant::now() - Duration::from_secs(1);
+    let mut last_publish = Instant::now() - PUBLISH_EVERY;
     loop {
         let now = Instant::now();
         for n in 1..=RECV_BATCH {
-            match socket.try_recv_from(&mut buf) {
-                Ok((len, source)) => w.on_datagram(&buf[..len], source, now),
+            match io.socket.try_recv_from(&mut buf) {
+                Ok((len, source)) => endpoint.handle_datagram(now, source, &buf[..len]),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) => {
                     // ICMP errors from a closed peer port land here on Linux.
@@ -165,40 +158,38 @@ async fn run(
                 }
             }
             if n % SEND_EVERY == 0 {
-                w.drain_busy(now, &socket);
+                io.flush(&mut endpoint, now);
             }
         }
-        w.drain_busy(now, &socket);
-        loop {
+        io.flush(&mut endpoint, now);
+        for _ in 0..COMMANDS_PER_TURN {
             match commands.try_recv() {
-                Ok(cmd) => w.on_command(cmd, now),
+                Ok(envelope) => io.command(&mut endpoint, envelope),
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => return,
             }
+            if now.elapsed() >= COMMAND_BUDGET {
+                break;
+            }
         }
-        w.on_timeouts(now);
-        if w.drain_deadline.is_some_and(|d| d <= now) {
-            w.evict_all(now);
-        }
-        w.flush(&socket);
-        if now.duration_since(last_publish) >= Duration::from_millis(100) {
-            w.publish(&shared);
+        let now = Instant::now();
+        endpoint.handle_timeout(now);
+        io.flush(&mut endpoint, now);
+        if now.duration_since(last_publish) >= PUBLISH_EVERY {
+            publish(&endpoint, &shared);
             last_publish = now;
         }
 
-        let deadline = w
-            .next_timeout()
-            .unwrap_or(now + MAX_SLEEP)
-            .min(now + MAX_SLEEP);
+        let deadline = endpoint.poll_timeout().min(now + MAX_SLEEP);
         tokio::select! {
-            r = socket.readable() => {
+            r = io.socket.readable() => {
                 if let Err(e) = r {
                     tracing::error!("media socket failed: {e}");
                     return;
                 }
             }
-            cmd = commands.recv() => match cmd {
-                Some(cmd) => w.on_command(cmd, Instant::now()),
+            envelope = commands.recv() => match envelope {
+                Some(envelope) => io.command(&mut endpoint, envelope),
                 None => return,
             },
             _ = tokio::time::sleep_until(deadline.into()) => {}
@@ -206,371 +197,99 @@ async fn run(
     }
 }
 
-impl MediaWorker {
-    fn on_datagram(&mut self, data: &[u8], source: SocketAddr, now: Instant) {
-        let (route, known) = match self.demux.by_addr(&source) {
-            Some(r) => (r, true),
-            None => match self.demux.by_stun(data) {
-                Some(r) => (r, false),
-                None => {
-                    // Garbage, or media from a peer that already left.
-                    self.counters.datagrams_dropped += 1;
-                    return;
-                }
-            },
+/// What the media thread does with the outside world.
+struct Io {
+    socket: UdpSocket,
+    sender: BatchSender,
+    /// Where each participant's events go (its signalling session).
+    events: HashMap<ParticipantId, mpsc::Sender<PeerEvent>>,
+}
+
+impl Io {
+    /// Applies one command and replies. The reply leaves before anything
+    /// the command caused (an answer before the server offer it triggers).
+    fn command(&mut self, endpoint: &mut Endpoint, envelope: Envelope) {
+        let Envelope { cmd, events, reply } = envelope;
+        let now = Instant::now();
+        let attaches = cmd.attaches();
+        let leaves = match &cmd {
+            Command::Leave { participant } => Some(*participant),
+            _ => None,
         };
-        let Ok(contents) = data.try_into() else {
-            self.counters.datagrams_dropped += 1;
-            return;
-        };
-        let input = Input::Receive(
-            now,
-            Receive {
-                proto: Protocol::Udp,
-                source,
-                destination: self.media_addr,
-                contents,
-            },
-        );
-        let Some(room) = self.rooms.get_mut(&route.room) else {
-            return;
-        };
-        if !known {
-            // Only a STUN request that this peer authenticates teaches us a
-            // new address for it.
-            match room.peers.get(&route.peer) {
-                Some(peer) if peer.rtc.accepts(&input) => self.demux.learn_addr(source, route),
-                _ => {
-                    self.counters.datagrams_dropped += 1;
-                    return;
-                }
-            }
+        let result = endpoint.handle_command(now, cmd);
+        if let (Ok(_), Some((p, _)), Some(events)) = (&result, attaches, events) {
+            self.events.insert(p, events);
         }
-        room.receive(route.peer, input, now, &mut self.outbox, &mut self.counters);
-        if !self.busy.contains(&route.room) {
-            self.busy.push(route.room);
+        if let Some(p) = leaves {
+            self.events.remove(&p);
         }
+        if let Some(reply) = reply {
+            let _ = reply.send(result);
+        }
+        self.flush(endpoint, now);
     }
 
-    /// Drains the rooms that received datagrams, sending every
-    /// [`SEND_AT`] datagrams as they are made.
-    fn drain_busy(&mut self, now: Instant, socket: &UdpSocket) {
-        while let Some(key) = self.busy.pop() {
-            while self.rooms.get_mut(&key).is_some_and(|room| {
-                room.drain_until(now, &mut self.outbox, &mut self.counters, SEND_AT)
-            }) {
-                self.flush(socket);
-            }
+    /// Sends everything the endpoint has to send, and hands its events on.
+    fn flush(&mut self, endpoint: &mut Endpoint, now: Instant) {
+        while let Some(batch) = endpoint.poll_transmit(now, SEND_AT) {
+            let unsent = self.sender.send_all(&self.socket, batch);
+            endpoint.count_unsent(unsent);
         }
-        self.flush(socket);
-    }
-
-    fn flush(&mut self, socket: &UdpSocket) {
-        if self.outbox.is_empty() {
-            return;
-        }
-        let dropped = self.sender.send_all(socket, &self.outbox);
-        self.counters.datagrams_dropped += dropped as u64;
-        self.outbox.clear();
-    }
-
-    fn on_timeouts(&mut self, now: Instant) {
-        let mut gone = Vec::new();
-        for (key, room) in self.rooms.iter_mut() {
-            if room.next_timeout().is_some_and(|t| t <= now) {
-                for id in room.handle_timeouts(now, &mut self.outbox, &mut self.counters) {
-                    gone.push((*key, id));
-                }
+        while let Some((participant, event)) = endpoint.poll_event() {
+            let closed = matches!(event, PeerEvent::Closed { .. });
+            if let Some(tx) = self.events.get(&participant) {
+                notify(participant, tx, event);
             }
-        }
-        for (key, id) in gone {
-            tracing::info!(peer = id, "media connection lost; participant removed");
-            self.forget(Route {
-                room: key,
-                peer: id,
-            });
-        }
-    }
-
-    fn next_timeout(&self) -> Option<Instant> {
-        self.rooms.values().filter_map(Room::next_timeout).min()
-    }
-
-    fn on_command(&mut self, cmd: Command, now: Instant) {
-        match cmd {
-            Command::Join { req, events, reply } => {
-                let _ = reply.send(self.join(req, events, now));
-            }
-            Command::Mute {
-                participant,
-                audio,
-                video,
-            } => {
-                if let Some(route) = self.routes.get(&participant) {
-                    if let Some(room) = self.rooms.get_mut(&route.room) {
-                        room.set_mute(participant, audio, video);
-                    }
-                }
-            }
-            Command::Detach { participant } => {
-                let _ = self.with_peer(participant, |peer| {
-                    peer.detached_since = Some(now);
-                    Ok(())
-                });
-                tracing::info!(
-                    peer = participant,
-                    "signalling detached; waiting for resume"
-                );
-            }
-            Command::Resume {
-                participant,
-                token,
-                events,
-                reply,
-            } => {
-                let _ = reply.send(self.resume(participant, &token, events));
-            }
-            Command::Drain { deadline_secs } => {
-                let deadline = now + Duration::from_secs(deadline_secs);
-                if self.drain_deadline.is_none_or(|d| deadline < d) {
-                    self.drain_deadline = Some(deadline);
-                }
-                tracing::info!(deadline_secs, "draining: no new rooms");
-            }
-            Command::Offer {
-                participant,
-                sdp,
-                reply,
-            } => {
-                let result = self.with_peer(participant, |peer| peer.accept_offer(&sdp));
-                match result {
-                    Ok((answer, rolled_back)) => {
-                        // The answer must reach the client before any server
-                        // offer this triggers: reply first, then drain.
-                        let _ = reply.send(Ok(answer));
-                        self.after_change(participant, now, |room| {
-                            room.offer_answered(participant, rolled_back)
-                        });
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
-                }
-            }
-            Command::Answer {
-                participant,
-                id,
-                sdp,
-                reply,
-            } => {
-                let result = self.with_peer(participant, |peer| peer.accept_answer(id, &sdp));
-                let accepted = matches!(result, Ok(true));
-                let _ = reply.send(result.map(|_| ()));
-                if accepted {
-                    self.after_change(participant, now, |room| {
-                        room.server_offer_answered(participant, now)
-                    });
-                }
-            }
-            Command::Candidate {
-                participant,
-                candidate,
-                reply,
-            } => {
-                let result =
-                    self.with_peer(participant, |peer| peer.add_remote_candidate(&candidate));
-                let _ = reply.send(result);
-                self.after_change(participant, now, |_| {});
-            }
-            Command::Leave { participant } => {
-                if let Some(route) = self.routes.get(&participant).copied() {
-                    if let Some(room) = self.rooms.get_mut(&route.room) {
-                        if let Some(mut peer) = room.remove_peer(participant) {
-                            peer.rtc.disconnect();
-                        }
-                        room.drain(now, &mut self.outbox, &mut self.counters);
-                    }
-                    self.forget(route);
-                    tracing::info!(peer = participant, "left");
-                }
+            if closed {
+                self.events.remove(&participant);
             }
         }
     }
+}
 
-    fn join(
-        &mut self,
-        req: JoinRequest,
-        events: mpsc::Sender<PeerEvent>,
-        now: Instant,
-    ) -> Result<Vec<ParticipantInfo>, WorkerError> {
-        let participant = req.info.id;
-        if self.routes.contains_key(&participant) {
-            return Err(WorkerError::AlreadyJoined);
-        }
-        let existing = self.room_keys.get(&req.room).copied();
-        // A draining worker still completes the calls it carries.
-        if existing.is_none() && self.drain_deadline.is_some() {
-            return Err(WorkerError::Draining);
-        }
-        if let Some(room) = existing.and_then(|k| self.rooms.get(&k)) {
-            if room.peers.len() >= req.max_participants {
-                return Err(WorkerError::RoomFull(req.max_participants));
-            }
-        }
-        let peer = Peer::new(req.info, req.token, self.media_addr, events, now)?;
-        let key = match existing {
-            Some(k) => k,
-            None => {
-                let k = self.next_room_key;
-                self.next_room_key += 1;
-                self.room_keys.insert(req.room.clone(), k);
-                k
-            }
-        };
-        let route = Route {
-            room: key,
-            peer: participant,
-        };
-        self.demux.set_ufrag(route, &peer.ufrag);
-        let others = self.rooms.entry(key).or_default().add_peer(peer);
-        self.routes.insert(participant, route);
-        tracing::info!(peer = participant, room = req.room, "joined");
-        Ok(others)
+/// Tells a participant's signalling. A full queue means that side is gone
+/// or stuck; the media thread never waits for it.
+fn notify(participant: ParticipantId, tx: &mpsc::Sender<PeerEvent>, event: PeerEvent) {
+    match tx.try_send(event) {
+        Ok(()) => {}
+        // The session ended; its leave or detach is on its way.
+        Err(mpsc::error::TrySendError::Closed(_)) => {}
+        Err(e) => tracing::warn!(peer = participant, "signalling queue refused an event: {e}"),
     }
+}
 
-    fn resume(
-        &mut self,
-        participant: ParticipantId,
-        token: &str,
-        events: mpsc::Sender<PeerEvent>,
-    ) -> Result<Resumed, WorkerError> {
-        let route = *self
-            .routes
-            .get(&participant)
-            .ok_or(WorkerError::ResumeRefused)?;
-        let room_name = self
-            .room_keys
-            .iter()
-            .find(|(_, k)| **k == route.room)
-            .map(|(n, _)| n.clone())
-            .ok_or(WorkerError::ResumeRefused)?;
-        let room = self
-            .rooms
-            .get_mut(&route.room)
-            .ok_or(WorkerError::ResumeRefused)?;
-        let peer = room
-            .peers
-            .get_mut(&participant)
-            .ok_or(WorkerError::ResumeRefused)?;
-        if !crate::cluster::auth::equal(peer.token.as_bytes(), token.as_bytes()) {
-            return Err(WorkerError::ResumeRefused);
-        }
-        peer.set_events(events);
-        peer.detached_since = None;
-        let offer = peer.pending_offer();
-        tracing::info!(peer = participant, "session resumed");
-        Ok(Resumed {
-            room: room_name,
-            others: room.others(participant),
-            offer,
+fn publish(endpoint: &Endpoint, shared: &Shared) {
+    let rooms = endpoint
+        .rooms()
+        .map(|(room, participants)| RoomLoad {
+            room: room.to_string(),
+            participants,
         })
-    }
+        .collect();
+    let (tracks_in, tracks_out) = endpoint.track_counts();
+    shared.publish(
+        endpoint.counters(),
+        rooms,
+        endpoint.participants(),
+        tracks_in,
+        tracks_out,
+    );
+    shared
+        .draining
+        .store(endpoint.is_draining(), std::sync::atomic::Ordering::Relaxed);
+}
 
-    /// The drain deadline passed: everyone still here is told to join again
-    /// (they will be placed on another worker) and removed.
-    fn evict_all(&mut self, now: Instant) {
-        let routes: Vec<Route> = self.routes.values().copied().collect();
-        for route in routes {
-            if let Some(room) = self.rooms.get_mut(&route.room) {
-                if let Some(mut peer) = room.remove_peer(route.peer) {
-                    peer.notify(PeerEvent::Closed {
-                        reason: "this media server is shutting down".into(),
-                    });
-                    peer.rtc.disconnect();
-                }
-                room.drain(now, &mut self.outbox, &mut self.counters);
-            }
-            self.forget(route);
-        }
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    fn publish(&self, shared: &Shared) {
-        let mut tracks_in = 0;
-        let mut tracks_out = 0;
-        let mut rooms = Vec::with_capacity(self.rooms.len());
-        for (name, key) in &self.room_keys {
-            if let Some(room) = self.rooms.get(key) {
-                let (i, o) = room.track_counts();
-                tracks_in += i;
-                tracks_out += o;
-                rooms.push(RoomLoad {
-                    room: name.clone(),
-                    participants: room.peers.len(),
-                });
-            }
-        }
-        shared.publish(
-            &self.counters,
-            rooms,
-            self.routes.len(),
-            tracks_in,
-            tracks_out,
-        );
-        shared.draining.store(
-            self.drain_deadline.is_some(),
-            std::sync::atomic::Ordering::Relaxed,
-        );
-    }
-
-    fn with_peer<T>(
-        &mut self,
-        participant: ParticipantId,
-        f: impl FnOnce(&mut Peer) -> Result<T, WorkerError>,
-    ) -> Result<T, WorkerError> {
-        let route = *self
-            .routes
-            .get(&participant)
-            .ok_or(WorkerError::UnknownParticipant)?;
-        let peer = self
-            .rooms
-            .get_mut(&route.room)
-            .and_then(|r| r.peers.get_mut(&participant))
-            .ok_or(WorkerError::UnknownParticipant)?;
-        let result = f(peer);
-        // An ICE restart in an offer changes the ufrag.
-        let ufrag = peer.ufrag.clone();
-        self.demux.set_ufrag(route, &ufrag);
-        result
-    }
-
-    /// Applies a change to the participant's room, then drains it.
-    fn after_change(
-        &mut self,
-        participant: ParticipantId,
-        now: Instant,
-        f: impl FnOnce(&mut Room),
-    ) {
-        let Some(route) = self.routes.get(&participant) else {
-            return;
-        };
-        let Some(room) = self.rooms.get_mut(&route.room) else {
-            return;
-        };
-        f(room);
-        room.mark_dirty(participant);
-        room.drain(now, &mut self.outbox, &mut self.counters);
-    }
-
-    fn forget(&mut self, route: Route) {
-        self.demux.forget(route);
-        self.routes.remove(&route.peer);
-        let empty = self
-            .rooms
-            .get(&route.room)
-            .is_some_and(|r| r.peers.is_empty());
-        if empty {
-            self.rooms.remove(&route.room);
-            self.room_keys.retain(|_, k| *k != route.room);
-        }
+    #[test]
+    fn a_panicking_media_thread_stops_the_process() {
+        let mut stopped = false;
+        supervise(|| panic!("a bug"), || stopped = true);
+        assert!(stopped);
+        let mut stopped = false;
+        supervise(|| {}, || stopped = true);
+        assert!(!stopped);
     }
 }

@@ -1,13 +1,17 @@
 //! The media plane: an SFU worker.
 //!
 //! A worker owns one UDP socket shared by every peer it serves and one media
-//! thread that runs all its rooms (`media_loop`). The control plane talks to
-//! it only through [`WorkerHandle`]: commands in, [`PeerEvent`]s out. The
-//! same handle drives an in-process worker (`parloir serve`) or a worker on
-//! another host (`cluster::remote` carries the commands over a WebSocket).
+//! thread (`media_loop`) around an [`endpoint`] that runs all its rooms.
+//! The control plane talks to it only through [`WorkerHandle`]: [`Command`]s
+//! in, [`Reply`]s and [`PeerEvent`]s out. The same handle drives an
+//! in-process worker (`parloir serve`) or a worker on another host
+//! (`cluster::control` carries the same commands over a WebSocket).
 
 pub mod batch_send;
 mod demux;
+mod endpoint;
+#[cfg(test)]
+mod endpoint_tests;
 mod media_clock;
 mod media_loop;
 mod peer;
@@ -15,8 +19,10 @@ mod rewrite;
 mod room;
 #[cfg(test)]
 mod room_tests;
-pub mod router;
+mod router;
 pub mod stats;
+#[cfg(test)]
+mod test_client;
 mod throttle;
 
 use std::net::SocketAddr;
@@ -43,6 +49,8 @@ pub enum WorkerError {
     ResumeRefused,
     #[error("invalid SDP: {0}")]
     InvalidSdp(String),
+    #[error("too many offers; wait a moment before the next one")]
+    TooManyOffers,
     #[error("invalid ICE candidate: {0}")]
     InvalidCandidate(String),
     #[error("the media worker is not reachable")]
@@ -89,29 +97,39 @@ pub struct JoinRequest {
     /// Secret the participant shows to resume (see `ids::new_resume_token`).
     pub token: String,
     pub max_participants: usize,
+    /// The signalling session speaking for the participant.
+    pub session: SessionId,
 }
 
-pub(crate) enum Command {
+/// One signalling connection's claim on a participant. A participant that
+/// resumed through a new connection must not be detached when its old one
+/// finally closes (a phone that moved from Wi-Fi to 4G): a detach names the
+/// session it comes from and is ignored unless that session is current.
+pub type SessionId = u64;
+
+/// What the control plane asks of a worker: one vocabulary, used in process
+/// and, as JSON, on the control channel between hosts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Command {
+    /// Replied with [`Reply::Joined`].
     Join {
         req: JoinRequest,
-        events: mpsc::Sender<PeerEvent>,
-        reply: oneshot::Sender<Result<Vec<ParticipantInfo>, WorkerError>>,
     },
+    /// The participant's offer; replied with [`Reply::Answer`].
     Offer {
         participant: ParticipantId,
         sdp: String,
-        reply: oneshot::Sender<Result<String, WorkerError>>,
     },
+    /// The participant's answer to server offer `offer`.
     Answer {
         participant: ParticipantId,
-        id: u32,
+        offer: u32,
         sdp: String,
-        reply: oneshot::Sender<Result<(), WorkerError>>,
     },
     Candidate {
         participant: ParticipantId,
         candidate: String,
-        reply: oneshot::Sender<Result<(), WorkerError>>,
     },
     Mute {
         participant: ParticipantId,
@@ -125,12 +143,13 @@ pub(crate) enum Command {
     /// period, during which it may resume.
     Detach {
         participant: ParticipantId,
+        session: SessionId,
     },
+    /// Replied with [`Reply::Resumed`].
     Resume {
         participant: ParticipantId,
         token: String,
-        events: mpsc::Sender<PeerEvent>,
-        reply: oneshot::Sender<Result<Resumed, WorkerError>>,
+        session: SessionId,
     },
     /// Take no new room; after `deadline_secs`, move everyone still here.
     Drain {
@@ -138,16 +157,65 @@ pub(crate) enum Command {
     },
 }
 
+impl Command {
+    /// The participant whose events start flowing to the sender of this
+    /// command if it succeeds, and the session that then speaks for it.
+    pub fn attaches(&self) -> Option<(ParticipantId, SessionId)> {
+        match self {
+            Command::Join { req } => Some((req.info.id, req.session)),
+            Command::Resume {
+                participant,
+                session,
+                ..
+            } => Some((*participant, *session)),
+            _ => None,
+        }
+    }
+
+    /// Whether the sender waits for a [`Reply`].
+    pub fn wants_reply(&self) -> bool {
+        matches!(
+            self,
+            Command::Join { .. }
+                | Command::Offer { .. }
+                | Command::Answer { .. }
+                | Command::Candidate { .. }
+                | Command::Resume { .. }
+        )
+    }
+}
+
+/// A worker's answer to a command that wants one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Reply {
+    Joined { others: Vec<ParticipantInfo> },
+    Answer { sdp: String },
+    Done,
+    Resumed { resumed: Resumed },
+}
+
+pub(crate) type ReplySender = oneshot::Sender<Result<Reply, WorkerError>>;
+
+/// A command on its way to a worker, with where its reply and the
+/// participant's events go. The channels stay on this host; only the
+/// command crosses the control channel.
+pub(crate) struct Envelope {
+    pub cmd: Command,
+    pub events: Option<mpsc::Sender<PeerEvent>>,
+    pub reply: Option<ReplySender>,
+}
+
 /// The control plane's handle on a worker. Cheap to clone.
 #[derive(Clone)]
 pub struct WorkerHandle {
-    tx: mpsc::Sender<Command>,
+    tx: mpsc::Sender<Envelope>,
     /// The address peers send media to (the ICE candidate).
     pub media_addr: SocketAddr,
 }
 
 impl WorkerHandle {
-    pub(crate) fn new(tx: mpsc::Sender<Command>, media_addr: SocketAddr) -> Self {
+    pub(crate) fn new(tx: mpsc::Sender<Envelope>, media_addr: SocketAddr) -> Self {
         WorkerHandle { tx, media_addr }
     }
 
@@ -157,24 +225,37 @@ impl WorkerHandle {
         self.tx.is_closed()
     }
 
-    async fn call<T>(
+    /// Sends a command that wants a reply, and waits for it. `events`
+    /// receives the participant's events from then on (join, resume).
+    pub async fn request(
         &self,
-        make: impl FnOnce(oneshot::Sender<Result<T, WorkerError>>) -> Command,
-    ) -> Result<T, WorkerError> {
+        cmd: Command,
+        events: Option<mpsc::Sender<PeerEvent>>,
+    ) -> Result<Reply, WorkerError> {
         let (reply, rx) = oneshot::channel();
+        let envelope = Envelope {
+            cmd,
+            events,
+            reply: Some(reply),
+        };
         self.tx
-            .send(make(reply))
+            .send(envelope)
             .await
             .map_err(|_| WorkerError::Unavailable)?;
         rx.await.map_err(|_| WorkerError::Unavailable)?
     }
 
     /// Sends without waiting; used on teardown paths that must not block.
-    fn post(&self, cmd: Command) {
-        if let Err(mpsc::error::TrySendError::Full(cmd)) = self.tx.try_send(cmd) {
+    pub fn post(&self, cmd: Command) {
+        let envelope = Envelope {
+            cmd,
+            events: None,
+            reply: None,
+        };
+        if let Err(mpsc::error::TrySendError::Full(envelope)) = self.tx.try_send(envelope) {
             let tx = self.tx.clone();
             tokio::spawn(async move {
-                let _ = tx.send(cmd).await;
+                let _ = tx.send(envelope).await;
             });
         }
     }
@@ -186,8 +267,10 @@ impl WorkerHandle {
         req: JoinRequest,
         events: mpsc::Sender<PeerEvent>,
     ) -> Result<Vec<ParticipantInfo>, WorkerError> {
-        self.call(|reply| Command::Join { req, events, reply })
-            .await
+        match self.request(Command::Join { req }, Some(events)).await? {
+            Reply::Joined { others } => Ok(others),
+            other => Err(unexpected(other)),
+        }
     }
 
     /// The participant's offer; returns the answer SDP.
@@ -196,75 +279,34 @@ impl WorkerHandle {
         participant: ParticipantId,
         sdp: String,
     ) -> Result<String, WorkerError> {
-        self.call(|reply| Command::Offer {
-            participant,
-            sdp,
-            reply,
-        })
-        .await
-    }
-
-    /// The participant's answer to server offer `id`.
-    pub async fn answer(
-        &self,
-        participant: ParticipantId,
-        id: u32,
-        sdp: String,
-    ) -> Result<(), WorkerError> {
-        self.call(|reply| Command::Answer {
-            participant,
-            id,
-            sdp,
-            reply,
-        })
-        .await
-    }
-
-    pub async fn candidate(
-        &self,
-        participant: ParticipantId,
-        candidate: String,
-    ) -> Result<(), WorkerError> {
-        self.call(|reply| Command::Candidate {
-            participant,
-            candidate,
-            reply,
-        })
-        .await
+        match self
+            .request(Command::Offer { participant, sdp }, None)
+            .await?
+        {
+            Reply::Answer { sdp } => Ok(sdp),
+            other => Err(unexpected(other)),
+        }
     }
 
     pub async fn resume(
         &self,
         participant: ParticipantId,
         token: String,
+        session: SessionId,
         events: mpsc::Sender<PeerEvent>,
     ) -> Result<Resumed, WorkerError> {
-        self.call(|reply| Command::Resume {
+        let cmd = Command::Resume {
             participant,
             token,
-            events,
-            reply,
-        })
-        .await
+            session,
+        };
+        match self.request(cmd, Some(events)).await? {
+            Reply::Resumed { resumed } => Ok(resumed),
+            other => Err(unexpected(other)),
+        }
     }
+}
 
-    pub fn mute(&self, participant: ParticipantId, audio: bool, video: bool) {
-        self.post(Command::Mute {
-            participant,
-            audio,
-            video,
-        });
-    }
-
-    pub fn leave(&self, participant: ParticipantId) {
-        self.post(Command::Leave { participant });
-    }
-
-    pub fn detach(&self, participant: ParticipantId) {
-        self.post(Command::Detach { participant });
-    }
-
-    pub fn drain(&self, deadline_secs: u64) {
-        self.post(Command::Drain { deadline_secs });
-    }
+fn unexpected(reply: Reply) -> WorkerError {
+    WorkerError::Internal(format!("unexpected reply from the worker: {reply:?}"))
 }

@@ -6,16 +6,67 @@
 //! was superseded is recognised and ignored instead of corrupting state.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use rand::distributions::Alphanumeric;
+use rand::Rng;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{Direction, Mid, Pt};
 use str0m::{Candidate, IceCreds, Rtc, RtcConfig};
-use tokio::sync::mpsc;
 
 use super::router::{Plan, TrackKey};
-use super::{PeerEvent, WorkerError};
+use super::{SessionId, WorkerError};
 use crate::ids::{ParticipantId, ParticipantInfo};
+use crate::rate::TokenBucket;
+
+/// How long a connection may stay lost (no ICE consent) before the
+/// participant is dropped from the media plane. Long enough for a phone to
+/// move from Wi-Fi to mobile data and restart ICE.
+pub const DISCONNECT_GRACE: Duration = Duration::from_secs(20);
+/// How long a participant whose signalling is gone keeps its place, to
+/// resume through another (or a restarted) signal server.
+pub const DETACH_GRACE: Duration = Duration::from_secs(30);
+/// How long a participant may stay in a room without its media ever
+/// connecting: it holds a place and shows as a frozen tile meanwhile.
+pub const CONNECT_DEADLINE: Duration = Duration::from_secs(30);
+/// Media sections an offer may carry: a browser's ICE-restart offer in a
+/// full room has two per participant. Parsing costs the media thread about
+/// 16 µs per section, so this bounds what one offer can take from
+/// everyone else's forwarding.
+pub const MAX_MEDIA_SECTIONS: usize = 64;
+/// Offers a participant may make in a burst, and then one per this long:
+/// a first offer and ICE restarts are all a client needs.
+const OFFER_BURST: u32 = 4;
+const OFFER_EVERY: Duration = Duration::from_secs(2);
+
+/// Why a participant leaves its room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Departure {
+    /// It said so.
+    Left,
+    /// ICE consent lost for longer than [`DISCONNECT_GRACE`], or the
+    /// connection failed.
+    MediaLost,
+    /// Its media never connected within [`CONNECT_DEADLINE`].
+    NeverConnected,
+    /// Its signalling stayed away for longer than [`DETACH_GRACE`].
+    SignallingLost,
+    /// The worker drained and its deadline passed.
+    Draining,
+}
+
+impl Departure {
+    /// What the participant is told, if it is still listening.
+    pub fn message(self) -> Option<&'static str> {
+        match self {
+            Departure::Left => None,
+            Departure::MediaLost => Some("media connection lost"),
+            Departure::NeverConnected => Some("the media connection could not be established"),
+            Departure::SignallingLost => Some("signalling lost for too long"),
+            Departure::Draining => Some("this media server is shutting down"),
+        }
+    }
+}
 
 pub struct Peer {
     pub id: ParticipantId,
@@ -29,11 +80,17 @@ pub struct Peer {
     /// its SDP (sent again if the participant resumes).
     pending: Option<(u32, SdpPendingOffer, String)>,
     next_offer_id: u32,
-    events: mpsc::Sender<PeerEvent>,
+    offers: TokenBucket,
+    /// The signalling session that speaks for this participant now.
+    pub session: SessionId,
+    /// str0m's next timeout for this connection.
     pub next_timeout: Instant,
     /// Media was written since the last drain: str0m releases it only on
     /// a timeout, which the drain then drives without asking first.
     pub wrote_media: bool,
+    joined_at: Instant,
+    /// Media connected at least once.
+    pub connected: bool,
     /// Set while ICE reports the connection as lost.
     pub disconnected_since: Option<Instant>,
     /// Set while the participant's signalling is gone.
@@ -44,11 +101,12 @@ impl Peer {
     pub fn new(
         info: ParticipantInfo,
         token: String,
+        session: SessionId,
         candidate: SocketAddr,
-        events: mpsc::Sender<PeerEvent>,
+        rng: &mut impl Rng,
         now: Instant,
     ) -> Result<Self, WorkerError> {
-        let creds = IceCreds::new();
+        let creds = ice_creds(rng);
         let ufrag = creds.ufrag.clone();
         let mut rtc = RtcConfig::new()
             .set_ice_lite(true)
@@ -71,18 +129,60 @@ impl Peer {
             ufrag,
             pending: None,
             next_offer_id: 1,
-            events,
+            offers: TokenBucket::new(OFFER_BURST, OFFER_EVERY, now),
+            session,
             next_timeout: now,
             wrote_media: false,
+            joined_at: now,
+            connected: false,
             disconnected_since: None,
             detached_since: None,
         })
     }
 
+    /// The earliest instant at which this participant may have to leave,
+    /// whatever str0m's own timer says (an idle connection's is far away).
+    pub fn deadline(&self) -> Option<Instant> {
+        [
+            (!self.connected).then_some(self.joined_at + CONNECT_DEADLINE),
+            self.disconnected_since.map(|t| t + DISCONNECT_GRACE),
+            self.detached_since.map(|t| t + DETACH_GRACE),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Why this participant must leave now, if it must.
+    pub fn departure(&self, now: Instant) -> Option<Departure> {
+        let past = |t: Option<Instant>, grace: Duration| {
+            t.is_some_and(|t| now.saturating_duration_since(t) >= grace)
+        };
+        if !self.rtc.is_alive() || past(self.disconnected_since, DISCONNECT_GRACE) {
+            Some(Departure::MediaLost)
+        } else if past(self.detached_since, DETACH_GRACE) {
+            Some(Departure::SignallingLost)
+        } else if !self.connected && past(Some(self.joined_at), CONNECT_DEADLINE) {
+            Some(Departure::NeverConnected)
+        } else {
+            None
+        }
+    }
+
     /// The participant's offer (its first, or an ICE restart). It wins over
     /// a server offer in flight, which is dropped: returns the answer and
     /// whether such an offer was dropped.
-    pub fn accept_offer(&mut self, sdp: &str) -> Result<(String, bool), WorkerError> {
+    pub fn accept_offer(&mut self, sdp: &str, now: Instant) -> Result<(String, bool), WorkerError> {
+        // Counted before parsing: the parse is the expensive part.
+        let sections = sdp.match_indices("\nm=").count() + usize::from(sdp.starts_with("m="));
+        if sections > MAX_MEDIA_SECTIONS {
+            return Err(WorkerError::InvalidSdp(format!(
+                "the offer has {sections} media sections; at most {MAX_MEDIA_SECTIONS} are accepted"
+            )));
+        }
+        if !self.offers.take(now) {
+            return Err(WorkerError::TooManyOffers);
+        }
         let offer =
             SdpOffer::from_sdp_string(sdp).map_err(|e| WorkerError::InvalidSdp(e.to_string()))?;
         let answer = self
@@ -96,9 +196,10 @@ impl Peer {
         Ok((answer.to_sdp_string(), rolled_back))
     }
 
-    /// Makes a server offer carrying `plan`. Returns the mids given to the
-    /// added tracks, or `None` if str0m saw nothing to negotiate.
-    pub fn offer(&mut self, plan: &Plan) -> Option<Vec<(TrackKey, Mid)>> {
+    /// Makes a server offer carrying `plan`. Returns the offer (its id and
+    /// SDP) and the mids given to the added tracks, or `None` if str0m saw
+    /// nothing to negotiate.
+    pub fn offer(&mut self, plan: &Plan) -> Option<(ServerOffer, Vec<(TrackKey, Mid)>)> {
         let mut change = self.rtc.sdp_api();
         let mut added = Vec::with_capacity(plan.add.len());
         for (key, kind) in &plan.add {
@@ -123,8 +224,7 @@ impl Peer {
         self.next_offer_id = self.next_offer_id.wrapping_add(1);
         let sdp = offer.to_sdp_string();
         self.pending = Some((id, pending, sdp.clone()));
-        self.notify(PeerEvent::Offer { id, sdp });
-        Some(added)
+        Some((ServerOffer { id, sdp }, added))
     }
 
     /// The participant's answer to server offer `id`. `Ok(false)` means the
@@ -171,20 +271,25 @@ impl Peer {
     pub fn pending_offer(&self) -> Option<(u32, String)> {
         self.pending.as_ref().map(|(id, _, sdp)| (*id, sdp.clone()))
     }
+}
 
-    /// A new signalling connection takes over this participant's events.
-    pub fn set_events(&mut self, events: mpsc::Sender<PeerEvent>) {
-        self.events = events;
-    }
+/// A server offer, with the id the client's answer must echo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerOffer {
+    pub id: u32,
+    pub sdp: String,
+}
 
-    /// Tells the signalling side. A full queue means that side is gone or
-    /// stuck; the media loop never waits for it.
-    pub fn notify(&self, event: PeerEvent) {
-        match self.events.try_send(event) {
-            Ok(()) => {}
-            // The session ended; its leave command is on its way.
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
-            Err(e) => tracing::warn!(peer = self.id, "signalling queue refused an event: {e}"),
-        }
+/// ICE credentials from the endpoint's random source, so a test can fix
+/// them (RFC 8445: at least 24 bits of ufrag and 128 of password).
+fn ice_creds(rng: &mut impl Rng) -> IceCreds {
+    let mut text = |n: usize| -> String {
+        (0..n)
+            .map(|_| char::from(rng.sample(Alphanumeric)))
+            .collect()
+    };
+    IceCreds {
+        ufrag: text(8),
+        pass: text(24),
     }
 }

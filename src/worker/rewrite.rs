@@ -88,12 +88,6 @@ impl Rewriter {
         }
         Some(Rewritten { seq, timestamp })
     }
-
-    /// The source of this outlet changes (another SSRC, another simulcast
-    /// layer): the next packet continues the output numbering.
-    pub fn switch_source(&mut self) {
-        self.seq_offset = None;
-    }
 }
 
 #[cfg(test)]
@@ -147,20 +141,5 @@ mod tests {
         let mut r = Rewriter::new(0, 0);
         r.rewrite(1, u32::MAX - 10).unwrap();
         assert_eq!(r.rewrite(2, 20).unwrap().timestamp, 31);
-    }
-
-    #[test]
-    fn source_switch_continues_numbering() {
-        let mut r = Rewriter::new(200, 0);
-        r.rewrite(7000, 90_000).unwrap();
-        let last = r.rewrite(7001, 93_000).unwrap();
-        r.switch_source();
-        // The new source has unrelated numbering.
-        let next = r.rewrite(42, 5).unwrap();
-        assert_eq!(next.seq, last.seq + 1);
-        assert_eq!(next.timestamp, last.timestamp.wrapping_add(3000));
-        let after = r.rewrite(43, 3005).unwrap();
-        assert_eq!(after.seq, last.seq + 2);
-        assert_eq!(after.timestamp, next.timestamp + 3000);
     }
 }

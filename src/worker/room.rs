@@ -1,12 +1,15 @@
 //! Room: the router of one call plus the connections of its participants.
 //!
 //! Everything a room does happens on the media thread that owns it, so the
-//! forwarding path takes no lock. The room never touches a socket: datagrams
-//! to send go into an outbox that the I/O loop flushes, and time comes in as
-//! an argument.
+//! forwarding path takes no lock. The room never touches a socket or a
+//! channel: datagrams to send and events for the signalling side go into
+//! [`Outputs`], which the endpoint hands on, and time comes in as an
+//! argument. The room owns its invariants: its peers and router are only
+//! changed through its methods, and a participant leaves by one path,
+//! [`Room::remove`].
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
 
 use rand::Rng;
 use str0m::media::{KeyframeRequestKind, MediaKind};
@@ -14,28 +17,31 @@ use str0m::net::Transmit;
 use str0m::rtp::RtpWrite;
 use str0m::{Event, IceConnectionState, Input, Output};
 
-use super::peer::Peer;
+use super::peer::{Departure, Peer};
 use super::rewrite::Rewriter;
 use super::router::{Router, Subscription, TrackKey};
 use super::stats::Counters;
-use super::PeerEvent;
+use super::{PeerEvent, Resumed, SessionId, WorkerError};
 use crate::ids::{ParticipantId, ParticipantInfo};
+use crate::secret;
 
-/// How long a connection may stay lost (no ICE consent) before the
-/// participant is dropped from the media plane. Long enough for a phone to
-/// move from Wi-Fi to mobile data and restart ICE.
-pub const DISCONNECT_GRACE: Duration = Duration::from_secs(20);
-/// How long a participant whose signalling is gone keeps its place, to
-/// resume through another (or a restarted) signal server.
-pub const DETACH_GRACE: Duration = Duration::from_secs(30);
 /// Due timeouts driven in one drain of a peer before it waits for the
 /// event loop (a pacer releases its queue in one or two).
 const MAX_DUE_TIMEOUTS: u32 = 4;
 
-#[derive(Default)]
+/// What rooms produce: datagrams to send, events for participants'
+/// signalling, and the counts behind the load figures.
+#[derive(Debug, Default)]
+pub struct Outputs {
+    pub transmits: Vec<Transmit>,
+    pub events: VecDeque<(ParticipantId, PeerEvent)>,
+    pub counters: Counters,
+}
+
 pub struct Room {
-    pub router: Router,
-    pub peers: HashMap<ParticipantId, Peer>,
+    name: String,
+    router: Router,
+    peers: HashMap<ParticipantId, Peer>,
     /// Peers with output to drain; reused to avoid an allocation per packet.
     dirty: Vec<ParticipantId>,
     /// Some membership or track changed: look for renegotiations.
@@ -43,27 +49,77 @@ pub struct Room {
 }
 
 impl Room {
+    pub fn new(name: String) -> Self {
+        Room {
+            name,
+            router: Router::default(),
+            peers: HashMap::new(),
+            dirty: Vec::new(),
+            renegotiate: false,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+
     /// Adds a participant and tells the others; returns who was there.
-    pub fn add_peer(&mut self, peer: Peer) -> Vec<ParticipantInfo> {
+    pub fn add(&mut self, peer: Peer, out: &mut Outputs) -> Vec<ParticipantInfo> {
         let others = self.others(peer.id);
-        self.broadcast(
-            peer.id,
-            PeerEvent::ParticipantJoined {
-                participant: peer.info.clone(),
-            },
-        );
+        let joined = PeerEvent::ParticipantJoined {
+            participant: peer.info.clone(),
+        };
+        self.broadcast(peer.id, joined, out);
         self.router.join(peer.id);
         self.peers.insert(peer.id, peer);
         others
     }
 
-    /// Removes a participant and tells the others.
-    pub fn remove_peer(&mut self, id: ParticipantId) -> Option<Peer> {
-        let peer = self.peers.remove(&id)?;
+    /// The one way out of a room: the participant is told why (unless it
+    /// left by itself), the others see it leave, and its tracks stop.
+    pub fn remove(
+        &mut self,
+        id: ParticipantId,
+        why: Departure,
+        now: Instant,
+        out: &mut Outputs,
+    ) -> bool {
+        let Some(mut peer) = self.peers.remove(&id) else {
+            return false;
+        };
+        if let Some(reason) = why.message() {
+            out.events.push_back((
+                id,
+                PeerEvent::Closed {
+                    reason: reason.into(),
+                },
+            ));
+        }
+        // Polled once more so the DTLS close alert leaves; a peer that is
+        // gone anyway costs nothing.
+        peer.rtc.disconnect();
+        for _ in 0..MAX_DUE_TIMEOUTS {
+            match peer.rtc.poll_output() {
+                Ok(Output::Transmit(t)) => out.transmits.push(t),
+                Ok(Output::Event(_)) => {}
+                Ok(Output::Timeout(_)) | Err(_) => break,
+            }
+        }
         self.router.leave(id);
+        self.dirty.retain(|d| *d != id);
         self.renegotiate = true;
-        self.broadcast(id, PeerEvent::ParticipantLeft { id });
-        Some(peer)
+        self.broadcast(id, PeerEvent::ParticipantLeft { id }, out);
+        tracing::info!(peer = id, room = self.name, ?why, "participant removed");
+        self.drain(now, out);
+        true
     }
 
     pub fn others(&self, id: ParticipantId) -> Vec<ParticipantInfo> {
@@ -77,19 +133,129 @@ impl Room {
         v
     }
 
-    pub fn set_mute(&mut self, id: ParticipantId, audio: bool, video: bool) {
+    pub fn set_mute(&mut self, id: ParticipantId, audio: bool, video: bool, out: &mut Outputs) {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
         peer.info.audio = audio;
         peer.info.video = video;
-        self.broadcast(id, PeerEvent::Mute { id, audio, video });
+        self.broadcast(id, PeerEvent::Mute { id, audio, video }, out);
     }
 
     /// Tells every participant but `from`.
-    fn broadcast(&self, from: ParticipantId, event: PeerEvent) {
+    fn broadcast(&self, from: ParticipantId, event: PeerEvent, out: &mut Outputs) {
         for p in self.peers.values().filter(|p| p.id != from) {
-            p.notify(event.clone());
+            out.events.push_back((p.id, event.clone()));
+        }
+    }
+
+    fn peer(&mut self, id: ParticipantId) -> Result<&mut Peer, WorkerError> {
+        self.peers
+            .get_mut(&id)
+            .ok_or(WorkerError::UnknownParticipant)
+    }
+
+    /// The participant's ICE username fragment (it changes on ICE restart).
+    pub fn ufrag(&self, id: ParticipantId) -> Option<&str> {
+        self.peers.get(&id).map(|p| p.ufrag.as_str())
+    }
+
+    /// Whether the participant's connection authenticates this input (a
+    /// STUN request with its credentials): only then may it move address.
+    pub fn accepts(&self, id: ParticipantId, input: &Input) -> bool {
+        self.peers.get(&id).is_some_and(|p| p.rtc.accepts(input))
+    }
+
+    /// The participant's own offer (its first, or an ICE restart); returns
+    /// the answer. A server offer in flight is dropped and made again.
+    pub fn accept_offer(
+        &mut self,
+        id: ParticipantId,
+        sdp: &str,
+        now: Instant,
+    ) -> Result<String, WorkerError> {
+        let (answer, rolled_back) = self.peer(id)?.accept_offer(sdp, now)?;
+        if rolled_back {
+            self.router.rolled_back(id);
+        }
+        self.router.set_ready(id);
+        self.renegotiate = true;
+        self.mark_dirty(id);
+        Ok(answer)
+    }
+
+    /// The participant's answer to server offer `offer`: new outlets open.
+    /// An answer to an offer that no longer stands is ignored.
+    pub fn accept_answer(
+        &mut self,
+        id: ParticipantId,
+        offer: u32,
+        sdp: &str,
+        now: Instant,
+        rng: &mut impl Rng,
+    ) -> Result<(), WorkerError> {
+        if !self.peer(id)?.accept_answer(offer, sdp)? {
+            return Ok(());
+        }
+        let peers = &self.peers;
+        let opened = self.router.answered(id, |track, mid| {
+            let pt_map = match (peers.get(&id), peers.get(&track.publisher)) {
+                (Some(sub), Some(publ)) => sub.pt_map_from(&publ.rtc),
+                _ => Vec::new(),
+            };
+            Subscription {
+                subscriber: id,
+                mid,
+                rewriter: Rewriter::new(rng.gen(), rng.gen()),
+                pt_map,
+            }
+        });
+        // The new subscriber needs a picture at once.
+        for track in opened {
+            self.request_keyframe(track, KeyframeRequestKind::Pli, now);
+        }
+        self.renegotiate = true;
+        self.mark_dirty(id);
+        Ok(())
+    }
+
+    pub fn add_candidate(&mut self, id: ParticipantId, candidate: &str) -> Result<(), WorkerError> {
+        self.peer(id)?.add_remote_candidate(candidate)?;
+        self.mark_dirty(id);
+        Ok(())
+    }
+
+    /// A new signalling session takes the participant over, if it shows
+    /// the participant's token.
+    pub fn resume(
+        &mut self,
+        id: ParticipantId,
+        token: &str,
+        session: SessionId,
+    ) -> Result<Resumed, WorkerError> {
+        let peer = self.peers.get_mut(&id).ok_or(WorkerError::ResumeRefused)?;
+        if !secret::equal(peer.token.as_bytes(), token.as_bytes()) {
+            return Err(WorkerError::ResumeRefused);
+        }
+        peer.session = session;
+        peer.detached_since = None;
+        let offer = peer.pending_offer();
+        Ok(Resumed {
+            room: self.name.clone(),
+            others: self.others(id),
+            offer,
+        })
+    }
+
+    /// The participant's signalling session ended. Ignored unless that
+    /// session is the one speaking for it now.
+    pub fn detach(&mut self, id: ParticipantId, session: SessionId, now: Instant) -> bool {
+        match self.peers.get_mut(&id) {
+            Some(peer) if peer.session == session => {
+                peer.detached_since = Some(now);
+                true
+            }
+            _ => false,
         }
     }
 
@@ -98,36 +264,16 @@ impl Room {
         (self.router.track_count(), self.router.subscription_count())
     }
 
-    pub fn mark_dirty(&mut self, id: ParticipantId) {
+    fn mark_dirty(&mut self, id: ParticipantId) {
         if !self.dirty.contains(&id) {
             self.dirty.push(id);
         }
     }
 
-    /// Feeds one input to a peer and drains everything it causes.
-    pub fn handle_input(
-        &mut self,
-        id: ParticipantId,
-        input: Input,
-        now: Instant,
-        out: &mut Vec<Transmit>,
-        counters: &mut Counters,
-    ) {
-        self.receive(id, input, now, out, counters);
-        self.drain(now, out, counters);
-    }
-
     /// Feeds one datagram to a peer and drains that peer only: what it
     /// forwards waits in the subscribers' connections until [`Room::drain`],
     /// so a burst of packets costs each subscriber one poll, not one each.
-    pub fn receive(
-        &mut self,
-        id: ParticipantId,
-        input: Input,
-        now: Instant,
-        out: &mut Vec<Transmit>,
-        counters: &mut Counters,
-    ) {
+    pub fn receive(&mut self, id: ParticipantId, input: Input, now: Instant, out: &mut Outputs) {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
@@ -137,30 +283,24 @@ impl Room {
             tracing::debug!(peer = id, "input rejected: {e}");
         }
         self.dirty.retain(|d| *d != id);
-        self.drain_peer(id, now, out, counters);
+        self.drain_peer(id, now, out);
     }
 
     /// Polls every dirty peer until it only has a timeout to report, and
     /// sends the server offers that became possible.
-    pub fn drain(&mut self, now: Instant, out: &mut Vec<Transmit>, counters: &mut Counters) {
-        self.drain_until(now, out, counters, usize::MAX);
+    pub fn drain(&mut self, now: Instant, out: &mut Outputs) {
+        self.drain_until(now, out, usize::MAX);
     }
 
     /// As [`Room::drain`], but stops once `out` holds `limit` datagrams so
     /// the caller can send them before encrypting the rest: in a large
     /// fan-out the first subscribers need not wait for the last one's
     /// copy. Returns whether peers are left to drain.
-    pub fn drain_until(
-        &mut self,
-        now: Instant,
-        out: &mut Vec<Transmit>,
-        counters: &mut Counters,
-        limit: usize,
-    ) -> bool {
+    pub fn drain_until(&mut self, now: Instant, out: &mut Outputs, limit: usize) -> bool {
         loop {
             while let Some(id) = self.dirty.pop() {
-                self.drain_peer(id, now, out, counters);
-                if out.len() >= limit {
+                self.drain_peer(id, now, out);
+                if out.transmits.len() >= limit {
                     return !self.dirty.is_empty() || self.renegotiate;
                 }
             }
@@ -168,17 +308,11 @@ impl Room {
                 return false;
             }
             self.renegotiate = false;
-            self.offer_changes();
+            self.offer_changes(out);
         }
     }
 
-    fn drain_peer(
-        &mut self,
-        id: ParticipantId,
-        now: Instant,
-        out: &mut Vec<Transmit>,
-        counters: &mut Counters,
-    ) {
+    fn drain_peer(&mut self, id: ParticipantId, now: Instant, out: &mut Outputs) {
         // str0m's pacer releases newly written packets only after a
         // timeout: when the one it asks for is already due, it is driven
         // here, so a burst leaves in this drain rather than a turn of the
@@ -211,8 +345,8 @@ impl Room {
                     peer.next_timeout = t;
                     return;
                 }
-                Ok(Output::Transmit(t)) => out.push(t),
-                Ok(Output::Event(e)) => self.on_event(id, e, now, counters),
+                Ok(Output::Transmit(t)) => out.transmits.push(t),
+                Ok(Output::Event(e)) => self.on_event(id, e, now, &mut out.counters),
                 Err(e) => {
                     tracing::warn!(peer = id, "connection failed: {e}");
                     peer.rtc.disconnect();
@@ -243,7 +377,12 @@ impl Room {
                     };
                 }
             }
-            Event::Connected => tracing::info!(peer = id, "media connected"),
+            Event::Connected => {
+                tracing::info!(peer = id, "media connected");
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.connected = true;
+                }
+            }
             Event::Closed => {
                 if let Some(peer) = self.peers.get_mut(&id) {
                     peer.rtc.disconnect();
@@ -313,7 +452,7 @@ impl Room {
     }
 
     /// Asks a publisher for a keyframe, at most once per throttle interval.
-    pub fn request_keyframe(&mut self, track: TrackKey, kind: KeyframeRequestKind, now: Instant) {
+    fn request_keyframe(&mut self, track: TrackKey, kind: KeyframeRequestKind, now: Instant) {
         let Some(t) = self.router.track_mut(&track) else {
             return;
         };
@@ -342,41 +481,7 @@ impl Room {
         self.mark_dirty(track.publisher);
     }
 
-    /// The participant's own offer was answered.
-    pub fn offer_answered(&mut self, id: ParticipantId, rolled_back: bool) {
-        if rolled_back {
-            self.router.rolled_back(id);
-        }
-        self.router.set_ready(id);
-        self.renegotiate = true;
-        self.mark_dirty(id);
-    }
-
-    /// The participant accepted a server offer: new outlets open.
-    pub fn server_offer_answered(&mut self, id: ParticipantId, now: Instant) {
-        let peers = &self.peers;
-        let mut rng = rand::thread_rng();
-        let opened = self.router.answered(id, |track, mid| {
-            let pt_map = match (peers.get(&id), peers.get(&track.publisher)) {
-                (Some(sub), Some(publ)) => sub.pt_map_from(&publ.rtc),
-                _ => Vec::new(),
-            };
-            Subscription {
-                subscriber: id,
-                mid,
-                rewriter: Rewriter::new(rng.gen(), rng.gen()),
-                pt_map,
-            }
-        });
-        // The new subscriber needs a picture at once.
-        for track in opened {
-            self.request_keyframe(track, KeyframeRequestKind::Pli, now);
-        }
-        self.renegotiate = true;
-        self.mark_dirty(id);
-    }
-
-    fn offer_changes(&mut self) {
+    fn offer_changes(&mut self, out: &mut Outputs) {
         let ids: Vec<ParticipantId> = self.router.members().collect();
         for id in ids {
             let Some(plan) = self.router.plan(id) else {
@@ -385,20 +490,23 @@ impl Room {
             let Some(peer) = self.peers.get_mut(&id) else {
                 continue;
             };
-            if let Some(added) = peer.offer(&plan) {
+            if let Some((offer, added)) = peer.offer(&plan) {
                 self.router.offered(id, &added);
+                out.events.push_back((
+                    id,
+                    PeerEvent::Offer {
+                        id: offer.id,
+                        sdp: offer.sdp,
+                    },
+                ));
                 self.mark_dirty(id);
             }
         }
     }
 
-    /// Drives time and drops connections that died; returns the ids dropped.
-    pub fn handle_timeouts(
-        &mut self,
-        now: Instant,
-        out: &mut Vec<Transmit>,
-        counters: &mut Counters,
-    ) -> Vec<ParticipantId> {
+    /// Drives time: due str0m timers, and the participants whose grace
+    /// ran out leave. Returns who left.
+    pub fn handle_timeout(&mut self, now: Instant, out: &mut Outputs) -> Vec<ParticipantId> {
         let due: Vec<ParticipantId> = self
             .peers
             .values()
@@ -406,34 +514,26 @@ impl Room {
             .map(|p| p.id)
             .collect();
         for id in due {
-            self.handle_input(id, Input::Timeout(now), now, out, counters);
+            self.receive(id, Input::Timeout(now), now, out);
         }
-        let dead: Vec<ParticipantId> = self
+        self.drain(now, out);
+        let departing: Vec<(ParticipantId, Departure)> = self
             .peers
             .values()
-            .filter(|p| {
-                !p.rtc.is_alive()
-                    || p.disconnected_since
-                        .is_some_and(|t| now.saturating_duration_since(t) >= DISCONNECT_GRACE)
-                    || p.detached_since
-                        .is_some_and(|t| now.saturating_duration_since(t) >= DETACH_GRACE)
-            })
-            .map(|p| p.id)
+            .filter_map(|p| p.departure(now).map(|why| (p.id, why)))
             .collect();
-        for id in &dead {
-            if let Some(peer) = self.remove_peer(*id) {
-                peer.notify(PeerEvent::Closed {
-                    reason: "media connection lost".into(),
-                });
-            }
+        for (id, why) in &departing {
+            self.remove(*id, *why, now, out);
         }
-        if !dead.is_empty() {
-            self.drain(now, out, counters);
-        }
-        dead
+        departing.into_iter().map(|(id, _)| id).collect()
     }
 
-    pub fn next_timeout(&self) -> Option<Instant> {
-        self.peers.values().map(|p| p.next_timeout).min()
+    /// When [`Room::handle_timeout`] has something to do next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.peers
+            .values()
+            .flat_map(|p| [Some(p.next_timeout), p.deadline()])
+            .flatten()
+            .min()
     }
 }

@@ -6,69 +6,37 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use str0m::format::Codec;
-use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
-use str0m::net::{Protocol, Receive, Transmit};
-use str0m::rtp::{RtpPacket, RtpWrite, SeqNo};
-use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
-use tokio::sync::mpsc;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use str0m::media::{Direction, KeyframeRequestKind};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::RtpPacket;
+use str0m::Input;
 
-use super::peer::Peer;
-use super::room::Room;
-use super::stats::Counters;
+use super::peer::{Departure, Peer};
+use super::room::{Outputs, Room};
+use super::test_client::Client;
 use super::PeerEvent;
 use crate::ids::ParticipantId;
 
 const SERVER: &str = "10.0.0.1:10000";
 
-struct Client {
-    id: ParticipantId,
-    addr: SocketAddr,
-    rtc: Rtc,
-    events: mpsc::Receiver<PeerEvent>,
-    received: Vec<RtpPacket>,
-    keyframe_requests: usize,
-    /// Mids of the tracks this client publishes (audio, video).
-    own: Vec<Mid>,
-    /// Mids the server added to send us the others' tracks.
-    incoming: Vec<Mid>,
-}
-
-impl Client {
-    /// Drives the client's clock to `now`; returns what it sends and
-    /// records what it received.
-    fn poll(&mut self, now: Instant) -> Vec<Transmit> {
-        self.rtc.handle_input(Input::Timeout(now)).unwrap();
-        let mut to_server = Vec::new();
-        loop {
-            match self.rtc.poll_output().unwrap() {
-                Output::Timeout(_) => return to_server,
-                Output::Transmit(t) => to_server.push(t),
-                Output::Event(Event::RtpPacket(p)) => self.received.push(p),
-                Output::Event(Event::KeyframeRequest(_)) => self.keyframe_requests += 1,
-                Output::Event(Event::MediaAdded(m)) => self.incoming.push(m.mid),
-                Output::Event(_) => {}
-            }
-        }
-    }
-}
-
 struct Harness {
     room: Room,
     clients: Vec<Client>,
     now: Instant,
-    out: Vec<Transmit>,
-    counters: Counters,
+    out: Outputs,
+    rng: StdRng,
 }
 
 impl Harness {
     fn new() -> Self {
         Harness {
-            room: Room::default(),
+            room: Room::new("room".into()),
             clients: Vec::new(),
             now: Instant::now(),
-            out: Vec::new(),
-            counters: Counters::default(),
+            out: Outputs::default(),
+            rng: StdRng::seed_from_u64(1),
         }
     }
 
@@ -82,49 +50,34 @@ impl Harness {
     /// A client joins and makes its first offer (microphone and camera).
     fn join(&mut self, id: ParticipantId) {
         let addr: SocketAddr = format!("10.0.1.{}:5000", id).parse().unwrap();
-        let (tx, events) = mpsc::channel(64);
         let info = crate::ids::ParticipantInfo {
             id,
             name: format!("p{id}"),
             audio: true,
             video: true,
         };
-        let peer = Peer::new(info, "token".into(), SERVER.parse().unwrap(), tx, self.now).unwrap();
-        self.room.add_peer(peer);
-
-        let mut rtc = RtcConfig::new()
-            .set_rtp_mode(true)
-            .clear_codecs()
-            .enable_opus(true, false)
-            .enable_vp8(true)
-            .build(self.now);
-        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
-        let mut change = rtc.sdp_api();
-        let a = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-        let v = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
-        let (offer, pending) = change.apply().unwrap();
-        let peer = self.room.peers.get_mut(&id).unwrap();
-        let (answer, rolled_back) = peer.accept_offer(&offer.to_sdp_string()).unwrap();
-        let answer = str0m::change::SdpAnswer::from_sdp_string(&answer).unwrap();
-        rtc.sdp_api().accept_answer(pending, answer).unwrap();
-        self.room.offer_answered(id, rolled_back);
-        self.clients.push(Client {
-            id,
-            addr,
-            rtc,
-            events,
-            received: Vec::new(),
-            keyframe_requests: 0,
-            own: vec![a, v],
-            incoming: Vec::new(),
-        });
-        self.room.drain(self.now, &mut self.out, &mut self.counters);
+        let peer = Peer::new(
+            info,
+            "token".into(),
+            1,
+            SERVER.parse().unwrap(),
+            &mut self.rng,
+            self.now,
+        )
+        .unwrap();
+        self.room.add(peer, &mut self.out);
+        let mut client = Client::new(id, addr, self.now);
+        let offer = client.offer();
+        let answer = self.room.accept_offer(id, &offer, self.now).unwrap();
+        client.accept_answer(&answer);
+        self.clients.push(client);
+        self.room.drain(self.now, &mut self.out);
     }
 
     fn leave(&mut self, id: ParticipantId) {
-        self.room.remove_peer(id);
+        self.room
+            .remove(id, Departure::Left, self.now, &mut self.out);
         self.clients.retain(|c| c.id != id);
-        self.room.drain(self.now, &mut self.out, &mut self.counters);
     }
 
     /// Runs the network and the clocks for `dur`, in 1 ms steps, answering
@@ -135,18 +88,16 @@ impl Harness {
             self.now += Duration::from_millis(1);
             let now = self.now;
             // Server offers → client answers.
-            for i in 0..self.clients.len() {
-                while let Ok(ev) = self.clients[i].events.try_recv() {
-                    if let PeerEvent::Offer { id: oid, sdp } = ev {
-                        let c = &mut self.clients[i];
-                        let offer = str0m::change::SdpOffer::from_sdp_string(&sdp).unwrap();
-                        let answer = c.rtc.sdp_api().accept_offer(offer).unwrap();
-                        let cid = c.id;
-                        let peer = self.room.peers.get_mut(&cid).unwrap();
-                        assert!(peer.accept_answer(oid, &answer.to_sdp_string()).unwrap());
-                        self.room.server_offer_answered(cid, now);
-                        self.room.drain(now, &mut self.out, &mut self.counters);
-                    }
+            while let Some((to, ev)) = self.out.events.pop_front() {
+                if let PeerEvent::Offer { id: offer, sdp } = ev {
+                    let Some(c) = self.clients.iter_mut().find(|c| c.id == to) else {
+                        continue;
+                    };
+                    let answer = c.answer(&sdp);
+                    self.room
+                        .accept_answer(to, offer, &answer, now, &mut self.rng)
+                        .unwrap();
+                    self.room.drain(now, &mut self.out);
                 }
             }
             // Clients → server.
@@ -164,27 +115,16 @@ impl Harness {
                             contents: (&t.contents[..]).try_into().unwrap(),
                         },
                     );
-                    self.room
-                        .handle_input(id, input, now, &mut self.out, &mut self.counters);
+                    self.room.receive(id, input, now, &mut self.out);
+                    self.room.drain(now, &mut self.out);
                 }
             }
-            self.room
-                .handle_timeouts(now, &mut self.out, &mut self.counters);
+            self.room.handle_timeout(now, &mut self.out);
             // Server → clients.
-            for t in std::mem::take(&mut self.out) {
-                let Some(c) = self.clients.iter_mut().find(|c| c.addr == t.destination) else {
-                    continue;
-                };
-                let input = Input::Receive(
-                    now,
-                    Receive {
-                        proto: Protocol::Udp,
-                        source: t.source,
-                        destination: c.addr,
-                        contents: (&t.contents[..]).try_into().unwrap(),
-                    },
-                );
-                c.rtc.handle_input(input).unwrap();
+            for t in std::mem::take(&mut self.out.transmits) {
+                if let Some(c) = self.clients.iter_mut().find(|c| c.addr == t.destination) {
+                    c.receive(now, t.source, &t.contents);
+                }
             }
         }
     }
@@ -192,27 +132,11 @@ impl Harness {
     /// The client sends one VP8 packet on its camera track.
     fn send_video(&mut self, id: ParticipantId, seq: u64, ts: u32, payload: &[u8]) {
         let now = self.now;
-        let c = self.client(id);
-        let pt = c
-            .rtc
-            .codec_config()
-            .find(|p| p.spec().codec == Codec::Vp8)
-            .unwrap()
-            .pt();
-        let mid = c.own[1];
-        let mut api = c.rtc.direct_api();
-        let tx = api.stream_tx_by_mid(mid, None).expect("video stream");
-        tx.write_rtp(RtpWrite::new(pt, SeqNo::from(seq), ts, now, payload.to_vec()).marker(true));
+        self.client(id).send_video(now, seq, ts, payload);
     }
 
     fn video_ssrc(&mut self, id: ParticipantId) -> u32 {
-        let c = self.client(id);
-        let mid = c.own[1];
-        *c.rtc
-            .direct_api()
-            .stream_tx_by_mid(mid, None)
-            .unwrap()
-            .ssrc()
+        self.client(id).video_ssrc()
     }
 }
 
@@ -337,23 +261,23 @@ fn a_fan_out_drained_in_parts_reaches_every_subscriber_once() {
                 contents: (&t.contents[..]).try_into().unwrap(),
             },
         );
-        h.room.receive(1, input, now, &mut h.out, &mut h.counters);
+        h.room.receive(1, input, now, &mut h.out);
     }
-    h.out.clear();
+    h.out.transmits.clear();
 
     // One datagram at a time: the drain stops at the limit and resumes.
     let mut parts = 0;
     let mut sent = Vec::new();
     loop {
-        let more = h.room.drain_until(now, &mut h.out, &mut h.counters, 1);
-        sent.append(&mut h.out);
+        let more = h.room.drain_until(now, &mut h.out, 1);
+        sent.append(&mut h.out.transmits);
         parts += 1;
         if !more {
             break;
         }
     }
     assert!(parts >= 3, "three subscribers, one part each: {parts}");
-    h.out = sent;
+    h.out.transmits = sent;
     h.run(Duration::from_millis(50));
     for id in 2..=4 {
         let got = h
@@ -364,5 +288,5 @@ fn a_fan_out_drained_in_parts_reaches_every_subscriber_once() {
             .count();
         assert_eq!(got, 1, "subscriber {id}");
     }
-    assert_eq!(h.counters.packets_out, 3);
+    assert_eq!(h.out.counters.packets_out, 3);
 }

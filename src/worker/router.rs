@@ -102,18 +102,6 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
-    }
-
-    pub fn len(&self) -> usize {
-        self.members.len()
-    }
-
     pub fn track_count(&self) -> usize {
         self.tracks.len()
     }
@@ -312,6 +300,7 @@ impl Router {
     }
 
     /// Subscribers of `key`, in no particular order.
+    #[cfg(test)]
     pub fn subscribers(&self, key: &TrackKey) -> Vec<ParticipantId> {
         self.tracks
             .get(key)
@@ -357,7 +346,7 @@ mod tests {
     }
 
     fn two_publishing() -> Router {
-        let mut r = Router::new();
+        let mut r = Router::default();
         for p in [1, 2] {
             r.join(p);
             r.publish(p, mid("a"), MediaKind::Audio);
@@ -384,7 +373,7 @@ mod tests {
 
     #[test]
     fn no_offer_before_the_participants_own_offer_is_answered() {
-        let mut r = Router::new();
+        let mut r = Router::default();
         r.join(1);
         r.join(2);
         r.publish(2, mid("v"), MediaKind::Video);

@@ -1,7 +1,8 @@
-//! Token bucket for signalling messages: a client may burst (joining sends a
-//! dozen candidates at once) but not flood.
+//! Token bucket: a client may burst (joining sends a dozen candidates at
+//! once; an ICE restart follows a first offer) but not flood. Used for
+//! signalling messages and for offers reaching a media thread.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
 pub struct TokenBucket {
@@ -12,10 +13,11 @@ pub struct TokenBucket {
 }
 
 impl TokenBucket {
-    pub fn new(capacity: u32, per_second: u32, now: Instant) -> Self {
+    /// Holds `capacity` tokens, and gains one every `refill_every`.
+    pub fn new(capacity: u32, refill_every: Duration, now: Instant) -> Self {
         TokenBucket {
             capacity: capacity as f64,
-            per_second: per_second as f64,
+            per_second: 1.0 / refill_every.as_secs_f64().max(1e-9),
             tokens: capacity as f64,
             last: now,
         }
@@ -38,12 +40,11 @@ impl TokenBucket {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn burst_then_steady_rate() {
         let t0 = Instant::now();
-        let mut b = TokenBucket::new(3, 10, t0);
+        let mut b = TokenBucket::new(3, Duration::from_millis(100), t0);
         assert!(b.take(t0) && b.take(t0) && b.take(t0));
         assert!(!b.take(t0));
         assert!(b.take(t0 + Duration::from_millis(100)));

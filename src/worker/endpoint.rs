@@ -1,0 +1,422 @@
+//! The endpoint: everything a worker decides, as a plain state machine.
+//!
+//! Like str0m's `Rtc` or quinn-proto's `Endpoint`, it owns no socket, no
+//! channel and no clock. The media loop feeds it datagrams
+//! ([`Endpoint::handle_datagram`]), commands from the control plane
+//! ([`Endpoint::handle_command`]) and time ([`Endpoint::handle_timeout`]),
+//! and takes out what it produced: datagrams to send
+//! ([`Endpoint::poll_transmit`]), events for the participants' signalling
+//! ([`Endpoint::poll_event`]) and when to wake it next
+//! ([`Endpoint::poll_timeout`]). Randomness comes from a generator given to
+//! the constructor. So every decision above a room (demultiplexing, joins,
+//! resumes, grace periods, drains) is tested with a fake clock and no
+//! socket.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use str0m::net::{Protocol, Receive, Transmit};
+use str0m::Input;
+
+use super::demux::{is_stun, Demux};
+use super::peer::{Departure, Peer};
+use super::room::{Outputs, Room};
+use super::stats::Counters;
+use super::{Command, JoinRequest, PeerEvent, Reply, WorkerError};
+use crate::ids::{ParticipantId, ParticipantInfo};
+
+/// How often addresses that fell silent are forgotten.
+const EXPIRE_EVERY: Duration = Duration::from_secs(5);
+/// The furthest a drain deadline may lie: a larger one (an operator's
+/// `u64::MAX`) means "never move anyone", not an overflow.
+const MAX_DRAIN: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Room number on this worker (cheaper to hash than the room name).
+type RoomKey = u64;
+
+/// Where a peer lives: the key the demultiplexer stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Route {
+    room: RoomKey,
+    peer: ParticipantId,
+}
+
+/// The participant's route and room. A function of the two maps rather
+/// than a method, so the caller keeps the endpoint's other fields.
+fn room_of<'a>(
+    routes: &HashMap<ParticipantId, Route>,
+    rooms: &'a mut HashMap<RoomKey, Room>,
+    participant: ParticipantId,
+) -> Result<(Route, &'a mut Room), WorkerError> {
+    let route = *routes
+        .get(&participant)
+        .ok_or(WorkerError::UnknownParticipant)?;
+    let room = rooms
+        .get_mut(&route.room)
+        .ok_or(WorkerError::UnknownParticipant)?;
+    Ok((route, room))
+}
+
+/// The state of one worker's media plane.
+pub struct Endpoint {
+    /// The address in our ICE candidates, and the destination of every
+    /// datagram we receive.
+    media_addr: SocketAddr,
+    rooms: HashMap<RoomKey, Room>,
+    room_keys: HashMap<String, RoomKey>,
+    next_room_key: RoomKey,
+    routes: HashMap<ParticipantId, Route>,
+    demux: Demux<Route>,
+    out: Outputs,
+    /// Datagrams at the front of `out.transmits` already handed out by
+    /// the last [`Endpoint::poll_transmit`].
+    handed_out: usize,
+    /// Rooms with output waiting to be drained.
+    busy: Vec<RoomKey>,
+    /// Set by a drain: no new rooms.
+    draining: bool,
+    /// When everyone still here is moved to another worker.
+    drain_deadline: Option<Instant>,
+    next_expiry: Instant,
+    rng: StdRng,
+}
+
+impl Endpoint {
+    /// An endpoint announcing `media_addr`; `seed` feeds every random
+    /// choice it makes (ICE credentials, sequence number offsets).
+    pub fn new(media_addr: SocketAddr, seed: u64, now: Instant) -> Self {
+        Endpoint {
+            media_addr,
+            rooms: HashMap::new(),
+            room_keys: HashMap::new(),
+            next_room_key: 1,
+            routes: HashMap::new(),
+            demux: Demux::default(),
+            out: Outputs::default(),
+            handed_out: 0,
+            busy: Vec::new(),
+            draining: false,
+            drain_deadline: None,
+            next_expiry: now + EXPIRE_EVERY,
+            rng: StdRng::seed_from_u64(seed),
+        }
+    }
+
+    /// A datagram arrived on the media socket.
+    ///
+    /// A STUN request names its peer by ufrag, from any address, and only
+    /// once that peer authenticates it does the address become the peer's
+    /// (taken from whoever had it: NATs reuse ports). Everything else must
+    /// come from an address learned that way.
+    pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, data: &[u8]) {
+        let stun = is_stun(data);
+        let route = if stun {
+            self.demux.by_stun(data)
+        } else {
+            self.demux.by_addr(&source, now)
+        };
+        let Some(route) = route else {
+            // Garbage, a stranger, or media from a peer that already left.
+            self.out.counters.datagrams_dropped += 1;
+            return;
+        };
+        let Ok(contents) = data.try_into() else {
+            self.out.counters.datagrams_dropped += 1;
+            return;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination: self.media_addr,
+                contents,
+            },
+        );
+        let Some(room) = self.rooms.get_mut(&route.room) else {
+            return;
+        };
+        if stun {
+            if !room.accepts(route.peer, &input) {
+                self.out.counters.datagrams_dropped += 1;
+                return;
+            }
+            self.demux.learn_addr(source, route, now);
+        }
+        room.receive(route.peer, input, now, &mut self.out);
+        if !self.busy.contains(&route.room) {
+            self.busy.push(route.room);
+        }
+    }
+
+    /// A command from the control plane. The reply is returned at once;
+    /// what the command causes leaves through the `poll_*` methods, after
+    /// the caller has sent the reply (an answer reaches the client before
+    /// the server offer it triggers).
+    pub fn handle_command(&mut self, now: Instant, cmd: Command) -> Result<Reply, WorkerError> {
+        match cmd {
+            Command::Join { req } => self.join(req, now).map(|others| Reply::Joined { others }),
+            Command::Offer { participant, sdp } => {
+                let (route, room) = room_of(&self.routes, &mut self.rooms, participant)?;
+                let sdp = room.accept_offer(participant, &sdp, now)?;
+                // An ICE restart changes our credentials.
+                if let Some(ufrag) = room.ufrag(participant) {
+                    self.demux.set_ufrag(route, ufrag);
+                }
+                self.mark_busy(route.room);
+                Ok(Reply::Answer { sdp })
+            }
+            Command::Answer {
+                participant,
+                offer,
+                sdp,
+            } => {
+                let (route, room) = room_of(&self.routes, &mut self.rooms, participant)?;
+                room.accept_answer(participant, offer, &sdp, now, &mut self.rng)?;
+                self.mark_busy(route.room);
+                Ok(Reply::Done)
+            }
+            Command::Candidate {
+                participant,
+                candidate,
+            } => {
+                let (route, room) = room_of(&self.routes, &mut self.rooms, participant)?;
+                room.add_candidate(participant, &candidate)?;
+                self.mark_busy(route.room);
+                Ok(Reply::Done)
+            }
+            Command::Mute {
+                participant,
+                audio,
+                video,
+            } => {
+                let (_, room) = room_of(&self.routes, &mut self.rooms, participant)?;
+                room.set_mute(participant, audio, video, &mut self.out);
+                Ok(Reply::Done)
+            }
+            Command::Leave { participant } => {
+                self.remove(participant, Departure::Left, now);
+                Ok(Reply::Done)
+            }
+            Command::Detach {
+                participant,
+                session,
+            } => {
+                let (_, room) = room_of(&self.routes, &mut self.rooms, participant)?;
+                if room.detach(participant, session, now) {
+                    tracing::info!(
+                        peer = participant,
+                        "signalling detached; waiting for resume"
+                    );
+                } else {
+                    tracing::debug!(peer = participant, "detach from a replaced session ignored");
+                }
+                Ok(Reply::Done)
+            }
+            Command::Resume {
+                participant,
+                token,
+                session,
+            } => {
+                let (_, room) = room_of(&self.routes, &mut self.rooms, participant)
+                    .map_err(|_| WorkerError::ResumeRefused)?;
+                let resumed = room.resume(participant, &token, session)?;
+                tracing::info!(peer = participant, "session resumed");
+                Ok(Reply::Resumed { resumed })
+            }
+            Command::Drain { deadline_secs } => {
+                self.draining = true;
+                let deadline = Duration::from_secs(deadline_secs)
+                    .le(&MAX_DRAIN)
+                    .then(|| now + Duration::from_secs(deadline_secs));
+                if let Some(deadline) = deadline {
+                    if self.drain_deadline.is_none_or(|d| deadline < d) {
+                        self.drain_deadline = Some(deadline);
+                    }
+                }
+                tracing::info!(deadline_secs, "draining: no new rooms");
+                Ok(Reply::Done)
+            }
+        }
+    }
+
+    fn join(
+        &mut self,
+        req: JoinRequest,
+        now: Instant,
+    ) -> Result<Vec<ParticipantInfo>, WorkerError> {
+        let participant = req.info.id;
+        if self.routes.contains_key(&participant) {
+            return Err(WorkerError::AlreadyJoined);
+        }
+        let existing = self.room_keys.get(&req.room).copied();
+        // A draining worker still completes the calls it carries.
+        if existing.is_none() && self.draining {
+            return Err(WorkerError::Draining);
+        }
+        if let Some(room) = existing.and_then(|k| self.rooms.get(&k)) {
+            if room.len() >= req.max_participants {
+                return Err(WorkerError::RoomFull(req.max_participants));
+            }
+        }
+        let peer = Peer::new(
+            req.info,
+            req.token,
+            req.session,
+            self.media_addr,
+            &mut self.rng,
+            now,
+        )?;
+        let key = existing.unwrap_or_else(|| {
+            let k = self.next_room_key;
+            self.next_room_key += 1;
+            self.room_keys.insert(req.room.clone(), k);
+            self.rooms.insert(k, Room::new(req.room.clone()));
+            k
+        });
+        let route = Route {
+            room: key,
+            peer: participant,
+        };
+        self.demux.set_ufrag(route, &peer.ufrag);
+        self.routes.insert(participant, route);
+        let room = self
+            .rooms
+            .get_mut(&key)
+            .ok_or(WorkerError::UnknownParticipant)?;
+        let others = room.add(peer, &mut self.out);
+        tracing::info!(peer = participant, room = room.name(), "joined");
+        Ok(others)
+    }
+
+    /// Takes a participant out of its room, and the room away once empty.
+    fn remove(&mut self, participant: ParticipantId, why: Departure, now: Instant) {
+        let Some(route) = self.routes.get(&participant).copied() else {
+            return;
+        };
+        if let Some(room) = self.rooms.get_mut(&route.room) {
+            room.remove(participant, why, now, &mut self.out);
+        }
+        self.forget(route);
+    }
+
+    /// Drops the routing of a participant that is no longer in its room.
+    fn forget(&mut self, route: Route) {
+        self.demux.forget(route);
+        self.routes.remove(&route.peer);
+        if self.rooms.get(&route.room).is_some_and(Room::is_empty) {
+            if let Some(room) = self.rooms.remove(&route.room) {
+                self.room_keys.remove(room.name());
+            }
+            self.busy.retain(|k| *k != route.room);
+        }
+    }
+
+    fn mark_busy(&mut self, key: RoomKey) {
+        if !self.busy.contains(&key) {
+            self.busy.push(key);
+        }
+    }
+
+    /// Time passed: str0m's timers, grace periods, the drain deadline.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let mut gone = Vec::new();
+        for (key, room) in self.rooms.iter_mut() {
+            if room.poll_timeout().is_some_and(|t| t <= now) {
+                for id in room.handle_timeout(now, &mut self.out) {
+                    gone.push(Route {
+                        room: *key,
+                        peer: id,
+                    });
+                }
+            }
+        }
+        for route in gone {
+            self.forget(route);
+        }
+        if self.drain_deadline.is_some_and(|d| d <= now) {
+            self.drain_deadline = None;
+            let everyone: Vec<ParticipantId> = self.routes.keys().copied().collect();
+            for id in everyone {
+                self.remove(id, Departure::Draining, now);
+            }
+        }
+        if self.next_expiry <= now {
+            self.demux.expire(now);
+            self.next_expiry = now + EXPIRE_EVERY;
+        }
+    }
+
+    /// When [`Endpoint::handle_timeout`] must run next.
+    pub fn poll_timeout(&self) -> Instant {
+        self.rooms
+            .values()
+            .filter_map(Room::poll_timeout)
+            .chain(self.drain_deadline)
+            .fold(self.next_expiry, Instant::min)
+    }
+
+    /// The next datagrams to send: what earlier calls produced, then the
+    /// output of busy rooms, drained until `batch` datagrams are ready (in
+    /// a large fan-out, the first subscribers need not wait for the last
+    /// one's copy to be encrypted). `None` when there is nothing to send.
+    pub fn poll_transmit(&mut self, now: Instant, batch: usize) -> Option<&[Transmit]> {
+        self.out.transmits.drain(..self.handed_out);
+        self.handed_out = 0;
+        while self.out.transmits.len() < batch {
+            let Some(&key) = self.busy.last() else {
+                break;
+            };
+            let more = self
+                .rooms
+                .get_mut(&key)
+                .is_some_and(|room| room.drain_until(now, &mut self.out, batch));
+            if !more {
+                self.busy.pop();
+            }
+        }
+        if self.out.transmits.is_empty() {
+            return None;
+        }
+        self.handed_out = self.out.transmits.len();
+        Some(&self.out.transmits)
+    }
+
+    /// The next event for a participant's signalling.
+    pub fn poll_event(&mut self) -> Option<(ParticipantId, PeerEvent)> {
+        self.out.events.pop_front()
+    }
+
+    /// Datagrams the socket refused to send.
+    pub fn count_unsent(&mut self, n: usize) {
+        self.out.counters.datagrams_dropped += n as u64;
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.out.counters
+    }
+
+    /// Rooms by name, with their participant count.
+    pub fn rooms(&self) -> impl Iterator<Item = (&str, usize)> + '_ {
+        self.rooms.values().map(|r| (r.name(), r.len()))
+    }
+
+    pub fn participants(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// Published and forwarded tracks.
+    pub fn track_counts(&self) -> (usize, usize) {
+        self.rooms
+            .values()
+            .map(Room::track_counts)
+            .fold((0, 0), |(i, o), (a, b)| (i + a, o + b))
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining
+    }
+}

@@ -1,0 +1,522 @@
+//! The endpoint driven as the media loop drives it, with str0m clients as
+//! browsers, a fake clock and a fake network: no socket, no sleep. Each
+//! client sits behind a NAT of its own (its datagrams reach the endpoint
+//! from a public address the test can change), so address changes and
+//! reused NAT ports can be played out.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::endpoint::Endpoint;
+use super::peer::{CONNECT_DEADLINE, DETACH_GRACE, MAX_MEDIA_SECTIONS};
+use super::test_client::Client;
+use super::{Command, JoinRequest, PeerEvent, Reply, SessionId, WorkerError};
+use crate::ids::{ParticipantId, ParticipantInfo};
+
+const SERVER: &str = "10.0.0.1:10000";
+const STEP: Duration = Duration::from_millis(1);
+/// After a NAT rebinding, str0m's ICE-lite agent keeps sending to the old
+/// address (both pairs are nominated, with equal priority) until that pair
+/// has had no binding request for 15 s; then the new one takes over.
+const REBINDING_SETTLES: Duration = Duration::from_secs(17);
+
+struct Net {
+    ep: Endpoint,
+    clients: Vec<Client>,
+    /// The address each client's datagrams come from, as the endpoint sees
+    /// it (its NAT's public side).
+    public: HashMap<ParticipantId, SocketAddr>,
+    now: Instant,
+    /// Events other than server offers (which the clients answer).
+    events: Vec<(ParticipantId, PeerEvent)>,
+}
+
+fn public_addr(id: ParticipantId) -> SocketAddr {
+    format!("203.0.113.{id}:4000").parse().unwrap()
+}
+
+impl Net {
+    fn new() -> Self {
+        let now = Instant::now();
+        Net {
+            ep: Endpoint::new(SERVER.parse().unwrap(), 7, now),
+            clients: Vec::new(),
+            public: HashMap::new(),
+            now,
+            events: Vec::new(),
+        }
+    }
+
+    fn client(&mut self, id: ParticipantId) -> &mut Client {
+        self.clients
+            .iter_mut()
+            .find(|c| c.id == id)
+            .expect("client")
+    }
+
+    fn command(&mut self, cmd: Command) -> Result<Reply, WorkerError> {
+        self.ep.handle_command(self.now, cmd)
+    }
+
+    /// Joins `room` without offering: the participant's media is not set up.
+    fn join_only(
+        &mut self,
+        id: ParticipantId,
+        room: &str,
+        session: SessionId,
+    ) -> Result<Vec<ParticipantInfo>, WorkerError> {
+        let req = JoinRequest {
+            room: room.into(),
+            info: ParticipantInfo {
+                id,
+                name: format!("p{id}"),
+                audio: true,
+                video: true,
+            },
+            token: format!("token-{id}"),
+            max_participants: 12,
+            session,
+        };
+        match self.command(Command::Join { req })? {
+            Reply::Joined { others } => Ok(others),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// Joins and offers a microphone and a camera, as the web client does.
+    fn join(&mut self, id: ParticipantId, room: &str) -> Vec<ParticipantInfo> {
+        let others = self.join_only(id, room, id * 100).expect("joined");
+        let local: SocketAddr = format!("192.168.1.{id}:5000").parse().unwrap();
+        let mut client = Client::new(id, local, self.now);
+        let offer = client.offer();
+        client.accept_answer(&self.offer(id, offer).expect("answer"));
+        self.clients.push(client);
+        self.public.insert(id, public_addr(id));
+        others
+    }
+
+    fn offer(&mut self, id: ParticipantId, sdp: String) -> Result<String, WorkerError> {
+        match self.command(Command::Offer {
+            participant: id,
+            sdp,
+        })? {
+            Reply::Answer { sdp } => Ok(sdp),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// One step of the network and the clocks.
+    fn step(&mut self, step: Duration) {
+        self.now += step;
+        let now = self.now;
+        while let Some((to, event)) = self.ep.poll_event() {
+            match event {
+                PeerEvent::Offer { id, sdp } if self.clients.iter().any(|c| c.id == to) => {
+                    let answer = self.client(to).answer(&sdp);
+                    let cmd = Command::Answer {
+                        participant: to,
+                        offer: id,
+                        sdp: answer,
+                    };
+                    // The participant may have been removed meanwhile.
+                    match self.ep.handle_command(now, cmd) {
+                        Ok(_) | Err(WorkerError::UnknownParticipant) => {}
+                        Err(e) => panic!("answer refused: {e}"),
+                    }
+                }
+                other => self.events.push((to, other)),
+            }
+        }
+        for c in &mut self.clients {
+            let from = self.public[&c.id];
+            for t in c.poll(now) {
+                self.ep.handle_datagram(now, from, &t.contents);
+            }
+        }
+        if self.ep.poll_timeout() <= now {
+            self.ep.handle_timeout(now);
+        }
+        let mut sent = Vec::new();
+        while let Some(batch) = self.ep.poll_transmit(now, 32) {
+            sent.extend(
+                batch
+                    .iter()
+                    .map(|t| (t.destination, t.source, t.contents.to_vec())),
+            );
+        }
+        for (to, from, bytes) in sent {
+            let id = self
+                .public
+                .iter()
+                .find(|(_, a)| **a == to)
+                .map(|(id, _)| *id);
+            if let Some(c) = self.clients.iter_mut().find(|c| Some(c.id) == id) {
+                c.receive(now, from, &bytes);
+            }
+        }
+    }
+
+    fn run(&mut self, dur: Duration) {
+        self.run_in_steps(dur, STEP);
+    }
+
+    fn run_in_steps(&mut self, dur: Duration, step: Duration) {
+        let end = self.now + dur;
+        while self.now < end {
+            self.step(step);
+        }
+    }
+
+    /// Jumps to the endpoint's next timeout, with nobody sending.
+    fn jump_to_next_timeout(&mut self) {
+        self.now = self.ep.poll_timeout().max(self.now);
+        self.ep.handle_timeout(self.now);
+        while let Some(event) = self.ep.poll_event() {
+            self.events.push(event);
+        }
+    }
+
+    /// Each connected client sends one video packet carrying `tag`.
+    fn everyone_sends(&mut self, tag: u8) {
+        let now = self.now;
+        for c in &mut self.clients {
+            let payload = [0x10, 0, 0, tag, c.id as u8];
+            c.send_video(
+                now,
+                1000 + u64::from(tag),
+                90_000 + u32::from(tag) * 3000,
+                &payload,
+            );
+        }
+    }
+
+    fn received(&self, by: ParticipantId, from: ParticipantId, tag: u8) -> usize {
+        let c = self.clients.iter().find(|c| c.id == by).expect("client");
+        c.got(&[0x10, 0, 0, tag, from as u8])
+    }
+
+    fn closed(&self, id: ParticipantId) -> Option<&str> {
+        self.events.iter().find_map(|(to, e)| match e {
+            PeerEvent::Closed { reason } if *to == id => Some(reason.as_str()),
+            _ => None,
+        })
+    }
+
+    fn saw_leave(&self, by: ParticipantId, who: ParticipantId) -> bool {
+        self.events
+            .iter()
+            .any(|(to, e)| *to == by && *e == PeerEvent::ParticipantLeft { id: who })
+    }
+}
+
+fn call_of_two() -> Net {
+    let mut net = Net::new();
+    net.join(1, "a");
+    net.join(2, "a");
+    net.run(Duration::from_millis(1500));
+    assert!(net.clients.iter().all(|c| c.connected), "media connected");
+    net
+}
+
+#[test]
+fn two_participants_exchange_media_both_ways() {
+    let mut net = call_of_two();
+    net.everyone_sends(1);
+    net.run(Duration::from_millis(100));
+    assert_eq!(net.received(2, 1, 1), 1);
+    assert_eq!(net.received(1, 2, 1), 1);
+    assert_eq!(net.ep.participants(), 2);
+}
+
+#[test]
+fn a_participant_whose_nat_rebinds_keeps_receiving() {
+    let mut net = call_of_two();
+    // The NAT gives participant 2 another public port; consent checks from
+    // there authenticate it and its media follows.
+    net.public.insert(2, "203.0.113.99:4444".parse().unwrap());
+    net.run_in_steps(REBINDING_SETTLES, Duration::from_millis(5));
+    net.everyone_sends(2);
+    net.run(Duration::from_millis(100));
+    assert_eq!(net.received(2, 1, 2), 1, "media reaches the new address");
+    assert_eq!(
+        net.received(1, 2, 2),
+        1,
+        "media from the new address counts"
+    );
+}
+
+#[test]
+fn an_ice_restart_from_a_new_network_resumes_media() {
+    let mut net = call_of_two();
+    // Wi-Fi to 4G: another address, and the browser restarts ICE.
+    net.public.insert(2, "198.51.100.7:6000".parse().unwrap());
+    let offer = net.client(2).ice_restart();
+    let answer = net.offer(2, offer).expect("restart answered");
+    net.client(2).accept_answer(&answer);
+    net.run(Duration::from_millis(1500));
+    net.everyone_sends(3);
+    net.run(Duration::from_millis(100));
+    assert_eq!(net.received(2, 1, 3), 1);
+    assert_eq!(net.received(1, 2, 3), 1);
+}
+
+#[test]
+fn a_resume_needs_the_participants_token() {
+    let mut net = call_of_two();
+    net.command(Command::Detach {
+        participant: 2,
+        session: 200,
+    })
+    .unwrap();
+    let resume = |token: &str| Command::Resume {
+        participant: 2,
+        token: token.into(),
+        session: 201,
+    };
+    assert_eq!(
+        net.command(resume("token-1")),
+        Err(WorkerError::ResumeRefused)
+    );
+    let Ok(Reply::Resumed { resumed }) = net.command(resume("token-2")) else {
+        panic!("resume refused");
+    };
+    assert_eq!(resumed.room, "a");
+    assert_eq!(
+        resumed.others.iter().map(|p| p.id).collect::<Vec<_>>(),
+        vec![1]
+    );
+    // Resumed: the detach grace no longer runs.
+    net.run_in_steps(
+        DETACH_GRACE + Duration::from_secs(2),
+        Duration::from_millis(5),
+    );
+    assert_eq!(net.ep.participants(), 2);
+    assert!(net.closed(2).is_none());
+}
+
+#[test]
+fn a_detach_from_a_replaced_session_is_ignored() {
+    let mut net = call_of_two();
+    // Joined through session 200 (Wi-Fi); resumed through 201 (4G) before
+    // the Wi-Fi socket timed out and closed.
+    let Ok(Reply::Resumed { .. }) = net.command(Command::Resume {
+        participant: 2,
+        token: "token-2".into(),
+        session: 201,
+    }) else {
+        panic!("resume refused");
+    };
+    net.command(Command::Detach {
+        participant: 2,
+        session: 200,
+    })
+    .unwrap();
+    net.run_in_steps(
+        DETACH_GRACE + Duration::from_secs(2),
+        Duration::from_millis(5),
+    );
+    assert_eq!(net.ep.participants(), 2, "still in the call");
+    assert!(!net.saw_leave(1, 2));
+    // Its current session going away does count.
+    net.command(Command::Detach {
+        participant: 2,
+        session: 201,
+    })
+    .unwrap();
+    net.run_in_steps(
+        DETACH_GRACE + Duration::from_secs(2),
+        Duration::from_millis(5),
+    );
+    assert_eq!(net.ep.participants(), 1);
+    assert!(net.saw_leave(1, 2));
+}
+
+#[test]
+fn a_ghost_that_closed_its_socket_is_removed_after_the_grace() {
+    let mut net = call_of_two();
+    // Joins, offers, sends a candidate, and its socket closes: no leave,
+    // and no media ever.
+    net.join_only(3, "a", 300).unwrap();
+    let mut ghost = Client::new(3, "192.168.1.3:5000".parse().unwrap(), net.now);
+    let offer = ghost.offer();
+    net.offer(3, offer).unwrap();
+    net.command(Command::Candidate {
+        participant: 3,
+        candidate: "candidate:1 1 udp 2130706431 192.168.1.3 5000 typ host".into(),
+    })
+    .unwrap();
+    net.command(Command::Detach {
+        participant: 3,
+        session: 300,
+    })
+    .unwrap();
+    let detached_at = net.now;
+    // The endpoint asks to be woken for it, however idle str0m is.
+    assert!(net.ep.poll_timeout() <= detached_at + DETACH_GRACE);
+    net.run_in_steps(
+        DETACH_GRACE + Duration::from_secs(1),
+        Duration::from_millis(5),
+    );
+    assert_eq!(net.ep.participants(), 2);
+    assert!(net.saw_leave(1, 3) && net.saw_leave(2, 3));
+}
+
+#[test]
+fn a_participant_whose_media_never_connects_is_removed() {
+    let mut net = Net::new();
+    net.join_only(1, "a", 100).unwrap();
+    net.join_only(2, "a", 200).unwrap();
+    // Both sockets stay open; neither ever sends a datagram.
+    let joined = net.now;
+    while net.ep.participants() > 0 {
+        net.jump_to_next_timeout();
+        assert!(net.now <= joined + CONNECT_DEADLINE, "removed on time");
+    }
+    assert!(net.closed(1).is_some() && net.closed(2).is_some());
+    assert_eq!(net.ep.rooms().count(), 0, "the empty room is gone");
+}
+
+#[test]
+fn a_drain_moves_everyone_at_its_deadline_and_refuses_new_rooms() {
+    let mut net = call_of_two();
+    net.command(Command::Drain { deadline_secs: 60 }).unwrap();
+    assert_eq!(net.join_only(3, "b", 300), Err(WorkerError::Draining));
+    // The running call goes on, and may still grow.
+    assert!(net.join_only(4, "a", 400).is_ok());
+    let start = net.now;
+    net.run_in_steps(Duration::from_secs(59), Duration::from_millis(10));
+    assert_eq!(
+        net.ep.participants(),
+        2,
+        "the connected ones stay until the deadline"
+    );
+    net.run_in_steps(Duration::from_secs(2), Duration::from_millis(10));
+    assert!(net.now >= start + Duration::from_secs(60));
+    assert_eq!(net.ep.participants(), 0);
+    assert_eq!(net.closed(1), Some("this media server is shutting down"));
+    assert_eq!(net.closed(2), Some("this media server is shutting down"));
+}
+
+#[test]
+fn a_drain_with_a_huge_deadline_never_overflows() {
+    let mut net = call_of_two();
+    net.command(Command::Drain {
+        deadline_secs: u64::MAX,
+    })
+    .unwrap();
+    assert!(net.ep.is_draining());
+    net.run_in_steps(Duration::from_secs(5), Duration::from_millis(10));
+    assert_eq!(net.ep.participants(), 2, "nobody is moved");
+}
+
+#[test]
+fn a_leaver_is_gone_for_the_others_and_an_empty_room_is_removed() {
+    let mut net = Net::new();
+    net.join(1, "a");
+    net.join(2, "a");
+    assert_eq!(net.join(3, "a").len(), 2);
+    net.run(Duration::from_millis(1500));
+    net.command(Command::Leave { participant: 3 }).unwrap();
+    net.clients.retain(|c| c.id != 3);
+    net.run(Duration::from_millis(50));
+    assert!(net.saw_leave(1, 3) && net.saw_leave(2, 3));
+    assert!(
+        net.closed(3).is_none(),
+        "a leaver is not told it lost media"
+    );
+    assert_eq!(net.ep.participants(), 2);
+    for id in [1, 2] {
+        net.command(Command::Leave { participant: id }).unwrap();
+    }
+    assert_eq!(net.ep.rooms().count(), 0);
+    assert_eq!(
+        net.command(Command::Leave { participant: 1 }),
+        Ok(Reply::Done),
+        "a second leave is harmless"
+    );
+}
+
+#[test]
+fn two_rooms_never_see_each_others_packets_or_people() {
+    let mut net = Net::new();
+    net.join(1, "a");
+    net.join(2, "a");
+    assert!(net.join(3, "b").is_empty(), "room b starts empty");
+    net.join(4, "b");
+    net.run(Duration::from_millis(1500));
+    net.everyone_sends(5);
+    net.run(Duration::from_millis(100));
+    assert_eq!((net.received(2, 1, 5), net.received(4, 3, 5)), (1, 1));
+    for (by, from) in [(3, 1), (4, 1), (4, 2), (1, 3), (2, 3), (2, 4)] {
+        assert_eq!(net.received(by, from, 5), 0, "{by} got {from}'s packet");
+    }
+    let told_of = |who: ParticipantId| -> Vec<ParticipantId> {
+        net.events
+            .iter()
+            .filter_map(|(to, e)| match e {
+                PeerEvent::ParticipantJoined { participant } if participant.id == who => Some(*to),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(told_of(2), vec![1]);
+    assert_eq!(told_of(4), vec![3], "only room b hears of 4");
+}
+
+#[test]
+fn an_address_a_nat_hands_to_a_newcomer_follows_the_newcomer() {
+    let mut net = call_of_two();
+    // Participant 1 moves to another public address; its NAT then hands
+    // the old one to participant 3, who calls someone else.
+    let old = net.public[&1];
+    net.public.insert(1, "203.0.113.50:7000".parse().unwrap());
+    net.run_in_steps(REBINDING_SETTLES, Duration::from_millis(5));
+    net.join(3, "b");
+    net.public.insert(3, old);
+    net.join(4, "b");
+    net.run(Duration::from_millis(1500));
+    assert!(
+        net.client(3).connected,
+        "the newcomer connects from the reused address"
+    );
+    net.everyone_sends(6);
+    net.run(Duration::from_millis(100));
+    assert_eq!(net.received(4, 3, 6), 1, "the newcomer's media is its own");
+    assert_eq!(net.received(3, 4, 6), 1, "and reaches it");
+    assert_eq!((net.received(2, 1, 6), net.received(1, 2, 6)), (1, 1));
+    assert_eq!(net.received(2, 3, 6), 0, "nothing of 3 lands in 1's call");
+}
+
+#[test]
+fn huge_offers_and_offer_floods_are_refused() {
+    let mut net = call_of_two();
+    let mut huge = String::from("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n");
+    for i in 0..2000 {
+        huge.push_str(&format!(
+            "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:{i}\r\na=sendonly\r\n"
+        ));
+    }
+    match net.offer(1, huge) {
+        Err(WorkerError::InvalidSdp(e)) => {
+            assert!(e.contains(&MAX_MEDIA_SECTIONS.to_string()), "{e}")
+        }
+        other => panic!("accepted: {other:?}"),
+    }
+    // A client needs a first offer and the odd ICE restart; a stream of
+    // offers is cut off, and the call still works.
+    let mut refused = 0;
+    for _ in 0..10 {
+        let offer = net.client(2).ice_restart();
+        match net.offer(2, offer) {
+            Ok(answer) => net.client(2).accept_answer(&answer),
+            Err(WorkerError::TooManyOffers) => refused += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(refused >= 6, "refused {refused} of 10");
+    net.run(Duration::from_millis(1500));
+    net.everyone_sends(7);
+    net.run(Duration::from_millis(100));
+    assert_eq!(net.received(1, 2, 7), 1);
+}
