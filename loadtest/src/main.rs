@@ -4,6 +4,7 @@
 mod bench;
 mod dtls;
 mod janus_client;
+mod loss;
 mod media;
 mod parloir_client;
 mod relay;

@@ -187,7 +187,10 @@ pub async fn media_loop(
                     }
                     let _ = sock.send_to(&t.contents, t.destination).await;
                 }
-                Output::Event(Event::Connected) => connected = true,
+                Output::Event(Event::Connected) => {
+                    connected = true;
+                    result.ready_us = Some(p.epoch.elapsed().as_micros() as u64);
+                }
                 Output::Event(Event::RtpPacket(pkt)) => {
                     if let Some(s) = Stamp::parse(&pkt.payload) {
                         let now_us = p.epoch.elapsed().as_micros() as u64;
@@ -233,7 +236,13 @@ pub async fn media_loop(
                     None => std::future::pending().await,
                 }
             } => {
-                let m = m?;
+                // A call outlives its signalling (the protocol keeps it 30 s):
+                // media goes on, and what stops arriving is counted as lost
+                // instead of the participant's figures being dropped.
+                let Ok(m) = m else {
+                    ws = None;
+                    continue;
+                };
                 if m["type"] == "offer" {
                     let offer = SdpOffer::from_sdp_string(m["sdp"].as_str().unwrap_or_default())?;
                     let answer = rtc.sdp_api().accept_offer(offer)?;
@@ -253,7 +262,7 @@ pub async fn media_loop(
                             aseq += 1;
                             write(&mut rtc, mid, pt, rtp_aseq, aseq.wrapping_mul(960), now, s.payload(AUDIO_SIZE), false, true);
                             rtp_aseq += 1;
-                            counters.sent(1);
+                            counters.sent(&s);
                         }
                         next_audio += AUDIO_INTERVAL;
                     }
@@ -268,7 +277,7 @@ pub async fn media_loop(
                             vseq += 1;
                             write(&mut rtc, mid, pt, rtp_vseq, x.frame.wrapping_mul(3000), now, s.payload(x.size), true, x.marker);
                             rtp_vseq += 1;
-                            counters.sent(1);
+                            counters.sent(&s);
                         }
                     }
                 }
