@@ -3,6 +3,7 @@
 
 mod bench;
 mod dtls;
+mod flood;
 mod janus_client;
 mod loss;
 mod media;
@@ -39,6 +40,9 @@ enum Command {
     },
     /// Parloir against the UDP relay (and Janus where installed), same load.
     Bench(bench::BenchArgs),
+    /// An attacker's signalling load on a Parloir on this machine: offers
+    /// of thousands of m-lines, as fast as they are answered.
+    FloodOffers(flood::FloodArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -146,5 +150,6 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(b) => bench::main(b),
+        Command::FloodOffers(f) => flood::main(f),
     }
 }
