@@ -3,7 +3,9 @@
 
 mod bench;
 mod dtls;
+mod flood;
 mod janus_client;
+mod loss;
 mod media;
 mod parloir_client;
 mod relay;
@@ -38,6 +40,9 @@ enum Command {
     },
     /// Parloir against the UDP relay (and Janus where installed), same load.
     Bench(bench::BenchArgs),
+    /// An attacker's signalling load on a Parloir on this machine: offers
+    /// of thousands of m-lines, as fast as they are answered.
+    FloodOffers(flood::FloodArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -145,5 +150,6 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(b) => bench::main(b),
+        Command::FloodOffers(f) => flood::main(f),
     }
 }

@@ -26,7 +26,7 @@ use crate::run::{Counters, Participant, ParticipantResult};
 /// `Room::drain_peer` does: str0m's pacer releases its queue in one or two).
 const MAX_DUE_TIMEOUTS: u32 = 4;
 
-type Ws =
+pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A client connection like a browser's for this benchmark: RTP mode (no
@@ -42,18 +42,55 @@ pub fn new_rtc(local: SocketAddr) -> anyhow::Result<Rtc> {
     Ok(rtc)
 }
 
-async fn send(ws: &mut Ws, v: Value) -> anyhow::Result<()> {
+pub async fn send(ws: &mut Ws, v: Value) -> anyhow::Result<()> {
     ws.send(Message::Text(v.to_string().into())).await?;
     Ok(())
 }
 
-async fn next_json(ws: &mut Ws) -> anyhow::Result<Value> {
+pub async fn next_json(ws: &mut Ws) -> anyhow::Result<Value> {
     loop {
         match ws.next().await {
             Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(&t)?),
             Some(Ok(_)) => continue,
             Some(Err(e)) => return Err(e.into()),
             None => bail!("signalling closed"),
+        }
+    }
+}
+
+/// Opens Parloir's signalling at `base` (`http://HOST:PORT`) and joins
+/// `room` as `name`: the socket, once welcomed.
+pub async fn join(base: &str, room: &str, name: &str) -> anyhow::Result<Ws> {
+    let url = base.replacen("http://", "ws://", 1) + "/ws";
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .context("signalling")?;
+    send(
+        &mut ws,
+        json!({"type":"join","v":1,"room":room,"name":name,"audio":true,"video":true}),
+    )
+    .await?;
+    loop {
+        let m = next_json(&mut ws).await?;
+        match m["type"].as_str() {
+            Some("welcome") => return Ok(ws),
+            Some("error") => bail!("join refused: {m}"),
+            _ => {}
+        }
+    }
+}
+
+/// Sends `sdp` as the client's own offer and waits for the server's reply:
+/// the answer's SDP, or the `error` message that refused it. Other
+/// messages meanwhile are skipped.
+pub async fn offer(ws: &mut Ws, sdp: &str) -> anyhow::Result<Result<String, Value>> {
+    send(ws, json!({"type":"offer","sdp":sdp})).await?;
+    loop {
+        let m = next_json(ws).await?;
+        match m["type"].as_str() {
+            Some("answer") => return Ok(Ok(m["sdp"].as_str().unwrap_or_default().to_string())),
+            Some("error") => return Ok(Err(m)),
+            _ => {}
         }
     }
 }
@@ -65,23 +102,7 @@ pub async fn run(
 ) -> anyhow::Result<ParticipantResult> {
     let sock = UdpSocket::bind((p.client_ip, 0)).await?;
     let local = sock.local_addr()?;
-    let url = base.replacen("http://", "ws://", 1) + "/ws";
-    let (mut ws, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .context("signalling")?;
-    send(
-        &mut ws,
-        json!({"type":"join","v":1,"room":p.room,"name":format!("load-{}", p.index)}),
-    )
-    .await?;
-    loop {
-        let m = next_json(&mut ws).await?;
-        match m["type"].as_str() {
-            Some("welcome") => break,
-            Some("error") => bail!("join refused: {m}"),
-            _ => {}
-        }
-    }
+    let mut ws = join(&base, &p.room, &format!("load-{}", p.index)).await?;
 
     let mut rtc = new_rtc(local)?;
     let mut change = rtc.sdp_api();
@@ -95,19 +116,12 @@ pub async fn run(
         change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
         (None, None)
     };
-    let (offer, pending) = change.apply().ok_or_else(|| anyhow!("nothing to offer"))?;
-    send(&mut ws, json!({"type":"offer","sdp":offer.to_sdp_string()})).await?;
-    loop {
-        let m = next_json(&mut ws).await?;
-        if m["type"] == "answer" {
-            let answer = SdpAnswer::from_sdp_string(m["sdp"].as_str().unwrap_or_default())?;
-            rtc.sdp_api().accept_answer(pending, answer)?;
-            break;
-        }
-        if m["type"] == "error" {
-            bail!("offer refused: {m}");
-        }
-    }
+    let (sdp, pending) = change.apply().ok_or_else(|| anyhow!("nothing to offer"))?;
+    let answer = match offer(&mut ws, &sdp.to_sdp_string()).await? {
+        Ok(answer) => SdpAnswer::from_sdp_string(&answer)?,
+        Err(m) => bail!("offer refused: {m}"),
+    };
+    rtc.sdp_api().accept_answer(pending, answer)?;
     counters.joined();
     let result = media_loop(rtc, sock, local, &p, &counters, audio, video, Some(&mut ws)).await?;
     let _ = send(&mut ws, json!({"type":"leave"})).await;
@@ -187,7 +201,10 @@ pub async fn media_loop(
                     }
                     let _ = sock.send_to(&t.contents, t.destination).await;
                 }
-                Output::Event(Event::Connected) => connected = true,
+                Output::Event(Event::Connected) => {
+                    connected = true;
+                    result.ready_us = Some(p.epoch.elapsed().as_micros() as u64);
+                }
                 Output::Event(Event::RtpPacket(pkt)) => {
                     if let Some(s) = Stamp::parse(&pkt.payload) {
                         let now_us = p.epoch.elapsed().as_micros() as u64;
@@ -233,7 +250,13 @@ pub async fn media_loop(
                     None => std::future::pending().await,
                 }
             } => {
-                let m = m?;
+                // A call outlives its signalling (the protocol keeps it 30 s):
+                // media goes on, and what stops arriving is counted as lost
+                // instead of the participant's figures being dropped.
+                let Ok(m) = m else {
+                    ws = None;
+                    continue;
+                };
                 if m["type"] == "offer" {
                     let offer = SdpOffer::from_sdp_string(m["sdp"].as_str().unwrap_or_default())?;
                     let answer = rtc.sdp_api().accept_offer(offer)?;
@@ -253,7 +276,7 @@ pub async fn media_loop(
                             aseq += 1;
                             write(&mut rtc, mid, pt, rtp_aseq, aseq.wrapping_mul(960), now, s.payload(AUDIO_SIZE), false, true);
                             rtp_aseq += 1;
-                            counters.sent(1);
+                            counters.sent(&s);
                         }
                         next_audio += AUDIO_INTERVAL;
                     }
@@ -268,7 +291,7 @@ pub async fn media_loop(
                             vseq += 1;
                             write(&mut rtc, mid, pt, rtp_vseq, x.frame.wrapping_mul(3000), now, s.payload(x.size), true, x.marker);
                             rtp_vseq += 1;
-                            counters.sent(1);
+                            counters.sent(&s);
                         }
                     }
                 }

@@ -80,6 +80,7 @@ pub async fn run(
     counters.joined();
     let mut result = ParticipantResult {
         srtp_profile: Some("none".into()),
+        ready_us: Some(p.epoch.elapsed().as_micros() as u64),
         ..ParticipantResult::default()
     };
     let mut video = VideoShape::new(p.fps, p.video_bitrate, std::time::Duration::from_secs(2));
@@ -120,11 +121,12 @@ pub async fn run(
                 let now = Instant::now();
                 let now_us = p.epoch.elapsed().as_micros() as u64;
                 if p.publish && now >= next_audio {
+                    let s = Stamp { publisher: p.index, track: 0, seq: aseq, sent_us: now_us };
                     let mut d = vec![2u8];
-                    d.extend(Stamp { publisher: p.index, track: 0, seq: aseq, sent_us: now_us }.payload(AUDIO_SIZE));
+                    d.extend(s.payload(AUDIO_SIZE));
                     aseq += 1;
                     sock.send_to(&d, relay).await?;
-                    counters.sent(1);
+                    counters.sent(&s);
                     next_audio += AUDIO_INTERVAL;
                 }
                 if p.publish && !p.audio_only && now >= next_video {
@@ -133,11 +135,12 @@ pub async fn run(
                     next_video += video.interval();
                 }
                 while let Some(x) = pacer.pop_due(now) {
+                    let s = Stamp { publisher: p.index, track: 1, seq: vseq, sent_us: now_us };
                     let mut d = vec![2u8];
-                    d.extend(Stamp { publisher: p.index, track: 1, seq: vseq, sent_us: now_us }.payload(x.size));
+                    d.extend(s.payload(x.size));
                     vseq += 1;
                     sock.send_to(&d, relay).await?;
-                    counters.sent(1);
+                    counters.sent(&s);
                 }
             }
         }

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::loss::{SendLog, TrackId, IN_FLIGHT_US};
+use crate::media::Stamp;
 use crate::stats::{percentile, Receiver, RxSummary};
 
 #[derive(Debug, Default)]
@@ -17,11 +19,15 @@ pub struct Counters {
     sent: AtomicU64,
     received: AtomicU64,
     joined: AtomicU64,
+    /// What every publisher sent, for the loss.
+    log: SendLog,
 }
 
 impl Counters {
-    pub fn sent(&self, n: u64) {
-        self.sent.fetch_add(n, Ordering::Relaxed);
+    /// A packet sent by a publisher.
+    pub fn sent(&self, s: &Stamp) {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        self.log.record(s);
     }
     pub fn received(&self) {
         self.received.fetch_add(1, Ordering::Relaxed);
@@ -55,6 +61,9 @@ pub struct Participant {
 pub struct ParticipantResult {
     pub rx: Receiver,
     pub srtp_profile: Option<String>,
+    /// When its connection was set up (µs since the epoch), if it was: it
+    /// is owed no packet sent before.
+    pub ready_us: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -117,6 +126,22 @@ impl Scenario {
         }
     }
 
+    /// Whether participant `index` publishes (the first of each room do).
+    fn publishes(&self, index: u32) -> bool {
+        index % self.participants < self.publishers
+    }
+
+    /// The tracks participant `index` should receive: every other
+    /// publisher's of its room.
+    pub fn tracks_to(&self, index: u32) -> Vec<TrackId> {
+        let room = index / self.participants;
+        let kinds: &[u8] = if self.audio_only { &[0] } else { &[0, 1] };
+        (room * self.participants..(room + 1) * self.participants)
+            .filter(|p| *p != index && self.publishes(*p))
+            .flat_map(|p| kinds.iter().map(move |k| (p, *k)))
+            .collect()
+    }
+
     /// Audio only, five speakers per room.
     pub fn audio(rooms: u32) -> Self {
         Scenario {
@@ -137,11 +162,18 @@ pub struct Summary {
     pub participants: u32,
     pub joined: u64,
     pub failed: u32,
-    /// Subscriber-side tracks: (subscriber, published track) pairs.
+    /// Subscriber-side tracks: (subscriber, published track) pairs a
+    /// subscriber was owed packets of.
     pub streams_out: usize,
+    /// Of those, the ones from which nothing arrived (unknown in runs
+    /// measured before it was counted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streams_silent: Option<usize>,
     pub window_s: f64,
     pub packets_sent: u64,
     pub packets_received: u64,
+    /// Packets owed to subscribers that never reached them, in % of those
+    /// owed: see [`crate::loss`].
     pub loss_pct: f64,
     pub delay_p50_ms: f64,
     pub delay_p99_ms: f64,
@@ -189,6 +221,7 @@ pub async fn run(
     let ramp = Duration::from_secs_f64(total as f64 / sc.ramp_per_s.max(0.1));
     let measure_from = epoch + ramp + sc.warmup;
     let until = measure_from + sc.duration;
+    let measure_from_us = (measure_from - epoch).as_micros() as u64;
     let counters = Arc::new(Counters::default());
     let tag = rand::random::<u32>();
     let mut tasks = Vec::new();
@@ -196,7 +229,7 @@ pub async fn run(
         let p = Participant {
             index: i,
             room: format!("load-{tag:08x}-{}", i / sc.participants),
-            publish: i % sc.participants < sc.publishers,
+            publish: sc.publishes(i),
             room_publishers: sc.publishers.min(sc.participants),
             audio_only: sc.audio_only,
             fps: sc.fps,
@@ -205,7 +238,7 @@ pub async fn run(
             client_ip,
             epoch,
             until,
-            measure_from_us: (measure_from - epoch).as_micros() as u64,
+            measure_from_us,
         };
         let start = epoch + Duration::from_secs_f64(i as f64 / sc.ramp_per_s.max(0.1));
         let counters = counters.clone();
@@ -269,19 +302,33 @@ pub async fn run(
     let mut rx = RxSummary::default();
     let mut jitters = Vec::new();
     let mut profile = None;
+    let mut results = Vec::new();
     for t in tasks {
-        match t.await {
+        results.push(t.await);
+    }
+    // Every publisher has stopped: the log is complete.
+    let sent_log = counters.log.take();
+    let cutoff_us = ((until - epoch).as_micros() as u64).saturating_sub(IN_FLIGHT_US);
+    for (i, t) in (0..).zip(results) {
+        match t {
             Ok(Ok(mut r)) => {
-                let s = r.rx.summary();
+                let from_us = r
+                    .ready_us
+                    .map_or(measure_from_us, |t| t.max(measure_from_us));
+                let s =
+                    r.rx.summary(&sc.tracks_to(i), &sent_log, from_us, cutoff_us);
                 rx.tracks += s.tracks;
+                rx.silent += s.silent;
                 rx.expected += s.expected;
                 rx.received += s.received;
-                if s.tracks > 0 {
+                if s.tracks > s.silent {
                     jitters.push(s.jitter_us);
                 }
                 delays.append(&mut r.rx.delays_us);
                 profile = profile.or(r.srtp_profile);
             }
+            // A participant that failed takes its figures with it: `failed`
+            // says so, and the benchmark never counts such a load carried.
             Ok(Err(e)) => {
                 failed += 1;
                 eprintln!("participant failed: {e:#}");
@@ -305,6 +352,7 @@ pub async fn run(
         joined: counters.joined.load(Ordering::Relaxed),
         failed,
         streams_out: rx.tracks,
+        streams_silent: Some(rx.silent),
         window_s: window,
         packets_sent: sent,
         packets_received: received,

@@ -4,44 +4,29 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::loss::{track_loss, SentTracks, TrackId};
 use crate::media::Stamp;
-
-#[derive(Debug, Default)]
-struct TrackRx {
-    first: u32,
-    highest: u32,
-    received: u64,
-}
 
 /// One subscriber's view of every track it receives.
 #[derive(Debug, Default)]
 pub struct Receiver {
-    tracks: HashMap<(u32, u8), TrackRx>,
+    /// Sequences received per track, as they came (loss is counted from
+    /// them against what was sent, see [`crate::loss`]).
+    seqs: HashMap<TrackId, Vec<u32>>,
     /// Forwarding delays in µs (sampled: every packet up to a cap).
     pub delays_us: Vec<u32>,
     /// RFC 3550 interarrival jitter, summed over tracks at the end.
-    jitter_us: HashMap<(u32, u8), (i64, f64)>,
+    jitter_us: HashMap<TrackId, (i64, f64)>,
 }
 
 const MAX_DELAY_SAMPLES: usize = 200_000;
 
 impl Receiver {
     pub fn on_packet(&mut self, s: &Stamp, now_us: u64) {
-        let t = self
-            .tracks
+        self.seqs
             .entry((s.publisher, s.track))
-            .or_insert(TrackRx {
-                first: s.seq,
-                highest: s.seq,
-                received: 0,
-            });
-        t.received += 1;
-        if s.seq > t.highest {
-            t.highest = s.seq;
-        }
-        if s.seq < t.first {
-            t.first = s.seq;
-        }
+            .or_default()
+            .push(s.seq);
         let delay = now_us.saturating_sub(s.sent_us);
         if self.delays_us.len() < MAX_DELAY_SAMPLES {
             self.delays_us.push(delay.min(u32::MAX as u64) as u32);
@@ -56,12 +41,32 @@ impl Receiver {
         j.0 = transit;
     }
 
-    pub fn summary(&self) -> RxSummary {
-        let mut expected = 0;
-        let mut received = 0;
-        for t in self.tracks.values() {
-            expected += u64::from(t.highest - t.first) + 1;
-            received += t.received;
+    /// What this subscriber got of the tracks it should receive
+    /// (`expect`), against what their publishers sent: owed from `from_us`
+    /// to `cutoff_us` as [`track_loss`] says. A track it was owed packets
+    /// of and got none from is silent.
+    pub fn summary(
+        &self,
+        expect: &[TrackId],
+        sent: &SentTracks,
+        from_us: u64,
+        cutoff_us: u64,
+    ) -> RxSummary {
+        let mut s = RxSummary::default();
+        for track in expect {
+            let mut seqs = self.seqs.get(track).cloned().unwrap_or_default();
+            seqs.sort_unstable();
+            // A retransmission arrives twice; the user got the packet once.
+            seqs.dedup();
+            let times = sent.get(track).map_or(&[][..], Vec::as_slice);
+            let (expected, received) = track_loss(times, &seqs, from_us, cutoff_us);
+            if expected == 0 {
+                continue;
+            }
+            s.tracks += 1;
+            s.expected += expected;
+            s.received += received;
+            s.silent += usize::from(received == 0);
         }
         let jitter = if self.jitter_us.is_empty() {
             0.0
@@ -69,17 +74,19 @@ impl Receiver {
             self.jitter_us.values().map(|j| j.1).sum::<f64>() / self.jitter_us.len() as f64
         };
         RxSummary {
-            tracks: self.tracks.len(),
-            expected,
-            received,
             jitter_us: jitter,
+            ..s
         }
     }
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct RxSummary {
+    /// Tracks it was owed packets of.
     pub tracks: usize,
+    /// Of those, tracks it received nothing from.
+    pub silent: usize,
+    /// Packets owed, and how many of them arrived.
     pub expected: u64,
     pub received: u64,
     pub jitter_us: f64,
@@ -99,23 +106,83 @@ pub fn percentile(v: &mut [u32], p: f64) -> f64 {
 mod tests {
     use super::*;
 
-    fn stamp(seq: u32, sent_us: u64) -> Stamp {
+    fn stamp(track: u8, seq: u32, sent_us: u64) -> Stamp {
         Stamp {
             publisher: 1,
-            track: 1,
+            track,
             seq,
             sent_us,
         }
     }
 
+    /// Publisher 1 sent 100 packets on each of its two tracks, one every
+    /// 10 ms; the run ended at 1 s.
+    fn sent() -> SentTracks {
+        let times: Vec<u64> = (0..100).map(|n| n * 10_000).collect();
+        [((1, 0), times.clone()), ((1, 1), times)].into()
+    }
+
+    const END_US: u64 = 1_000_000;
+
+    fn summary(r: &Receiver) -> RxSummary {
+        r.summary(&[(1, 0), (1, 1)], &sent(), 0, END_US - 10_000)
+    }
+
     #[test]
     fn loss_counts_the_gaps() {
         let mut r = Receiver::default();
-        for seq in [10, 11, 13, 14] {
-            r.on_packet(&stamp(seq, 0), 500);
+        for track in [0, 1] {
+            for seq in (0..100).filter(|s| s % 10 != 3) {
+                r.on_packet(&stamp(track, seq, u64::from(seq) * 10_000), 0);
+            }
         }
-        let s = r.summary();
-        assert_eq!((s.expected, s.received), (5, 4));
+        let s = summary(&r);
+        assert_eq!(
+            (s.tracks, s.silent, s.expected, s.received),
+            (2, 0, 200, 180)
+        );
+    }
+
+    #[test]
+    fn a_clean_run_loses_nothing() {
+        let mut r = Receiver::default();
+        for track in [0, 1] {
+            for seq in 0..100 {
+                r.on_packet(&stamp(track, seq, 0), 0);
+            }
+        }
+        // A retransmitted packet is not received twice.
+        r.on_packet(&stamp(1, 42, 0), 0);
+        let s = summary(&r);
+        assert_eq!((s.expected, s.received), (200, 200));
+    }
+
+    #[test]
+    fn a_stream_that_stops_halfway_loses_half() {
+        let mut r = Receiver::default();
+        for track in [0, 1] {
+            for seq in 0..50 {
+                r.on_packet(&stamp(track, seq, 0), 0);
+            }
+        }
+        let s = summary(&r);
+        assert_eq!((s.expected, s.received, s.silent), (200, 100, 0));
+    }
+
+    #[test]
+    fn a_track_that_never_came_is_all_lost() {
+        let mut r = Receiver::default();
+        for seq in 0..100 {
+            r.on_packet(&stamp(0, seq, 0), 0);
+        }
+        let s = summary(&r);
+        assert_eq!(
+            (s.tracks, s.silent, s.expected, s.received),
+            (2, 1, 200, 100)
+        );
+        // Nothing at all: everything lost.
+        let s = summary(&Receiver::default());
+        assert_eq!((s.silent, s.expected, s.received), (2, 200, 0));
     }
 
     #[test]
