@@ -1,12 +1,11 @@
 //! The `parloir` binary: command line and logging, then the library.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use parloir::config::Partial;
+use parloir::config::{Flags, ServeLayer};
 use parloir::roles;
 
 #[derive(Parser)]
@@ -19,13 +18,13 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
-    serve: ServeArgs,
+    serve: Flags<ServeLayer>,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Everything in one process: signalling, web client, one media worker (the default).
-    Serve(ServeArgs),
+    Serve(Flags<ServeLayer>),
     /// The control plane only: rooms, placement, admission, operators' API.
     Signal(SignalArgs),
     /// The media plane only: joins the pool of a signal server (or of a Redis cluster).
@@ -39,34 +38,6 @@ enum Command {
         #[command(flatten)]
         op: OperatorArgs,
     },
-}
-
-#[derive(Args, Default)]
-struct ServeArgs {
-    /// TOML configuration file (see config/parloir.toml).
-    #[arg(long, env = "PARLOIR_CONFIG")]
-    config: Option<PathBuf>,
-    /// HTTP and WebSocket address [default: 127.0.0.1:8080].
-    #[arg(long, env = "PARLOIR_HTTP")]
-    http: Option<SocketAddr>,
-    /// The UDP address all media uses [default: 0.0.0.0:10000].
-    #[arg(long, env = "PARLOIR_MEDIA")]
-    media: Option<SocketAddr>,
-    /// Address put in ICE candidates when it differs from the bound one (NAT, containers).
-    #[arg(long, env = "PARLOIR_ANNOUNCE")]
-    announce: Option<IpAddr>,
-    /// Participants per room [default: 12].
-    #[arg(long, env = "PARLOIR_MAX_PARTICIPANTS")]
-    max_participants: Option<usize>,
-    /// Enables the operators' API with this secret.
-    #[arg(long, env = "PARLOIR_SECRET")]
-    secret: Option<String>,
-    /// Packets per second (in + out) the worker is sized for [default: 50000].
-    #[arg(long, env = "PARLOIR_CAPACITY_PPS")]
-    capacity_pps: Option<f64>,
-    /// Refuse new rooms when every worker's stress is at or above this [default: 0.85].
-    #[arg(long, env = "PARLOIR_ADMISSION_THRESHOLD")]
-    admission_threshold: Option<f64>,
 }
 
 #[derive(Args)]
@@ -214,22 +185,8 @@ fn url_host(addr: SocketAddr) -> String {
     }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let file = match &args.config {
-        Some(path) => Partial::from_file(path)?,
-        None => Partial::default(),
-    };
-    let config = Partial {
-        http: args.http,
-        media: args.media,
-        announce: args.announce,
-        max_participants: args.max_participants,
-        secret: args.secret,
-        capacity_pps: args.capacity_pps,
-        admission_threshold: args.admission_threshold,
-    }
-    .resolve(file)?;
-    let (running, media) = roles::serve::start(config).await?;
+async fn serve(flags: Flags<ServeLayer>) -> anyhow::Result<()> {
+    let (running, media) = roles::serve::start(flags.resolve()?).await?;
     tracing::info!(%media, "Parloir is running");
     println!(
         "Parloir is running. Open http://{}/ in your browser.",
@@ -237,4 +194,49 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     running.serve.await.context("HTTP server")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    fn parse(args: &[&str]) -> Option<Command> {
+        Cli::try_parse_from(std::iter::once("parloir").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+            .command
+    }
+
+    // The command lines of tests/, loadtest/ and docker/ keep parsing into
+    // the flag layer (the environment is not read for flags that are given).
+
+    #[test]
+    fn serve_flags() {
+        let cli = Cli::try_parse_from(["parloir", "--http", "0.0.0.0:8080"]).unwrap();
+        assert_eq!(cli.serve.layer.http, Some("0.0.0.0:8080".parse().unwrap()));
+        let Some(Command::Serve(f)) = parse(&[
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--media",
+            "127.0.0.1:0",
+            "--max-participants",
+            "1000",
+            "--capacity-pps",
+            "10000000",
+            "--config",
+            "config/serve.toml",
+        ]) else {
+            panic!("not serve")
+        };
+        assert_eq!(f.layer.max_participants, Some(1000));
+        assert_eq!(f.layer.capacity_pps, Some(10_000_000.0));
+        assert_eq!(f.config, Some("config/serve.toml".into()));
+    }
 }
