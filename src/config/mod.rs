@@ -1,14 +1,19 @@
-//! Configuration of the roles: command-line flags, then `PARLOIR_*`
-//! environment variables, then a TOML file (`--config`), then the defaults. Each role's settings
+//! Configuration of the three roles (`serve`, `signal`, `worker`), all read
+//! the same way: command-line flags, then `PARLOIR_*` environment variables,
+//! then a TOML file (`--config`), then the defaults. Each role's settings
 //! are listed once, in its own file, with the `layer!` macro (layer.rs).
 
 mod layer;
 mod serve;
+mod signal;
+mod worker;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 pub use layer::{Flags, Layer};
 pub use serve::{ServeConfig, ServeLayer};
+pub use signal::{SignalConfig, SignalLayer};
+pub use worker::{WorkerConfig, WorkerLayer};
 
 /// HTTP and WebSocket address of `serve` and `signal`.
 pub const DEFAULT_HTTP: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
@@ -47,6 +52,8 @@ pub enum ConfigError {
     AdmissionThreshold(f64),
     #[error("capacity_pps must be above 0, not {0}")]
     Capacity(f64),
+    #[error("signal must be the signal server's URL (http://HOST:PORT), not {0:?}")]
+    SignalUrl(String),
 }
 
 // The checks more than one role shares.

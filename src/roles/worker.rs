@@ -2,7 +2,7 @@
 //! secret with the signal server, reports its load (to Redis, or to the
 //! signal server), serves the control channel, and drains on SIGTERM.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,24 +19,9 @@ use crate::cluster::auth;
 use crate::cluster::control;
 use crate::cluster::registry::Registry;
 use crate::cluster::reporter::{NodeInfo, ReportError, Reporter, Sink};
+use crate::config::WorkerConfig;
 use crate::metrics::{Metrics, Role};
 use crate::worker::{self, MediaConfig, WorkerHandle, WorkerStats};
-
-#[derive(Debug, Clone)]
-pub struct WorkerArgs {
-    pub signal: String,
-    pub secret: String,
-    pub media: SocketAddr,
-    pub http: SocketAddr,
-    pub redis: Option<String>,
-    pub announce: Option<IpAddr>,
-    /// URL signal servers reach the control channel at, when it is not
-    /// `http://ANNOUNCE:PORT` (containers: the service name).
-    pub control_url: Option<String>,
-    pub id: Option<String>,
-    pub capacity_pps: f64,
-    pub drain_timeout: Duration,
-}
 
 #[derive(Clone)]
 struct WorkerState {
@@ -48,7 +33,7 @@ struct WorkerState {
 
 /// Runs a worker until it has drained (SIGTERM, or a drain from the API)
 /// or its secret is refused.
-pub async fn run(args: WorkerArgs) -> Result<(), StartError> {
+pub async fn run(args: WorkerConfig) -> Result<(), StartError> {
     let signal = args.signal.trim_end_matches('/').to_string();
     let client = reqwest::Client::new();
     hello(&client, &signal, &args.secret).await?;
@@ -125,7 +110,7 @@ pub async fn run(args: WorkerArgs) -> Result<(), StartError> {
         }
         _ = shutdown_signal() => {
             tracing::info!("SIGTERM: draining");
-            worker.drain(args.drain_timeout.as_secs());
+            worker.drain(args.drain_timeout);
         }
         _ = wait_drained(&stats, None) => {}
     }
@@ -133,7 +118,7 @@ pub async fn run(args: WorkerArgs) -> Result<(), StartError> {
     // (the media thread then moves everyone still there).
     wait_drained(
         &stats,
-        Some(Instant::now() + args.drain_timeout + Duration::from_secs(5)),
+        Some(Instant::now() + Duration::from_secs(args.drain_timeout + 5)),
     )
     .await;
     // One more report cycle so the registry sees the worker empty.
