@@ -1,12 +1,10 @@
 //! The `parloir` binary: command line and logging, then the library.
 
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
-use std::time::Duration;
+use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use parloir::config::Partial;
+use parloir::config::{Flags, ServeLayer, SignalLayer, WorkerLayer};
 use parloir::roles;
 
 #[derive(Parser)]
@@ -19,17 +17,17 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
-    serve: ServeArgs,
+    serve: Flags<ServeLayer>,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Everything in one process: signalling, web client, one media worker (the default).
-    Serve(ServeArgs),
+    Serve(Flags<ServeLayer>),
     /// The control plane only: rooms, placement, admission, operators' API.
-    Signal(SignalArgs),
+    Signal(Flags<SignalLayer>),
     /// The media plane only: joins the pool of a signal server (or of a Redis cluster).
-    Worker(WorkerArgs),
+    Worker(Flags<WorkerLayer>),
     /// Lists the workers of a signal server.
     Nodes(OperatorArgs),
     /// Drains a worker: no new rooms; it exits when its calls end.
@@ -39,89 +37,6 @@ enum Command {
         #[command(flatten)]
         op: OperatorArgs,
     },
-}
-
-#[derive(Args, Default)]
-struct ServeArgs {
-    /// TOML configuration file (see config/parloir.toml).
-    #[arg(long, env = "PARLOIR_CONFIG")]
-    config: Option<PathBuf>,
-    /// HTTP and WebSocket address [default: 127.0.0.1:8080].
-    #[arg(long, env = "PARLOIR_HTTP")]
-    http: Option<SocketAddr>,
-    /// The UDP address all media uses [default: 0.0.0.0:10000].
-    #[arg(long, env = "PARLOIR_MEDIA")]
-    media: Option<SocketAddr>,
-    /// Address put in ICE candidates when it differs from the bound one (NAT, containers).
-    #[arg(long, env = "PARLOIR_ANNOUNCE")]
-    announce: Option<IpAddr>,
-    /// Participants per room [default: 12].
-    #[arg(long, env = "PARLOIR_MAX_PARTICIPANTS")]
-    max_participants: Option<usize>,
-    /// Enables the operators' API with this secret.
-    #[arg(long, env = "PARLOIR_SECRET")]
-    secret: Option<String>,
-    /// Packets per second (in + out) the worker is sized for [default: 50000].
-    #[arg(long, env = "PARLOIR_CAPACITY_PPS")]
-    capacity_pps: Option<f64>,
-    /// Refuse new rooms when every worker's stress is at or above this [default: 0.85].
-    #[arg(long, env = "PARLOIR_ADMISSION_THRESHOLD")]
-    admission_threshold: Option<f64>,
-}
-
-#[derive(Args)]
-struct SignalArgs {
-    /// HTTP and WebSocket address.
-    #[arg(long, env = "PARLOIR_HTTP", default_value = "127.0.0.1:8080")]
-    http: SocketAddr,
-    /// Cluster secret shared with the workers and operators.
-    #[arg(long, env = "PARLOIR_SECRET")]
-    secret: String,
-    /// Redis URL, to share workers and rooms with other signal servers.
-    #[arg(long, env = "PARLOIR_REDIS")]
-    redis: Option<String>,
-    /// Name of this signal server in metrics [default: signal-PORT].
-    #[arg(long, env = "PARLOIR_ID")]
-    id: Option<String>,
-    #[arg(long, env = "PARLOIR_MAX_PARTICIPANTS", default_value_t = parloir::config::DEFAULT_MAX_PARTICIPANTS)]
-    max_participants: usize,
-    #[arg(long, env = "PARLOIR_ADMISSION_THRESHOLD", default_value_t = parloir::config::DEFAULT_ADMISSION_THRESHOLD)]
-    admission_threshold: f64,
-}
-
-#[derive(Args)]
-struct WorkerArgs {
-    /// URL of the signal server (http://HOST:PORT).
-    #[arg(long, env = "PARLOIR_SIGNAL")]
-    signal: String,
-    /// Cluster secret.
-    #[arg(long, env = "PARLOIR_SECRET")]
-    secret: String,
-    /// The UDP address all media uses.
-    #[arg(long, env = "PARLOIR_MEDIA", default_value = "0.0.0.0:10000")]
-    media: SocketAddr,
-    /// Control channel and /metrics address.
-    #[arg(long, env = "PARLOIR_HTTP", default_value = "0.0.0.0:9100")]
-    http: SocketAddr,
-    /// Redis URL: report there, for every signal server sharing it.
-    #[arg(long, env = "PARLOIR_REDIS")]
-    redis: Option<String>,
-    /// Address put in ICE candidates and given to signal servers.
-    #[arg(long, env = "PARLOIR_ANNOUNCE")]
-    announce: Option<IpAddr>,
-    /// URL signal servers reach this worker's control channel at
-    /// [default: http://ANNOUNCE:HTTP_PORT].
-    #[arg(long, env = "PARLOIR_CONTROL_URL")]
-    control_url: Option<String>,
-    /// Node id [default: MEDIA_IP-MEDIA_PORT].
-    #[arg(long, env = "PARLOIR_ID")]
-    id: Option<String>,
-    /// Packets per second (in + out) this worker is sized for.
-    #[arg(long, env = "PARLOIR_CAPACITY_PPS", default_value_t = parloir::config::DEFAULT_CAPACITY_PPS)]
-    capacity_pps: f64,
-    /// Seconds a draining worker keeps its calls before moving them elsewhere.
-    #[arg(long, env = "PARLOIR_DRAIN_TIMEOUT", default_value_t = 600)]
-    drain_timeout: u64,
 }
 
 #[derive(Args)]
@@ -155,17 +70,8 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             None => serve(cli.serve).await,
             Some(Command::Serve(a)) => serve(a).await,
-            Some(Command::Signal(a)) => {
-                let port = a.http.port();
-                let running = roles::signal::start(roles::signal::SignalArgs {
-                    http: a.http,
-                    secret: a.secret,
-                    redis: a.redis,
-                    id: a.id.unwrap_or_else(|| format!("signal-{port}")),
-                    max_participants: a.max_participants,
-                    admission_threshold: a.admission_threshold,
-                })
-                .await?;
+            Some(Command::Signal(flags)) => {
+                let running = roles::signal::start(flags.resolve()?).await?;
                 println!(
                     "Parloir signal server on http://{}/",
                     url_host(running.http)
@@ -173,20 +79,8 @@ fn main() -> anyhow::Result<()> {
                 running.serve.await.context("HTTP server")?;
                 Ok(())
             }
-            Some(Command::Worker(a)) => {
-                roles::worker::run(roles::worker::WorkerArgs {
-                    signal: a.signal,
-                    secret: a.secret,
-                    media: a.media,
-                    http: a.http,
-                    redis: a.redis,
-                    announce: a.announce,
-                    control_url: a.control_url,
-                    id: a.id,
-                    capacity_pps: a.capacity_pps,
-                    drain_timeout: Duration::from_secs(a.drain_timeout),
-                })
-                .await?;
+            Some(Command::Worker(flags)) => {
+                roles::worker::run(flags.resolve()?).await?;
                 Ok(())
             }
             Some(Command::Nodes(op)) => {
@@ -214,22 +108,8 @@ fn url_host(addr: SocketAddr) -> String {
     }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let file = match &args.config {
-        Some(path) => Partial::from_file(path)?,
-        None => Partial::default(),
-    };
-    let config = Partial {
-        http: args.http,
-        media: args.media,
-        announce: args.announce,
-        max_participants: args.max_participants,
-        secret: args.secret,
-        capacity_pps: args.capacity_pps,
-        admission_threshold: args.admission_threshold,
-    }
-    .resolve(file)?;
-    let (running, media) = roles::serve::start(config).await?;
+async fn serve(flags: Flags<ServeLayer>) -> anyhow::Result<()> {
+    let (running, media) = roles::serve::start(flags.resolve()?).await?;
     tracing::info!(%media, "Parloir is running");
     println!(
         "Parloir is running. Open http://{}/ in your browser.",
@@ -237,4 +117,97 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     running.serve.await.context("HTTP server")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    fn parse(args: &[&str]) -> Option<Command> {
+        Cli::try_parse_from(std::iter::once("parloir").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+            .command
+    }
+
+    // The command lines of tests/, loadtest/ and docker/ keep parsing into
+    // the flag layer (the environment is not read for flags that are given).
+
+    #[test]
+    fn serve_flags() {
+        let cli = Cli::try_parse_from(["parloir", "--http", "0.0.0.0:8080"]).unwrap();
+        assert_eq!(cli.serve.layer.http, Some("0.0.0.0:8080".parse().unwrap()));
+        let Some(Command::Serve(f)) = parse(&[
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--media",
+            "127.0.0.1:0",
+            "--max-participants",
+            "1000",
+            "--capacity-pps",
+            "10000000",
+            "--config",
+            "config/serve.toml",
+        ]) else {
+            panic!("not serve")
+        };
+        assert_eq!(f.layer.max_participants, Some(1000));
+        assert_eq!(f.layer.capacity_pps, Some(10_000_000.0));
+        assert_eq!(f.config, Some("config/serve.toml".into()));
+    }
+
+    #[test]
+    fn signal_flags() {
+        let Some(Command::Signal(f)) = parse(&[
+            "signal",
+            "--http=0.0.0.0:8080",
+            "--secret",
+            "s",
+            "--redis",
+            "redis://redis:6379",
+            "--id=signal-1",
+        ]) else {
+            panic!("not signal")
+        };
+        assert_eq!(f.layer.http, Some("0.0.0.0:8080".parse().unwrap()));
+        assert_eq!(f.layer.secret.as_deref(), Some("s"));
+        assert_eq!(f.layer.redis.as_deref(), Some("redis://redis:6379"));
+        assert_eq!(f.layer.id.as_deref(), Some("signal-1"));
+    }
+
+    #[test]
+    fn worker_flags() {
+        let Some(Command::Worker(f)) = parse(&[
+            "worker",
+            "--signal=http://signal:8080",
+            "--secret",
+            "s",
+            "--redis=redis://redis:6379",
+            "--id=worker-1",
+            "--control-url=http://worker-1:9100",
+            "--http=0.0.0.0:9100",
+            "--media=0.0.0.0:10001",
+            "--announce=127.0.0.1",
+            "--capacity-pps",
+            "3000",
+            "--drain-timeout",
+            "120",
+        ]) else {
+            panic!("not worker")
+        };
+        let l = &f.layer;
+        assert_eq!(l.signal.as_deref(), Some("http://signal:8080"));
+        assert_eq!(l.control_url.as_deref(), Some("http://worker-1:9100"));
+        assert_eq!(l.media, Some("0.0.0.0:10001".parse().unwrap()));
+        assert_eq!(l.announce, Some("127.0.0.1".parse().unwrap()));
+        assert_eq!(l.capacity_pps, Some(3000.0));
+        assert_eq!(l.drain_timeout, Some(120));
+    }
 }

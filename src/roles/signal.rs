@@ -9,17 +9,7 @@ use crate::metrics::{Metrics, Role};
 use crate::signal::pool::Pool;
 use crate::signal::{self, AppState, Control, SignalConfig};
 
-#[derive(Debug, Clone)]
-pub struct SignalArgs {
-    pub http: std::net::SocketAddr,
-    pub secret: String,
-    pub redis: Option<String>,
-    pub id: String,
-    pub max_participants: usize,
-    pub admission_threshold: f64,
-}
-
-pub async fn start(args: SignalArgs) -> Result<Running, StartError> {
+pub async fn start(args: crate::config::SignalConfig) -> Result<Running, StartError> {
     let registry = match &args.redis {
         Some(url) => Registry::redis(url).await?,
         None => Registry::memory(),
@@ -32,7 +22,7 @@ pub async fn start(args: SignalArgs) -> Result<Running, StartError> {
         },
         Arc::new(registry),
         Pool::new(args.secret.clone(), None),
-        Arc::new(Metrics::new(&args.id, Role::Signal)),
+        Arc::new(Metrics::new(&args.node_id(), Role::Signal)),
         None,
     );
     http(args.http, signal::app(AppState(Arc::new(control)))).await

@@ -2,7 +2,7 @@
 //! secret with the signal server, reports its load (to Redis, or to the
 //! signal server), serves the control channel, and drains on SIGTERM.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,24 +19,9 @@ use crate::cluster::auth;
 use crate::cluster::control;
 use crate::cluster::registry::Registry;
 use crate::cluster::reporter::{NodeInfo, ReportError, Reporter, Sink};
+use crate::config::WorkerConfig;
 use crate::metrics::{Metrics, Role};
 use crate::worker::{self, Command, MediaConfig, WorkerHandle, WorkerStats};
-
-#[derive(Debug, Clone)]
-pub struct WorkerArgs {
-    pub signal: String,
-    pub secret: String,
-    pub media: SocketAddr,
-    pub http: SocketAddr,
-    pub redis: Option<String>,
-    pub announce: Option<IpAddr>,
-    /// URL signal servers reach the control channel at, when it is not
-    /// `http://ANNOUNCE:PORT` (containers: the service name).
-    pub control_url: Option<String>,
-    pub id: Option<String>,
-    pub capacity_pps: f64,
-    pub drain_timeout: Duration,
-}
 
 #[derive(Clone)]
 struct WorkerState {
@@ -48,7 +33,7 @@ struct WorkerState {
 
 /// Runs a worker until it has drained (SIGTERM, or a drain from the API)
 /// or its secret is refused.
-pub async fn run(args: WorkerArgs) -> Result<(), StartError> {
+pub async fn run(args: WorkerConfig) -> Result<(), StartError> {
     let signal = args.signal.trim_end_matches('/').to_string();
     let client = reqwest::Client::new();
     hello(&client, &signal, &args.secret).await?;
@@ -126,7 +111,7 @@ pub async fn run(args: WorkerArgs) -> Result<(), StartError> {
         _ = shutdown_signal() => {
             tracing::info!("SIGTERM: draining");
             worker.post(Command::Drain {
-                deadline_secs: args.drain_timeout.as_secs(),
+                deadline_secs: args.drain_timeout,
             });
         }
         _ = wait_drained(&stats, None) => {}
@@ -135,7 +120,7 @@ pub async fn run(args: WorkerArgs) -> Result<(), StartError> {
     // (the media thread then moves everyone still there).
     // A deadline too far to represent means "wait for the last call".
     let deadline =
-        Instant::now().checked_add(args.drain_timeout.saturating_add(Duration::from_secs(5)));
+        Instant::now().checked_add(Duration::from_secs(args.drain_timeout.saturating_add(5)));
     wait_drained(&stats, deadline).await;
     // One more report cycle so the registry sees the worker empty.
     tokio::time::sleep(Duration::from_millis(600)).await;

@@ -1,0 +1,83 @@
+//! Configuration of the three roles (`serve`, `signal`, `worker`), all read
+//! the same way: command-line flags, then `PARLOIR_*` environment variables,
+//! then a TOML file (`--config`), then the defaults. Each role's settings
+//! are listed once, in its own file, with the `layer!` macro (layer.rs).
+
+mod layer;
+mod serve;
+mod signal;
+mod worker;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+pub use layer::{Flags, Layer};
+pub use serve::{ServeConfig, ServeLayer};
+pub use signal::{SignalConfig, SignalLayer};
+pub use worker::{WorkerConfig, WorkerLayer};
+
+/// HTTP and WebSocket address of `serve` and `signal`.
+pub const DEFAULT_HTTP: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
+/// The UDP address all media uses (`serve` and `worker`).
+pub const DEFAULT_MEDIA: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 10000);
+pub const DEFAULT_MAX_PARTICIPANTS: usize = 12;
+/// Packets per second (in plus out) a worker is sized for.
+pub const DEFAULT_CAPACITY_PPS: f64 = 50_000.0;
+pub const DEFAULT_ADMISSION_THRESHOLD: f64 = 0.85;
+
+// The file errors leave their cause out of the message: it is their
+// `source()`, which the caller prints as "Caused by".
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {path}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration file {path}")]
+    Parse {
+        path: String,
+        source: toml::de::Error,
+    },
+    #[error(
+        "{key} is required: give --{flag}, set {env}, or write `{key} = ...` in the configuration file",
+        flag = key.replace('_', "-")
+    )]
+    Missing {
+        key: &'static str,
+        env: &'static str,
+    },
+    #[error("max_participants must be at least 2, not {0}")]
+    TooFewParticipants(usize),
+    #[error("admission_threshold must be above 0 and at most 1, not {0}")]
+    AdmissionThreshold(f64),
+    #[error("capacity_pps must be above 0, not {0}")]
+    Capacity(f64),
+    #[error("signal must be the signal server's URL (http://HOST:PORT), not {0:?}")]
+    SignalUrl(String),
+}
+
+// The checks more than one role shares.
+
+fn check_max_participants(n: usize) -> Result<(), ConfigError> {
+    if n < 2 {
+        return Err(ConfigError::TooFewParticipants(n));
+    }
+    Ok(())
+}
+
+/// Stress is clamped to 0..1, so a threshold above 1 would never refuse
+/// and one at 0 would refuse everything.
+fn check_admission_threshold(x: f64) -> Result<(), ConfigError> {
+    if !(x > 0.0 && x <= 1.0) {
+        return Err(ConfigError::AdmissionThreshold(x));
+    }
+    Ok(())
+}
+
+/// Stress divides by the capacity.
+fn check_capacity(pps: f64) -> Result<(), ConfigError> {
+    if !(pps > 0.0 && pps.is_finite()) {
+        return Err(ConfigError::Capacity(pps));
+    }
+    Ok(())
+}

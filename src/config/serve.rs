@@ -1,0 +1,95 @@
+//! The settings of `parloir serve`: signalling and one embedded worker.
+
+use std::net::{IpAddr, SocketAddr};
+
+use super::layer::layer;
+use super::{
+    check_admission_threshold, check_capacity, check_max_participants, ConfigError,
+    DEFAULT_ADMISSION_THRESHOLD, DEFAULT_CAPACITY_PPS, DEFAULT_HTTP, DEFAULT_MAX_PARTICIPANTS,
+    DEFAULT_MEDIA,
+};
+
+layer! {
+    /// One layer of `parloir serve`'s settings: the flags and the
+    /// environment, or the file.
+    pub struct ServeLayer;
+    /// The settings of one `serve` process, every value resolved.
+    pub struct ServeConfig {
+        /// HTTP and WebSocket address.
+        http: SocketAddr, env "PARLOIR_HTTP", default(DEFAULT_HTTP);
+        /// The UDP address all media uses.
+        media: SocketAddr, env "PARLOIR_MEDIA", default(DEFAULT_MEDIA);
+        /// Address put in ICE candidates when it differs from the bound one
+        /// (NAT, containers).
+        announce: IpAddr, env "PARLOIR_ANNOUNCE", optional;
+        /// Participants per room.
+        max_participants: usize, env "PARLOIR_MAX_PARTICIPANTS", default(DEFAULT_MAX_PARTICIPANTS);
+        /// Enables the operators' API with this secret.
+        secret: String, env "PARLOIR_SECRET", optional;
+        /// Packets per second (in + out) the worker is sized for.
+        capacity_pps: f64, env "PARLOIR_CAPACITY_PPS", default(DEFAULT_CAPACITY_PPS);
+        /// Refuse new rooms when every worker's stress is at or above this.
+        admission_threshold: f64, env "PARLOIR_ADMISSION_THRESHOLD",
+            default(DEFAULT_ADMISSION_THRESHOLD);
+    }
+}
+
+impl ServeConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_max_participants(self.max_participants)?;
+        check_admission_threshold(self.admission_threshold)?;
+        check_capacity(self.capacity_pps)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::layer::check_example;
+    use crate::config::Layer;
+
+    #[test]
+    fn flags_win_over_file_and_defaults_fill_in() {
+        let flags = ServeLayer {
+            http: Some("127.0.0.1:9000".parse().unwrap()),
+            ..ServeLayer::default()
+        };
+        let file: ServeLayer = toml::from_str(
+            "http = \"0.0.0.0:1\"\nmedia = \"127.0.0.1:10001\"\nannounce = \"192.0.2.7\"",
+        )
+        .unwrap();
+        let c = flags.over(file).resolve().unwrap();
+        assert_eq!(c.http, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(c.media, "127.0.0.1:10001".parse().unwrap());
+        assert_eq!(c.announce, Some("192.0.2.7".parse().unwrap()));
+        assert_eq!(c.max_participants, DEFAULT_MAX_PARTICIPANTS);
+        assert_eq!(c.secret, None);
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_an_error() {
+        assert!(toml::from_str::<ServeLayer>("htp = \"x\"").is_err());
+    }
+
+    #[test]
+    fn values_are_checked() {
+        let resolve = |toml: &str| toml::from_str::<ServeLayer>(toml).unwrap().resolve();
+        assert!(matches!(
+            resolve("max_participants = 1"),
+            Err(ConfigError::TooFewParticipants(1))
+        ));
+        assert!(matches!(
+            resolve("admission_threshold = 0.0"),
+            Err(ConfigError::AdmissionThreshold(_))
+        ));
+        assert!(matches!(
+            resolve("capacity_pps = 0"),
+            Err(ConfigError::Capacity(_))
+        ));
+    }
+
+    #[test]
+    fn example_file() {
+        check_example("serve.toml", ServeLayer::default());
+    }
+}

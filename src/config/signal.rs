@@ -1,0 +1,117 @@
+//! The settings of `parloir signal`: the control plane alone.
+
+use std::net::SocketAddr;
+
+use super::layer::layer;
+use super::{
+    check_admission_threshold, check_max_participants, ConfigError, DEFAULT_ADMISSION_THRESHOLD,
+    DEFAULT_HTTP, DEFAULT_MAX_PARTICIPANTS,
+};
+
+layer! {
+    /// One layer of `parloir signal`'s settings: the flags and the
+    /// environment, or the file.
+    pub struct SignalLayer;
+    /// The settings of one `signal` process, every value resolved.
+    pub struct SignalConfig {
+        /// HTTP and WebSocket address.
+        http: SocketAddr, env "PARLOIR_HTTP", default(DEFAULT_HTTP);
+        /// Cluster secret shared with the workers and operators.
+        secret: String, env "PARLOIR_SECRET", required;
+        /// Redis URL, to share workers and rooms with other signal servers.
+        redis: String, env "PARLOIR_REDIS", optional;
+        /// Name of this signal server in metrics [default: signal-PORT].
+        id: String, env "PARLOIR_ID", optional;
+        /// Participants per room.
+        max_participants: usize, env "PARLOIR_MAX_PARTICIPANTS", default(DEFAULT_MAX_PARTICIPANTS);
+        /// Refuse new rooms when every worker's stress is at or above this.
+        admission_threshold: f64, env "PARLOIR_ADMISSION_THRESHOLD",
+            default(DEFAULT_ADMISSION_THRESHOLD);
+    }
+}
+
+impl SignalConfig {
+    /// `id`, or `signal-PORT` with the configured HTTP port.
+    pub fn node_id(&self) -> String {
+        self.id
+            .clone()
+            .unwrap_or_else(|| format!("signal-{}", self.http.port()))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_max_participants(self.max_participants)?;
+        check_admission_threshold(self.admission_threshold)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::layer::check_example;
+    use crate::config::Layer;
+
+    fn with_secret() -> SignalLayer {
+        SignalLayer {
+            secret: Some("s".into()),
+            ..SignalLayer::default()
+        }
+    }
+
+    #[test]
+    fn flag_over_env_over_file_over_default() {
+        // Clap merges a flag and its variable into the upper layer; here
+        // they are two layers, to show the order.
+        let flags = SignalLayer {
+            http: Some("127.0.0.1:1".parse().unwrap()),
+            ..SignalLayer::default()
+        };
+        let env = SignalLayer {
+            http: Some("127.0.0.1:2".parse().unwrap()),
+            secret: Some("from-env".into()),
+            ..SignalLayer::default()
+        };
+        let file: SignalLayer =
+            toml::from_str("http = \"127.0.0.1:3\"\nsecret = \"from-file\"\nmax_participants = 4")
+                .unwrap();
+        let c = flags.over(env).over(file).resolve().unwrap();
+        assert_eq!(c.http, "127.0.0.1:1".parse().unwrap());
+        assert_eq!(c.secret, "from-env");
+        assert_eq!(c.max_participants, 4);
+        assert_eq!(c.admission_threshold, DEFAULT_ADMISSION_THRESHOLD);
+        assert_eq!(c.redis, None);
+        assert_eq!(c.node_id(), "signal-1");
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_an_error() {
+        let e = toml::from_str::<SignalLayer>("secret = \"s\"\nredis_url = \"x\"").unwrap_err();
+        assert!(e.to_string().contains("redis_url"), "{e}");
+    }
+
+    #[test]
+    fn the_secret_is_required() {
+        let e = SignalLayer::default().resolve().unwrap_err();
+        assert!(matches!(e, ConfigError::Missing { key: "secret", .. }));
+        assert!(e.to_string().contains("--secret"), "{e}");
+        assert!(e.to_string().contains("PARLOIR_SECRET"), "{e}");
+    }
+
+    #[test]
+    fn values_are_checked() {
+        let resolve = |toml: &str| toml::from_str::<SignalLayer>(toml).unwrap().resolve();
+        assert!(matches!(
+            resolve("secret = \"s\"\nmax_participants = 0"),
+            Err(ConfigError::TooFewParticipants(0))
+        ));
+        assert!(matches!(
+            resolve("secret = \"s\"\nadmission_threshold = 1.5"),
+            Err(ConfigError::AdmissionThreshold(_))
+        ));
+        assert!(with_secret().resolve().is_ok());
+    }
+
+    #[test]
+    fn example_file() {
+        check_example("signal.toml", with_secret());
+    }
+}
