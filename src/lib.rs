@@ -12,5 +12,6 @@ pub mod ids;
 pub mod metrics;
 pub mod net;
 pub mod roles;
+pub mod secret;
 pub mod signal;
 pub mod worker;

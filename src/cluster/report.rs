@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::worker::stats::RoomLoad;
+
 /// Whether a worker takes new rooms.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -11,13 +13,6 @@ pub enum NodeState {
     /// Takes no new room; its calls go on until they end or the drain
     /// deadline moves them.
     Draining,
-}
-
-/// One room as the worker sees it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct RoomLoad {
-    pub room: String,
-    pub participants: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

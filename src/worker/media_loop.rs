@@ -21,9 +21,8 @@ use super::batch_send::BatchSender;
 use super::demux::Demux;
 use super::peer::Peer;
 use super::room::Room;
-use super::stats::{Counters, Shared};
+use super::stats::{Counters, RoomLoad, Shared};
 use super::{Command, JoinRequest, PeerEvent, Resumed, WorkerError, WorkerHandle};
-use crate::cluster::report::RoomLoad;
 use crate::ids::{ParticipantId, ParticipantInfo};
 
 /// Largest datagram we accept; WebRTC stays under ~1200 bytes.
@@ -462,7 +461,7 @@ impl MediaWorker {
             .peers
             .get_mut(&participant)
             .ok_or(WorkerError::ResumeRefused)?;
-        if !crate::cluster::auth::equal(peer.token.as_bytes(), token.as_bytes()) {
+        if !crate::secret::equal(peer.token.as_bytes(), token.as_bytes()) {
             return Err(WorkerError::ResumeRefused);
         }
         peer.set_events(events);

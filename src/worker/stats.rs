@@ -6,9 +6,16 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
-
-use crate::cluster::report::RoomLoad;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// One room as the worker sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RoomLoad {
+    pub room: String,
+    pub participants: usize,
+}
 
 /// Counted on the media thread, lock-free because single-owner.
 #[derive(Debug, Default, Clone, Copy)]
