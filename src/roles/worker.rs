@@ -148,7 +148,7 @@ pub async fn run(args: WorkerArgs) -> Result<(), StartError> {
 async fn wait_drained(stats: &WorkerStats, deadline: Option<Instant>) {
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        if stats.draining.load(Ordering::Relaxed) && stats.peers.load(Ordering::Relaxed) == 0 {
+        if stats.draining.load(Ordering::Relaxed) && stats.peers() == 0 {
             return;
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {

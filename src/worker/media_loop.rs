@@ -21,7 +21,7 @@ use super::batch_send::BatchSender;
 use super::demux::Demux;
 use super::peer::Peer;
 use super::room::Room;
-use super::stats::{Counters, RoomLoad, Shared};
+use super::stats::{Counters, RoomLoad, Shared, Snapshot};
 use super::{Command, JoinRequest, PeerEvent, Resumed, WorkerError, WorkerHandle};
 use crate::ids::{ParticipantId, ParticipantInfo};
 
@@ -508,13 +508,13 @@ impl MediaWorker {
                 });
             }
         }
-        shared.publish(
-            &self.counters,
+        shared.publish(Snapshot {
+            counters: self.counters,
             rooms,
-            self.routes.len(),
+            peers: self.routes.len(),
             tracks_in,
             tracks_out,
-        );
+        });
         shared.draining.store(
             self.drain_deadline.is_some(),
             std::sync::atomic::Ordering::Relaxed,
