@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::load::{Rates, Sample};
-use super::registry::Registry;
+use super::registry::{Moment, Registry};
 use super::report::{stress, LoadReport, NodeState};
 use crate::metrics::Metrics;
 use crate::worker::WorkerStats;
@@ -25,7 +25,7 @@ pub struct NodeInfo {
 
 /// Where reports go.
 pub enum Sink {
-    Registry(Arc<Registry>),
+    Registry(Arc<dyn Registry>),
     Signal {
         url: String,
         secret: String,
@@ -45,7 +45,7 @@ impl Sink {
     pub async fn send(&self, report: &LoadReport) -> Result<(), ReportError> {
         match self {
             Sink::Registry(r) => r
-                .put_report(report)
+                .put_report(report, Moment::now())
                 .await
                 .map_err(|e| ReportError::Failed(e.to_string())),
             Sink::Signal {

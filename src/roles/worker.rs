@@ -17,7 +17,7 @@ use axum::Router;
 use super::{shutdown_signal, StartError};
 use crate::cluster::auth;
 use crate::cluster::control;
-use crate::cluster::registry::Registry;
+use crate::cluster::registry::RedisRegistry;
 use crate::cluster::reporter::{NodeInfo, ReportError, Reporter, Sink};
 use crate::metrics::{Metrics, Role};
 use crate::worker::{self, MediaConfig, WorkerHandle, WorkerStats};
@@ -87,7 +87,7 @@ pub async fn run(args: WorkerArgs) -> Result<(), StartError> {
         capacity_pps: args.capacity_pps,
     };
     let sink = match &args.redis {
-        Some(url) => Sink::Registry(Arc::new(Registry::redis(url).await?)),
+        Some(url) => Sink::Registry(Arc::new(RedisRegistry::connect(url).await?)),
         None => Sink::Signal {
             url: signal.clone(),
             secret: args.secret.clone(),

@@ -12,6 +12,7 @@ use serde_json::json;
 use super::AppState;
 use crate::cluster::auth;
 use crate::cluster::load::Rates;
+use crate::cluster::registry::Moment;
 use crate::cluster::report::{LoadReport, NodeState};
 
 /// Seconds a drained worker keeps its calls before moving them.
@@ -91,7 +92,7 @@ async fn nodes(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Err(r) = check(&state, &headers) {
         return *r;
     }
-    match state.0.registry.nodes().await {
+    match state.0.registry.nodes(Moment::now()).await {
         Ok(nodes) => {
             let out: Vec<NodeSummary> = nodes.into_iter().map(|n| n.report.into()).collect();
             Json(out).into_response()
@@ -104,7 +105,7 @@ async fn rooms(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Err(r) = check(&state, &headers) {
         return *r;
     }
-    match state.0.registry.nodes().await {
+    match state.0.registry.nodes(Moment::now()).await {
         Ok(nodes) => {
             let mut out: Vec<RoomSummary> = nodes
                 .into_iter()
@@ -132,7 +133,7 @@ async fn drain(
     if let Err(r) = check(&state, &headers) {
         return *r;
     }
-    let nodes = match state.0.registry.nodes().await {
+    let nodes = match state.0.registry.nodes(Moment::now()).await {
         Ok(n) => n,
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
@@ -170,7 +171,7 @@ async fn report(
     if let Err(r) = check(&state, &headers) {
         return *r;
     }
-    match state.0.registry.put_report(&report).await {
+    match state.0.registry.put_report(&report, Moment::now()).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
