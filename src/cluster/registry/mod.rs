@@ -32,6 +32,15 @@ pub use redis::RedisRegistry;
 
 /// A worker that has not reported for this long is dead.
 pub const NODE_TTL: Duration = Duration::from_secs(3);
+/// How long a room's assignment is kept after it was placed, or after the
+/// last report of its worker that listed it. It must cover the time from
+/// placement to the first report that lists the room (the join, up to
+/// 100 ms before the media thread publishes, up to 500 ms before the next
+/// report, and that report's trip): a room forgotten before that could be
+/// placed a second time, elsewhere, by the next person joining. Past it, a
+/// room that ended (or whose first join failed, or whose worker died) is
+/// forgotten, so the registry holds the live rooms, not every room ever.
+pub const ROOM_GRACE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -44,7 +53,8 @@ pub type Result<T> = std::result::Result<T, RegistryError>;
 /// The shared state of a cluster. Methods return boxed futures so that
 /// callers hold an `Arc<dyn Registry>` whichever store is behind it.
 pub trait Registry: Send + Sync {
-    /// Stores a worker's report, received at `now`.
+    /// Stores a worker's report, received at `now`; the rooms it lists
+    /// that are assigned to that worker are kept another [`ROOM_GRACE`].
     fn put_report<'a>(&'a self, report: &'a LoadReport, now: Moment) -> BoxFuture<'a, Result<()>>;
 
     /// Workers that reported within [`NODE_TTL`] of `now`, by id, with the
@@ -54,13 +64,13 @@ pub trait Registry: Send + Sync {
     /// Marks a worker draining, whatever its reports say.
     fn set_draining<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<()>>;
 
-    /// The worker a room was placed on, if any.
+    /// The worker a room was placed on, if any and not yet forgotten.
     fn room_node<'a>(&'a self, room: &'a str, now: Moment)
         -> BoxFuture<'a, Result<Option<String>>>;
 
-    /// Places `room` on `node` if its assignment is still `expect` (`None`:
-    /// unplaced). Returns the node the room is on afterwards, which is
-    /// another one if someone else placed it first.
+    /// Places `room` on `node` if its assignment is still `expect`, or
+    /// the room is not (or no longer) placed. Returns the node the room is
+    /// on afterwards, which is another one if someone else placed it first.
     fn assign_room<'a>(
         &'a self,
         room: &'a str,
