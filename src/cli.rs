@@ -78,6 +78,7 @@ pub fn table(nodes: &[NodeSummary]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::load::Rates;
     use crate::cluster::report::NodeState;
 
     #[test]
@@ -90,9 +91,7 @@ mod tests {
             stress: 0.25,
             rooms: 3,
             participants: 7,
-            packets_in_per_s: 0.0,
-            packets_out_per_s: 0.0,
-            cpu_process: 0.0,
+            rates: Rates::default(),
         };
         let t = table(&[n]);
         assert_eq!(t.lines().count(), 2);

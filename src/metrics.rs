@@ -3,83 +3,16 @@
 
 use prometheus::{Encoder, Gauge, IntCounter, Opts, Registry, TextEncoder};
 
-use crate::cluster::report::{LoadReport, NodeState};
-
-/// Reads one figure of a report.
-type Field = fn(&LoadReport) -> f64;
+use crate::cluster::report::{Figure, LoadReport, FIGURES};
 
 pub struct Metrics {
     registry: Registry,
-    worker: Vec<(Gauge, Field)>,
+    worker: Vec<(Gauge, &'static Figure)>,
     pub signal_nodes: Gauge,
     pub signal_sessions: Gauge,
     pub rooms_placed: IntCounter,
     pub rooms_refused: IntCounter,
 }
-
-const WORKER_GAUGES: &[(&str, &str, Field)] = &[
-    (
-        "parloir_worker_stress",
-        "Load in 0..1: max of CPU and packet rate over capacity",
-        |r| r.stress,
-    ),
-    ("parloir_worker_rooms", "Rooms on this worker", |r| {
-        r.rooms.len() as f64
-    }),
-    (
-        "parloir_worker_participants",
-        "Participants on this worker",
-        |r| r.participants as f64,
-    ),
-    (
-        "parloir_worker_tracks_in",
-        "Published tracks received",
-        |r| r.tracks_in as f64,
-    ),
-    ("parloir_worker_tracks_out", "Track copies forwarded", |r| {
-        r.tracks_out as f64
-    }),
-    (
-        "parloir_worker_packets_in_per_second",
-        "RTP packets received per second",
-        |r| r.packets_in_per_s,
-    ),
-    (
-        "parloir_worker_packets_out_per_second",
-        "RTP packets forwarded per second",
-        |r| r.packets_out_per_s,
-    ),
-    (
-        "parloir_worker_bits_in_per_second",
-        "RTP payload bits received per second",
-        |r| r.bits_in_per_s,
-    ),
-    (
-        "parloir_worker_bits_out_per_second",
-        "RTP payload bits forwarded per second",
-        |r| r.bits_out_per_s,
-    ),
-    (
-        "parloir_worker_cpu_process_cores",
-        "CPU used by the worker process, in cores",
-        |r| r.cpu_process,
-    ),
-    (
-        "parloir_worker_cpu_host_ratio",
-        "CPU used on the host, 0..1",
-        |r| r.cpu_host,
-    ),
-    (
-        "parloir_worker_capacity_pps",
-        "Configured packet-rate capacity",
-        |r| r.capacity_pps,
-    ),
-    (
-        "parloir_worker_draining",
-        "1 while the worker drains",
-        |r| f64::from(u8::from(r.state == NodeState::Draining)),
-    ),
-];
 
 /// Which figures a process exports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,9 +46,9 @@ impl Metrics {
             }
             c
         };
-        let worker = WORKER_GAUGES
+        let worker = FIGURES
             .iter()
-            .map(|(name, help, f)| (gauge(name, help, role != Role::Signal), *f))
+            .map(|f| (gauge(f.name, f.help, role != Role::Signal), f))
             .collect();
         Metrics {
             worker,
@@ -143,7 +76,7 @@ impl Metrics {
 
     pub fn set_worker(&self, r: &LoadReport) {
         for (g, f) in &self.worker {
-            g.set(f(r));
+            g.set((f.read)(r));
         }
     }
 

@@ -3,13 +3,7 @@
 
 use axum::http::HeaderMap;
 
-/// Compares without leaking, through timing, how much of a secret matched.
-pub fn equal(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
+use crate::secret::equal;
 
 /// Whether the request shows `secret`.
 pub fn authorized(headers: &HeaderMap, secret: &str) -> bool {

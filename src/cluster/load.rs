@@ -3,13 +3,15 @@
 
 use std::time::Instant;
 
-/// Cumulative figures at one instant.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+use serde::{Deserialize, Serialize};
+
+use crate::worker::stats::Counters;
+
+/// The media thread's counters and the CPU clocks, read at one instant.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sample {
-    pub packets_in: u64,
-    pub packets_out: u64,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
+    pub at: Instant,
+    pub counters: Counters,
     /// CPU seconds used by this process.
     pub cpu_process: f64,
     /// Busy and total CPU seconds of the host (all cores).
@@ -17,37 +19,64 @@ pub struct Sample {
     pub host_total: f64,
 }
 
-/// Rates between two samples.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+impl Sample {
+    /// `counters` now, with this process's and the host's CPU clocks.
+    pub fn take(counters: Counters) -> Self {
+        let (host_busy, host_total) = host_cpu_seconds();
+        Sample {
+            at: Instant::now(),
+            counters,
+            cpu_process: process_cpu_seconds(),
+            host_busy,
+            host_total,
+        }
+    }
+}
+
+/// Rates between two samples: what a load report carries, under these
+/// names (the report and `GET /api/nodes` flatten it into their JSON).
+/// Missing fields read as zero, so a newer reader takes an older sender's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Rates {
     pub packets_in_per_s: f64,
     pub packets_out_per_s: f64,
+    /// RTP payload bits.
     pub bits_in_per_s: f64,
     pub bits_out_per_s: f64,
-    /// Cores used by the process.
+    /// CPU used by the worker process, in cores.
     pub cpu_process: f64,
     /// Share of the host's CPU in use, 0..1.
     pub cpu_host: f64,
 }
 
-pub fn rates(a: &Sample, at: Instant, b: &Sample, bt: Instant) -> Rates {
-    let dt = bt.saturating_duration_since(at).as_secs_f64();
-    if dt <= 0.0 {
-        return Rates::default();
+impl Rates {
+    /// From `a` to the later `b`; zero if no time passed.
+    pub fn between(a: &Sample, b: &Sample) -> Rates {
+        let dt = b.at.saturating_duration_since(a.at).as_secs_f64();
+        if dt <= 0.0 {
+            return Rates::default();
+        }
+        let per_s = |x: u64, y: u64| y.saturating_sub(x) as f64 / dt;
+        let (ca, cb) = (&a.counters, &b.counters);
+        let host_total = b.host_total - a.host_total;
+        Rates {
+            packets_in_per_s: per_s(ca.packets_in, cb.packets_in),
+            packets_out_per_s: per_s(ca.packets_out, cb.packets_out),
+            bits_in_per_s: 8.0 * per_s(ca.bytes_in, cb.bytes_in),
+            bits_out_per_s: 8.0 * per_s(ca.bytes_out, cb.bytes_out),
+            cpu_process: ((b.cpu_process - a.cpu_process) / dt).max(0.0),
+            cpu_host: if host_total > 0.0 {
+                ((b.host_busy - a.host_busy) / host_total).clamp(0.0, 1.0)
+            } else {
+                0.0
+            },
+        }
     }
-    let per_s = |x: u64, y: u64| y.saturating_sub(x) as f64 / dt;
-    let host_total = b.host_total - a.host_total;
-    Rates {
-        packets_in_per_s: per_s(a.packets_in, b.packets_in),
-        packets_out_per_s: per_s(a.packets_out, b.packets_out),
-        bits_in_per_s: 8.0 * per_s(a.bytes_in, b.bytes_in),
-        bits_out_per_s: 8.0 * per_s(a.bytes_out, b.bytes_out),
-        cpu_process: ((b.cpu_process - a.cpu_process) / dt).max(0.0),
-        cpu_host: if host_total > 0.0 {
-            ((b.host_busy - a.host_busy) / host_total).clamp(0.0, 1.0)
-        } else {
-            0.0
-        },
+
+    /// Packets per second, in plus out.
+    pub fn packets_per_s(&self) -> f64 {
+        self.packets_in_per_s + self.packets_out_per_s
     }
 }
 
@@ -97,23 +126,29 @@ mod tests {
     fn rates_over_two_seconds() {
         let t = Instant::now();
         let a = Sample {
-            packets_in: 100,
-            bytes_in: 1000,
+            at: t,
+            counters: Counters {
+                packets_in: 100,
+                bytes_in: 1000,
+                ..Counters::default()
+            },
             cpu_process: 1.0,
             host_busy: 10.0,
             host_total: 100.0,
-            ..Sample::default()
         };
         let b = Sample {
-            packets_in: 300,
-            packets_out: 600,
-            bytes_in: 3000,
+            at: t + Duration::from_secs(2),
+            counters: Counters {
+                packets_in: 300,
+                packets_out: 600,
+                bytes_in: 3000,
+                ..Counters::default()
+            },
             cpu_process: 1.5,
             host_busy: 13.0,
             host_total: 104.0,
-            ..Sample::default()
         };
-        let r = rates(&a, t, &b, t + Duration::from_secs(2));
+        let r = Rates::between(&a, &b);
         assert_eq!(r.packets_in_per_s, 100.0);
         assert_eq!(r.packets_out_per_s, 300.0);
         assert_eq!(r.bits_in_per_s, 8000.0);

@@ -3,6 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::load::Rates;
+use crate::worker::stats::RoomLoad;
+
 /// Whether a worker takes new rooms.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -11,13 +14,6 @@ pub enum NodeState {
     /// Takes no new room; its calls go on until they end or the drain
     /// deadline moves them.
     Draining,
-}
-
-/// One room as the worker sees it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct RoomLoad {
-    pub room: String,
-    pub participants: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -35,18 +31,91 @@ pub struct LoadReport {
     pub participants: usize,
     pub tracks_in: usize,
     pub tracks_out: usize,
-    pub packets_in_per_s: f64,
-    pub packets_out_per_s: f64,
-    pub bits_in_per_s: f64,
-    pub bits_out_per_s: f64,
-    /// CPU used by the worker process, in cores.
-    pub cpu_process: f64,
-    /// CPU used on the whole host, 0..1.
-    pub cpu_host: f64,
+    /// Flattened: its fields are keys of the report itself, as they were
+    /// before `Rates` was a type of its own.
+    #[serde(flatten)]
+    pub rates: Rates,
     pub capacity_pps: f64,
     /// See [`stress`].
     pub stress: f64,
 }
+
+/// A figure of a report that a worker exports as a Prometheus gauge.
+pub struct Figure {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub read: fn(&LoadReport) -> f64,
+}
+
+/// Every figure of a report exported at `/metrics`: a figure added to the
+/// report is exported by a line here.
+pub const FIGURES: &[Figure] = &[
+    Figure {
+        name: "parloir_worker_stress",
+        help: "Load in 0..1: max of CPU and packet rate over capacity",
+        read: |r| r.stress,
+    },
+    Figure {
+        name: "parloir_worker_rooms",
+        help: "Rooms on this worker",
+        read: |r| r.rooms.len() as f64,
+    },
+    Figure {
+        name: "parloir_worker_participants",
+        help: "Participants on this worker",
+        read: |r| r.participants as f64,
+    },
+    Figure {
+        name: "parloir_worker_tracks_in",
+        help: "Published tracks received",
+        read: |r| r.tracks_in as f64,
+    },
+    Figure {
+        name: "parloir_worker_tracks_out",
+        help: "Track copies forwarded",
+        read: |r| r.tracks_out as f64,
+    },
+    Figure {
+        name: "parloir_worker_packets_in_per_second",
+        help: "RTP packets received per second",
+        read: |r| r.rates.packets_in_per_s,
+    },
+    Figure {
+        name: "parloir_worker_packets_out_per_second",
+        help: "RTP packets forwarded per second",
+        read: |r| r.rates.packets_out_per_s,
+    },
+    Figure {
+        name: "parloir_worker_bits_in_per_second",
+        help: "RTP payload bits received per second",
+        read: |r| r.rates.bits_in_per_s,
+    },
+    Figure {
+        name: "parloir_worker_bits_out_per_second",
+        help: "RTP payload bits forwarded per second",
+        read: |r| r.rates.bits_out_per_s,
+    },
+    Figure {
+        name: "parloir_worker_cpu_process_cores",
+        help: "CPU used by the worker process, in cores",
+        read: |r| r.rates.cpu_process,
+    },
+    Figure {
+        name: "parloir_worker_cpu_host_ratio",
+        help: "CPU used on the host, 0..1",
+        read: |r| r.rates.cpu_host,
+    },
+    Figure {
+        name: "parloir_worker_capacity_pps",
+        help: "Configured packet-rate capacity",
+        read: |r| r.capacity_pps,
+    },
+    Figure {
+        name: "parloir_worker_draining",
+        help: "1 while the worker drains",
+        read: |r| f64::from(u8::from(r.state == NodeState::Draining)),
+    },
+];
 
 /// Stress of a worker in 0..1: the larger of
 /// - the CPU its media thread uses (the process's CPU time in cores, since
@@ -83,12 +152,7 @@ pub(crate) fn test_report(id: &str, stress: f64, rooms: usize) -> LoadReport {
         participants: rooms,
         tracks_in: 0,
         tracks_out: 0,
-        packets_in_per_s: 0.0,
-        packets_out_per_s: 0.0,
-        bits_in_per_s: 0.0,
-        bits_out_per_s: 0.0,
-        cpu_process: 0.0,
-        cpu_host: 0.0,
+        rates: Rates::default(),
         capacity_pps: 1.0,
         stress,
     }
@@ -104,5 +168,27 @@ mod tests {
         assert_eq!(stress(0.7, 5_000.0, 10_000.0), 0.7);
         assert_eq!(stress(3.0, 0.0, 10_000.0), 1.0);
         assert_eq!(stress(0.1, 1e9, 0.0), 0.1);
+    }
+
+    /// A report as a worker of the previous version sent it, when every
+    /// figure was a field of `LoadReport` (the Redis registry and
+    /// `POST /cluster/report` carry it).
+    const EARLIER: &str = r#"{
+        "id": "w1", "control": "http://10.0.0.1:9100", "media": "10.0.0.1:10000",
+        "state": "active", "seq": 7,
+        "rooms": [{"room": "r0", "participants": 2}],
+        "participants": 2, "tracks_in": 2, "tracks_out": 2,
+        "packets_in_per_s": 100.0, "packets_out_per_s": 100.0,
+        "bits_in_per_s": 800000.0, "bits_out_per_s": 800000.0,
+        "cpu_process": 0.1, "cpu_host": 0.2, "capacity_pps": 100000.0, "stress": 0.1
+    }"#;
+
+    #[test]
+    fn the_wire_format_is_unchanged() {
+        let earlier: serde_json::Value = serde_json::from_str(EARLIER).unwrap();
+        let report: LoadReport = serde_json::from_value(earlier.clone()).unwrap();
+        assert_eq!(report.rates.bits_out_per_s, 800000.0);
+        assert_eq!(report.rates.cpu_host, 0.2);
+        assert_eq!(serde_json::to_value(&report).unwrap(), earlier);
     }
 }

@@ -4,10 +4,10 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::load::{self, Sample};
-use super::registry::Registry;
+use super::load::{Rates, Sample};
+use super::registry::{Moment, Registry};
 use super::report::{stress, LoadReport, NodeState};
 use crate::metrics::Metrics;
 use crate::worker::WorkerStats;
@@ -25,7 +25,7 @@ pub struct NodeInfo {
 
 /// Where reports go.
 pub enum Sink {
-    Registry(Arc<Registry>),
+    Registry(Arc<dyn Registry>),
     Signal {
         url: String,
         secret: String,
@@ -45,7 +45,7 @@ impl Sink {
     pub async fn send(&self, report: &LoadReport) -> Result<(), ReportError> {
         match self {
             Sink::Registry(r) => r
-                .put_report(report)
+                .put_report(report, Moment::now())
                 .await
                 .map_err(|e| ReportError::Failed(e.to_string())),
             Sink::Signal {
@@ -76,7 +76,7 @@ pub struct Reporter {
     info: NodeInfo,
     stats: Arc<WorkerStats>,
     seq: u64,
-    last: Option<(Sample, Instant)>,
+    last: Option<Sample>,
 }
 
 impl Reporter {
@@ -90,49 +90,33 @@ impl Reporter {
     }
 
     pub fn report(&mut self) -> LoadReport {
-        let now = Instant::now();
-        let s = &self.stats;
-        let (host_busy, host_total) = load::host_cpu_seconds();
-        let sample = Sample {
-            packets_in: s.packets_in.load(Ordering::Relaxed),
-            packets_out: s.packets_out.load(Ordering::Relaxed),
-            bytes_in: s.bytes_in.load(Ordering::Relaxed),
-            bytes_out: s.bytes_out.load(Ordering::Relaxed),
-            cpu_process: load::process_cpu_seconds(),
-            host_busy,
-            host_total,
-        };
-        let rates = match &self.last {
-            Some((prev, at)) => load::rates(prev, *at, &sample, now),
-            None => load::Rates::default(),
-        };
-        self.last = Some((sample, now));
+        let figures = self.stats.snapshot();
+        let sample = Sample::take(figures.counters);
+        let rates = self
+            .last
+            .map(|prev| Rates::between(&prev, &sample))
+            .unwrap_or_default();
+        self.last = Some(sample);
         self.seq += 1;
-        let rooms = s.rooms.lock().unwrap_or_else(|p| p.into_inner()).clone();
         LoadReport {
             id: self.info.id.clone(),
             control: self.info.control.clone(),
             media: self.info.media.clone(),
-            state: if s.draining.load(Ordering::Relaxed) {
+            state: if self.stats.draining.load(Ordering::Relaxed) {
                 NodeState::Draining
             } else {
                 NodeState::Active
             },
             seq: self.seq,
-            participants: s.peers.load(Ordering::Relaxed) as usize,
-            rooms,
-            tracks_in: s.tracks_in.load(Ordering::Relaxed) as usize,
-            tracks_out: s.tracks_out.load(Ordering::Relaxed) as usize,
-            packets_in_per_s: rates.packets_in_per_s,
-            packets_out_per_s: rates.packets_out_per_s,
-            bits_in_per_s: rates.bits_in_per_s,
-            bits_out_per_s: rates.bits_out_per_s,
-            cpu_process: rates.cpu_process,
-            cpu_host: rates.cpu_host,
+            participants: figures.peers,
+            rooms: figures.rooms,
+            tracks_in: figures.tracks_in,
+            tracks_out: figures.tracks_out,
+            rates,
             capacity_pps: self.info.capacity_pps,
             stress: stress(
                 rates.cpu_process,
-                rates.packets_in_per_s + rates.packets_out_per_s,
+                rates.packets_per_s(),
                 self.info.capacity_pps,
             ),
         }
@@ -162,5 +146,45 @@ impl Reporter {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::worker::stats::{Counters, RoomLoad, Snapshot};
+
+    #[test]
+    fn a_report_carries_the_published_figures() {
+        let stats = Arc::new(WorkerStats::default());
+        let info = NodeInfo {
+            id: "w1".into(),
+            control: "http://127.0.0.1:1".into(),
+            media: "127.0.0.1:2".into(),
+            capacity_pps: 1000.0,
+        };
+        let mut reporter = Reporter::new(info, stats.clone());
+        stats.publish(Snapshot {
+            counters: Counters {
+                packets_in: 10,
+                ..Counters::default()
+            },
+            rooms: vec![RoomLoad {
+                room: "r".into(),
+                participants: 3,
+            }],
+            peers: 3,
+            tracks_in: 2,
+            tracks_out: 4,
+        });
+        let first = reporter.report();
+        assert_eq!((first.seq, first.participants), (1, 3));
+        assert_eq!((first.tracks_in, first.tracks_out), (2, 4));
+        assert_eq!(first.rooms.len(), 1);
+        assert_eq!(first.rates.packets_in_per_s, 0.0, "no rate from one sample");
+        std::thread::sleep(Duration::from_millis(20));
+        let second = reporter.report();
+        assert_eq!(second.seq, 2);
+        assert_eq!(second.rates.packets_in_per_s, 0.0, "nothing counted since");
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::{http, Running, StartError};
-use crate::cluster::registry::Registry;
+use crate::cluster::registry::{Memory, Moment, Registry};
 use crate::cluster::reporter::{NodeInfo, Reporter, Sink};
 use crate::config::ServeConfig;
 use crate::metrics::{Metrics, Role};
@@ -21,7 +21,7 @@ pub async fn start(config: ServeConfig) -> Result<(Running, std::net::SocketAddr
         announce: config.announce,
     })?;
     let media = worker.media_addr;
-    let registry = Arc::new(Registry::memory());
+    let registry: Arc<dyn Registry> = Arc::new(Memory::default());
     let metrics = Arc::new(Metrics::new(LOCAL_NODE, Role::Both));
     let mut reporter = Reporter::new(
         NodeInfo {
@@ -33,7 +33,9 @@ pub async fn start(config: ServeConfig) -> Result<(Running, std::net::SocketAddr
         stats.clone(),
     );
     // The first report before the first call, so the node is placeable.
-    registry.put_report(&reporter.report()).await?;
+    registry
+        .put_report(&reporter.report(), Moment::now())
+        .await?;
     tokio::spawn(reporter.run(Sink::Registry(registry.clone()), metrics.clone()));
     let control = Control::new(
         SignalConfig {

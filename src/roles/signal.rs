@@ -4,15 +4,15 @@
 use std::sync::Arc;
 
 use super::{http, Running, StartError};
-use crate::cluster::registry::Registry;
+use crate::cluster::registry::{Memory, RedisRegistry, Registry};
 use crate::metrics::{Metrics, Role};
 use crate::signal::pool::Pool;
 use crate::signal::{self, AppState, Control, SignalConfig};
 
 pub async fn start(args: crate::config::SignalConfig) -> Result<Running, StartError> {
-    let registry = match &args.redis {
-        Some(url) => Registry::redis(url).await?,
-        None => Registry::memory(),
+    let registry: Arc<dyn Registry> = match &args.redis {
+        Some(url) => Arc::new(RedisRegistry::connect(url).await?),
+        None => Arc::new(Memory::default()),
     };
     let control = Control::new(
         SignalConfig {
@@ -20,7 +20,7 @@ pub async fn start(args: crate::config::SignalConfig) -> Result<Running, StartEr
             max_participants: args.max_participants,
             admission_threshold: args.admission_threshold,
         },
-        Arc::new(registry),
+        registry,
         Pool::new(args.secret.clone(), None),
         Arc::new(Metrics::new(&args.node_id(), Role::Signal)),
         None,

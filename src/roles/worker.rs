@@ -17,7 +17,7 @@ use axum::Router;
 use super::{shutdown_signal, StartError};
 use crate::cluster::auth;
 use crate::cluster::control;
-use crate::cluster::registry::Registry;
+use crate::cluster::registry::RedisRegistry;
 use crate::cluster::reporter::{NodeInfo, ReportError, Reporter, Sink};
 use crate::config::WorkerConfig;
 use crate::metrics::{Metrics, Role};
@@ -72,7 +72,7 @@ pub async fn run(args: WorkerConfig) -> Result<(), StartError> {
         capacity_pps: args.capacity_pps,
     };
     let sink = match &args.redis {
-        Some(url) => Sink::Registry(Arc::new(Registry::redis(url).await?)),
+        Some(url) => Sink::Registry(Arc::new(RedisRegistry::connect(url).await?)),
         None => Sink::Signal {
             url: signal.clone(),
             secret: args.secret.clone(),
@@ -134,7 +134,7 @@ pub async fn run(args: WorkerConfig) -> Result<(), StartError> {
 async fn wait_drained(stats: &WorkerStats, deadline: Option<Instant>) {
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        if stats.draining.load(Ordering::Relaxed) && stats.peers.load(Ordering::Relaxed) == 0 {
+        if stats.draining.load(Ordering::Relaxed) && stats.peers() == 0 {
             return;
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {

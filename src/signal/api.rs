@@ -11,13 +11,16 @@ use serde_json::json;
 
 use super::AppState;
 use crate::cluster::auth;
+use crate::cluster::load::Rates;
+use crate::cluster::registry::Moment;
 use crate::cluster::report::{LoadReport, NodeState};
 use crate::worker::Command;
 
 /// Seconds a drained worker keeps its calls before moving them.
 pub const DEFAULT_DRAIN_SECS: u64 = 600;
 
-/// One worker, as `GET /api/nodes` and `parloir nodes` show it.
+/// One worker, as `GET /api/nodes` and `parloir nodes` show it: its
+/// report, with the room list counted and the control URL as `address`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct NodeSummary {
     pub id: String,
@@ -27,9 +30,24 @@ pub struct NodeSummary {
     pub stress: f64,
     pub rooms: usize,
     pub participants: usize,
-    pub packets_in_per_s: f64,
-    pub packets_out_per_s: f64,
-    pub cpu_process: f64,
+    /// Flattened, as in the report.
+    #[serde(flatten)]
+    pub rates: Rates,
+}
+
+impl From<LoadReport> for NodeSummary {
+    fn from(r: LoadReport) -> Self {
+        NodeSummary {
+            id: r.id,
+            address: r.control,
+            media: r.media,
+            state: r.state,
+            stress: r.stress,
+            rooms: r.rooms.len(),
+            participants: r.participants,
+            rates: r.rates,
+        }
+    }
 }
 
 /// One room, as `GET /api/rooms` shows it.
@@ -75,26 +93,9 @@ async fn nodes(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Err(r) = check(&state, &headers) {
         return *r;
     }
-    match state.0.registry.nodes().await {
+    match state.0.registry.nodes(Moment::now()).await {
         Ok(nodes) => {
-            let out: Vec<NodeSummary> = nodes
-                .into_iter()
-                .map(|n| {
-                    let r = n.report;
-                    NodeSummary {
-                        address: r.control,
-                        media: r.media,
-                        state: r.state,
-                        stress: r.stress,
-                        rooms: r.rooms.len(),
-                        participants: r.participants,
-                        packets_in_per_s: r.packets_in_per_s,
-                        packets_out_per_s: r.packets_out_per_s,
-                        cpu_process: r.cpu_process,
-                        id: r.id,
-                    }
-                })
-                .collect();
+            let out: Vec<NodeSummary> = nodes.into_iter().map(|n| n.report.into()).collect();
             Json(out).into_response()
         }
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
@@ -105,7 +106,7 @@ async fn rooms(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Err(r) = check(&state, &headers) {
         return *r;
     }
-    match state.0.registry.nodes().await {
+    match state.0.registry.nodes(Moment::now()).await {
         Ok(nodes) => {
             let mut out: Vec<RoomSummary> = nodes
                 .into_iter()
@@ -133,7 +134,7 @@ async fn drain(
     if let Err(r) = check(&state, &headers) {
         return *r;
     }
-    let nodes = match state.0.registry.nodes().await {
+    let nodes = match state.0.registry.nodes(Moment::now()).await {
         Ok(n) => n,
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
@@ -173,8 +174,61 @@ async fn report(
     if let Err(r) = check(&state, &headers) {
         return *r;
     }
-    match state.0.registry.put_report(&report).await {
+    match state.0.registry.put_report(&report, Moment::now()).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::report::test_report;
+
+    #[test]
+    fn a_summary_keeps_its_keys_and_adds_the_reports_other_rates() {
+        let mut r = test_report("w1", 0.25, 3);
+        r.rates.packets_in_per_s = 50.0;
+        let json = serde_json::to_value(NodeSummary::from(r)).unwrap();
+        let mut keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        let mut expected = vec![
+            // Since the first version (tests/cluster.rs reads some).
+            "id",
+            "address",
+            "media",
+            "state",
+            "stress",
+            "rooms",
+            "participants",
+            "packets_in_per_s",
+            "packets_out_per_s",
+            "cpu_process",
+            // With the report's `Rates` embedded.
+            "bits_in_per_s",
+            "bits_out_per_s",
+            "cpu_host",
+        ];
+        expected.sort_unstable();
+        assert_eq!(keys, expected);
+        assert_eq!(json["address"], "http://127.0.0.1:1");
+        assert_eq!(json["rooms"], 3);
+        assert_eq!(json["packets_in_per_s"], 50.0);
+    }
+
+    #[test]
+    fn a_summary_from_an_earlier_server_still_reads() {
+        let earlier = r#"{"id": "w1", "address": "http://10.0.0.1:9100",
+            "media": "10.0.0.1:10000", "state": "draining", "stress": 0.25,
+            "rooms": 3, "participants": 7, "packets_in_per_s": 1.0,
+            "packets_out_per_s": 2.0, "cpu_process": 0.5}"#;
+        let n: NodeSummary = serde_json::from_str(earlier).unwrap();
+        assert_eq!(n.rates.packets_out_per_s, 2.0);
+        assert_eq!(n.rates.cpu_host, 0.0);
     }
 }

@@ -12,18 +12,16 @@ pub mod room_name;
 mod session;
 mod web;
 
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
-
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use std::sync::{Arc, Mutex};
 
 use crate::cluster::placement::{NodeView, Placement, PlacementError};
-use crate::cluster::registry::{Registry, RegistryError};
+use crate::cluster::registry::{Moment, Registry, RegistryError};
 use crate::metrics::Metrics;
 use crate::worker::{WorkerHandle, WorkerStats};
 use pool::Pool;
@@ -40,7 +38,7 @@ pub struct SignalConfig {
 
 pub struct Control {
     pub config: SignalConfig,
-    pub registry: Arc<Registry>,
+    pub registry: Arc<dyn Registry>,
     pub pool: Pool,
     placement: Mutex<Placement>,
     pub metrics: Arc<Metrics>,
@@ -66,7 +64,7 @@ pub enum PlaceError {
 impl Control {
     pub fn new(
         config: SignalConfig,
-        registry: Arc<Registry>,
+        registry: Arc<dyn Registry>,
         pool: Pool,
         metrics: Arc<Metrics>,
         local_stats: Option<Arc<WorkerStats>>,
@@ -82,8 +80,8 @@ impl Control {
     }
 
     /// Live workers that this server can use.
-    pub async fn live_nodes(&self) -> Result<Vec<NodeView>, RegistryError> {
-        let mut nodes = self.registry.nodes().await?;
+    pub async fn live_nodes(&self, now: Moment) -> Result<Vec<NodeView>, RegistryError> {
+        let mut nodes = self.registry.nodes(now).await?;
         nodes.retain(|n| !self.pool.is_lost(&n.report.id));
         self.metrics.signal_nodes.set(nodes.len() as f64);
         Ok(nodes)
@@ -92,8 +90,9 @@ impl Control {
     /// The worker of `room`: where it already is, or a new placement.
     pub async fn place(&self, room: &str) -> Result<(String, WorkerHandle), PlaceError> {
         for _ in 0..3 {
-            let nodes = self.live_nodes().await?;
-            let current = self.registry.room_node(room).await?;
+            let now = Moment::now();
+            let nodes = self.live_nodes(now).await?;
+            let current = self.registry.room_node(room, now).await?;
             if let Some(node) = current
                 .as_ref()
                 .and_then(|c| nodes.iter().find(|n| &n.report.id == c))
@@ -105,7 +104,7 @@ impl Control {
             }
             let chosen = {
                 let mut placement = self.placement.lock().unwrap_or_else(|p| p.into_inner());
-                placement.choose(&nodes, self.config.admission_threshold, Instant::now())
+                placement.choose(&nodes, self.config.admission_threshold, now.instant)
             };
             let chosen = match chosen {
                 Ok(c) => c,
@@ -116,7 +115,7 @@ impl Control {
             };
             let actual = self
                 .registry
-                .assign_room(room, &chosen, current.as_deref())
+                .assign_room(room, &chosen, current.as_deref(), now)
                 .await?;
             if actual == chosen {
                 self.metrics.rooms_placed.inc();
@@ -134,8 +133,9 @@ impl Control {
 
     /// The worker a room is on now, without placing it.
     pub async fn locate(&self, room: &str) -> Option<(String, WorkerHandle)> {
-        let id = self.registry.room_node(room).await.ok()??;
-        let nodes = self.live_nodes().await.ok()?;
+        let now = Moment::now();
+        let id = self.registry.room_node(room, now).await.ok()??;
+        let nodes = self.live_nodes(now).await.ok()?;
         let node = nodes.iter().find(|n| n.report.id == id)?;
         let h = self.pool.link(node).await.ok()?;
         Some((id, h))
@@ -179,7 +179,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
 async fn readyz(State(state): State<AppState>) -> Response {
     let ready = match &state.0.local_stats {
         Some(stats) => stats.alive(2_000),
-        None => state.0.registry.nodes().await.is_ok(),
+        None => state.0.registry.nodes(Moment::now()).await.is_ok(),
     };
     if ready {
         (StatusCode::OK, "ready").into_response()

@@ -18,9 +18,8 @@ use tokio::sync::mpsc;
 
 use super::batch_send::BatchSender;
 use super::endpoint::Endpoint;
-use super::stats::Shared;
+use super::stats::{RoomLoad, Shared, Snapshot};
 use super::{Command, Envelope, PeerEvent, WorkerError, WorkerHandle};
-use crate::cluster::report::RoomLoad;
 use crate::ids::ParticipantId;
 
 /// Largest datagram we accept; WebRTC stays under ~1200 bytes.
@@ -267,13 +266,13 @@ fn publish(endpoint: &Endpoint, shared: &Shared) {
         })
         .collect();
     let (tracks_in, tracks_out) = endpoint.track_counts();
-    shared.publish(
-        endpoint.counters(),
+    shared.publish(Snapshot {
+        counters: *endpoint.counters(),
         rooms,
-        endpoint.participants(),
+        peers: endpoint.participants(),
         tracks_in,
         tracks_out,
-    );
+    });
     shared
         .draining
         .store(endpoint.is_draining(), std::sync::atomic::Ordering::Relaxed);

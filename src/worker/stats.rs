@@ -1,68 +1,85 @@
-//! Load figures of a worker.
+//! Load figures of a worker, as its media thread counts them.
 //!
-//! The media thread counts into plain integers (no atomics per packet) and
-//! publishes a snapshot into `Shared` once per loop turn at most every
-//! 100 ms; readers (`/metrics`, `/readyz`) see that snapshot.
+//! The media thread counts into plain integers ([`Counters`], no atomics per
+//! packet) and publishes a [`Snapshot`] into [`Shared`] once per loop turn
+//! at most every 100 ms; readers (the load reporter, `/readyz`, the drain)
+//! see that snapshot. One lock for the whole snapshot is fine: it is taken
+//! ten times a second, never on the packet path, and readers get figures of
+//! one instant instead of fields published at different times.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
-
-use crate::cluster::report::RoomLoad;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Counted on the media thread, lock-free because single-owner.
-#[derive(Debug, Default, Clone, Copy)]
+use serde::{Deserialize, Serialize};
+
+/// One room as the worker sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RoomLoad {
+    pub room: String,
+    pub participants: usize,
+}
+
+/// Cumulative counts since the worker started, kept by the media thread
+/// alone; the load reporter takes rates from two of them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Counters {
     pub packets_in: u64,
     pub packets_out: u64,
+    /// RTP payload bytes.
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub datagrams_dropped: u64,
 }
 
+/// The media thread's figures at one instant.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Snapshot {
+    pub counters: Counters,
+    pub rooms: Vec<RoomLoad>,
+    /// Participants on this worker.
+    pub peers: usize,
+    /// Published tracks received.
+    pub tracks_in: usize,
+    /// Track copies forwarded.
+    pub tracks_out: usize,
+}
+
 /// What other threads may read.
 #[derive(Debug, Default)]
 pub struct Shared {
-    pub packets_in: AtomicU64,
-    pub packets_out: AtomicU64,
-    pub bytes_in: AtomicU64,
-    pub bytes_out: AtomicU64,
-    pub datagrams_dropped: AtomicU64,
-    pub rooms: Mutex<Vec<RoomLoad>>,
-    pub peers: AtomicU64,
-    pub tracks_in: AtomicU64,
-    pub tracks_out: AtomicU64,
+    snapshot: Mutex<Snapshot>,
+    /// Set by the media thread once it drains.
     pub draining: AtomicBool,
     /// Unix time in ms of the media loop's last turn: `/readyz` is false
     /// when it is old, because then calls are frozen even if HTTP answers.
-    pub heartbeat_ms: AtomicU64,
+    heartbeat_ms: AtomicU64,
 }
 
 impl Shared {
-    pub fn publish(
-        &self,
-        c: &Counters,
-        rooms: Vec<RoomLoad>,
-        peers: usize,
-        tracks_in: usize,
-        tracks_out: usize,
-    ) {
-        self.packets_in.store(c.packets_in, Ordering::Relaxed);
-        self.packets_out.store(c.packets_out, Ordering::Relaxed);
-        self.bytes_in.store(c.bytes_in, Ordering::Relaxed);
-        self.bytes_out.store(c.bytes_out, Ordering::Relaxed);
-        self.datagrams_dropped
-            .store(c.datagrams_dropped, Ordering::Relaxed);
-        *self.rooms.lock().unwrap_or_else(|p| p.into_inner()) = rooms;
-        self.peers.store(peers as u64, Ordering::Relaxed);
-        self.tracks_in.store(tracks_in as u64, Ordering::Relaxed);
-        self.tracks_out.store(tracks_out as u64, Ordering::Relaxed);
+    /// Replaces the figures, and marks the media loop alive.
+    pub fn publish(&self, snapshot: Snapshot) {
+        *self.lock() = snapshot;
         self.heartbeat_ms.store(unix_ms(), Ordering::Relaxed);
+    }
+
+    /// The figures last published.
+    pub fn snapshot(&self) -> Snapshot {
+        self.lock().clone()
+    }
+
+    /// Participants on this worker, without copying the room list.
+    pub fn peers(&self) -> usize {
+        self.lock().peers
     }
 
     /// The media loop turned within the last `max_age_ms`.
     pub fn alive(&self, max_age_ms: u64) -> bool {
         unix_ms().saturating_sub(self.heartbeat_ms.load(Ordering::Relaxed)) <= max_age_ms
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Snapshot> {
+        self.snapshot.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -71,4 +88,32 @@ fn unix_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readers_see_the_last_published_snapshot() {
+        let shared = Shared::default();
+        assert!(!shared.alive(60_000), "never published: not alive");
+        let snapshot = Snapshot {
+            counters: Counters {
+                packets_in: 3,
+                ..Counters::default()
+            },
+            rooms: vec![RoomLoad {
+                room: "r".into(),
+                participants: 2,
+            }],
+            peers: 2,
+            tracks_in: 1,
+            tracks_out: 2,
+        };
+        shared.publish(snapshot.clone());
+        assert_eq!(shared.snapshot(), snapshot);
+        assert_eq!(shared.peers(), 2);
+        assert!(shared.alive(60_000));
+    }
 }

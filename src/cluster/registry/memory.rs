@@ -1,0 +1,393 @@
+//! The registry of one signal server (`parloir serve`, or `parloir signal`
+//! without Redis): maps behind locks, written by the reports it receives.
+//!
+//! What is forgotten, and when, so that memory follows the live cluster and
+//! not its history: a worker silent for [`NODE_TTL`] (with its drain flag:
+//! a worker that comes back under the same id is a new process), and a room
+//! neither placed nor listed by its worker's reports for [`ROOM_GRACE`].
+//! Forgetting is swept at most once per `SWEEP_EVERY`, from reports,
+//! which arrive twice a second from each worker while the cluster is in
+//! use; an assignment past its grace and not swept yet reads as absent.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use futures_util::future::{self, BoxFuture, FutureExt};
+
+use super::{Moment, Registry, Result, NODE_TTL, ROOM_GRACE};
+use crate::cluster::placement::NodeView;
+use crate::cluster::report::{LoadReport, NodeState};
+
+/// Sweeps cost a pass over every room: once a second, not once a report.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+#[derive(Default)]
+pub struct Memory {
+    nodes: Mutex<Nodes>,
+    rooms: Mutex<Rooms>,
+}
+
+#[derive(Default)]
+struct Nodes {
+    /// Each worker's last report, with when it was received.
+    reports: HashMap<String, (LoadReport, Instant)>,
+    draining: HashSet<String>,
+}
+
+#[derive(Default)]
+struct Rooms {
+    assigned: HashMap<String, Assignment>,
+    swept: Option<Instant>,
+}
+
+struct Assignment {
+    node: String,
+    /// When it was placed, or last listed by its worker's report.
+    fresh: Instant,
+}
+
+impl Assignment {
+    fn live(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.fresh) < ROOM_GRACE
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Nothing here waits: each call is done by the time its future is made.
+fn ready<'a, T: Send + 'a>(value: T) -> BoxFuture<'a, Result<T>> {
+    future::ready(Ok(value)).boxed()
+}
+
+impl Nodes {
+    fn forget_dead(&mut self, now: Instant) {
+        let draining = &mut self.draining;
+        self.reports.retain(|id, (_, at)| {
+            let live = now.saturating_duration_since(*at) < NODE_TTL;
+            if !live {
+                draining.remove(id);
+            }
+            live
+        });
+    }
+}
+
+impl Rooms {
+    fn live(&self, room: &str, now: Instant) -> Option<&str> {
+        self.assigned
+            .get(room)
+            .filter(|a| a.live(now))
+            .map(|a| a.node.as_str())
+    }
+
+    /// Keeps the rooms `report` lists that are assigned to its worker (a
+    /// worker still holding a room that was moved elsewhere keeps nothing).
+    fn refresh(&mut self, report: &LoadReport, now: Instant) {
+        for room in &report.rooms {
+            if let Some(a) = self.assigned.get_mut(&room.room) {
+                if a.node == report.id {
+                    a.fresh = now;
+                }
+            }
+        }
+    }
+
+    fn sweep(&mut self, now: Instant) {
+        if self
+            .swept
+            .is_some_and(|t| now.saturating_duration_since(t) < SWEEP_EVERY)
+        {
+            return;
+        }
+        self.swept = Some(now);
+        self.assigned.retain(|_, a| a.live(now));
+    }
+}
+
+impl Memory {
+    fn put(&self, report: &LoadReport, now: Instant) {
+        {
+            let mut nodes = lock(&self.nodes);
+            // Before the insert: a worker back after it was dead starts
+            // without the drain flag of its previous process.
+            nodes.forget_dead(now);
+            nodes
+                .reports
+                .insert(report.id.clone(), (report.clone(), now));
+        }
+        let mut rooms = lock(&self.rooms);
+        rooms.refresh(report, now);
+        rooms.sweep(now);
+    }
+
+    fn nodes_at(&self, now: Instant) -> Vec<NodeView> {
+        let mut nodes = lock(&self.nodes);
+        nodes.forget_dead(now);
+        let mut out: Vec<NodeView> = nodes
+            .reports
+            .values()
+            .map(|(r, at)| {
+                let mut report = r.clone();
+                if nodes.draining.contains(&r.id) {
+                    report.state = NodeState::Draining;
+                }
+                NodeView { report, at: *at }
+            })
+            .collect();
+        out.sort_by(|a, b| a.report.id.cmp(&b.report.id));
+        out
+    }
+
+    fn assign(&self, room: &str, node: &str, expect: Option<&str>, now: Instant) -> String {
+        let mut rooms = lock(&self.rooms);
+        match rooms.live(room, now) {
+            Some(current) if Some(current) != expect => current.to_string(),
+            _ => {
+                let node = node.to_string();
+                rooms.assigned.insert(
+                    room.to_string(),
+                    Assignment {
+                        node: node.clone(),
+                        fresh: now,
+                    },
+                );
+                node
+            }
+        }
+    }
+
+    /// Assignments held, forgotten or not yet.
+    #[cfg(test)]
+    fn held(&self) -> usize {
+        lock(&self.rooms).assigned.len()
+    }
+}
+
+impl Registry for Memory {
+    fn put_report<'a>(&'a self, report: &'a LoadReport, now: Moment) -> BoxFuture<'a, Result<()>> {
+        self.put(report, now.instant);
+        ready(())
+    }
+
+    fn nodes(&self, now: Moment) -> BoxFuture<'_, Result<Vec<NodeView>>> {
+        ready(self.nodes_at(now.instant))
+    }
+
+    fn set_draining<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<()>> {
+        lock(&self.nodes).draining.insert(id.to_string());
+        ready(())
+    }
+
+    fn room_node<'a>(
+        &'a self,
+        room: &'a str,
+        now: Moment,
+    ) -> BoxFuture<'a, Result<Option<String>>> {
+        ready(
+            lock(&self.rooms)
+                .live(room, now.instant)
+                .map(str::to_string),
+        )
+    }
+
+    fn assign_room<'a>(
+        &'a self,
+        room: &'a str,
+        node: &'a str,
+        expect: Option<&'a str>,
+        now: Moment,
+    ) -> BoxFuture<'a, Result<String>> {
+        ready(self.assign(room, node, expect, now.instant))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::report::test_report;
+    use crate::worker::stats::RoomLoad;
+
+    fn report(id: &str) -> LoadReport {
+        test_report(id, 0.0, 1)
+    }
+
+    #[tokio::test]
+    async fn memory_rooms_compare_and_set() {
+        let r = Memory::default();
+        let t = Moment::now();
+        assert_eq!(r.assign_room("room", "a", None, t).await.unwrap(), "a");
+        // A second placer that also saw "unplaced" loses.
+        assert_eq!(r.assign_room("room", "b", None, t).await.unwrap(), "a");
+        // Re-placing after "a" died succeeds once.
+        assert_eq!(r.assign_room("room", "b", Some("a"), t).await.unwrap(), "b");
+        assert_eq!(r.assign_room("room", "c", Some("a"), t).await.unwrap(), "b");
+        assert_eq!(r.room_node("room", t).await.unwrap().as_deref(), Some("b"));
+    }
+
+    #[tokio::test]
+    async fn memory_nodes_and_drain_flag() {
+        let r = Memory::default();
+        let t = Moment::now();
+        r.put_report(&report("w1"), t).await.unwrap();
+        r.put_report(&report("w2"), t).await.unwrap();
+        r.set_draining("w2").await.unwrap();
+        let nodes = r.nodes(t).await.unwrap();
+        assert_eq!(nodes.len(), 2);
+        assert_eq!(nodes[0].report.state, NodeState::Active);
+        assert_eq!(nodes[1].report.state, NodeState::Draining);
+    }
+    #[tokio::test]
+    async fn a_worker_silent_for_the_ttl_is_dead() {
+        let r = Memory::default();
+        let t = Moment::now();
+        r.put_report(&report("w1"), t).await.unwrap();
+        r.put_report(&report("w2"), t + Duration::from_secs(2))
+            .await
+            .unwrap();
+        let later = t + NODE_TTL + Duration::from_millis(1);
+        let nodes = r.nodes(later).await.unwrap();
+        assert_eq!(nodes.len(), 1);
+        assert_eq!(nodes[0].report.id, "w2");
+        assert_eq!(nodes[0].at, (t + Duration::from_secs(2)).instant);
+    }
+    /// A report of `node` listing `rooms`.
+    fn listing(node: &str, rooms: &[String]) -> LoadReport {
+        let mut r = test_report(node, 0.0, 0);
+        r.rooms = rooms
+            .iter()
+            .map(|room| RoomLoad {
+                room: room.clone(),
+                participants: 1,
+            })
+            .collect();
+        r
+    }
+
+    /// Reports of `node` listing `rooms` every 500 ms from `from` to `to`.
+    async fn reports(r: &Memory, node: &str, rooms: &[String], from: Moment, to: Moment) {
+        let mut at = from;
+        while at.instant <= to.instant {
+            r.put_report(&listing(node, rooms), at).await.unwrap();
+            at = at + Duration::from_millis(500);
+        }
+    }
+
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    #[tokio::test]
+    async fn rooms_that_ended_are_forgotten_after_the_grace() {
+        let r = Memory::default();
+        let t = Moment::now();
+        let rooms: Vec<String> = (0..1000).map(|i| format!("room{i}")).collect();
+        for room in &rooms {
+            assert_eq!(r.assign_room(room, "w1", None, t).await.unwrap(), "w1");
+        }
+        // The calls go on for a minute, then end: the worker lists nothing.
+        let last = t + secs(60.0);
+        reports(&r, "w1", &rooms, t + secs(0.5), last).await;
+        assert_eq!(r.held(), 1000);
+        reports(
+            &r,
+            "w1",
+            &[],
+            last + secs(0.5),
+            last + (ROOM_GRACE - secs(0.5)),
+        )
+        .await;
+        assert_eq!(r.held(), 1000, "not before the grace");
+        let after = last + ROOM_GRACE + SWEEP_EVERY;
+        r.put_report(&listing("w1", &[]), after).await.unwrap();
+        assert_eq!(r.held(), 0);
+        assert_eq!(r.room_node("room0", after).await.unwrap(), None);
+        // A room of that name is a new room, placed anew.
+        assert_eq!(
+            r.assign_room("room0", "w2", None, after).await.unwrap(),
+            "w2"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_placed_room_is_kept_until_its_worker_reports_it() {
+        let r = Memory::default();
+        let t = Moment::now();
+        let room = vec!["new".to_string()];
+        assert_eq!(r.assign_room("new", "w1", None, t).await.unwrap(), "w1");
+        // Reports that do not list it yet (sampled before the join) keep it
+        // for the grace: a second joiner finds it on w1, not unplaced.
+        let first = t + (ROOM_GRACE - secs(0.5));
+        reports(&r, "w1", &[], t, t + (ROOM_GRACE - secs(1.0))).await;
+        assert_eq!(
+            r.room_node("new", first).await.unwrap().as_deref(),
+            Some("w1")
+        );
+        assert_eq!(r.assign_room("new", "w2", None, first).await.unwrap(), "w1");
+        // Listed from then on, it stays as long as the call.
+        reports(&r, "w1", &room, first, first + ROOM_GRACE * 3).await;
+        let later = first + ROOM_GRACE * 3;
+        assert_eq!(
+            r.room_node("new", later).await.unwrap().as_deref(),
+            Some("w1")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_placement_never_reported_or_on_a_dead_worker_is_forgotten() {
+        let r = Memory::default();
+        let t = Moment::now();
+        r.assign_room("failed-join", "w1", None, t).await.unwrap();
+        r.assign_room("on-dead", "w2", None, t).await.unwrap();
+        let on_dead = vec!["on-dead".to_string()];
+        reports(&r, "w1", &[], t, t + secs(40.0)).await;
+        // w2 reported the room, then died.
+        reports(&r, "w2", &on_dead, t, t + secs(2.0)).await;
+        // w1 lists a room assigned to w2 (a straggler after a move): that
+        // does not keep w2's assignment.
+        reports(&r, "w1", &on_dead, t + secs(40.0), t + secs(40.0)).await;
+        let later = t + secs(40.0);
+        assert_eq!(r.room_node("failed-join", later).await.unwrap(), None);
+        assert_eq!(r.room_node("on-dead", later).await.unwrap(), None);
+        assert_eq!(r.held(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_forgotten_assignment_is_placed_whatever_the_placer_saw() {
+        let r = Memory::default();
+        let t = Moment::now();
+        r.assign_room("room", "a", None, t).await.unwrap();
+        // A placer saw "a" (dead); before its compare-and-set the
+        // assignment passed its grace.
+        let later = t + ROOM_GRACE;
+        assert_eq!(
+            r.assign_room("room", "b", Some("a"), later).await.unwrap(),
+            "b"
+        );
+        assert_eq!(
+            r.room_node("room", later).await.unwrap().as_deref(),
+            Some("b")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_worker_back_from_the_dead_does_not_drain() {
+        let r = Memory::default();
+        let t = Moment::now();
+        r.put_report(&report("w1"), t).await.unwrap();
+        r.set_draining("w1").await.unwrap();
+        assert_eq!(
+            r.nodes(t).await.unwrap()[0].report.state,
+            NodeState::Draining
+        );
+        // It exits when drained; a new process under the same id reports.
+        let back = t + NODE_TTL + secs(1.0);
+        r.put_report(&report("w1"), back).await.unwrap();
+        assert_eq!(
+            r.nodes(back).await.unwrap()[0].report.state,
+            NodeState::Active
+        );
+    }
+}

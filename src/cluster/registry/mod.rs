@@ -1,0 +1,115 @@
+//! Where the cluster's shared state lives: the live workers with their last
+//! load report, which room is on which worker, which workers drain.
+//!
+//! In memory ([`Memory`]) for one signal server; in Redis
+//! ([`RedisRegistry`]) when several signal servers share workers (then
+//! workers write their reports to Redis themselves, so no signal server is
+//! in the reporting path). Room placement is a compare-and-set, so two
+//! signal servers placing the same room at once agree on one worker.
+//!
+//! Time is an argument, a [`Moment`] the caller reads once, never read
+//! inside: the registry's rules (a worker silent for [`NODE_TTL`] is dead)
+//! are then tested on a made-up clock. A `Moment` holds both clocks because
+//! each implementation needs a different one: ages within one process are
+//! measured on the monotonic clock (the memory registry, and the `Instant`
+//! placement compares pending rooms with), since a wall clock that steps
+//! would kill every worker at once or keep dead ones; but Redis is read by
+//! other processes, whose `Instant`s mean nothing here, so a report's time
+//! is stored there as wall-clock milliseconds.
+
+mod memory;
+mod redis;
+
+use std::ops::Add;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::future::BoxFuture;
+
+use super::placement::NodeView;
+use super::report::LoadReport;
+pub use memory::Memory;
+pub use redis::RedisRegistry;
+
+/// A worker that has not reported for this long is dead.
+pub const NODE_TTL: Duration = Duration::from_secs(3);
+/// How long a room's assignment is kept after it was placed, or after the
+/// last report of its worker that listed it. It must cover the time from
+/// placement to the first report that lists the room (the join, up to
+/// 100 ms before the media thread publishes, up to 500 ms before the next
+/// report, and that report's trip): a room forgotten before that could be
+/// placed a second time, elsewhere, by the next person joining. Past it, a
+/// room that ended (or whose first join failed, or whose worker died) is
+/// forgotten, so the registry holds the live rooms, not every room ever.
+pub const ROOM_GRACE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("redis: {0}")]
+    Redis(#[from] ::redis::RedisError),
+}
+
+pub type Result<T> = std::result::Result<T, RegistryError>;
+
+/// The shared state of a cluster. Methods return boxed futures so that
+/// callers hold an `Arc<dyn Registry>` whichever store is behind it.
+pub trait Registry: Send + Sync {
+    /// Stores a worker's report, received at `now`; the rooms it lists
+    /// that are assigned to that worker are kept another [`ROOM_GRACE`].
+    fn put_report<'a>(&'a self, report: &'a LoadReport, now: Moment) -> BoxFuture<'a, Result<()>>;
+
+    /// Workers that reported within [`NODE_TTL`] of `now`, by id, with the
+    /// drain flag applied to their state.
+    fn nodes(&self, now: Moment) -> BoxFuture<'_, Result<Vec<NodeView>>>;
+
+    /// Marks a worker draining, whatever its reports say.
+    fn set_draining<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<()>>;
+
+    /// The worker a room was placed on, if any and not yet forgotten.
+    fn room_node<'a>(&'a self, room: &'a str, now: Moment)
+        -> BoxFuture<'a, Result<Option<String>>>;
+
+    /// Places `room` on `node` if its assignment is still `expect`, or
+    /// the room is not (or no longer) placed. Returns the node the room is
+    /// on afterwards, which is another one if someone else placed it first.
+    fn assign_room<'a>(
+        &'a self,
+        room: &'a str,
+        node: &'a str,
+        expect: Option<&'a str>,
+        now: Moment,
+    ) -> BoxFuture<'a, Result<String>>;
+}
+
+/// When a registry call happens, on both clocks (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Moment {
+    /// For ages measured within this process.
+    pub instant: Instant,
+    /// Milliseconds since the Unix epoch: for times other processes read.
+    pub unix_ms: u64,
+}
+
+impl Moment {
+    pub fn now() -> Self {
+        Moment {
+            instant: Instant::now(),
+            unix_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+        }
+    }
+}
+
+/// Both clocks advance together: a made-up clock for tests is
+/// `Moment::now() + d`.
+impl Add<Duration> for Moment {
+    type Output = Moment;
+
+    fn add(self, d: Duration) -> Moment {
+        Moment {
+            instant: self.instant + d,
+            unix_ms: self.unix_ms + d.as_millis() as u64,
+        }
+    }
+}

@@ -1,0 +1,325 @@
+//! The registry in Redis, shared by several signal servers and written by
+//! the workers themselves.
+//!
+//! Keys: `parloir:node:ID` (the last report and its wall-clock time, expiring
+//! after [`NODE_TTL`]), the set `parloir:nodes` of ids that may have one,
+//! `parloir:drain:ID`, and `parloir:room:NAME` (the node id).
+//!
+//! Forgetting is Redis's expiry, with the memory registry's rules: a room's
+//! key expires [`ROOM_GRACE`] after its placement, and every report of its
+//! worker that lists it sets that expiry again; a node's key expires after
+//! [`NODE_TTL`], and a node found gone loses its drain flag.
+
+use std::time::Duration;
+
+use futures_util::future::{BoxFuture, FutureExt};
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+
+use super::{Moment, Registry, Result, NODE_TTL, ROOM_GRACE};
+use crate::cluster::placement::NodeView;
+use crate::cluster::report::{LoadReport, NodeState};
+
+/// A flag that outlives a node that never reports again.
+const DRAIN_TTL: Duration = Duration::from_secs(24 * 3600);
+
+pub struct RedisRegistry {
+    conn: redis::aio::ConnectionManager,
+    put: redis::Script,
+    cas: redis::Script,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    report: LoadReport,
+    at_ms: u64,
+}
+
+/// Stores report ARGV[2] of node ARGV[1] under KEYS[1] for ARGV[3] ms and
+/// adds the node to the set KEYS[2]; the rooms KEYS[3..] it lists that are
+/// assigned to it are kept ARGV[4] ms more. One script, so that a report
+/// and the rooms it keeps are written together.
+const PUT: &str = r"
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+redis.call('SADD', KEYS[2], ARGV[1])
+for i = 3, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[i], ARGV[4])
+  end
+end
+return 0
+";
+
+/// Sets KEYS[1] to ARGV[1] for ARGV[3] ms if it holds ARGV[2] or nothing;
+/// returns what it holds afterwards.
+const CAS: &str = r"
+local cur = redis.call('GET', KEYS[1])
+if not cur or cur == ARGV[2] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+  return ARGV[1]
+end
+return cur
+";
+
+fn node_key(id: &str) -> String {
+    format!("parloir:node:{id}")
+}
+
+fn drain_key(id: &str) -> String {
+    format!("parloir:drain:{id}")
+}
+
+fn room_key(room: &str) -> String {
+    format!("parloir:room:{room}")
+}
+
+impl RedisRegistry {
+    pub async fn connect(url: &str) -> Result<Self> {
+        let client = redis::Client::open(url)?;
+        let conn = redis::aio::ConnectionManager::new(client).await?;
+        Ok(RedisRegistry {
+            conn,
+            put: redis::Script::new(PUT),
+            cas: redis::Script::new(CAS),
+        })
+    }
+
+    async fn put(&self, report: &LoadReport, now: Moment) -> Result<()> {
+        let mut c = self.conn.clone();
+        let value = serde_json::to_string(&Stored {
+            report: report.clone(),
+            at_ms: now.unix_ms,
+        })
+        .unwrap_or_default();
+        let mut call = self.put.key(node_key(&report.id));
+        call.key("parloir:nodes");
+        for room in &report.rooms {
+            call.key(room_key(&room.room));
+        }
+        call.arg(&report.id)
+            .arg(value)
+            .arg(NODE_TTL.as_millis() as u64)
+            .arg(ROOM_GRACE.as_millis() as u64)
+            .invoke_async::<()>(&mut c)
+            .await?;
+        Ok(())
+    }
+
+    async fn live(&self, now: Moment) -> Result<Vec<NodeView>> {
+        let mut c = self.conn.clone();
+        let ids: Vec<String> = c.smembers("parloir:nodes").await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = ids.iter().map(|i| node_key(i)).collect();
+        let values: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query_async(&mut c).await?;
+        let drains: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(ids.iter().map(|i| drain_key(i)).collect::<Vec<_>>())
+            .query_async(&mut c)
+            .await?;
+        let mut out = Vec::new();
+        for ((id, value), drain) in ids.iter().zip(values).zip(drains) {
+            let Some(stored) = value.and_then(|v| serde_json::from_str::<Stored>(&v).ok()) else {
+                // Gone: a process back under this id is a new one.
+                let _: () = redis::pipe()
+                    .srem("parloir:nodes", id)
+                    .ignore()
+                    .del(drain_key(id))
+                    .ignore()
+                    .query_async(&mut c)
+                    .await?;
+                continue;
+            };
+            // The report's age on the wall clock it was stored with, as an
+            // `Instant` of this process.
+            let age = Duration::from_millis(now.unix_ms.saturating_sub(stored.at_ms));
+            let mut report = stored.report;
+            if drain.is_some() {
+                report.state = NodeState::Draining;
+            }
+            out.push(NodeView {
+                report,
+                at: now.instant.checked_sub(age).unwrap_or(now.instant),
+            });
+        }
+        out.sort_by(|a, b| a.report.id.cmp(&b.report.id));
+        Ok(out)
+    }
+}
+
+impl Registry for RedisRegistry {
+    fn put_report<'a>(&'a self, report: &'a LoadReport, now: Moment) -> BoxFuture<'a, Result<()>> {
+        self.put(report, now).boxed()
+    }
+
+    fn nodes(&self, now: Moment) -> BoxFuture<'_, Result<Vec<NodeView>>> {
+        self.live(now).boxed()
+    }
+
+    fn set_draining<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<()>> {
+        async move {
+            let mut c = self.conn.clone();
+            let _: () = redis::cmd("SET")
+                .arg(drain_key(id))
+                .arg(1)
+                .arg("PX")
+                .arg(DRAIN_TTL.as_millis() as u64)
+                .query_async(&mut c)
+                .await?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn room_node<'a>(
+        &'a self,
+        room: &'a str,
+        _now: Moment,
+    ) -> BoxFuture<'a, Result<Option<String>>> {
+        async move {
+            let mut c = self.conn.clone();
+            Ok(c.get(room_key(room)).await?)
+        }
+        .boxed()
+    }
+
+    fn assign_room<'a>(
+        &'a self,
+        room: &'a str,
+        node: &'a str,
+        expect: Option<&'a str>,
+        _now: Moment,
+    ) -> BoxFuture<'a, Result<String>> {
+        async move {
+            let mut c = self.conn.clone();
+            let placed: String = self
+                .cas
+                .key(room_key(room))
+                .arg(node)
+                .arg(expect.unwrap_or(""))
+                .arg(ROOM_GRACE.as_millis() as u64)
+                .invoke_async(&mut c)
+                .await?;
+            Ok(placed)
+        }
+        .boxed()
+    }
+}
+
+/// Against a `redis-server` of its own on a free loopback port, skipped
+/// where none is installed (`scripts/test.sh` installs it).
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::report::test_report;
+    use crate::worker::stats::RoomLoad;
+    use std::process::{Child, Command, Stdio};
+
+    struct Server(Child);
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    async fn start() -> Option<(Server, RedisRegistry, redis::aio::ConnectionManager)> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .ok()?
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .ok()?;
+        let server = Server(child);
+        let url = format!("redis://127.0.0.1:{port}");
+        for _ in 0..200 {
+            if let Ok(r) = RedisRegistry::connect(&url).await {
+                let c = r.conn.clone();
+                return Some((server, r, c));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server did not start");
+    }
+
+    fn listing(node: &str, rooms: &[&str]) -> LoadReport {
+        let mut r = test_report(node, 0.0, 0);
+        r.rooms = rooms
+            .iter()
+            .map(|room| RoomLoad {
+                room: room.to_string(),
+                participants: 1,
+            })
+            .collect();
+        r
+    }
+
+    async fn ttl_ms(c: &mut redis::aio::ConnectionManager, key: &str) -> i64 {
+        redis::cmd("PTTL").arg(key).query_async(c).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn rooms_live_by_their_workers_reports() {
+        let Some((_server, r, mut c)) = start().await else {
+            eprintln!("no redis-server here: skipped");
+            return;
+        };
+        let t = Moment::now();
+        assert_eq!(r.assign_room("a", "w1", None, t).await.unwrap(), "w1");
+        assert_eq!(r.assign_room("b", "w2", None, t).await.unwrap(), "w2");
+        let grace = ROOM_GRACE.as_millis() as i64;
+        assert!(ttl_ms(&mut c, "parloir:room:a").await > grace - 5_000);
+        // Time passes (made short by hand); w1 then reports both rooms:
+        // its own is kept another grace, w2's is not w1's to keep.
+        for key in ["parloir:room:a", "parloir:room:b"] {
+            let _: () = c.pexpire(key, 1_000).await.unwrap();
+        }
+        r.put_report(&listing("w1", &["a", "b"]), t).await.unwrap();
+        assert!(ttl_ms(&mut c, "parloir:room:a").await > grace - 5_000);
+        assert!(ttl_ms(&mut c, "parloir:room:b").await <= 1_000);
+        let nodes = r.nodes(t).await.unwrap();
+        assert_eq!(nodes.len(), 1);
+        assert_eq!(nodes[0].report.rooms.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn compare_and_set_and_a_forgotten_room() {
+        let Some((_server, r, mut c)) = start().await else {
+            eprintln!("no redis-server here: skipped");
+            return;
+        };
+        let t = Moment::now();
+        assert_eq!(r.assign_room("room", "a", None, t).await.unwrap(), "a");
+        assert_eq!(r.assign_room("room", "b", None, t).await.unwrap(), "a");
+        assert_eq!(r.assign_room("room", "b", Some("a"), t).await.unwrap(), "b");
+        assert_eq!(r.assign_room("room", "c", Some("a"), t).await.unwrap(), "b");
+        assert_eq!(r.room_node("room", t).await.unwrap().as_deref(), Some("b"));
+        // Expired between a placer's read and its compare-and-set.
+        let _: () = c.del("parloir:room:room").await.unwrap();
+        assert_eq!(r.assign_room("room", "d", Some("b"), t).await.unwrap(), "d");
+    }
+
+    #[tokio::test]
+    async fn a_gone_node_loses_its_drain_flag() {
+        let Some((_server, r, mut c)) = start().await else {
+            eprintln!("no redis-server here: skipped");
+            return;
+        };
+        let t = Moment::now();
+        r.put_report(&listing("w1", &[]), t).await.unwrap();
+        r.set_draining("w1").await.unwrap();
+        assert_eq!(
+            r.nodes(t).await.unwrap()[0].report.state,
+            NodeState::Draining
+        );
+        let _: () = c.del("parloir:node:w1").await.unwrap();
+        assert!(r.nodes(t).await.unwrap().is_empty());
+        r.put_report(&listing("w1", &[]), t).await.unwrap();
+        assert_eq!(r.nodes(t).await.unwrap()[0].report.state, NodeState::Active);
+    }
+}
