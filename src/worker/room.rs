@@ -85,16 +85,10 @@ impl Room {
 
     /// The one way out of a room: the participant is told why (unless it
     /// left by itself), the others see it leave, and its tracks stop.
-    pub fn remove(
-        &mut self,
-        id: ParticipantId,
-        why: Departure,
-        now: Instant,
-        out: &mut Outputs,
-    ) -> bool {
-        let Some(mut peer) = self.peers.remove(&id) else {
-            return false;
-        };
+    pub fn remove(&mut self, id: ParticipantId, why: Departure, now: Instant, out: &mut Outputs) {
+        if self.peers.remove(&id).is_none() {
+            return;
+        }
         if let Some(reason) = why.message() {
             out.events.push_back((
                 id,
@@ -103,23 +97,12 @@ impl Room {
                 },
             ));
         }
-        // Polled once more so the DTLS close alert leaves; a peer that is
-        // gone anyway costs nothing.
-        peer.rtc.disconnect();
-        for _ in 0..MAX_DUE_TIMEOUTS {
-            match peer.rtc.poll_output() {
-                Ok(Output::Transmit(t)) => out.transmits.push(t),
-                Ok(Output::Event(_)) => {}
-                Ok(Output::Timeout(_)) | Err(_) => break,
-            }
-        }
         self.router.leave(id);
         self.dirty.retain(|d| *d != id);
         self.renegotiate = true;
         self.broadcast(id, PeerEvent::ParticipantLeft { id }, out);
         tracing::info!(peer = id, room = self.name, ?why, "participant removed");
         self.drain(now, out);
-        true
     }
 
     pub fn others(&self, id: ParticipantId) -> Vec<ParticipantInfo> {
