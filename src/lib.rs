@@ -8,11 +8,11 @@
 pub mod cli;
 pub mod cluster;
 pub mod config;
-pub mod ids;
-pub mod metrics;
-pub mod net;
+pub(crate) mod ids;
+pub(crate) mod metrics;
+pub(crate) mod net;
 pub(crate) mod rate;
 pub mod roles;
-pub mod secret;
-pub mod signal;
+pub(crate) mod secret;
+pub(crate) mod signal;
 pub mod worker;

@@ -2,10 +2,10 @@
 //! of nodes and rooms (in memory or in Redis), and the control channel
 //! between signal servers and workers.
 
-pub mod auth;
-pub mod control;
+pub(crate) mod auth;
+pub(crate) mod control;
 pub mod load;
-pub mod placement;
-pub mod registry;
-pub mod report;
-pub mod reporter;
+pub(crate) mod placement;
+pub(crate) mod registry;
+pub(crate) mod report;
+pub(crate) mod reporter;

@@ -4,7 +4,7 @@
 mod api;
 /// Types of the operators' API, shared with the command line.
 pub mod api_types {
-    pub use super::api::{NodeSummary, RoomSummary, DEFAULT_DRAIN_SECS};
+    pub use super::api::{NodeSummary, DEFAULT_DRAIN_SECS};
 }
 pub mod pool;
 pub mod protocol;

@@ -20,7 +20,7 @@ mod room;
 #[cfg(test)]
 mod room_tests;
 mod router;
-pub mod stats;
+pub(crate) mod stats;
 #[cfg(test)]
 mod test_client;
 mod throttle;
