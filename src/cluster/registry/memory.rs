@@ -216,15 +216,8 @@ mod tests {
 
     #[tokio::test]
     async fn memory_rooms_compare_and_set() {
-        let r = Memory::default();
-        let t = Moment::now();
-        assert_eq!(r.assign_room("room", "a", None, t).await.unwrap(), "a");
-        // A second placer that also saw "unplaced" loses.
-        assert_eq!(r.assign_room("room", "b", None, t).await.unwrap(), "a");
-        // Re-placing after "a" died succeeds once.
-        assert_eq!(r.assign_room("room", "b", Some("a"), t).await.unwrap(), "b");
-        assert_eq!(r.assign_room("room", "c", Some("a"), t).await.unwrap(), "b");
-        assert_eq!(r.room_node("room", t).await.unwrap().as_deref(), Some("b"));
+        super::super::contract::placement_is_a_compare_and_set(&Memory::default(), Moment::now())
+            .await;
     }
 
     #[tokio::test]

@@ -113,3 +113,21 @@ impl Add<Duration> for Moment {
         }
     }
 }
+
+/// What every registry must do, run against each implementation.
+#[cfg(test)]
+pub(crate) mod contract {
+    use super::{Moment, Registry};
+
+    /// Two placers that saw the same state: the first wins, and a room is
+    /// moved off a dead worker only once.
+    pub async fn placement_is_a_compare_and_set(r: &dyn Registry, t: Moment) {
+        assert_eq!(r.assign_room("room", "a", None, t).await.unwrap(), "a");
+        // A second placer that also saw "unplaced" loses.
+        assert_eq!(r.assign_room("room", "b", None, t).await.unwrap(), "a");
+        // Re-placing after "a" died succeeds once.
+        assert_eq!(r.assign_room("room", "b", Some("a"), t).await.unwrap(), "b");
+        assert_eq!(r.assign_room("room", "c", Some("a"), t).await.unwrap(), "b");
+        assert_eq!(r.room_node("room", t).await.unwrap().as_deref(), Some("b"));
+    }
+}
