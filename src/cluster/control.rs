@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::ids::ParticipantId;
+use crate::worker::sessions::Sessions;
 use crate::worker::{
     Command, Envelope, PeerEvent, Reply, ReplySender, SessionId, WorkerError, WorkerHandle,
 };
@@ -69,7 +70,7 @@ pub async fn serve_connection(socket: WebSocket, worker: WorkerHandle) {
     });
     // Participants this connection speaks for, by session: detached if it
     // drops.
-    let mut mine: HashMap<ParticipantId, SessionId> = HashMap::new();
+    let mut mine: Sessions<()> = Sessions::default();
     while let Some(Ok(frame)) = stream.next().await {
         let AxMessage::Text(text) = frame else {
             continue;
@@ -81,8 +82,8 @@ pub async fn serve_connection(socket: WebSocket, worker: WorkerHandle) {
                 continue;
             }
         };
-        if let Command::Leave { participant } | Command::Detach { participant, .. } = &cmd {
-            mine.remove(participant);
+        if let Some((participant, session)) = cmd.releases() {
+            mine.release(participant, session);
         }
         if !cmd.wants_reply() {
             worker.post(cmd);
@@ -92,7 +93,7 @@ pub async fn serve_connection(socket: WebSocket, worker: WorkerHandle) {
         let events = attaches.map(|(p, _)| forwarder(p, out_tx.clone()));
         let result = worker.request(cmd, events).await;
         if let (Ok(_), Some((p, session))) = (&result, attaches) {
-            mine.insert(p, session);
+            mine.attach(p, session, ());
         }
         if out_tx.send(FromWorker::Reply { id, result }).await.is_err() {
             break;
@@ -100,7 +101,7 @@ pub async fn serve_connection(socket: WebSocket, worker: WorkerHandle) {
     }
     // The signal server went away (restart, crash): its participants keep
     // their media and may resume through another signal server.
-    for (participant, session) in mine {
+    for (participant, session, ()) in mine.drain() {
         worker.post(Command::Detach {
             participant,
             session,
@@ -166,11 +167,23 @@ pub async fn connect(
 type ClientWs =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// A request waiting for its reply, and how to undo the event channel it
+/// attached should the worker refuse (a resume with a wrong token must not
+/// take a participant's events from its own session).
+struct Pending {
+    reply: ReplySender,
+    undo: Option<(ParticipantId, Option<(SessionId, EventSender)>)>,
+}
+
+type EventSender = mpsc::Sender<PeerEvent>;
+
 async fn bridge(ws: ClientWs, mut envelopes: mpsc::Receiver<Envelope>, url: String) {
     let (mut sink, mut stream) = ws.split();
     let mut next_id = 0u64;
-    let mut pending: HashMap<u64, ReplySender> = HashMap::new();
-    let mut events: HashMap<ParticipantId, mpsc::Sender<PeerEvent>> = HashMap::new();
+    let mut pending: HashMap<u64, Pending> = HashMap::new();
+    // Attached when the command leaves, not when its reply comes back: the
+    // worker may send the participant's first events before the reply.
+    let mut events: Sessions<EventSender> = Sessions::default();
     let mut ping = tokio::time::interval(PING_EVERY);
     let mut last_heard = Instant::now();
     loop {
@@ -178,24 +191,15 @@ async fn bridge(ws: ClientWs, mut envelopes: mpsc::Receiver<Envelope>, url: Stri
             envelope = envelopes.recv() => {
                 let Some(Envelope { cmd, events: ev, reply }) = envelope else { break };
                 next_id += 1;
-                match (&cmd, cmd.attaches(), ev) {
-                    (_, Some((p, _)), Some(ev)) => {
-                        events.insert(p, ev);
-                    }
-                    (Command::Leave { participant }, _, _) => {
-                        events.remove(participant);
-                    }
-                    // A detach may come from a session that another one
-                    // replaced: only a channel nobody reads is dropped.
-                    (Command::Detach { participant, .. }, _, _)
-                        if events.get(participant).is_some_and(|tx| tx.is_closed()) =>
-                    {
-                        events.remove(participant);
-                    }
-                    _ => {}
+                let undo = match (cmd.attaches(), ev) {
+                    (Some((p, session)), Some(ev)) => Some((p, events.attach(p, session, ev))),
+                    _ => None,
+                };
+                if let Some((p, session)) = cmd.releases() {
+                    events.release(p, session);
                 }
                 if let Some(reply) = reply {
-                    pending.insert(next_id, reply);
+                    pending.insert(next_id, Pending { reply, undo });
                 }
                 let Ok(text) = serde_json::to_string(&Request { id: next_id, cmd }) else { continue };
                 if sink.send(Message::Text(text.into())).await.is_err() {
@@ -207,17 +211,20 @@ async fn bridge(ws: ClientWs, mut envelopes: mpsc::Receiver<Envelope>, url: Stri
                 match frame {
                     Some(Ok(Message::Text(text))) => match serde_json::from_str::<FromWorker>(&text) {
                         Ok(FromWorker::Reply { id, result }) => {
-                            if let Some(reply) = pending.remove(&id) {
+                            if let Some(Pending { reply, undo }) = pending.remove(&id) {
+                                if let (Err(_), Some((p, previous))) = (&result, undo) {
+                                    events.restore(p, previous);
+                                }
                                 let _ = reply.send(result);
                             }
                         }
                         Ok(FromWorker::Event { participant, event }) => {
                             let closed = matches!(event, PeerEvent::Closed { .. });
-                            if let Some(tx) = events.get(&participant) {
+                            if let Some(tx) = events.get(participant) {
                                 let _ = tx.try_send(event);
                             }
                             if closed {
-                                events.remove(&participant);
+                                events.remove(participant);
                             }
                         }
                         Err(e) => tracing::warn!(%url, "bad frame from worker: {e}"),
@@ -239,7 +246,7 @@ async fn bridge(ws: ClientWs, mut envelopes: mpsc::Receiver<Envelope>, url: Stri
     }
     tracing::warn!(%url, "control connection to worker lost");
     envelopes.close();
-    for (_, tx) in events {
+    for (_, _, tx) in events.drain() {
         let _ = tx.try_send(PeerEvent::Closed {
             reason: "the media server was lost".into(),
         });

@@ -28,8 +28,11 @@ use super::stats::Counters;
 use super::{Command, JoinRequest, PeerEvent, Reply, WorkerError};
 use crate::ids::{ParticipantId, ParticipantInfo};
 
-/// How often addresses that fell silent are forgotten.
-const EXPIRE_EVERY: Duration = Duration::from_secs(5);
+/// How often grace periods are checked and addresses that fell silent
+/// forgotten. Graces last seconds, so a quarter of a second late is
+/// nothing, and checking every peer at every turn of a busy loop would cost
+/// more than forwarding some packets.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(250);
 /// The furthest a drain deadline may lie: a larger one (an operator's
 /// `u64::MAX`) means "never move anyone", not an overflow.
 const MAX_DRAIN: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -80,7 +83,7 @@ pub struct Endpoint {
     draining: bool,
     /// When everyone still here is moved to another worker.
     drain_deadline: Option<Instant>,
-    next_expiry: Instant,
+    next_housekeeping: Instant,
     rng: StdRng,
 }
 
@@ -100,7 +103,7 @@ impl Endpoint {
             busy: Vec::new(),
             draining: false,
             drain_deadline: None,
-            next_expiry: now + EXPIRE_EVERY,
+            next_housekeeping: now + HOUSEKEEPING_EVERY,
             rng: StdRng::seed_from_u64(seed),
         }
     }
@@ -147,9 +150,7 @@ impl Endpoint {
             self.demux.learn_addr(source, route, now);
         }
         room.receive(route.peer, input, now, &mut self.out);
-        if !self.busy.contains(&route.room) {
-            self.busy.push(route.room);
-        }
+        self.mark_busy(route.room);
     }
 
     /// A command from the control plane. The reply is returned at once;
@@ -229,10 +230,8 @@ impl Endpoint {
             }
             Command::Drain { deadline_secs } => {
                 self.draining = true;
-                let deadline = Duration::from_secs(deadline_secs)
-                    .le(&MAX_DRAIN)
-                    .then(|| now + Duration::from_secs(deadline_secs));
-                if let Some(deadline) = deadline {
+                let after = Duration::from_secs(deadline_secs);
+                if let Some(deadline) = now.checked_add(after).filter(|_| after <= MAX_DRAIN) {
                     if self.drain_deadline.is_none_or(|d| deadline < d) {
                         self.drain_deadline = Some(deadline);
                     }
@@ -323,9 +322,11 @@ impl Endpoint {
 
     /// Time passed: str0m's timers, grace periods, the drain deadline.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let housekeeping = self.next_housekeeping <= now;
         let mut gone = Vec::new();
         for (key, room) in self.rooms.iter_mut() {
-            if room.poll_timeout().is_some_and(|t| t <= now) {
+            let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
+            if due(room.poll_timeout()) || (housekeeping && due(room.grace_deadline())) {
                 for id in room.handle_timeout(now, &mut self.out) {
                     gone.push(Route {
                         room: *key,
@@ -344,9 +345,9 @@ impl Endpoint {
                 self.remove(id, Departure::Draining, now);
             }
         }
-        if self.next_expiry <= now {
+        if housekeeping {
             self.demux.expire(now);
-            self.next_expiry = now + EXPIRE_EVERY;
+            self.next_housekeeping = now + HOUSEKEEPING_EVERY;
         }
     }
 
@@ -356,7 +357,7 @@ impl Endpoint {
             .values()
             .filter_map(Room::poll_timeout)
             .chain(self.drain_deadline)
-            .fold(self.next_expiry, Instant::min)
+            .fold(self.next_housekeeping, Instant::min)
     }
 
     /// The next datagrams to send: what earlier calls produced, then the

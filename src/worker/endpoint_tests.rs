@@ -4,12 +4,12 @@
 //! from a public address the test can change), so address changes and
 //! reused NAT ports can be played out.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::endpoint::Endpoint;
-use super::peer::{CONNECT_DEADLINE, DETACH_GRACE, MAX_MEDIA_SECTIONS};
+use super::peer::{CONNECT_DEADLINE, DETACH_GRACE, DISCONNECT_GRACE, MAX_MEDIA_SECTIONS};
 use super::test_client::Client;
 use super::{Command, JoinRequest, PeerEvent, Reply, SessionId, WorkerError};
 use crate::ids::{ParticipantId, ParticipantInfo};
@@ -27,6 +27,8 @@ struct Net {
     /// The address each client's datagrams come from, as the endpoint sees
     /// it (its NAT's public side).
     public: HashMap<ParticipantId, SocketAddr>,
+    /// Clients whose network lets no datagram through, either way.
+    blocked: HashSet<ParticipantId>,
     now: Instant,
     /// Events other than server offers (which the clients answer).
     events: Vec<(ParticipantId, PeerEvent)>,
@@ -43,6 +45,7 @@ impl Net {
             ep: Endpoint::new(SERVER.parse().unwrap(), 7, now),
             clients: Vec::new(),
             public: HashMap::new(),
+            blocked: HashSet::new(),
             now,
             events: Vec::new(),
         }
@@ -130,7 +133,8 @@ impl Net {
         }
         for c in &mut self.clients {
             let from = self.public[&c.id];
-            for t in c.poll(now) {
+            let blocked = self.blocked.contains(&c.id);
+            for t in c.poll(now).into_iter().filter(|_| !blocked) {
                 self.ep.handle_datagram(now, from, &t.contents);
             }
         }
@@ -152,7 +156,9 @@ impl Net {
                 .find(|(_, a)| **a == to)
                 .map(|(id, _)| *id);
             if let Some(c) = self.clients.iter_mut().find(|c| Some(c.id) == id) {
-                c.receive(now, from, &bytes);
+                if !self.blocked.contains(&c.id) {
+                    c.receive(now, from, &bytes);
+                }
             }
         }
     }
@@ -259,6 +265,24 @@ fn an_ice_restart_from_a_new_network_resumes_media() {
     net.run(Duration::from_millis(100));
     assert_eq!(net.received(2, 1, 3), 1);
     assert_eq!(net.received(1, 2, 3), 1);
+}
+
+#[test]
+fn an_ice_restart_into_a_network_that_blocks_everything_ends_after_the_grace() {
+    let mut net = call_of_two();
+    // Wi-Fi to a 4G network without UDP: the restart is signalled, but no
+    // check ever arrives. The participant is a frozen tile for the others
+    // only as long as the grace.
+    net.blocked.insert(2);
+    let offer = net.client(2).ice_restart();
+    let answer = net.offer(2, offer).expect("restart answered");
+    net.client(2).accept_answer(&answer);
+    net.run_in_steps(DISCONNECT_GRACE / 2, Duration::from_millis(5));
+    assert_eq!(net.ep.participants(), 2, "still within the grace");
+    net.run_in_steps(DISCONNECT_GRACE, Duration::from_millis(5));
+    assert_eq!(net.ep.participants(), 1);
+    assert_eq!(net.closed(2), Some("media connection lost"));
+    assert!(net.saw_leave(1, 2));
 }
 
 #[test]
@@ -497,6 +521,13 @@ fn huge_offers_and_offer_floods_are_refused() {
             "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:{i}\r\na=sendonly\r\n"
         ));
     }
+    // An answer to no offer in flight is ignored before it is parsed.
+    let stale = Command::Answer {
+        participant: 1,
+        offer: 999,
+        sdp: huge.clone(),
+    };
+    assert_eq!(net.command(stale), Ok(Reply::Done));
     match net.offer(1, huge) {
         Err(WorkerError::InvalidSdp(e)) => {
             assert!(e.contains(&MAX_MEDIA_SECTIONS.to_string()), "{e}")

@@ -7,7 +7,6 @@
 //! one per packet), applies a bounded number of pending commands, drives
 //! timers, then sends what the endpoint produced.
 
-use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,8 +17,9 @@ use tokio::sync::mpsc;
 
 use super::batch_send::BatchSender;
 use super::endpoint::Endpoint;
+use super::sessions::Sessions;
 use super::stats::{RoomLoad, Shared, Snapshot};
-use super::{Command, Envelope, PeerEvent, WorkerError, WorkerHandle};
+use super::{Envelope, PeerEvent, WorkerError, WorkerHandle};
 use crate::ids::ParticipantId;
 
 /// Largest datagram we accept; WebRTC stays under ~1200 bytes.
@@ -140,7 +140,7 @@ async fn run(
     let mut io = Io {
         socket,
         sender: BatchSender::default(),
-        events: HashMap::new(),
+        events: Sessions::default(),
     };
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut last_publish = Instant::now() - PUBLISH_EVERY;
@@ -161,13 +161,14 @@ async fn run(
             }
         }
         io.flush(&mut endpoint, now);
+        let commands_from = Instant::now();
         for _ in 0..COMMANDS_PER_TURN {
             match commands.try_recv() {
                 Ok(envelope) => io.command(&mut endpoint, envelope),
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => return,
             }
-            if now.elapsed() >= COMMAND_BUDGET {
+            if commands_from.elapsed() >= COMMAND_BUDGET {
                 break;
             }
         }
@@ -201,7 +202,7 @@ struct Io {
     socket: UdpSocket,
     sender: BatchSender,
     /// Where each participant's events go (its signalling session).
-    events: HashMap<ParticipantId, mpsc::Sender<PeerEvent>>,
+    events: Sessions<mpsc::Sender<PeerEvent>>,
 }
 
 impl Io {
@@ -210,17 +211,13 @@ impl Io {
     fn command(&mut self, endpoint: &mut Endpoint, envelope: Envelope) {
         let Envelope { cmd, events, reply } = envelope;
         let now = Instant::now();
-        let attaches = cmd.attaches();
-        let leaves = match &cmd {
-            Command::Leave { participant } => Some(*participant),
-            _ => None,
-        };
+        let (attaches, releases) = (cmd.attaches(), cmd.releases());
         let result = endpoint.handle_command(now, cmd);
-        if let (Ok(_), Some((p, _)), Some(events)) = (&result, attaches, events) {
-            self.events.insert(p, events);
+        if let (Ok(_), Some((p, session)), Some(events)) = (&result, attaches, events) {
+            self.events.attach(p, session, events);
         }
-        if let Some(p) = leaves {
-            self.events.remove(&p);
+        if let Some((p, session)) = releases {
+            self.events.release(p, session);
         }
         if let Some(reply) = reply {
             let _ = reply.send(result);
@@ -236,11 +233,11 @@ impl Io {
         }
         while let Some((participant, event)) = endpoint.poll_event() {
             let closed = matches!(event, PeerEvent::Closed { .. });
-            if let Some(tx) = self.events.get(&participant) {
+            if let Some(tx) = self.events.get(participant) {
                 notify(participant, tx, event);
             }
             if closed {
-                self.events.remove(&participant);
+                self.events.remove(participant);
             }
         }
     }

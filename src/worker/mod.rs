@@ -20,6 +20,7 @@ mod room;
 #[cfg(test)]
 mod room_tests;
 mod router;
+pub(crate) mod sessions;
 pub(crate) mod stats;
 #[cfg(test)]
 mod test_client;
@@ -168,6 +169,20 @@ impl Command {
                 session,
                 ..
             } => Some((*participant, *session)),
+            _ => None,
+        }
+    }
+
+    /// The participant whose events stop flowing to the sender: after a
+    /// leave whatever session sent it, after a detach only if that session
+    /// is still the current one.
+    pub fn releases(&self) -> Option<(ParticipantId, Option<SessionId>)> {
+        match self {
+            Command::Leave { participant } => Some((*participant, None)),
+            Command::Detach {
+                participant,
+                session,
+            } => Some((*participant, Some(*session))),
             _ => None,
         }
     }

@@ -143,43 +143,43 @@ impl Peer {
     /// The earliest instant at which this participant may have to leave,
     /// whatever str0m's own timer says (an idle connection's is far away).
     pub fn deadline(&self) -> Option<Instant> {
-        [
-            (!self.connected).then_some(self.joined_at + CONNECT_DEADLINE),
-            self.disconnected_since.map(|t| t + DISCONNECT_GRACE),
-            self.detached_since.map(|t| t + DETACH_GRACE),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        self.deadlines().into_iter().filter_map(|(t, _)| t).min()
     }
 
     /// Why this participant must leave now, if it must.
     pub fn departure(&self, now: Instant) -> Option<Departure> {
-        let past = |t: Option<Instant>, grace: Duration| {
-            t.is_some_and(|t| now.saturating_duration_since(t) >= grace)
-        };
-        if !self.rtc.is_alive() || past(self.disconnected_since, DISCONNECT_GRACE) {
-            Some(Departure::MediaLost)
-        } else if past(self.detached_since, DETACH_GRACE) {
-            Some(Departure::SignallingLost)
-        } else if !self.connected && past(Some(self.joined_at), CONNECT_DEADLINE) {
-            Some(Departure::NeverConnected)
-        } else {
-            None
+        if !self.rtc.is_alive() {
+            return Some(Departure::MediaLost);
         }
+        self.deadlines()
+            .into_iter()
+            .find(|(t, _)| t.is_some_and(|t| t <= now))
+            .map(|(_, why)| why)
+    }
+
+    /// Each running grace period: when it ends, and what its end means.
+    fn deadlines(&self) -> [(Option<Instant>, Departure); 3] {
+        [
+            (
+                self.disconnected_since.map(|t| t + DISCONNECT_GRACE),
+                Departure::MediaLost,
+            ),
+            (
+                self.detached_since.map(|t| t + DETACH_GRACE),
+                Departure::SignallingLost,
+            ),
+            (
+                (!self.connected).then_some(self.joined_at + CONNECT_DEADLINE),
+                Departure::NeverConnected,
+            ),
+        ]
     }
 
     /// The participant's offer (its first, or an ICE restart). It wins over
     /// a server offer in flight, which is dropped: returns the answer and
     /// whether such an offer was dropped.
     pub fn accept_offer(&mut self, sdp: &str, now: Instant) -> Result<(String, bool), WorkerError> {
-        // Counted before parsing: the parse is the expensive part.
-        let sections = sdp.match_indices("\nm=").count() + usize::from(sdp.starts_with("m="));
-        if sections > MAX_MEDIA_SECTIONS {
-            return Err(WorkerError::InvalidSdp(format!(
-                "the offer has {sections} media sections; at most {MAX_MEDIA_SECTIONS} are accepted"
-            )));
-        }
+        bounded(sdp)?;
         if !self.offers.take(now) {
             return Err(WorkerError::TooManyOffers);
         }
@@ -230,21 +230,21 @@ impl Peer {
     /// The participant's answer to server offer `id`. `Ok(false)` means the
     /// answer was for an offer that no longer stands and was ignored.
     pub fn accept_answer(&mut self, id: u32, sdp: &str) -> Result<bool, WorkerError> {
+        // Both checks before the parse, which is what costs.
+        if self.pending.as_ref().is_none_or(|(p, _, _)| *p != id) {
+            return Ok(false);
+        }
+        bounded(sdp)?;
         let answer =
             SdpAnswer::from_sdp_string(sdp).map_err(|e| WorkerError::InvalidSdp(e.to_string()))?;
-        match self.pending.take() {
-            Some((pending_id, pending, _)) if pending_id == id => {
-                self.rtc
-                    .sdp_api()
-                    .accept_answer(pending, answer)
-                    .map_err(|e| WorkerError::InvalidSdp(e.to_string()))?;
-                Ok(true)
-            }
-            other => {
-                self.pending = other;
-                Ok(false)
-            }
-        }
+        let Some((_, pending, _)) = self.pending.take() else {
+            return Ok(false);
+        };
+        self.rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .map_err(|e| WorkerError::InvalidSdp(e.to_string()))?;
+        Ok(true)
     }
 
     pub fn add_remote_candidate(&mut self, candidate: &str) -> Result<(), WorkerError> {
@@ -271,6 +271,18 @@ impl Peer {
     pub fn pending_offer(&self) -> Option<(u32, String)> {
         self.pending.as_ref().map(|(id, _, sdp)| (*id, sdp.clone()))
     }
+}
+
+/// Refuses an SDP with more than [`MAX_MEDIA_SECTIONS`], counted without
+/// parsing it (the parse is the expensive part).
+fn bounded(sdp: &str) -> Result<(), WorkerError> {
+    let sections = sdp.match_indices("\nm=").count() + usize::from(sdp.starts_with("m="));
+    if sections > MAX_MEDIA_SECTIONS {
+        return Err(WorkerError::InvalidSdp(format!(
+            "{sections} media sections; at most {MAX_MEDIA_SECTIONS} are accepted"
+        )));
+    }
+    Ok(())
 }
 
 /// A server offer, with the id the client's answer must echo.

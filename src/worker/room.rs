@@ -354,10 +354,20 @@ impl Room {
             Event::IceConnectionStateChange(state) => {
                 tracing::debug!(peer = id, ?state, "ice");
                 if let Some(peer) = self.peers.get_mut(&id) {
-                    peer.disconnected_since = match state {
-                        IceConnectionState::Disconnected => Some(now),
-                        _ => None,
-                    };
+                    match state {
+                        // An ICE restart passes through Checking, and stays
+                        // there if the new network lets nothing through: the
+                        // grace runs until the connection is back.
+                        IceConnectionState::Disconnected | IceConnectionState::Checking
+                            if peer.connected =>
+                        {
+                            peer.disconnected_since.get_or_insert(now);
+                        }
+                        IceConnectionState::Connected | IceConnectionState::Completed => {
+                            peer.disconnected_since = None;
+                        }
+                        _ => {}
+                    }
                 }
             }
             Event::Connected => {
@@ -511,12 +521,15 @@ impl Room {
         departing.into_iter().map(|(id, _)| id).collect()
     }
 
-    /// When [`Room::handle_timeout`] has something to do next.
+    /// When a str0m connection of this room needs [`Room::handle_timeout`].
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.peers
-            .values()
-            .flat_map(|p| [Some(p.next_timeout), p.deadline()])
-            .flatten()
-            .min()
+        self.peers.values().map(|p| p.next_timeout).min()
+    }
+
+    /// When the first grace period of this room ends (see
+    /// [`Peer::deadline`]); [`Room::handle_timeout`] then removes whoever
+    /// is past theirs.
+    pub fn grace_deadline(&self) -> Option<Instant> {
+        self.peers.values().filter_map(Peer::deadline).min()
     }
 }
