@@ -230,15 +230,17 @@ impl Peer {
     /// The participant's answer to server offer `id`. `Ok(false)` means the
     /// answer was for an offer that no longer stands and was ignored.
     pub fn accept_answer(&mut self, id: u32, sdp: &str) -> Result<bool, WorkerError> {
-        // Both checks before the parse, which is what costs.
-        if self.pending.as_ref().is_none_or(|(p, _, _)| *p != id) {
-            return Ok(false);
-        }
+        // Bounded before the parse, which is what costs; then garbage is an
+        // error whatever offer it claims to answer.
         bounded(sdp)?;
         let answer =
             SdpAnswer::from_sdp_string(sdp).map_err(|e| WorkerError::InvalidSdp(e.to_string()))?;
-        let Some((_, pending, _)) = self.pending.take() else {
-            return Ok(false);
+        let pending = match self.pending.take() {
+            Some((pending_id, pending, _)) if pending_id == id => pending,
+            other => {
+                self.pending = other;
+                return Ok(false);
+            }
         };
         self.rtc
             .sdp_api()
