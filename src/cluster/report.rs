@@ -133,6 +133,21 @@ pub fn stress(cpu_process: f64, packets_per_s: f64, capacity_pps: f64) -> f64 {
     cpu.max(pps).clamp(0.0, 1.0)
 }
 
+/// A report for tests: an idle worker listing these rooms, one
+/// participant each.
+#[cfg(test)]
+pub(crate) fn test_listing<S: AsRef<str>>(id: &str, rooms: &[S]) -> LoadReport {
+    let mut r = test_report(id, 0.0, 0);
+    r.rooms = rooms
+        .iter()
+        .map(|room| crate::worker::stats::RoomLoad {
+            room: room.as_ref().to_string(),
+            participants: 1,
+        })
+        .collect();
+    r
+}
+
 /// A report for tests: an active worker with `rooms` rooms of one
 /// participant each and the given stress.
 #[cfg(test)]

@@ -99,6 +99,14 @@ impl Net {
         others
     }
 
+    fn detach(&mut self, id: ParticipantId, session: SessionId) {
+        let cmd = Command::Detach {
+            participant: id,
+            session,
+        };
+        self.command(cmd).expect("detach");
+    }
+
     fn offer(&mut self, id: ParticipantId, sdp: String) -> Result<String, WorkerError> {
         match self.command(Command::Offer {
             participant: id,
@@ -165,6 +173,11 @@ impl Net {
 
     fn run(&mut self, dur: Duration) {
         self.run_in_steps(dur, STEP);
+    }
+
+    /// Runs the network for `dur` in coarse steps (long graces).
+    fn run_past(&mut self, dur: Duration) {
+        self.run_in_steps(dur, Duration::from_millis(5));
     }
 
     fn run_in_steps(&mut self, dur: Duration, step: Duration) {
@@ -241,7 +254,7 @@ fn a_participant_whose_nat_rebinds_keeps_receiving() {
     // The NAT gives participant 2 another public port; consent checks from
     // there authenticate it and its media follows.
     net.public.insert(2, "203.0.113.99:4444".parse().unwrap());
-    net.run_in_steps(REBINDING_SETTLES, Duration::from_millis(5));
+    net.run_past(REBINDING_SETTLES);
     net.everyone_sends(2);
     net.run(Duration::from_millis(100));
     assert_eq!(net.received(2, 1, 2), 1, "media reaches the new address");
@@ -277,9 +290,9 @@ fn an_ice_restart_into_a_network_that_blocks_everything_ends_after_the_grace() {
     let offer = net.client(2).ice_restart();
     let answer = net.offer(2, offer).expect("restart answered");
     net.client(2).accept_answer(&answer);
-    net.run_in_steps(DISCONNECT_GRACE / 2, Duration::from_millis(5));
+    net.run_past(DISCONNECT_GRACE / 2);
     assert_eq!(net.ep.participants(), 2, "still within the grace");
-    net.run_in_steps(DISCONNECT_GRACE, Duration::from_millis(5));
+    net.run_past(DISCONNECT_GRACE);
     assert_eq!(net.ep.participants(), 1);
     assert_eq!(net.closed(2), Some("media connection lost"));
     assert!(net.saw_leave(1, 2));
@@ -288,11 +301,7 @@ fn an_ice_restart_into_a_network_that_blocks_everything_ends_after_the_grace() {
 #[test]
 fn a_resume_needs_the_participants_token() {
     let mut net = call_of_two();
-    net.command(Command::Detach {
-        participant: 2,
-        session: 200,
-    })
-    .unwrap();
+    net.detach(2, 200);
     let resume = |token: &str| Command::Resume {
         participant: 2,
         token: token.into(),
@@ -311,10 +320,7 @@ fn a_resume_needs_the_participants_token() {
         vec![1]
     );
     // Resumed: the detach grace no longer runs.
-    net.run_in_steps(
-        DETACH_GRACE + Duration::from_secs(2),
-        Duration::from_millis(5),
-    );
+    net.run_past(DETACH_GRACE + Duration::from_secs(2));
     assert_eq!(net.ep.participants(), 2);
     assert!(net.closed(2).is_none());
 }
@@ -331,27 +337,13 @@ fn a_detach_from_a_replaced_session_is_ignored() {
     }) else {
         panic!("resume refused");
     };
-    net.command(Command::Detach {
-        participant: 2,
-        session: 200,
-    })
-    .unwrap();
-    net.run_in_steps(
-        DETACH_GRACE + Duration::from_secs(2),
-        Duration::from_millis(5),
-    );
+    net.detach(2, 200);
+    net.run_past(DETACH_GRACE + Duration::from_secs(2));
     assert_eq!(net.ep.participants(), 2, "still in the call");
     assert!(!net.saw_leave(1, 2));
     // Its current session going away does count.
-    net.command(Command::Detach {
-        participant: 2,
-        session: 201,
-    })
-    .unwrap();
-    net.run_in_steps(
-        DETACH_GRACE + Duration::from_secs(2),
-        Duration::from_millis(5),
-    );
+    net.detach(2, 201);
+    net.run_past(DETACH_GRACE + Duration::from_secs(2));
     assert_eq!(net.ep.participants(), 1);
     assert!(net.saw_leave(1, 2));
 }
@@ -370,18 +362,11 @@ fn a_ghost_that_closed_its_socket_is_removed_after_the_grace() {
         candidate: "candidate:1 1 udp 2130706431 192.168.1.3 5000 typ host".into(),
     })
     .unwrap();
-    net.command(Command::Detach {
-        participant: 3,
-        session: 300,
-    })
-    .unwrap();
+    net.detach(3, 300);
     let detached_at = net.now;
     // The endpoint asks to be woken for it, however idle str0m is.
     assert!(net.ep.poll_timeout() <= detached_at + DETACH_GRACE);
-    net.run_in_steps(
-        DETACH_GRACE + Duration::from_secs(1),
-        Duration::from_millis(5),
-    );
+    net.run_past(DETACH_GRACE + Duration::from_secs(1));
     assert_eq!(net.ep.participants(), 2);
     assert!(net.saw_leave(1, 3) && net.saw_leave(2, 3));
 }
@@ -409,13 +394,13 @@ fn a_drain_moves_everyone_at_its_deadline_and_refuses_new_rooms() {
     // The running call goes on, and may still grow.
     assert!(net.join_only(4, "a", 400).is_ok());
     let start = net.now;
-    net.run_in_steps(Duration::from_secs(59), Duration::from_millis(10));
+    net.run_past(Duration::from_secs(59));
     assert_eq!(
         net.ep.participants(),
         2,
         "the connected ones stay until the deadline"
     );
-    net.run_in_steps(Duration::from_secs(2), Duration::from_millis(10));
+    net.run_past(Duration::from_secs(2));
     assert!(net.now >= start + Duration::from_secs(60));
     assert_eq!(net.ep.participants(), 0);
     assert_eq!(net.closed(1), Some("this media server is shutting down"));
@@ -430,7 +415,7 @@ fn a_drain_with_a_huge_deadline_never_overflows() {
     })
     .unwrap();
     assert!(net.ep.is_draining());
-    net.run_in_steps(Duration::from_secs(5), Duration::from_millis(10));
+    net.run_past(Duration::from_secs(5));
     assert_eq!(net.ep.participants(), 2, "nobody is moved");
 }
 
@@ -495,7 +480,7 @@ fn an_address_a_nat_hands_to_a_newcomer_follows_the_newcomer() {
     // the old one to participant 3, who calls someone else.
     let old = net.public[&1];
     net.public.insert(1, "203.0.113.50:7000".parse().unwrap());
-    net.run_in_steps(REBINDING_SETTLES, Duration::from_millis(5));
+    net.run_past(REBINDING_SETTLES);
     net.join(3, "b");
     net.public.insert(3, old);
     net.join(4, "b");

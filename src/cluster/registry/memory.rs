@@ -207,8 +207,7 @@ impl Registry for Memory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::report::test_report;
-    use crate::worker::stats::RoomLoad;
+    use crate::cluster::report::{test_listing, test_report};
 
     fn report(id: &str) -> LoadReport {
         test_report(id, 0.0, 1)
@@ -246,24 +245,11 @@ mod tests {
         assert_eq!(nodes[0].report.id, "w2");
         assert_eq!(nodes[0].at, (t + Duration::from_secs(2)).instant);
     }
-    /// A report of `node` listing `rooms`.
-    fn listing(node: &str, rooms: &[String]) -> LoadReport {
-        let mut r = test_report(node, 0.0, 0);
-        r.rooms = rooms
-            .iter()
-            .map(|room| RoomLoad {
-                room: room.clone(),
-                participants: 1,
-            })
-            .collect();
-        r
-    }
-
     /// Reports of `node` listing `rooms` every 500 ms from `from` to `to`.
     async fn reports(r: &Memory, node: &str, rooms: &[String], from: Moment, to: Moment) {
         let mut at = from;
         while at.instant <= to.instant {
-            r.put_report(&listing(node, rooms), at).await.unwrap();
+            r.put_report(&test_listing(node, rooms), at).await.unwrap();
             at = at + Duration::from_millis(500);
         }
     }
@@ -294,7 +280,9 @@ mod tests {
         .await;
         assert_eq!(r.held(), 1000, "not before the grace");
         let after = last + ROOM_GRACE + SWEEP_EVERY;
-        r.put_report(&listing("w1", &[]), after).await.unwrap();
+        r.put_report(&test_listing::<&str>("w1", &[]), after)
+            .await
+            .unwrap();
         assert_eq!(r.held(), 0);
         assert_eq!(r.room_node("room0", after).await.unwrap(), None);
         // A room of that name is a new room, placed anew.

@@ -212,8 +212,7 @@ impl Registry for RedisRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::report::test_report;
-    use crate::worker::stats::RoomLoad;
+    use crate::cluster::report::test_listing;
     use std::process::{Child, Command, Stdio};
 
     struct Server(Child);
@@ -249,18 +248,6 @@ mod tests {
         panic!("redis-server did not start");
     }
 
-    fn listing(node: &str, rooms: &[&str]) -> LoadReport {
-        let mut r = test_report(node, 0.0, 0);
-        r.rooms = rooms
-            .iter()
-            .map(|room| RoomLoad {
-                room: room.to_string(),
-                participants: 1,
-            })
-            .collect();
-        r
-    }
-
     async fn ttl_ms(c: &mut redis::aio::ConnectionManager, key: &str) -> i64 {
         redis::cmd("PTTL").arg(key).query_async(c).await.unwrap()
     }
@@ -278,7 +265,9 @@ mod tests {
         for key in ["parloir:room:a", "parloir:room:b"] {
             let _: () = c.pexpire(key, 1_000).await.unwrap();
         }
-        r.put_report(&listing("w1", &["a", "b"]), t).await.unwrap();
+        r.put_report(&test_listing("w1", &["a", "b"]), t)
+            .await
+            .unwrap();
         assert!(ttl_ms(&mut c, "parloir:room:a").await > grace - 5_000);
         assert!(ttl_ms(&mut c, "parloir:room:b").await <= 1_000);
         let nodes = r.nodes(t).await.unwrap();
@@ -300,7 +289,9 @@ mod tests {
     async fn a_gone_node_loses_its_drain_flag() {
         let (_server, r, mut c) = start().await;
         let t = Moment::now();
-        r.put_report(&listing("w1", &[]), t).await.unwrap();
+        r.put_report(&test_listing::<&str>("w1", &[]), t)
+            .await
+            .unwrap();
         r.set_draining("w1").await.unwrap();
         assert_eq!(
             r.nodes(t).await.unwrap()[0].report.state,
@@ -308,7 +299,9 @@ mod tests {
         );
         let _: () = c.del("parloir:node:w1").await.unwrap();
         assert!(r.nodes(t).await.unwrap().is_empty());
-        r.put_report(&listing("w1", &[]), t).await.unwrap();
+        r.put_report(&test_listing::<&str>("w1", &[]), t)
+            .await
+            .unwrap();
         assert_eq!(r.nodes(t).await.unwrap()[0].report.state, NodeState::Active);
     }
 }
