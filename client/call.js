@@ -227,24 +227,40 @@ export class Call extends EventTarget {
     this.emit('state', 'left');
   }
 
-  /** What the user receives, per participant id: what tests and diagnostics read. */
+  /**
+   * What the user receives, per participant id, and under `self` what the
+   * camera sends (with the repairs others asked for): what tests and
+   * diagnostics read.
+   */
   async stats() {
     const out = {};
     if (!this.pc) return out;
     const report = await this.pc.getStats();
     report.forEach((s) => {
+      if (s.type === 'outbound-rtp' && s.kind === 'video') {
+        const o = (out.self ||= { packetsSent: 0, nackCount: 0, retransmitted: 0 });
+        o.packetsSent += s.packetsSent || 0;
+        o.nackCount += s.nackCount || 0;
+        o.retransmitted += s.retransmittedPacketsSent || 0;
+      }
       if (s.type !== 'inbound-rtp') return;
       const id = this.midToParticipant.get(s.mid);
       if (id === undefined) return;
       const o = (out[id] ||= {
-        framesDecoded: 0, frameWidth: 0, freezeCount: 0, videoPacketsLost: 0,
+        framesDecoded: 0, frameWidth: 0, freezeCount: 0, freezesSeconds: 0,
+        videoPacketsReceived: 0, videoPacketsLost: 0, nackCount: 0, retransmitted: 0,
         audioPacketsReceived: 0, audioPacketsLost: 0, audioEnergy: 0,
       });
       if (s.kind === 'video') {
         o.framesDecoded += s.framesDecoded || 0;
         o.frameWidth = Math.max(o.frameWidth, s.frameWidth || 0);
         o.freezeCount += s.freezeCount || 0;
+        o.freezesSeconds += s.totalFreezesDuration || 0;
+        o.videoPacketsReceived += s.packetsReceived || 0;
         o.videoPacketsLost += s.packetsLost || 0;
+        // NACKs this receiver sent, and the repairs that came back.
+        o.nackCount += s.nackCount || 0;
+        o.retransmitted += s.retransmittedPacketsReceived || 0;
       } else {
         o.audioPacketsReceived += s.packetsReceived || 0;
         o.audioPacketsLost += s.packetsLost || 0;

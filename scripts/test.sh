@@ -10,6 +10,9 @@ command -v chromium >/dev/null 2>&1 || [ -x /usr/lib/chromium/chromium ] || need
 command -v pkg-config >/dev/null 2>&1 || need_pkgs+=(pkg-config)
 command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
 command -v prometheus >/dev/null 2>&1 || need_pkgs+=(prometheus)
+# Impaired networks in the end-to-end tests: namespaces (ip), loss (nft), caps (tc).
+command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
+command -v nft >/dev/null 2>&1 || need_pkgs+=(nftables)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "== installing: ${need_pkgs[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

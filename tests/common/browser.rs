@@ -12,6 +12,8 @@ use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use super::netns::NetNs;
+
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 pub struct Browser {
@@ -41,6 +43,13 @@ fn chromium() -> &'static str {
 
 impl Browser {
     pub async fn launch() -> Browser {
+        Browser::launch_in(None, &[]).await
+    }
+
+    /// A Chromium on a host of its own (a network namespace), with more
+    /// flags (`--unsafely-treat-insecure-origin-as-secure=...` for a page
+    /// that is not on its loopback).
+    pub async fn launch_in(ns: Option<&NetNs>, extra: &[String]) -> Browser {
         let dir = std::env::temp_dir().join(format!("parloir-chromium-{}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir).expect("profile dir");
         // PARLOIR_TEST_CHROMIUM_LOG=FILE keeps Chromium's own log (WebRTC
@@ -52,7 +61,15 @@ impl Browser {
                 .unwrap_or(Stdio::null()),
             None => Stdio::null(),
         };
-        let child = Command::new(chromium())
+        let mut command = match ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &ns.name, chromium()]);
+                c
+            }
+            None => Command::new(chromium()),
+        };
+        let child = command
             .args([
                 "--headless",
                 "--no-sandbox",
@@ -74,6 +91,7 @@ impl Browser {
                 "--disable-backgrounding-occluded-windows",
                 "--remote-debugging-port=0",
             ])
+            .args(extra)
             .arg(format!("--user-data-dir={}", dir.display()))
             .args(log.iter().map(|_| "--enable-logging=stderr"))
             .arg("about:blank")
@@ -83,11 +101,12 @@ impl Browser {
             .expect("start chromium");
         let port_file = dir.join("DevToolsActivePort");
         let start = Instant::now();
-        let url = loop {
+        let (port, url) = loop {
             if let Ok(s) = std::fs::read_to_string(&port_file) {
                 let mut lines = s.lines();
                 if let (Some(port), Some(path)) = (lines.next(), lines.next()) {
-                    break format!("ws://127.0.0.1:{port}{path}");
+                    let port: u16 = port.parse().expect("DevTools port");
+                    break (port, format!("ws://127.0.0.1:{port}{path}"));
                 }
             }
             assert!(
@@ -96,9 +115,20 @@ impl Browser {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
-        let (ws, _) = tokio_tungstenite::connect_async(url)
-            .await
-            .expect("devtools websocket");
+        let (ws, _) = match ns {
+            // DevTools listens on the namespace's loopback.
+            Some(ns) => {
+                let tcp = ns.connect_loopback(port).expect("devtools port");
+                tcp.set_nonblocking(true).expect("nonblocking");
+                let tcp = TcpStream::from_std(tcp).expect("tokio socket");
+                tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp))
+                    .await
+                    .expect("devtools websocket")
+            }
+            None => tokio_tungstenite::connect_async(url)
+                .await
+                .expect("devtools websocket"),
+        };
         Browser {
             child,
             dir,

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod netns;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -20,13 +21,24 @@ pub struct Server {
 
 impl Server {
     pub fn start() -> Server {
-        let media_port = free_udp_port();
         // PARLOIR_TEST_MEDIA_IP=0.0.0.0 runs the tests with the default
         // wildcard bind and the announced host address.
         let media_ip =
             std::env::var("PARLOIR_TEST_MEDIA_IP").unwrap_or_else(|_| "127.0.0.1".into());
+        Server::start_with("127.0.0.1", &media_ip)
+    }
+
+    /// A server that browsers in `ns` reach too: media on this side of its
+    /// veth, HTTP on every local address (`http` stays the loopback URL).
+    pub fn start_for(ns: &netns::NetNs) -> Server {
+        Server::start_with("0.0.0.0", &ns.host_ip)
+    }
+
+    fn start_with(http_ip: &str, media_ip: &str) -> Server {
+        let media_port = free_udp_port();
         let media = format!("{media_ip}:{media_port}");
-        let proc_ = Proc::parloir(&["serve", "--http", "127.0.0.1:0", "--media", &media]);
+        let http = format!("{http_ip}:0");
+        let proc_ = Proc::parloir(&["serve", "--http", &http, "--media", &media]);
         Server {
             http: proc_.url(),
             proc_,

@@ -1,0 +1,196 @@
+//! A host of its own for one test participant: a network namespace joined
+//! to this one by a veth pair (this side `10.77.K.1`, the namespace
+//! `10.77.K.2`), with the impairments a poor network has, switched on by
+//! the test: random loss (nftables) and a rate cap (tc tbf). Everything is
+//! removed on drop; traffic goes only between this host and the namespace.
+
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub struct NetNs {
+    pub name: String,
+    /// The veth end on this side: a cap on it limits the namespace's
+    /// downlink.
+    host_if: String,
+    ns_if: String,
+    /// This side's address, as the namespace reaches it.
+    pub host_ip: String,
+    pub ns_ip: String,
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// Runs a command, panicking with its output if it fails.
+fn run(args: &[&str]) {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", args.join(" ")));
+    assert!(
+        out.status.success(),
+        "{} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl NetNs {
+    pub fn create() -> NetNs {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let unique = (std::process::id() % 4096) * 16 + n;
+        let name = format!("parloir-t{unique}");
+        let (host_if, ns_if) = (format!("pt{unique}h"), format!("pt{unique}n"));
+        let k = 1 + unique % 250;
+        let (host_ip, ns_ip) = (format!("10.77.{k}.1"), format!("10.77.{k}.2"));
+        // A namespace left by a test that was killed goes first.
+        let _ = Command::new("ip").args(["link", "del", &host_if]).output();
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        run(&["ip", "netns", "add", &name]);
+        let ns = NetNs {
+            name,
+            host_if,
+            ns_if,
+            host_ip,
+            ns_ip,
+        };
+        run(&[
+            "ip",
+            "link",
+            "add",
+            &ns.host_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &ns.ns_if,
+        ]);
+        run(&["ip", "link", "set", &ns.ns_if, "netns", &ns.name]);
+        run(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{}/24", ns.host_ip),
+            "dev",
+            &ns.host_if,
+        ]);
+        run(&["ip", "link", "set", &ns.host_if, "up"]);
+        ns.exec(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{}/24", ns.ns_ip),
+            "dev",
+            &ns.ns_if,
+        ]);
+        ns.exec(&["ip", "link", "set", &ns.ns_if, "up"]);
+        ns.exec(&["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// Runs a command inside the namespace.
+    pub fn exec(&self, args: &[&str]) {
+        let mut all = vec!["ip", "netns", "exec", &self.name];
+        all.extend_from_slice(args);
+        run(&all);
+    }
+
+    /// Loses `percent` % of the UDP datagrams on the link, each way, at
+    /// random. They vanish on the wire, as on a poor network: dropped as
+    /// they arrive at the far end of the veth (a drop in the sender's own
+    /// output hook would fail its `sendmsg`, which the sender notices).
+    pub fn lose_udp(&self, percent: u32) {
+        let rule = format!("ip protocol udp numgen random mod 100 < {percent} drop");
+        let table = self.impair_table();
+        for (inside, dev) in [(true, &self.ns_if), (false, &self.host_if)] {
+            let chain = format!("{{ type filter hook ingress device {dev} priority 0; }}");
+            let cmds: [&[&str]; 3] = [
+                &["nft", "add", "table", "netdev", &table],
+                &["nft", "add", "chain", "netdev", &table, "loss", &chain],
+                &["nft", "add", "rule", "netdev", &table, "loss", &rule],
+            ];
+            for cmd in cmds {
+                if inside {
+                    self.exec(cmd);
+                } else {
+                    run(cmd);
+                }
+            }
+        }
+    }
+
+    /// No more loss.
+    pub fn stop_losing(&self) {
+        let table = self.impair_table();
+        self.exec(&["nft", "delete", "table", "netdev", &table]);
+        run(&["nft", "delete", "table", "netdev", &table]);
+    }
+
+    /// The loss table's name; unique on this side, where other tests'
+    /// tables may be.
+    fn impair_table(&self) -> String {
+        self.name.replace('-', "_")
+    }
+
+    /// Caps what reaches the namespace at `rate` (a `tc` rate: "400kbit").
+    pub fn cap_downlink(&self, rate: &str) {
+        run(&[
+            "tc",
+            "qdisc",
+            "add",
+            "dev",
+            &self.host_if,
+            "root",
+            "tbf",
+            "rate",
+            rate,
+            "burst",
+            "16kbit",
+            "latency",
+            "300ms",
+        ]);
+    }
+
+    /// A TCP connection to `127.0.0.1:port` inside the namespace (a
+    /// DevTools port there). A socket stays in the namespace it was made
+    /// in, so a thread enters the namespace only to make it.
+    pub fn connect_loopback(&self, port: u16) -> std::io::Result<TcpStream> {
+        let path = format!("/var/run/netns/{}", self.name);
+        std::thread::spawn(move || {
+            let ns = std::fs::File::open(&path)?;
+            // SAFETY: setns takes an open namespace file and changes only
+            // the calling thread, which ends after this connection.
+            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            TcpStream::connect(("127.0.0.1", port))
+        })
+        .join()
+        .expect("setns thread")
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        // Processes survive `ip netns del`: they go first.
+        if let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+        {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-9", pid]).output();
+            }
+        }
+        let table = self.impair_table();
+        let _ = Command::new("nft")
+            .args(["delete", "table", "netdev", &table])
+            .output();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}

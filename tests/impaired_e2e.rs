@@ -1,0 +1,93 @@
+//! End to end on poor networks: one participant's browser runs on a host of
+//! its own (a network namespace) whose link the test impairs, the other on
+//! this host. What is asserted is what the people see: video that keeps
+//! playing, repaired when packets are lost.
+
+mod common;
+
+use std::time::Duration;
+
+use common::browser::{Browser, Tab};
+use common::netns::NetNs;
+use common::{join, wait_full_mesh, Server};
+use serde_json::Value;
+
+/// What `tab` receives from participant `from` (or, for `"self"`, what it
+/// sends), as `window.parloir.stats()` reads it from `getStats()`.
+async fn stats(tab: &Tab<'_>, from: &str) -> Value {
+    tab.eval("window.parloir.stats()").await[from].clone()
+}
+
+fn grew(before: &Value, after: &Value, key: &str) -> f64 {
+    after[key].as_f64().unwrap_or(0.0) - before[key].as_f64().unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn video_keeps_playing_through_five_percent_loss_repaired_by_nack() {
+    let ns = NetNs::create();
+    let server = Server::start_for(&ns);
+    let here = Browser::launch().await;
+    // The page is not on the namespace's loopback: allow it the camera.
+    let remote_url = server.http.replacen("127.0.0.1", &ns.host_ip, 1);
+    let flag = format!("--unsafely-treat-insecure-origin-as-secure={remote_url}");
+    let there = Browser::launch_in(Some(&ns), &[flag]).await;
+    let room = "perte-e2e";
+    let tabs = [
+        join(&here, &server.http, room, "Ana").await,
+        join(&there, &remote_url, room, "Ben").await,
+    ];
+    let (ana, ben) = (tabs[0].1, tabs[1].1);
+    wait_full_mesh(
+        "both see and hear each other before the loss",
+        &tabs,
+        Duration::from_secs(20),
+    )
+    .await;
+
+    // 5 % of Ben's datagrams are lost, both ways, for a measured window.
+    ns.lose_udp(5);
+    let window = Duration::from_secs(20);
+    let (ana, ben) = (ana.to_string(), ben.to_string());
+    let ben_before = stats(&tabs[1].0, &ana).await;
+    let ana_before = stats(&tabs[0].0, &ben).await;
+    let ben_sent_before = stats(&tabs[1].0, "self").await;
+    // A measurement window: what happens over it is the result.
+    tokio::time::sleep(window).await;
+    let ben_after = stats(&tabs[1].0, &ana).await;
+    let ana_after = stats(&tabs[0].0, &ben).await;
+    let ben_sent_after = stats(&tabs[1].0, "self").await;
+    ns.stop_losing();
+
+    let secs = window.as_secs_f64();
+    for (who, before, after) in [
+        ("Ben (lossy link) watching Ana", &ben_before, &ben_after),
+        ("Ana watching Ben (lossy link)", &ana_before, &ana_after),
+    ] {
+        let fps = grew(before, after, "framesDecoded") / secs;
+        let freezes = grew(before, after, "freezeCount");
+        let frozen = grew(before, after, "freezesSeconds");
+        let lost = grew(before, after, "videoPacketsLost");
+        let received = grew(before, after, "videoPacketsReceived");
+        let nacks = grew(before, after, "nackCount");
+        let repaired = grew(before, after, "retransmitted");
+        eprintln!(
+            "{who}, 5 % loss for {secs} s: {fps:.1} frames/s, {freezes} freezes \
+             ({frozen:.2} s frozen), {received} packets received, {lost} missing on \
+             first arrival, {nacks} NACKs sent, {repaired} repaired by retransmission"
+        );
+        assert!(fps >= 10.0, "{who}: video keeps playing ({fps:.1} fps)");
+        assert!(freezes <= 4.0, "{who}: {freezes} freezes in {secs} s");
+    }
+    // What Ben's downlink lost, he asked for, and the worker sent again
+    // from its cache.
+    assert!(grew(&ben_before, &ben_after, "nackCount") > 0.0);
+    assert!(grew(&ben_before, &ben_after, "retransmitted") > 0.0);
+    // What his uplink lost, the worker asked him for, and he sent again.
+    let asked = grew(&ben_sent_before, &ben_sent_after, "nackCount");
+    let resent = grew(&ben_sent_before, &ben_sent_after, "retransmitted");
+    eprintln!("Ben's camera: {asked} NACKs from the worker, {resent} packets sent again");
+    assert!(
+        asked > 0.0 && resent > 0.0,
+        "the worker repairs the lossy uplink"
+    );
+}
