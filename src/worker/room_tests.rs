@@ -27,6 +27,14 @@ struct Harness {
     now: Instant,
     out: Outputs,
     rng: StdRng,
+    /// RTP datagrams still to drop on their way to a client: a lossy link.
+    drop_rtp_to: Option<(ParticipantId, usize)>,
+    dropped: usize,
+}
+
+/// RTP rather than RTCP, DTLS or STUN (RFC 5761, RFC 7983).
+fn is_rtp(datagram: &[u8]) -> bool {
+    matches!(datagram, [first, second, ..] if first >> 6 == 2 && !(192..=223).contains(second))
 }
 
 impl Harness {
@@ -37,6 +45,8 @@ impl Harness {
             now: Instant::now(),
             out: Outputs::default(),
             rng: StdRng::seed_from_u64(1),
+            drop_rtp_to: None,
+            dropped: 0,
         }
     }
 
@@ -122,9 +132,17 @@ impl Harness {
             self.room.handle_timeout(now, &mut self.out);
             // Server → clients.
             for t in std::mem::take(&mut self.out.transmits) {
-                if let Some(c) = self.clients.iter_mut().find(|c| c.addr == t.destination) {
-                    c.receive(now, t.source, &t.contents);
+                let Some(c) = self.clients.iter_mut().find(|c| c.addr == t.destination) else {
+                    continue;
+                };
+                if let Some((to, left)) = &mut self.drop_rtp_to {
+                    if *to == c.id && *left > 0 && is_rtp(&t.contents) {
+                        *left -= 1;
+                        self.dropped += 1;
+                        continue;
+                    }
                 }
+                c.receive(now, t.source, &t.contents);
             }
         }
     }
@@ -289,4 +307,29 @@ fn a_fan_out_drained_in_parts_reaches_every_subscriber_once() {
         assert_eq!(got, 1, "subscriber {id}");
     }
     assert_eq!(h.out.counters.packets_out, 3);
+}
+
+#[test]
+fn packets_lost_on_the_way_to_a_subscriber_are_sent_again_from_the_cache() {
+    let mut h = connected_pair();
+    for i in 0..8u8 {
+        // The link to participant 2 loses packets 2 and 5 of 8.
+        if i == 2 || i == 5 {
+            h.drop_rtp_to = Some((2, 1));
+        }
+        let payload = [0x10, 0, 0, 0x40 + i, 0xcc];
+        h.send_video(
+            1,
+            500 + u64::from(i),
+            90_000 + 3000 * u32::from(i),
+            &payload,
+        );
+        h.run(Duration::from_millis(20));
+    }
+    h.run(Duration::from_millis(500));
+    assert_eq!(h.dropped, 2, "two packets were lost");
+    for i in 0..8u8 {
+        let payload = [0x10, 0, 0, 0x40 + i, 0xcc];
+        assert_eq!(h.client(2).got(&payload), 1, "packet {i} arrives once");
+    }
 }
