@@ -18,6 +18,7 @@ window.parloir = {
   tiles: () => [...document.querySelectorAll('#grid .tile:not(.self)')].map((el) => ({
     id: Number(el.dataset.id), name: el.querySelector('.name').textContent,
     audio: !el.classList.contains('mic-off'), video: !el.classList.contains('cam-off'),
+    speaking: el.classList.contains('speaking'),
   })),
   state: () => ({
     you: call?.you ?? null,
@@ -165,6 +166,9 @@ function render() {
       grid.append(el);
     }
     el.classList.toggle('mic-off', !p.audio);
+    const speaking = call.speaker !== null && String(call.speaker) === (key === 'self' ? String(call.you) : key);
+    el.classList.toggle('speaking', speaking);
+    el.querySelector('.name').title = speaking ? t('speaking') : '';
     el.classList.toggle('cam-off', !p.video || !p.stream);
     el.querySelector('.mic').title = p.audio ? '' : t('micOff');
     const video = el.querySelector('video');

@@ -22,6 +22,7 @@ export class Call extends EventTarget {
     this.you = null;
     this.token = null; // lets us resume after losing the WebSocket
     this.participants = new Map(); // id -> { id, name, audio, video, stream }
+    this.speaker = null; // id of the one speaking, as the worker tells (maybe us)
     this.midToParticipant = new Map();
     this.ws = null;
     this.pc = null;
@@ -113,6 +114,10 @@ export class Call extends EventTarget {
       case 'participant-left':
         this.participants.delete(msg.id);
         for (const [mid, id] of this.midToParticipant) if (id === msg.id) this.midToParticipant.delete(mid);
+        this.emit('participants');
+        break;
+      case 'speaker':
+        this.speaker = msg.id;
         this.emit('participants');
         break;
       case 'mute': {

@@ -25,6 +25,28 @@ async fn wait_tile(tab: &common::browser::Tab<'_>, id: u64, audio: bool, video: 
     .await;
 }
 
+/// Waits until every tab but the speaker's own shows `tabs[speaker]` as
+/// the one speaking; prints how long that took.
+async fn wait_speaker(tabs: &[(common::browser::Tab<'_>, u64)], speaker: usize, what: &str) {
+    let id = tabs[speaker].1;
+    let start = std::time::Instant::now();
+    wait_for(what, Duration::from_secs(3), || async {
+        for (tab, _) in tabs.iter().filter(|(_, other)| *other != id) {
+            let v = tab.eval("window.parloir.tiles()").await;
+            let shown = v
+                .as_array()?
+                .iter()
+                .any(|t| t["id"].as_u64() == Some(id) && t["speaking"] == true);
+            if !shown {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+    println!("{what}: after {:.1} s", start.elapsed().as_secs_f64());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rooms_see_and_hear_each_other_as_people_come_and_go() {
     let server = Server::start();
@@ -92,6 +114,20 @@ async fn rooms_see_and_hear_each_other_as_people_come_and_go() {
         .await;
     for (tab, _) in &a[1..] {
         wait_tile(tab, ana_id, true, false, "Ana shown unmuted again").await;
+    }
+
+    // Only Chloe's microphone is on: everyone sees her tile as the one
+    // speaking. Then only Dora's: the highlight follows.
+    let mic = |i: usize| a[i].0.eval("document.getElementById('toggle-mic').click()");
+    for i in [0, 1, 3] {
+        mic(i).await;
+    }
+    wait_speaker(&a, 2, "Chloe, the only one talking, is shown speaking").await;
+    mic(2).await;
+    mic(3).await;
+    wait_speaker(&a, 3, "Dora, who starts talking, is shown speaking").await;
+    for i in [0, 1, 2] {
+        mic(i).await;
     }
 
     // Ben leaves: the others' grids drop his tile, and the call goes on.

@@ -85,6 +85,10 @@ pub enum ServerMessage {
         audio: bool,
         video: bool,
     },
+    /// `id` is the one speaking now.
+    Speaker {
+        id: ParticipantId,
+    },
     Pong,
     Error {
         code: ErrorCode,

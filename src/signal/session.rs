@@ -334,6 +334,7 @@ impl Session {
             }
             PeerEvent::ParticipantLeft { id } => vec![ServerMessage::ParticipantLeft { id }],
             PeerEvent::Mute { id, audio, video } => vec![ServerMessage::Mute { id, audio, video }],
+            PeerEvent::Speaker { id } => vec![ServerMessage::Speaker { id }],
             PeerEvent::Closed { reason } => {
                 // The worker dropped the connection, or was lost: the client
                 // joins again and is placed anew.

@@ -21,6 +21,7 @@ mod room;
 mod room_tests;
 mod router;
 pub(crate) mod sessions;
+mod speaker;
 pub(crate) mod stats;
 #[cfg(test)]
 mod test_client;
@@ -70,6 +71,8 @@ pub enum PeerEvent {
     ParticipantJoined { participant: ParticipantInfo },
     /// Someone left the participant's room.
     ParticipantLeft { id: ParticipantId },
+    /// `id` is now the one speaking in the participant's room.
+    Speaker { id: ParticipantId },
     /// Someone's microphone/camera state changed.
     Mute {
         id: ParticipantId,

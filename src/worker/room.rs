@@ -20,6 +20,7 @@ use str0m::{Event, IceConnectionState, Input, Output};
 use super::peer::{Departure, Peer};
 use super::rewrite::Rewriter;
 use super::router::{Router, Subscription, TrackKey};
+use super::speaker::Speakers;
 use super::stats::Counters;
 use super::{PeerEvent, Resumed, SessionId, WorkerError};
 use crate::ids::{ParticipantId, ParticipantInfo};
@@ -46,6 +47,7 @@ pub struct Room {
     dirty: Vec<ParticipantId>,
     /// Some membership or track changed: look for renegotiations.
     renegotiate: bool,
+    speakers: Speakers,
 }
 
 impl Room {
@@ -56,6 +58,7 @@ impl Room {
             peers: HashMap::new(),
             dirty: Vec::new(),
             renegotiate: false,
+            speakers: Speakers::default(),
         }
     }
 
@@ -78,6 +81,9 @@ impl Room {
             participant: peer.info.clone(),
         };
         self.broadcast(peer.id, joined, out);
+        if let Some(id) = self.speakers.dominant() {
+            out.events.push_back((peer.id, PeerEvent::Speaker { id }));
+        }
         self.router.join(peer.id);
         self.peers.insert(peer.id, peer);
         others
@@ -98,6 +104,7 @@ impl Room {
             ));
         }
         self.router.leave(id);
+        self.speakers.forget(id);
         self.dirty.retain(|d| *d != id);
         self.renegotiate = true;
         self.broadcast(id, PeerEvent::ParticipantLeft { id }, out);
@@ -329,7 +336,7 @@ impl Room {
                     return;
                 }
                 Ok(Output::Transmit(t)) => out.transmits.push(t),
-                Ok(Output::Event(e)) => self.on_event(id, e, now, &mut out.counters),
+                Ok(Output::Event(e)) => self.on_event(id, e, now, out),
                 Err(e) => {
                     tracing::warn!(peer = id, "connection failed: {e}");
                     peer.rtc.disconnect();
@@ -338,9 +345,9 @@ impl Room {
         }
     }
 
-    fn on_event(&mut self, id: ParticipantId, event: Event, now: Instant, c: &mut Counters) {
+    fn on_event(&mut self, id: ParticipantId, event: Event, now: Instant, out: &mut Outputs) {
         match event {
-            Event::RtpPacket(pkt) => self.forward(id, pkt, c),
+            Event::RtpPacket(pkt) => self.forward(id, pkt, now, out),
             Event::KeyframeRequest(req) => {
                 if let Some(track) = self.router.source_of(id, req.mid) {
                     self.request_keyframe(track, req.kind, now);
@@ -387,9 +394,15 @@ impl Room {
 
     /// Copies one published packet to every subscriber of its track. The
     /// payload is shared (an `Arc`), only the header is rewritten.
-    fn forward(&mut self, publisher: ParticipantId, pkt: str0m::rtp::RtpPacket, c: &mut Counters) {
-        c.packets_in += 1;
-        c.bytes_in += pkt.payload.len() as u64;
+    fn forward(
+        &mut self,
+        publisher: ParticipantId,
+        pkt: str0m::rtp::RtpPacket,
+        now: Instant,
+        out: &mut Outputs,
+    ) {
+        out.counters.packets_in += 1;
+        out.counters.bytes_in += pkt.payload.len() as u64;
         let Some(peer) = self.peers.get_mut(&publisher) else {
             return;
         };
@@ -406,6 +419,14 @@ impl Room {
             return;
         };
         let nackable = track.kind == MediaKind::Video;
+        if let (MediaKind::Audio, Some(dbov)) = (track.kind, pkt.header.ext_vals.audio_level) {
+            self.speakers.on_level(publisher, dbov, now);
+            if let Some(id) = self.speakers.poll(now) {
+                for p in self.peers.keys() {
+                    out.events.push_back((*p, PeerEvent::Speaker { id }));
+                }
+            }
+        }
         let wallclock = track.clock.wallclock(pkt.header.timestamp, pkt.timestamp);
         for sub in track.subscriptions.iter_mut() {
             let Some(peer) = self.peers.get_mut(&sub.subscriber) else {
@@ -432,8 +453,8 @@ impl Room {
             .ext_vals(pkt.header.ext_vals.clone())
             .nackable(nackable);
             tx.write_rtp(write);
-            c.packets_out += 1;
-            c.bytes_out += pkt.payload.len() as u64;
+            out.counters.packets_out += 1;
+            out.counters.bytes_out += pkt.payload.len() as u64;
             // A peer queued for another reason may be queued twice: the
             // second drain finds nothing, which costs less than a search
             // of the queue per copy.
