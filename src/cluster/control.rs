@@ -275,6 +275,7 @@ mod tests {
                     },
                     token: "t".into(),
                     max_participants: 12,
+                    last_n: 9,
                     session: 9,
                 },
             },

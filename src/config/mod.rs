@@ -20,6 +20,9 @@ pub const DEFAULT_HTTP: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALH
 /// The UDP address all media uses (`serve` and `worker`).
 pub const DEFAULT_MEDIA: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 10000);
 pub const DEFAULT_MAX_PARTICIPANTS: usize = 12;
+/// Videos a participant receives at most: a phone shows nine tiles well,
+/// and every video more costs its downlink and its decoder.
+pub const DEFAULT_LAST_N: usize = 9;
 /// Packets per second (in plus out) a worker is sized for.
 pub const DEFAULT_CAPACITY_PPS: f64 = 50_000.0;
 pub const DEFAULT_ADMISSION_THRESHOLD: f64 = 0.85;
@@ -50,6 +53,8 @@ pub enum ConfigError {
     TooFewParticipants(usize),
     #[error("admission_threshold must be above 0 and at most 1, not {0}")]
     AdmissionThreshold(f64),
+    #[error("last_n must be at least 1, not {0}")]
+    LastN(usize),
     #[error("capacity_pps must be above 0, not {0}")]
     Capacity(f64),
     #[error("signal must be the signal server's URL (http://HOST:PORT), not {0:?}")]
@@ -61,6 +66,13 @@ pub enum ConfigError {
 fn check_max_participants(n: usize) -> Result<(), ConfigError> {
     if n < 2 {
         return Err(ConfigError::TooFewParticipants(n));
+    }
+    Ok(())
+}
+
+fn check_last_n(n: usize) -> Result<(), ConfigError> {
+    if n < 1 {
+        return Err(ConfigError::LastN(n));
     }
     Ok(())
 }

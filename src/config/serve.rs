@@ -4,9 +4,9 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::layer::layer;
 use super::{
-    check_admission_threshold, check_capacity, check_max_participants, ConfigError,
-    DEFAULT_ADMISSION_THRESHOLD, DEFAULT_CAPACITY_PPS, DEFAULT_HTTP, DEFAULT_MAX_PARTICIPANTS,
-    DEFAULT_MEDIA,
+    check_admission_threshold, check_capacity, check_last_n, check_max_participants, ConfigError,
+    DEFAULT_ADMISSION_THRESHOLD, DEFAULT_CAPACITY_PPS, DEFAULT_HTTP, DEFAULT_LAST_N,
+    DEFAULT_MAX_PARTICIPANTS, DEFAULT_MEDIA,
 };
 
 layer! {
@@ -24,6 +24,8 @@ layer! {
         announce: IpAddr, env "PARLOIR_ANNOUNCE", optional;
         /// Participants per room.
         max_participants: usize, env "PARLOIR_MAX_PARTICIPANTS", default(DEFAULT_MAX_PARTICIPANTS);
+        /// Videos a participant receives at most: the most recent speakers'.
+        last_n: usize, env "PARLOIR_LAST_N", default(DEFAULT_LAST_N);
         /// Enables the operators' API with this secret.
         secret: String, env "PARLOIR_SECRET", optional;
         /// Packets per second (in + out) the worker is sized for.
@@ -37,6 +39,7 @@ layer! {
 impl ServeConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         check_max_participants(self.max_participants)?;
+        check_last_n(self.last_n)?;
         check_admission_threshold(self.admission_threshold)?;
         check_capacity(self.capacity_pps)
     }

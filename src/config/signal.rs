@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 
 use super::layer::layer;
 use super::{
-    check_admission_threshold, check_max_participants, ConfigError, DEFAULT_ADMISSION_THRESHOLD,
-    DEFAULT_HTTP, DEFAULT_MAX_PARTICIPANTS,
+    check_admission_threshold, check_last_n, check_max_participants, ConfigError,
+    DEFAULT_ADMISSION_THRESHOLD, DEFAULT_HTTP, DEFAULT_LAST_N, DEFAULT_MAX_PARTICIPANTS,
 };
 
 layer! {
@@ -24,6 +24,8 @@ layer! {
         id: String, env "PARLOIR_ID", optional;
         /// Participants per room.
         max_participants: usize, env "PARLOIR_MAX_PARTICIPANTS", default(DEFAULT_MAX_PARTICIPANTS);
+        /// Videos a participant receives at most: the most recent speakers'.
+        last_n: usize, env "PARLOIR_LAST_N", default(DEFAULT_LAST_N);
         /// Refuse new rooms when every worker's stress is at or above this.
         admission_threshold: f64, env "PARLOIR_ADMISSION_THRESHOLD",
             default(DEFAULT_ADMISSION_THRESHOLD);
@@ -40,6 +42,7 @@ impl SignalConfig {
 
     fn validate(&self) -> Result<(), ConfigError> {
         check_max_participants(self.max_participants)?;
+        check_last_n(self.last_n)?;
         check_admission_threshold(self.admission_threshold)
     }
 }

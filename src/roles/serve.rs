@@ -41,6 +41,7 @@ pub async fn start(config: ServeConfig) -> Result<(Running, std::net::SocketAddr
         SignalConfig {
             secret: config.secret.clone(),
             max_participants: config.max_participants,
+            last_n: config.last_n,
             admission_threshold: config.admission_threshold,
         },
         registry,

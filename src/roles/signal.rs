@@ -18,6 +18,7 @@ pub async fn start(args: crate::config::SignalConfig) -> Result<Running, StartEr
         SignalConfig {
             secret: Some(args.secret.clone()),
             max_participants: args.max_participants,
+            last_n: args.last_n,
             admission_threshold: args.admission_threshold,
         },
         registry,

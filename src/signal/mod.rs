@@ -32,6 +32,8 @@ pub struct SignalConfig {
     /// Cluster secret; `None` disables the operators' API.
     pub secret: Option<String>,
     pub max_participants: usize,
+    /// Videos a participant receives at most (the most recent speakers').
+    pub last_n: usize,
     /// New rooms are refused when every worker's stress is at or above it.
     pub admission_threshold: f64,
 }

@@ -89,6 +89,11 @@ pub enum ServerMessage {
     Speaker {
         id: ParticipantId,
     },
+    /// Whose video the worker forwards to you now (last-N); the others'
+    /// cameras are shown as their names.
+    Forwarded {
+        video: Vec<ParticipantId>,
+    },
     Pong,
     Error {
         code: ErrorCode,

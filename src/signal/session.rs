@@ -262,6 +262,7 @@ impl Session {
             },
             token: token.clone(),
             max_participants: control.config.max_participants,
+            last_n: control.config.last_n,
             session: self.id,
         };
         let participants = worker
@@ -335,6 +336,7 @@ impl Session {
             PeerEvent::ParticipantLeft { id } => vec![ServerMessage::ParticipantLeft { id }],
             PeerEvent::Mute { id, audio, video } => vec![ServerMessage::Mute { id, audio, video }],
             PeerEvent::Speaker { id } => vec![ServerMessage::Speaker { id }],
+            PeerEvent::Forwarded { video } => vec![ServerMessage::Forwarded { video }],
             PeerEvent::Closed { reason } => {
                 // The worker dropped the connection, or was lost: the client
                 // joins again and is placed anew.

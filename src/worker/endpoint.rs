@@ -176,7 +176,7 @@ impl Endpoint {
                 sdp,
             } => {
                 let (route, room) = room_of(&self.routes, &mut self.rooms, participant)?;
-                room.accept_answer(participant, offer, &sdp, now, &mut self.rng)?;
+                room.accept_answer(participant, offer, &sdp, now, &mut self.rng, &mut self.out)?;
                 self.mark_busy(route.room);
                 Ok(Reply::Done)
             }
@@ -273,7 +273,8 @@ impl Endpoint {
             let k = self.next_room_key;
             self.next_room_key += 1;
             self.room_keys.insert(req.room.clone(), k);
-            self.rooms.insert(k, Room::new(req.room.clone()));
+            self.rooms
+                .insert(k, Room::new(req.room.clone(), req.last_n));
             k
         });
         let route = Route {

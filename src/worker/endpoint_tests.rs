@@ -79,6 +79,7 @@ impl Net {
             },
             token: format!("token-{id}"),
             max_participants: 12,
+            last_n: 9,
             session,
         };
         match self.command(Command::Join { req })? {

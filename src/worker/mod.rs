@@ -12,6 +12,7 @@ mod demux;
 mod endpoint;
 #[cfg(test)]
 mod endpoint_tests;
+mod gate;
 mod media_clock;
 mod media_loop;
 mod peer;
@@ -26,6 +27,7 @@ pub(crate) mod stats;
 #[cfg(test)]
 mod test_client;
 mod throttle;
+mod vp8;
 
 use std::net::SocketAddr;
 
@@ -73,6 +75,8 @@ pub enum PeerEvent {
     ParticipantLeft { id: ParticipantId },
     /// `id` is now the one speaking in the participant's room.
     Speaker { id: ParticipantId },
+    /// The participant now receives video from these others only (last-N).
+    Forwarded { video: Vec<ParticipantId> },
     /// Someone's microphone/camera state changed.
     Mute {
         id: ParticipantId,
@@ -101,6 +105,8 @@ pub struct JoinRequest {
     /// Secret the participant shows to resume (see `ids::new_resume_token`).
     pub token: String,
     pub max_participants: usize,
+    /// Videos a participant receives at most: the most recent speakers'.
+    pub last_n: usize,
     /// The signalling session speaking for the participant.
     pub session: SessionId,
 }

@@ -24,6 +24,8 @@ pub struct Rewriter {
     first_seq: u64,
     /// First output timestamp.
     first_ts: u32,
+    /// How far the timestamp moves at the next source switch.
+    ts_advance: u32,
 }
 
 /// What to write for one forwarded packet.
@@ -51,7 +53,16 @@ impl Rewriter {
             last_out_ts: 0,
             first_seq: u64::from(first_seq & 0x7fff),
             first_ts: first_ts & 0x000f_ffff,
+            ts_advance: 3000,
         }
+    }
+
+    /// The source of this outlet changes, or it resumes after a pause: the
+    /// next packet continues the output numbering, its timestamp
+    /// `ts_advance` after the last one written (the time that passed).
+    pub fn switch_source(&mut self, ts_advance: u32) {
+        self.seq_offset = None;
+        self.ts_advance = ts_advance;
     }
 
     /// Maps one input packet. Returns `None` for a packet from before the
@@ -66,9 +77,9 @@ impl Rewriter {
                 let o = out_seq as i64 - in_seq as i64;
                 self.seq_offset = Some(o);
                 // Keep the timestamp continuous with what the receiver saw
-                // last (one 90 kHz frame tick later).
+                // last (a frame later, or the length of a pause).
                 let out_ts = if self.last_out_seq.is_some() {
-                    self.last_out_ts.wrapping_add(3000)
+                    self.last_out_ts.wrapping_add(self.ts_advance)
                 } else {
                     self.first_ts
                 };

@@ -17,11 +17,13 @@ use str0m::net::Transmit;
 use str0m::rtp::RtpWrite;
 use str0m::{Event, IceConnectionState, Input, Output};
 
+use super::gate::Gate;
 use super::peer::{Departure, Peer};
 use super::rewrite::Rewriter;
 use super::router::{Router, Subscription, TrackKey};
 use super::speaker::Speakers;
 use super::stats::Counters;
+use super::vp8;
 use super::{PeerEvent, Resumed, SessionId, WorkerError};
 use crate::ids::{ParticipantId, ParticipantInfo};
 use crate::secret;
@@ -48,10 +50,14 @@ pub struct Room {
     /// Some membership or track changed: look for renegotiations.
     renegotiate: bool,
     speakers: Speakers,
+    /// How many others' videos a participant receives at most.
+    last_n: usize,
+    /// Whose video each participant was last told it receives.
+    told_forwarded: HashMap<ParticipantId, Vec<ParticipantId>>,
 }
 
 impl Room {
-    pub fn new(name: String) -> Self {
+    pub fn new(name: String, last_n: usize) -> Self {
         Room {
             name,
             router: Router::default(),
@@ -59,6 +65,8 @@ impl Room {
             dirty: Vec::new(),
             renegotiate: false,
             speakers: Speakers::default(),
+            last_n,
+            told_forwarded: HashMap::new(),
         }
     }
 
@@ -85,6 +93,7 @@ impl Room {
             out.events.push_back((peer.id, PeerEvent::Speaker { id }));
         }
         self.router.join(peer.id);
+        self.speakers.join(peer.id);
         self.peers.insert(peer.id, peer);
         others
     }
@@ -105,9 +114,11 @@ impl Room {
         }
         self.router.leave(id);
         self.speakers.forget(id);
+        self.told_forwarded.remove(&id);
         self.dirty.retain(|d| *d != id);
         self.renegotiate = true;
         self.broadcast(id, PeerEvent::ParticipantLeft { id }, out);
+        self.apply_last_n(now, out);
         tracing::info!(peer = id, room = self.name, ?why, "participant removed");
         self.drain(now, out);
     }
@@ -183,6 +194,7 @@ impl Room {
         sdp: &str,
         now: Instant,
         rng: &mut impl Rng,
+        out: &mut Outputs,
     ) -> Result<(), WorkerError> {
         if !self.peer(id)?.accept_answer(offer, sdp)? {
             return Ok(());
@@ -198,8 +210,11 @@ impl Room {
                 mid,
                 rewriter: Rewriter::new(rng.gen(), rng.gen()),
                 pt_map,
+                gate: Gate::default(),
             }
         });
+        // New outlets start open; last-N closes those it does not show.
+        self.apply_last_n(now, out);
         // The new subscriber needs a picture at once.
         for track in opened {
             self.request_keyframe(track, KeyframeRequestKind::Pli, now);
@@ -418,20 +433,18 @@ impl Room {
         let Some(track) = self.router.track_mut(&key) else {
             return;
         };
-        let nackable = track.kind == MediaKind::Video;
-        if let (MediaKind::Audio, Some(dbov)) = (track.kind, pkt.header.ext_vals.audio_level) {
-            self.speakers.on_level(publisher, dbov, now);
-            if let Some(id) = self.speakers.poll(now) {
-                for p in self.peers.keys() {
-                    out.events.push_back((*p, PeerEvent::Speaker { id }));
-                }
-            }
-        }
+        let video = track.kind == MediaKind::Video;
+        let keyframe = video && vp8::is_keyframe(&pkt.payload);
         let wallclock = track.clock.wallclock(pkt.header.timestamp, pkt.timestamp);
+        let mut waiting = false;
         for sub in track.subscriptions.iter_mut() {
             let Some(peer) = self.peers.get_mut(&sub.subscriber) else {
                 continue;
             };
+            if !sub.gate.pass(keyframe, now, &mut sub.rewriter) {
+                waiting |= matches!(sub.gate, Gate::Opening { .. });
+                continue;
+            }
             let Some(pt) = sub.map_pt(pkt.header.payload_type) else {
                 continue;
             };
@@ -451,7 +464,7 @@ impl Room {
             )
             .marker(pkt.header.marker)
             .ext_vals(pkt.header.ext_vals.clone())
-            .nackable(nackable);
+            .nackable(video);
             tx.write_rtp(write);
             out.counters.packets_out += 1;
             out.counters.bytes_out += pkt.payload.len() as u64;
@@ -462,6 +475,62 @@ impl Room {
                 peer.wrote_media = true;
                 self.dirty.push(sub.subscriber);
             }
+        }
+        // A gate opens on a keyframe: ask again (throttled) until one comes.
+        if waiting {
+            self.request_keyframe(key, KeyframeRequestKind::Pli, now);
+        }
+        if let (false, Some(dbov)) = (video, pkt.header.ext_vals.audio_level) {
+            self.speakers.on_level(publisher, dbov, now);
+            if let Some(id) = self.speakers.poll(now) {
+                for p in self.peers.keys() {
+                    out.events.push_back((*p, PeerEvent::Speaker { id }));
+                }
+                self.apply_last_n(now, out);
+            }
+        }
+    }
+
+    /// Shows each subscriber the video of the `last_n` most recent
+    /// speakers (then the first to come) other than itself, and tells it
+    /// whose video it gets when that changes. Audio always flows.
+    fn apply_last_n(&mut self, now: Instant, out: &mut Outputs) {
+        let recent = self.speakers.recent();
+        let last_n = self.last_n;
+        let shown = |subscriber: ParticipantId| -> Vec<ParticipantId> {
+            let mut v: Vec<ParticipantId> = recent
+                .iter()
+                .copied()
+                .filter(|p| *p != subscriber)
+                .take(last_n)
+                .collect();
+            v.sort_unstable();
+            v
+        };
+        let mut wanted = Vec::new();
+        for (key, track) in self.router.tracks_mut() {
+            if track.kind != MediaKind::Video {
+                continue;
+            }
+            for s in &mut track.subscriptions {
+                if shown(s.subscriber).contains(&key.publisher) {
+                    if s.gate.open() {
+                        wanted.push(*key);
+                    }
+                } else {
+                    s.gate.close(now);
+                }
+            }
+        }
+        for id in self.peers.keys() {
+            let video = shown(*id);
+            if self.told_forwarded.get(id) != Some(&video) {
+                self.told_forwarded.insert(*id, video.clone());
+                out.events.push_back((*id, PeerEvent::Forwarded { video }));
+            }
+        }
+        for key in wanted {
+            self.request_keyframe(key, KeyframeRequestKind::Pli, now);
         }
     }
 

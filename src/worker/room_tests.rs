@@ -30,6 +30,8 @@ struct Harness {
     /// RTP datagrams still to drop on their way to a client: a lossy link.
     drop_rtp_to: Option<(ParticipantId, usize)>,
     dropped: usize,
+    /// Events other than server offers (which the clients answer).
+    events: Vec<(ParticipantId, PeerEvent)>,
 }
 
 /// RTP rather than RTCP, DTLS or STUN (RFC 5761, RFC 7983).
@@ -39,14 +41,19 @@ fn is_rtp(datagram: &[u8]) -> bool {
 
 impl Harness {
     fn new() -> Self {
+        Harness::with_last_n(9)
+    }
+
+    fn with_last_n(last_n: usize) -> Self {
         Harness {
-            room: Room::new("room".into()),
+            room: Room::new("room".into(), last_n),
             clients: Vec::new(),
             now: Instant::now(),
             out: Outputs::default(),
             rng: StdRng::seed_from_u64(1),
             drop_rtp_to: None,
             dropped: 0,
+            events: Vec::new(),
         }
     }
 
@@ -99,13 +106,17 @@ impl Harness {
             let now = self.now;
             // Server offers → client answers.
             while let Some((to, ev)) = self.out.events.pop_front() {
-                if let PeerEvent::Offer { id: offer, sdp } = ev {
+                let PeerEvent::Offer { id: offer, sdp } = ev else {
+                    self.events.push((to, ev));
+                    continue;
+                };
+                {
                     let Some(c) = self.clients.iter_mut().find(|c| c.id == to) else {
                         continue;
                     };
                     let answer = c.answer(&sdp);
                     self.room
-                        .accept_answer(to, offer, &answer, now, &mut self.rng)
+                        .accept_answer(to, offer, &answer, now, &mut self.rng, &mut self.out)
                         .unwrap();
                     self.room.drain(now, &mut self.out);
                 }
@@ -331,5 +342,57 @@ fn packets_lost_on_the_way_to_a_subscriber_are_sent_again_from_the_cache() {
     for i in 0..8u8 {
         let payload = [0x10, 0, 0, 0x40 + i, 0xcc];
         assert_eq!(h.client(2).got(&payload), 1, "packet {i} arrives once");
+    }
+}
+
+#[test]
+fn last_n_forwards_the_videos_of_the_latest_speakers_only() {
+    let mut h = Harness::with_last_n(2);
+    for id in 1..=4 {
+        h.join(id);
+    }
+    h.run(Duration::from_millis(1500));
+    let forwarded = |h: &Harness, to: ParticipantId| {
+        h.events.iter().rev().find_map(|(p, e)| match e {
+            PeerEvent::Forwarded { video } if *p == to => Some(video.clone()),
+            _ => None,
+        })
+    };
+    // Every test payload starts a VP8 keyframe; 4 publishers, 3 others
+    // each, but 2 videos per subscriber: 8 copies, not 12.
+    let round = |h: &mut Harness, tag: u8| {
+        let before = h.out.counters.packets_out;
+        for id in 1..=4u64 {
+            let payload = [0x10, 0, 0, tag, id as u8];
+            h.send_video(id, 100 + u64::from(tag), 3000 * u32::from(tag), &payload);
+        }
+        h.run(Duration::from_millis(50));
+        h.out.counters.packets_out - before
+    };
+    assert_eq!(round(&mut h, 1), 8);
+    // Before anyone speaks, the first to come are shown.
+    assert_eq!(forwarded(&h, 4), Some(vec![1, 2]));
+    assert_eq!(forwarded(&h, 1), Some(vec![2, 3]));
+
+    // Participant 4 speaks for a second and a half.
+    for i in 0..75u32 {
+        let now = h.now;
+        h.client(4)
+            .send_audio(now, 1000 + u64::from(i), 960 * i, -20);
+        h.run(Duration::from_millis(20));
+    }
+    for id in [1, 2, 3] {
+        let video = forwarded(&h, id).expect("told");
+        assert!(video.contains(&4), "{id} now gets 4's video: {video:?}");
+        assert_eq!(video.len(), 2);
+    }
+    // Still 8 copies, now including 4's video to everyone.
+    assert_eq!(round(&mut h, 2), 8);
+    for id in [1, 2, 3] {
+        assert_eq!(
+            h.client(id).got(&[0x10, 0, 0, 2, 4]),
+            1,
+            "{id} gets 4's video"
+        );
     }
 }

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use str0m::media::{MediaKind, Mid, Pt};
 
+use super::gate::Gate;
 use super::media_clock::MediaClock;
 use super::rewrite::Rewriter;
 use super::throttle::Throttle;
@@ -50,6 +51,8 @@ pub struct Subscription {
     pub rewriter: Rewriter,
     /// Publisher payload type → subscriber payload type.
     pub pt_map: Vec<(Pt, Pt)>,
+    /// Whether the subscriber receives this track now (last-N).
+    pub gate: Gate,
 }
 
 impl Subscription {
@@ -284,6 +287,11 @@ impl Router {
         }
     }
 
+    /// Every published track.
+    pub fn tracks_mut(&mut self) -> impl Iterator<Item = (&TrackKey, &mut Track)> {
+        self.tracks.iter_mut()
+    }
+
     /// Hot path: the track a packet arrived on.
     pub fn track_mut(&mut self, key: &TrackKey) -> Option<&mut Track> {
         self.tracks.get_mut(key)
@@ -327,6 +335,7 @@ mod tests {
             mid,
             rewriter: Rewriter::new(1, 0),
             pt_map: vec![],
+            gate: Gate::default(),
         }
     }
 

@@ -51,6 +51,9 @@ pub struct Speakers {
     epoch: Option<Instant>,
     activity: HashMap<ParticipantId, Activity>,
     dominant: Option<ParticipantId>,
+    /// Everyone, the most recent speaker first, then in the order they
+    /// came: the order in which last-N shows videos.
+    recent: Vec<ParticipantId>,
     /// The bucket last evaluated: at most one decision per bucket.
     decided: Option<u64>,
 }
@@ -72,7 +75,19 @@ impl Speakers {
         }
     }
 
+    /// Someone entered the room: last in the speaking order.
+    pub fn join(&mut self, participant: ParticipantId) {
+        if !self.recent.contains(&participant) {
+            self.recent.push(participant);
+        }
+    }
+
+    pub fn recent(&self) -> &[ParticipantId] {
+        &self.recent
+    }
+
     pub fn forget(&mut self, participant: ParticipantId) {
+        self.recent.retain(|p| *p != participant);
         self.activity.remove(&participant);
         if self.dominant == Some(participant) {
             self.dominant = None;
@@ -113,6 +128,8 @@ impl Speakers {
             return None;
         }
         self.dominant = Some(loudest);
+        self.recent.retain(|p| *p != loudest);
+        self.recent.insert(0, loudest);
         self.dominant
     }
 }
@@ -269,5 +286,38 @@ mod tests {
         }];
         let changes = run(&mut s, t0, S(2), S(2), &mics);
         assert_eq!(changes.last().map(|c| c.1), Some(2));
+    }
+
+    #[test]
+    fn the_speaking_order_puts_the_latest_speaker_first() {
+        let (mut s, t0) = (Speakers::default(), Instant::now());
+        for id in [1, 2, 3] {
+            s.join(id);
+        }
+        assert_eq!(s.recent(), [1, 2, 3], "in the order they came");
+        run(
+            &mut s,
+            t0,
+            S(0),
+            S(2),
+            &[Mic {
+                id: 3,
+                talk: syllables,
+            }],
+        );
+        assert_eq!(s.recent(), [3, 1, 2]);
+        run(
+            &mut s,
+            t0,
+            S(2),
+            S(3),
+            &[Mic {
+                id: 2,
+                talk: syllables,
+            }],
+        );
+        assert_eq!(s.recent(), [2, 3, 1]);
+        s.forget(3);
+        assert_eq!(s.recent(), [2, 1]);
     }
 }

@@ -10,7 +10,7 @@ use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive, Transmit};
-use str0m::rtp::{RtpPacket, RtpWrite, SeqNo};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 
 use crate::ids::ParticipantId;
@@ -138,6 +138,29 @@ impl Client {
             .stream_tx_by_mid(self.own[1], None)
             .expect("video stream");
         tx.write_rtp(RtpWrite::new(pt, SeqNo::from(seq), ts, now, payload.to_vec()).marker(true));
+    }
+
+    /// Sends one Opus packet on the microphone track, `dbov` loud (the
+    /// audio-level header extension: 0 is the loudest, −127 silence).
+    pub fn send_audio(&mut self, now: Instant, seq: u64, ts: u32, dbov: i8) {
+        let pt = self
+            .rtc
+            .codec_config()
+            .find(|p| p.spec().codec == Codec::Opus)
+            .expect("Opus")
+            .pt();
+        let mut api = self.rtc.direct_api();
+        let tx = api
+            .stream_tx_by_mid(self.own[0], None)
+            .expect("audio stream");
+        let ext = ExtensionValues {
+            audio_level: Some(dbov),
+            voice_activity: Some(dbov > -127),
+            ..ExtensionValues::default()
+        };
+        tx.write_rtp(
+            RtpWrite::new(pt, SeqNo::from(seq), ts, now, vec![0xf8, 0xff, 0xfe]).ext_vals(ext),
+        );
     }
 
     pub fn video_ssrc(&mut self) -> u32 {
