@@ -19,6 +19,7 @@ window.parloir = {
     id: Number(el.dataset.id), name: el.querySelector('.name').textContent,
     audio: !el.classList.contains('mic-off'), video: !el.classList.contains('cam-off'),
     speaking: el.classList.contains('speaking'),
+    forwarded: !el.classList.contains('not-forwarded'),
   })),
   state: () => ({
     you: call?.you ?? null,
@@ -166,6 +167,8 @@ function render() {
       grid.append(el);
     }
     el.classList.toggle('mic-off', !p.audio);
+    // Not among the recent speakers (last-N): the name, not a frozen frame.
+    el.classList.toggle('not-forwarded', key !== 'self' && call.forwarded !== null && !call.forwarded.has(p.id));
     const speaking = call.speaker !== null && String(call.speaker) === (key === 'self' ? String(call.you) : key);
     el.classList.toggle('speaking', speaking);
     el.querySelector('.name').title = speaking ? t('speaking') : '';

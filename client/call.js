@@ -23,6 +23,7 @@ export class Call extends EventTarget {
     this.token = null; // lets us resume after losing the WebSocket
     this.participants = new Map(); // id -> { id, name, audio, video, stream }
     this.speaker = null; // id of the one speaking, as the worker tells (maybe us)
+    this.forwarded = null; // ids whose video the worker sends us (last-N); null: everyone's
     this.midToParticipant = new Map();
     this.ws = null;
     this.pc = null;
@@ -118,6 +119,10 @@ export class Call extends EventTarget {
         break;
       case 'speaker':
         this.speaker = msg.id;
+        this.emit('participants');
+        break;
+      case 'forwarded':
+        this.forwarded = new Set(msg.video);
         this.emit('participants');
         break;
       case 'mute': {

@@ -25,20 +25,27 @@ impl Server {
         // wildcard bind and the announced host address.
         let media_ip =
             std::env::var("PARLOIR_TEST_MEDIA_IP").unwrap_or_else(|_| "127.0.0.1".into());
-        Server::start_with("127.0.0.1", &media_ip)
+        Server::start_with("127.0.0.1", &media_ip, &[])
+    }
+
+    /// A server on loopback with more flags.
+    pub fn start_args(extra: &[&str]) -> Server {
+        Server::start_with("127.0.0.1", "127.0.0.1", extra)
     }
 
     /// A server that browsers in `ns` reach too: media on this side of its
     /// veth, HTTP on every local address (`http` stays the loopback URL).
     pub fn start_for(ns: &netns::NetNs) -> Server {
-        Server::start_with("0.0.0.0", &ns.host_ip)
+        Server::start_with("0.0.0.0", &ns.host_ip, &[])
     }
 
-    fn start_with(http_ip: &str, media_ip: &str) -> Server {
+    fn start_with(http_ip: &str, media_ip: &str, extra: &[&str]) -> Server {
         let media_port = free_udp_port();
         let media = format!("{media_ip}:{media_port}");
         let http = format!("{http_ip}:0");
-        let proc_ = Proc::parloir(&["serve", "--http", &http, "--media", &media]);
+        let mut args = vec!["serve", "--http", &http, "--media", &media];
+        args.extend_from_slice(extra);
+        let proc_ = Proc::parloir(&args);
         Server {
             http: proc_.url(),
             proc_,
