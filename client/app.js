@@ -105,6 +105,7 @@ function enterCall(room, name) {
   updateControls();
   $('toggle-mic').onclick = () => { call.setMic(!call.audio); updateControls(); render(); };
   $('toggle-cam').onclick = () => { call.setCam(!call.video); updateControls(); render(); };
+  $('audio-only').onclick = () => { call.setReceiveVideo(!call.receiveVideo); updateControls(); };
   $('copy-link').onclick = async () => {
     try { await navigator.clipboard.writeText(`${location.origin}/r/${room}`); setStatus(t('linkCopied'), 2000); } catch { /* not allowed */ }
   };
@@ -140,6 +141,7 @@ function updateControls() {
   $('toggle-mic').setAttribute('aria-pressed', String(call.audio));
   $('toggle-cam').textContent = call.video ? t('camOff') : t('camOn');
   $('toggle-cam').setAttribute('aria-pressed', String(call.video));
+  $('audio-only').setAttribute('aria-pressed', String(!call.receiveVideo));
 }
 
 function tile(id, name, self) {

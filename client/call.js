@@ -24,6 +24,7 @@ export class Call extends EventTarget {
     this.participants = new Map(); // id -> { id, name, audio, video, stream }
     this.speaker = null; // id of the one speaking, as the worker tells (maybe us)
     this.forwarded = null; // ids whose video the worker sends us (last-N); null: everyone's
+    this.receiveVideo = true; // false: "audio only", for a very weak downlink
     this.midToParticipant = new Map();
     this.ws = null;
     this.pc = null;
@@ -89,6 +90,8 @@ export class Call extends EventTarget {
         this.participants.clear();
         for (const p of msg.participants) this.participants.set(p.id, { ...p, stream: streams.get(p.id) || null });
         this.emit('participants');
+        // A new session on a new worker knows nothing of it yet.
+        if (!this.receiveVideo) this.send({ type: 'receive-video', on: false });
         if (msg.resumed) this.resumes += 1;
         if (msg.resumed && this.pc) {
           if (this.pc.connectionState === 'connected') this.emit('state', 'connected');
@@ -213,6 +216,12 @@ export class Call extends EventTarget {
     }
     this.midToParticipant.clear();
     for (const p of this.participants.values()) p.stream = null;
+  }
+
+  /** "Audio only": the worker stops sending us the others' video. */
+  setReceiveVideo(on) {
+    this.receiveVideo = on;
+    this.send({ type: 'receive-video', on });
   }
 
   setMic(on) {

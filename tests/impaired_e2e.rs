@@ -1,7 +1,8 @@
 //! End to end on poor networks: one participant's browser runs on a host of
 //! its own (a network namespace) whose link the test impairs, the other on
-//! this host. What is asserted is what the people see: video that keeps
-//! playing, repaired when packets are lost.
+//! this host. What is asserted is what the people see and hear: video that
+//! keeps playing, repaired when packets are lost; and on a downlink too weak
+//! for video, a conversation that goes on in "audio only".
 
 mod common;
 
@@ -18,12 +19,30 @@ async fn stats(tab: &Tab<'_>, from: &str) -> Value {
     tab.eval("window.parloir.stats()").await[from].clone()
 }
 
+/// What `tab` hears and sees of `from` over 10 s: audio packets received
+/// and lost, video packets received.
+async fn listen(tab: &Tab<'_>, from: &str, what: &str) -> (f64, f64, f64) {
+    let window = Duration::from_secs(10);
+    let before = stats(tab, from).await;
+    tokio::time::sleep(window).await;
+    let after = stats(tab, from).await;
+    let received = grew(&before, &after, "audioPacketsReceived");
+    let lost = grew(&before, &after, "audioPacketsLost");
+    let fps = grew(&before, &after, "framesDecoded") / window.as_secs_f64();
+    let video = grew(&before, &after, "videoPacketsReceived");
+    eprintln!(
+        "Ben capped at 400 kbit/s, {what}: Ana's voice {received} packets received, \
+         {lost} lost; her video {fps:.1} frames/s ({video} packets)"
+    );
+    (received, lost, video)
+}
+
 fn grew(before: &Value, after: &Value, key: &str) -> f64 {
     after[key].as_f64().unwrap_or(0.0) - before[key].as_f64().unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn video_keeps_playing_through_five_percent_loss_repaired_by_nack() {
+async fn loss_is_repaired_and_a_capped_link_keeps_its_audio() {
     let ns = NetNs::create();
     let server = Server::start_for(&ns);
     let here = Browser::launch().await;
@@ -90,4 +109,21 @@ async fn video_keeps_playing_through_five_percent_loss_repaired_by_nack() {
         asked > 0.0 && resent > 0.0,
         "the worker repairs the lossy uplink"
     );
+
+    // Ben's downlink falls to 400 kbit/s: Ana's video does not fit, and it
+    // drowns her voice. Ben switches to "audio only": the conversation
+    // goes on.
+    ns.cap_downlink("400kbit");
+    listen(&tabs[1].0, &ana, "with video").await;
+    tabs[1]
+        .0
+        .eval("document.getElementById('audio-only').click()")
+        .await;
+    // What was queued before the switch drains (the cap queues 300 ms).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (received, lost, video) = listen(&tabs[1].0, &ana, "audio only").await;
+    // Opus sends 50 packets a second.
+    assert!(received >= 450.0, "Ana's voice reaches Ben: {received}");
+    assert!(lost <= 0.02 * received, "and is not cut: {lost} lost");
+    assert_eq!(video, 0.0, "no video packet while audio only");
 }

@@ -44,6 +44,10 @@ pub enum ClientMessage {
         audio: bool,
         video: bool,
     },
+    /// Whether to receive the others' video ("audio only" when `false`).
+    ReceiveVideo {
+        on: bool,
+    },
     Leave,
     Ping,
 }

@@ -205,6 +205,14 @@ impl Session {
                 });
                 Ok(vec![])
             }
+            ClientMessage::ReceiveVideo { on } => {
+                let (id, w) = self.current()?;
+                w.post(Command::ReceiveVideo {
+                    participant: id,
+                    on,
+                });
+                Ok(vec![])
+            }
             ClientMessage::Leave => {
                 if let Some(j) = self.joined.take() {
                     j.worker.post(Command::Leave { participant: j.id });

@@ -198,6 +198,12 @@ impl Endpoint {
                 room.set_mute(participant, audio, video, &mut self.out);
                 Ok(Reply::Done)
             }
+            Command::ReceiveVideo { participant, on } => {
+                let (route, room) = room_of(&self.routes, &mut self.rooms, participant)?;
+                room.receive_video(participant, on, now, &mut self.out);
+                self.mark_busy(route.room);
+                Ok(Reply::Done)
+            }
             Command::Leave { participant } => {
                 self.remove(participant, Departure::Left, now);
                 Ok(Reply::Done)

@@ -28,9 +28,18 @@ pub enum Gate {
 }
 
 impl Gate {
-    pub fn close(&mut self, now: Instant) {
-        if let Gate::Open = self {
-            *self = Gate::Closed { since: now };
+    /// Returns whether it was open (or opening) until now.
+    pub fn close(&mut self, now: Instant) -> bool {
+        match *self {
+            Gate::Open => {
+                *self = Gate::Closed { since: now };
+                true
+            }
+            Gate::Opening { since } => {
+                *self = Gate::Closed { since };
+                true
+            }
+            Gate::Closed { .. } => false,
         }
     }
 

@@ -146,6 +146,12 @@ pub enum Command {
         audio: bool,
         video: bool,
     },
+    /// Whether the participant receives the others' video ("audio only"
+    /// on a very weak link when `false`).
+    ReceiveVideo {
+        participant: ParticipantId,
+        on: bool,
+    },
     Leave {
         participant: ParticipantId,
     },

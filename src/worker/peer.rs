@@ -95,6 +95,8 @@ pub struct Peer {
     pub disconnected_since: Option<Instant>,
     /// Set while the participant's signalling is gone.
     pub detached_since: Option<Instant>,
+    /// Off: "audio only", no video is forwarded to it.
+    pub receive_video: bool,
 }
 
 impl Peer {
@@ -137,6 +139,7 @@ impl Peer {
             connected: false,
             disconnected_since: None,
             detached_since: None,
+            receive_video: true,
         })
     }
 

@@ -9,7 +9,7 @@
 //! [`Room::remove`].
 
 use std::collections::{HashMap, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 use str0m::media::{KeyframeRequestKind, MediaKind};
@@ -27,6 +27,12 @@ use super::vp8;
 use super::{PeerEvent, Resumed, SessionId, WorkerError};
 use crate::ids::{ParticipantId, ParticipantInfo};
 use crate::secret;
+
+/// str0m's defaults for a stream's repair cache: what it keeps, how long,
+/// and the share of retransmissions past which queued ones are dropped.
+const RTX_CACHE_PACKETS: usize = 1024;
+const RTX_CACHE_AGE: Duration = Duration::from_secs(3);
+const RTX_RATIO_CAP: f32 = 0.15;
 
 /// Due timeouts driven in one drain of a peer before it waits for the
 /// event loop (a pacer releases its queue in one or two).
@@ -141,6 +147,15 @@ impl Room {
         peer.info.audio = audio;
         peer.info.video = video;
         self.broadcast(id, PeerEvent::Mute { id, audio, video }, out);
+    }
+
+    /// "Audio only" (`on` false) or not, for one participant's downlink.
+    pub fn receive_video(&mut self, id: ParticipantId, on: bool, now: Instant, out: &mut Outputs) {
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.receive_video = on;
+            tracing::info!(peer = id, video = on, "video to this participant switched");
+            self.apply_last_n(now, out);
+        }
     }
 
     /// Tells every participant but `from`.
@@ -492,17 +507,29 @@ impl Room {
     }
 
     /// Shows each subscriber the video of the `last_n` most recent
-    /// speakers (then the first to come) other than itself, and tells it
-    /// whose video it gets when that changes. Audio always flows.
+    /// speakers (then the first to come) other than itself, none to one
+    /// that asked for audio only, and tells it whose video it gets when
+    /// that changes. Audio always flows.
     fn apply_last_n(&mut self, now: Instant, out: &mut Outputs) {
         let recent = self.speakers.recent();
         let last_n = self.last_n;
+        let audio_only: Vec<ParticipantId> = self
+            .peers
+            .values()
+            .filter(|p| !p.receive_video)
+            .map(|p| p.id)
+            .collect();
         let shown = |subscriber: ParticipantId| -> Vec<ParticipantId> {
+            let n = if audio_only.contains(&subscriber) {
+                0
+            } else {
+                last_n
+            };
             let mut v: Vec<ParticipantId> = recent
                 .iter()
                 .copied()
                 .filter(|p| *p != subscriber)
-                .take(last_n)
+                .take(n)
                 .collect();
             v.sort_unstable();
             v
@@ -517,8 +544,15 @@ impl Room {
                     if s.gate.open() {
                         wanted.push(*key);
                     }
-                } else {
-                    s.gate.close(now);
+                } else if s.gate.close(now) {
+                    // What it lost before, the subscriber would keep asking
+                    // for, and the repairs would spend the link it wants to
+                    // spare: the stream's cache goes.
+                    if let Some(peer) = self.peers.get_mut(&s.subscriber) {
+                        if let Some(tx) = peer.rtc.direct_api().stream_tx_by_mid(s.mid, None) {
+                            tx.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, Some(RTX_RATIO_CAP));
+                        }
+                    }
                 }
             }
         }

@@ -396,3 +396,35 @@ fn last_n_forwards_the_videos_of_the_latest_speakers_only() {
         );
     }
 }
+
+#[test]
+fn audio_only_stops_the_video_and_resumes_it_on_a_keyframe() {
+    let mut h = connected_pair();
+    let now = h.now;
+    h.room.receive_video(2, false, now, &mut h.out);
+    h.run(Duration::from_millis(20));
+    let told = |h: &Harness| {
+        h.events.iter().rev().find_map(|(p, e)| match e {
+            PeerEvent::Forwarded { video } if *p == 2 => Some(video.clone()),
+            _ => None,
+        })
+    };
+    assert_eq!(told(&h), Some(vec![]), "2 is told it gets no video");
+    let first = [0x10, 0, 0, 1, 1];
+    h.send_video(1, 10, 3000, &first);
+    h.run(Duration::from_millis(100));
+    assert_eq!(h.client(2).got(&first), 0, "no video while audio only");
+
+    let now = h.now;
+    h.room.receive_video(2, true, now, &mut h.out);
+    h.run(Duration::from_millis(20));
+    assert_eq!(told(&h), Some(vec![1]));
+    let keyframe = [0x10, 0, 0, 2, 1];
+    h.send_video(1, 11, 6000, &keyframe);
+    h.run(Duration::from_millis(100));
+    assert_eq!(
+        h.client(2).got(&keyframe),
+        1,
+        "video again from the next keyframe"
+    );
+}
