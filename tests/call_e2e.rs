@@ -126,6 +126,9 @@ async fn rooms_see_and_hear_each_other_as_people_come_and_go() {
     mic(2).await;
     mic(3).await;
     wait_speaker(&a, 3, "Dora, who starts talking, is shown speaking").await;
+    if let Ok(dir) = std::env::var("PARLOIR_TEST_SCREENSHOTS") {
+        a[0].0.screenshot(&format!("{dir}/speaker.png")).await;
+    }
     for i in [0, 1, 2] {
         mic(i).await;
     }
