@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, Mid};
+use str0m::media::{Direction, MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, SeqNo};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
@@ -125,42 +125,40 @@ impl Client {
         self.rtc.handle_input(input).expect("input");
     }
 
-    /// Sends one VP8 packet on the camera track.
-    pub fn send_video(&mut self, now: Instant, seq: u64, ts: u32, payload: &[u8]) {
+    /// Writes one packet on our own track `index` (0 microphone, 1 camera)
+    /// in `codec`.
+    fn write(&mut self, index: usize, codec: Codec, write: impl FnOnce(Pt) -> RtpWrite) {
         let pt = self
             .rtc
             .codec_config()
-            .find(|p| p.spec().codec == Codec::Vp8)
-            .expect("VP8")
+            .find(|p| p.spec().codec == codec)
+            .expect("negotiated codec")
             .pt();
         let mut api = self.rtc.direct_api();
         let tx = api
-            .stream_tx_by_mid(self.own[1], None)
-            .expect("video stream");
-        tx.write_rtp(RtpWrite::new(pt, SeqNo::from(seq), ts, now, payload.to_vec()).marker(true));
+            .stream_tx_by_mid(self.own[index], None)
+            .expect("own stream");
+        tx.write_rtp(write(pt));
+    }
+
+    /// Sends one VP8 packet on the camera track.
+    pub fn send_video(&mut self, now: Instant, seq: u64, ts: u32, payload: &[u8]) {
+        self.write(1, Codec::Vp8, |pt| {
+            RtpWrite::new(pt, SeqNo::from(seq), ts, now, payload.to_vec()).marker(true)
+        });
     }
 
     /// Sends one Opus packet on the microphone track, `dbov` loud (the
     /// audio-level header extension: 0 is the loudest, −127 silence).
     pub fn send_audio(&mut self, now: Instant, seq: u64, ts: u32, dbov: i8) {
-        let pt = self
-            .rtc
-            .codec_config()
-            .find(|p| p.spec().codec == Codec::Opus)
-            .expect("Opus")
-            .pt();
-        let mut api = self.rtc.direct_api();
-        let tx = api
-            .stream_tx_by_mid(self.own[0], None)
-            .expect("audio stream");
         let ext = ExtensionValues {
             audio_level: Some(dbov),
             voice_activity: Some(dbov > -127),
             ..ExtensionValues::default()
         };
-        tx.write_rtp(
-            RtpWrite::new(pt, SeqNo::from(seq), ts, now, vec![0xf8, 0xff, 0xfe]).ext_vals(ext),
-        );
+        self.write(0, Codec::Opus, |pt| {
+            RtpWrite::new(pt, SeqNo::from(seq), ts, now, vec![0xf8, 0xff, 0xfe]).ext_vals(ext)
+        });
     }
 
     pub fn video_ssrc(&mut self) -> u32 {

@@ -49,24 +49,9 @@ mod tests {
         assert!(is_keyframe(&[0x10, 0x9c, 0x01, 0x2a]));
         assert!(!is_keyframe(&[0x10, 0x9d, 0x01, 0x2a]));
         // What browsers send: X=1 with a 15-bit PictureID, TL0PICIDX, TID.
-        assert!(is_keyframe(&[
-            0x90,
-            0xe0,
-            0x80 | 0x12,
-            0x34,
-            0x07,
-            0x20,
-            0x9c
-        ]));
-        assert!(!is_keyframe(&[
-            0x90,
-            0xe0,
-            0x80 | 0x12,
-            0x34,
-            0x07,
-            0x20,
-            0x9d
-        ]));
+        let browser = |header: u8| [0x90, 0xe0, 0x80 | 0x12, 0x34, 0x07, 0x20, header];
+        assert!(is_keyframe(&browser(0x9c)));
+        assert!(!is_keyframe(&browser(0x9d)));
         // A 7-bit PictureID only.
         assert!(is_keyframe(&[0x90, 0x80, 0x12, 0x10]));
         // Not the start of a frame, another partition, or cut short.
