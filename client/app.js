@@ -5,6 +5,7 @@
 
 import { t, translatePage } from './i18n.js';
 import { Call } from './call.js';
+import { DownlinkWatch } from './quality.js';
 
 const $ = (id) => document.getElementById(id);
 const ROOM_RE = /^[A-Za-z0-9_-]{3,64}$/;
@@ -105,11 +106,20 @@ function enterCall(room, name) {
   updateControls();
   $('toggle-mic').onclick = () => { call.setMic(!call.audio); updateControls(); render(); };
   $('toggle-cam').onclick = () => { call.setCam(!call.video); updateControls(); render(); };
-  $('audio-only').onclick = () => { call.setReceiveVideo(!call.receiveVideo); updateControls(); };
+  const setAudioOnly = (on) => {
+    call.setReceiveVideo(!on);
+    updateControls();
+    $('weak-downlink').hidden = true;
+  };
+  $('audio-only').onclick = () => setAudioOnly(call.receiveVideo);
+  // A downlink too weak for video: propose audio only, one click away.
+  $('switch-audio-only').onclick = () => setAudioOnly(true);
+  const watch = new DownlinkWatch(call, (weak) => { $('weak-downlink').hidden = !weak; });
   $('copy-link').onclick = async () => {
     try { await navigator.clipboard.writeText(`${location.origin}/r/${room}`); setStatus(t('linkCopied'), 2000); } catch { /* not allowed */ }
   };
   $('leave').onclick = () => {
+    watch.stop();
     call.leave();
     localStream.getTracks().forEach((tr) => tr.stop());
     show('left');

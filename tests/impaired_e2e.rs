@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::browser::{Browser, Tab};
 use common::netns::NetNs;
-use common::{join, wait_full_mesh, Server};
+use common::{join, wait_for, wait_full_mesh, Server};
 use serde_json::Value;
 
 /// What `tab` receives from participant `from` (or, for `"self"`, what it
@@ -76,6 +76,11 @@ async fn loss_is_repaired_and_a_capped_link_keeps_its_audio() {
     let ana_after = stats(&tabs[0].0, &ben).await;
     let ben_sent_after = stats(&tabs[1].0, "self").await;
     ns.stop_losing();
+    let weak = tabs[1]
+        .0
+        .eval("!document.getElementById('weak-downlink').hidden")
+        .await;
+    assert_eq!(weak, false, "5 % loss, repaired, is not called weak");
 
     let secs = window.as_secs_f64();
     for (who, before, after) in [
@@ -114,14 +119,26 @@ async fn loss_is_repaired_and_a_capped_link_keeps_its_audio() {
     // drowns her voice. Ben switches to "audio only": the conversation
     // goes on.
     ns.cap_downlink("400kbit");
-    listen(&tabs[1].0, &ana, "with video").await;
-    tabs[1]
-        .0
-        .eval("document.getElementById('audio-only').click()")
+    // The downlink has not been weak until now: nothing was proposed.
+    let ben = &tabs[1].0;
+    let proposed = "!document.getElementById('weak-downlink').hidden";
+    listen(ben, &ana, "with video").await;
+    // Ben's page proposes audio only by itself; he accepts.
+    wait_for(
+        "audio only proposed to Ben",
+        Duration::from_secs(20),
+        || async { (ben.eval(proposed).await == true).then_some(()) },
+    )
+    .await;
+    if let Ok(dir) = std::env::var("PARLOIR_TEST_SCREENSHOTS") {
+        ben.screenshot(&format!("{dir}/weak-downlink.png")).await;
+    }
+    ben.eval("document.getElementById('switch-audio-only').click()")
         .await;
+    assert_eq!(ben.eval(proposed).await, false, "the proposal goes");
     // What was queued before the switch drains (the cap queues 300 ms).
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (received, lost, video) = listen(&tabs[1].0, &ana, "audio only").await;
+    let (received, lost, video) = listen(ben, &ana, "audio only").await;
     // Opus sends 50 packets a second.
     assert!(received >= 450.0, "Ana's voice reaches Ben: {received}");
     assert!(lost <= 0.02 * received, "and is not cut: {lost} lost");

@@ -12,6 +12,7 @@ const INDEX: &str = include_str!("../../client/index.html");
 const APP_JS: &str = include_str!("../../client/app.js");
 const CALL_JS: &str = include_str!("../../client/call.js");
 const I18N_JS: &str = include_str!("../../client/i18n.js");
+const QUALITY_JS: &str = include_str!("../../client/quality.js");
 const STYLE: &str = include_str!("../../client/style.css");
 
 fn page(body: &'static str, mime: &'static str) -> impl IntoResponse {
@@ -38,6 +39,10 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/i18n.js",
             get(|| async { page(I18N_JS, "text/javascript") }),
+        )
+        .route(
+            "/quality.js",
+            get(|| async { page(QUALITY_JS, "text/javascript") }),
         )
         .route("/style.css", get(|| async { page(STYLE, "text/css") }))
 }
