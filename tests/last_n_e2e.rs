@@ -57,19 +57,19 @@ async fn each_browser_decodes_the_latest_speakers_and_hears_everyone() {
     let ids: BTreeSet<u64> = tabs.iter().map(|(_, id)| *id).collect();
 
     // Everyone's microphone is on: each hears the three others, and sees
-    // at most N of them.
+    // N of them (once the first speaker is chosen: the video it replaces
+    // may still decode a few frames in flight).
     for (tab, me) in &tabs {
         let others: BTreeSet<u64> = ids.iter().copied().filter(|i| i != me).collect();
-        wait_for("hearing everyone", Duration::from_secs(20), || async {
-            let (video, audio) = decoding_and_hearing(tab, Duration::from_secs(2)).await;
-            (audio == others && !video.is_empty()).then_some(())
-        })
+        wait_for(
+            "hearing everyone, seeing N",
+            Duration::from_secs(20),
+            || async {
+                let (video, audio) = decoding_and_hearing(tab, Duration::from_secs(2)).await;
+                (audio == others && !video.is_empty() && video.len() <= LAST_N).then_some(())
+            },
+        )
         .await;
-        let (video, _) = decoding_and_hearing(tab, Duration::from_secs(2)).await;
-        assert!(
-            video.len() <= LAST_N,
-            "decodes {video:?}, more than {LAST_N}"
-        );
     }
 
     // Someone Ana does not see starts speaking (alone): Ana sees them.

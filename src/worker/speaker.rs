@@ -7,10 +7,12 @@
 //! with at least [`SPEAKING_BUCKETS`] voiced buckets in the last second:
 //! speech comes in syllables, so half the buckets of someone talking are
 //! voiced, but a cough or a door (two or three buckets) is not a speaker.
-//! The dominant speaker changes when the current one stops speaking and
-//! someone else speaks, or when someone speaks clearly more
-//! ([`TAKEOVER_MARGIN`] more buckets): two people talking over each other
-//! do not make the highlight flap. In silence the last speaker stays.
+//! The dominant speaker keeps the floor while it has at least
+//! [`KEEP_BUCKETS`] voiced buckets (a pause for breath is not the end of a
+//! sentence); it changes when the current one has stopped and someone else
+//! speaks, or when someone speaks clearly more ([`TAKEOVER_MARGIN`] more
+//! buckets): two people talking over each other do not make the highlight
+//! flap. In silence the last speaker stays.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -23,6 +25,7 @@ const WINDOW: u32 = 10;
 /// −60 dBov: quiet speech, well above a muted microphone (−127).
 pub const VOICED_DBOV: i8 = -60;
 pub const SPEAKING_BUCKETS: u32 = 4;
+pub const KEEP_BUCKETS: u32 = 2;
 pub const TAKEOVER_MARGIN: u32 = 3;
 
 #[derive(Debug, Default)]
@@ -124,7 +127,7 @@ impl Speakers {
             .dominant
             .and_then(|d| voiced.iter().find(|(id, _)| *id == d))
             .map_or(0, |(_, n)| *n);
-        if current >= SPEAKING_BUCKETS && most < current + TAKEOVER_MARGIN {
+        if current >= KEEP_BUCKETS && most < current + TAKEOVER_MARGIN {
             return None;
         }
         self.dominant = Some(loudest);
