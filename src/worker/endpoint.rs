@@ -142,7 +142,9 @@ impl Endpoint {
         let Some(room) = self.rooms.get_mut(&route.room) else {
             return;
         };
-        if stun {
+        // From an address the peer already owns, its connection checks the
+        // request itself; only a new address is checked here first.
+        if stun && self.demux.by_addr(&source, now) != Some(route) {
             if !room.accepts(route.peer, &input) {
                 self.out.counters.datagrams_dropped += 1;
                 return;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::endpoint::Endpoint;
 use super::peer::{CONNECT_DEADLINE, DETACH_GRACE, DISCONNECT_GRACE, MAX_MEDIA_SECTIONS};
-use super::test_client::Client;
+use super::test_client::{self, Client};
 use super::{Command, JoinRequest, PeerEvent, Reply, SessionId, WorkerError};
 use crate::ids::{ParticipantId, ParticipantInfo};
 
@@ -52,10 +52,7 @@ impl Net {
     }
 
     fn client(&mut self, id: ParticipantId) -> &mut Client {
-        self.clients
-            .iter_mut()
-            .find(|c| c.id == id)
-            .expect("client")
+        test_client::find(&mut self.clients, id)
     }
 
     fn command(&mut self, cmd: Command) -> Result<Reply, WorkerError> {

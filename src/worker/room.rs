@@ -230,9 +230,15 @@ impl Room {
         });
         // New outlets start open; last-N closes those it does not show.
         self.apply_last_n(now, out);
-        // The new subscriber needs a picture at once.
+        // The new subscriber needs a picture at once, of what it is shown.
         for track in opened {
-            self.request_keyframe(track, KeyframeRequestKind::Pli, now);
+            if self
+                .router
+                .gate(&track, id)
+                .is_some_and(|g| *g == Gate::Open)
+            {
+                self.request_keyframe(track, KeyframeRequestKind::Pli, now);
+            }
         }
         self.renegotiate = true;
         self.mark_dirty(id);
@@ -453,13 +459,13 @@ impl Room {
         let wallclock = track.clock.wallclock(pkt.header.timestamp, pkt.timestamp);
         let mut waiting = false;
         for sub in track.subscriptions.iter_mut() {
-            let Some(peer) = self.peers.get_mut(&sub.subscriber) else {
-                continue;
-            };
             if !sub.gate.pass(keyframe, now, &mut sub.rewriter) {
                 waiting |= matches!(sub.gate, Gate::Opening { .. });
                 continue;
             }
+            let Some(peer) = self.peers.get_mut(&sub.subscriber) else {
+                continue;
+            };
             let Some(pt) = sub.map_pt(pkt.header.payload_type) else {
                 continue;
             };
@@ -512,35 +518,32 @@ impl Room {
     /// that changes. Audio always flows.
     fn apply_last_n(&mut self, now: Instant, out: &mut Outputs) {
         let recent = self.speakers.recent();
-        let last_n = self.last_n;
-        let audio_only: Vec<ParticipantId> = self
+        // Whose video each participant gets, sorted (as it is told).
+        let shown: HashMap<ParticipantId, Vec<ParticipantId>> = self
             .peers
             .values()
-            .filter(|p| !p.receive_video)
-            .map(|p| p.id)
+            .map(|p| {
+                let n = if p.receive_video { self.last_n } else { 0 };
+                let mut v: Vec<ParticipantId> = recent
+                    .iter()
+                    .copied()
+                    .filter(|o| *o != p.id)
+                    .take(n)
+                    .collect();
+                v.sort_unstable();
+                (p.id, v)
+            })
             .collect();
-        let shown = |subscriber: ParticipantId| -> Vec<ParticipantId> {
-            let n = if audio_only.contains(&subscriber) {
-                0
-            } else {
-                last_n
-            };
-            let mut v: Vec<ParticipantId> = recent
-                .iter()
-                .copied()
-                .filter(|p| *p != subscriber)
-                .take(n)
-                .collect();
-            v.sort_unstable();
-            v
-        };
         let mut wanted = Vec::new();
         for (key, track) in self.router.tracks_mut() {
             if track.kind != MediaKind::Video {
                 continue;
             }
             for s in &mut track.subscriptions {
-                if shown(s.subscriber).contains(&key.publisher) {
+                let visible = shown
+                    .get(&s.subscriber)
+                    .is_some_and(|v| v.binary_search(&key.publisher).is_ok());
+                if visible {
                     if s.gate.open() {
                         wanted.push(*key);
                     }
@@ -556,11 +559,10 @@ impl Room {
                 }
             }
         }
-        for id in self.peers.keys() {
-            let video = shown(*id);
-            if self.told_forwarded.get(id) != Some(&video) {
-                self.told_forwarded.insert(*id, video.clone());
-                out.events.push_back((*id, PeerEvent::Forwarded { video }));
+        for (id, video) in shown {
+            if self.told_forwarded.get(&id) != Some(&video) {
+                self.told_forwarded.insert(id, video.clone());
+                out.events.push_back((id, PeerEvent::Forwarded { video }));
             }
         }
         for key in wanted {

@@ -15,7 +15,7 @@ use str0m::Input;
 
 use super::peer::{Departure, Peer};
 use super::room::{Outputs, Room};
-use super::test_client::Client;
+use super::test_client::{self, Client};
 use super::PeerEvent;
 use crate::ids::ParticipantId;
 
@@ -58,10 +58,7 @@ impl Harness {
     }
 
     fn client(&mut self, id: ParticipantId) -> &mut Client {
-        self.clients
-            .iter_mut()
-            .find(|c| c.id == id)
-            .expect("client")
+        test_client::find(&mut self.clients, id)
     }
 
     /// A client joins and makes its first offer (microphone and camera).

@@ -292,6 +292,16 @@ impl Router {
         self.tracks.iter_mut()
     }
 
+    /// Whether `subscriber` receives `track` now.
+    pub fn gate(&self, track: &TrackKey, subscriber: ParticipantId) -> Option<&Gate> {
+        self.tracks
+            .get(track)?
+            .subscriptions
+            .iter()
+            .find(|s| s.subscriber == subscriber)
+            .map(|s| &s.gate)
+    }
+
     /// Hot path: the track a packet arrived on.
     pub fn track_mut(&mut self, key: &TrackKey) -> Option<&mut Track> {
         self.tracks.get_mut(key)

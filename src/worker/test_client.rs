@@ -179,3 +179,8 @@ impl Client {
             .count()
     }
 }
+
+/// The client of participant `id`.
+pub fn find(clients: &mut [Client], id: ParticipantId) -> &mut Client {
+    clients.iter_mut().find(|c| c.id == id).expect("client")
+}
