@@ -205,6 +205,16 @@ async fn bad_input_gets_errors_and_the_call_goes_on() {
     malformed_signalling(&server).await;
     udp_garbage(&server).await;
 
+    // A stranger's load report is refused for its missing secret, before
+    // its body is read (this server has no secret: the API is off).
+    let refused = reqwest::Client::new()
+        .post(format!("{}/cluster/report", server.http))
+        .body("{not a report")
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(refused.status().as_u16(), 403);
+
     assert!(server.alive(), "the server process survived");
     assert_eq!(http_status(&server.http, "/healthz").await, 200);
     assert_eq!(http_status(&server.http, "/readyz").await, 200);

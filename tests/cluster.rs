@@ -10,7 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::browser::{Browser, Tab};
-use common::{frames_decoded, join, wait_for, wait_full_mesh_rejoined, Proc, Redis};
+use common::redis_server::Redis;
+use common::{frames_decoded, join, wait_for, wait_full_mesh_rejoined, Proc};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;

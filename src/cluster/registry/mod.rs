@@ -21,7 +21,7 @@ mod memory;
 mod redis;
 
 use std::ops::Add;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 
@@ -46,6 +46,8 @@ pub const ROOM_GRACE: Duration = Duration::from_secs(30);
 pub enum RegistryError {
     #[error("redis: {0}")]
     Redis(#[from] ::redis::RedisError),
+    #[error("cannot encode a report: {0}")]
+    Encode(#[from] serde_json::Error),
 }
 
 pub type Result<T> = std::result::Result<T, RegistryError>;
@@ -93,10 +95,7 @@ impl Moment {
     pub fn now() -> Self {
         Moment {
             instant: Instant::now(),
-            unix_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
+            unix_ms: crate::worker::stats::unix_ms(),
         }
     }
 }

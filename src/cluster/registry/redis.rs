@@ -89,8 +89,7 @@ impl RedisRegistry {
         let value = serde_json::to_string(&Stored {
             report: report.clone(),
             at_ms: now.unix_ms,
-        })
-        .unwrap_or_default();
+        })?;
         let mut call = self.put.key(node_key(&report.id));
         call.key("parloir:nodes");
         for room in &report.rooms {
@@ -119,7 +118,7 @@ impl RedisRegistry {
             .await?;
         let mut out = Vec::new();
         for ((id, value), drain) in ids.iter().zip(values).zip(drains) {
-            let Some(stored) = value.and_then(|v| serde_json::from_str::<Stored>(&v).ok()) else {
+            let Some(value) = value else {
                 // Gone: a process back under this id is a new one.
                 let _: () = redis::pipe()
                     .srem("parloir:nodes", id)
@@ -129,6 +128,16 @@ impl RedisRegistry {
                     .query_async(&mut c)
                     .await?;
                 continue;
+            };
+            let stored = match serde_json::from_str::<Stored>(&value) {
+                Ok(s) => s,
+                // A report this version cannot read (a worker of another
+                // version during an upgrade): not placed on, but not taken
+                // for gone either, which would drop its drain flag.
+                Err(e) => {
+                    tracing::warn!(node = id, "unreadable report in Redis: {e}");
+                    continue;
+                }
             };
             // The report's age on the wall clock it was stored with, as an
             // `Instant` of this process.
@@ -206,6 +215,12 @@ impl Registry for RedisRegistry {
     }
 }
 
+// Paths of a file's top level are relative to its folder; inside the
+// tests module they would name a folder that does not exist.
+#[cfg(test)]
+#[path = "../../../tests/common/redis_server.rs"]
+mod test_redis_server;
+
 /// Against a `redis-server` of its own on a free loopback port
 /// (`scripts/test.sh` installs it; without one these tests fail, they do
 /// not pass by skipping).
@@ -213,39 +228,17 @@ impl Registry for RedisRegistry {
 mod tests {
     use super::*;
     use crate::cluster::report::test_listing;
-    use std::process::{Child, Command, Stdio};
+    use test_redis_server::Redis;
 
-    struct Server(Child);
-
-    impl Drop for Server {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-
-    /// A redis-server of the test's own (scripts/test.sh installs it).
-    async fn start() -> (Server, RedisRegistry, redis::aio::ConnectionManager) {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (scripts/test.sh installs it)");
-        let server = Server(child);
-        let url = format!("redis://127.0.0.1:{port}");
-        for _ in 0..200 {
-            if let Ok(r) = RedisRegistry::connect(&url).await {
-                let c = r.conn.clone();
-                return (server, r, c);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("redis-server did not start");
+    /// A redis-server of the test's own, the registry on it, and a
+    /// connection for looking behind the registry's back.
+    async fn start() -> (Redis, RedisRegistry, redis::aio::ConnectionManager) {
+        let server = Redis::start();
+        let r = RedisRegistry::connect(&server.url)
+            .await
+            .expect("connect to the test's redis-server");
+        let c = r.conn.clone();
+        (server, r, c)
     }
 
     async fn ttl_ms(c: &mut redis::aio::ConnectionManager, key: &str) -> i64 {
@@ -303,5 +296,26 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(r.nodes(t).await.unwrap()[0].report.state, NodeState::Active);
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_report_keeps_its_drain_flag() {
+        let (_server, r, mut c) = start().await;
+        let t = Moment::now();
+        r.put_report(&test_listing::<&str>("w1", &[]), t)
+            .await
+            .unwrap();
+        r.set_draining("w1").await.unwrap();
+        // A worker of another version wrote something this one cannot read.
+        let _: () = c.set("parloir:node:w1", "{\"renamed\":1}").await.unwrap();
+        assert!(r.nodes(t).await.unwrap().is_empty(), "not placed on");
+        r.put_report(&test_listing::<&str>("w1", &[]), t)
+            .await
+            .unwrap();
+        assert_eq!(
+            r.nodes(t).await.unwrap()[0].report.state,
+            NodeState::Draining,
+            "still draining once readable again"
+        );
     }
 }
