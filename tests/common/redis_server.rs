@@ -38,6 +38,16 @@ impl Redis {
     }
 }
 
+impl Redis {
+    /// Stops the server without closing its connections (SIGSTOP): it
+    /// answers nothing, as a host gone from the network.
+    pub fn pause(&self) {
+        let _ = Command::new("kill")
+            .args(["-STOP", &self.child.id().to_string()])
+            .status();
+    }
+}
+
 impl Drop for Redis {
     fn drop(&mut self) {
         let _ = self.child.kill();

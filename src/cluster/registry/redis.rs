@@ -29,6 +29,10 @@ pub struct RedisRegistry {
     cas: redis::Script,
 }
 
+/// Longest wait for Redis: its answers take well under a millisecond, and
+/// a worker silent for `NODE_TTL` (3 s) counts as dead anyway.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
+
 #[derive(Serialize, Deserialize)]
 struct Stored {
     report: LoadReport,
@@ -76,7 +80,14 @@ fn room_key(room: &str) -> String {
 impl RedisRegistry {
     pub async fn connect(url: &str) -> Result<Self> {
         let client = redis::Client::open(url)?;
-        let conn = redis::aio::ConnectionManager::new(client).await?;
+        // Without these, a Redis that stops answering (a host gone from the
+        // network rather than a refused port) would hold every join and
+        // every load report forever; an error lets placement and the
+        // reporter carry on and say so.
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(REDIS_TIMEOUT)
+            .set_response_timeout(REDIS_TIMEOUT);
+        let conn = redis::aio::ConnectionManager::new_with_config(client, config).await?;
         Ok(RedisRegistry {
             conn,
             put: redis::Script::new(PUT),
@@ -317,5 +328,14 @@ mod tests {
             NodeState::Draining,
             "still draining once readable again"
         );
+    }
+
+    #[tokio::test]
+    async fn a_redis_that_stops_answering_is_an_error_not_a_hang() {
+        let (server, r, _) = start().await;
+        // Silent from now on, as a host that fell off the network.
+        server.pause();
+        let asked = tokio::time::timeout(Duration::from_secs(10), r.nodes(Moment::now())).await;
+        assert!(matches!(asked, Ok(Err(_))), "an error within the timeout");
     }
 }
