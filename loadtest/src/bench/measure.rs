@@ -14,7 +14,7 @@ use crate::run::Summary;
 /// Per-target figures of one shape, as the issue asks for them. In JSON
 /// the level fields are named by the shape's unit
 /// (`max_subscribers_under_1pct_loss`, `max_rooms_under_1pct_loss`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct TargetResult {
     pub available: bool,
     pub reason: Option<String>,
@@ -39,18 +39,8 @@ pub struct TargetResult {
 impl TargetResult {
     pub(super) fn unavailable(reason: &str) -> Self {
         TargetResult {
-            available: false,
             reason: Some(reason.into()),
-            cpu_us_per_packet: None,
-            cpu_measured_at_level: None,
-            cpu_measured_at_load: None,
-            max_level_under_1pct_loss: None,
-            max_level_is_lower_bound: false,
-            delay_p50_ms: None,
-            delay_p99_ms: None,
-            rss_kib_per_stream: None,
-            srtp_profile: None,
-            points: Vec::new(),
+            ..TargetResult::default()
         }
     }
 }
