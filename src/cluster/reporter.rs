@@ -186,5 +186,21 @@ mod tests {
         let second = reporter.report();
         assert_eq!(second.seq, 2);
         assert_eq!(second.rates.packets_in_per_s, 0.0, "nothing counted since");
+        // 100 packets more, at least 20 ms later: a rate, at most 5,000/s.
+        stats.publish(Snapshot {
+            counters: Counters {
+                packets_in: 110,
+                ..Counters::default()
+            },
+            rooms: Vec::new(),
+            peers: 0,
+            tracks_in: 0,
+            tracks_out: 0,
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        let third = reporter.report();
+        let rate = third.rates.packets_in_per_s;
+        assert!(rate > 0.0 && rate <= 5_000.0, "{rate} packets/s");
+        assert_eq!(third.rooms.len(), 0, "the latest snapshot's rooms");
     }
 }
