@@ -197,7 +197,29 @@ function render() {
   }
   grid.dataset.count = String(wanted.size);
   if (call.participants.size && $('status').textContent === t('alone')) setStatus('');
+  reportTileSizes();
 }
+
+// The worker sends each video no larger than its tile shows it: tell it
+// the sizes when the layout changes (debounced: a window being resized
+// fires many times).
+let sizesTimer = null;
+function reportTileSizes() {
+  clearTimeout(sizesTimer);
+  sizesTimer = setTimeout(() => {
+    if (!call) return;
+    const tiles = [...$('grid').querySelectorAll('.tile:not(.self)')].map((el) => {
+      const v = el.querySelector('video');
+      // A covering video is as wide as the tile, or wider when the tile is
+      // taller than the picture.
+      const aspect = v.videoWidth && v.videoHeight ? v.videoWidth / v.videoHeight : 4 / 3;
+      const width = Math.max(el.clientWidth, el.clientHeight * aspect) * devicePixelRatio;
+      return { id: Number(el.dataset.id), width: Math.round(width) };
+    });
+    call.setTileSizes(tiles);
+  }, 300);
+}
+new ResizeObserver(reportTileSizes).observe($('grid'));
 
 translatePage();
 const room = roomFromPath();

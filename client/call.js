@@ -11,6 +11,29 @@
 
 const RECONNECT_MAX_MS = 10000;
 
+// The camera is sent in several sizes (simulcast), smallest first: the
+// worker forwards each subscriber the one that fits its bandwidth and its
+// tile, and asks us to pause the sizes nobody receives. Chromium sends at
+// most two sizes below 960×540 (three would lose the full size), so a
+// 640-pixel camera sends a half and the full size, a 1280-pixel one a
+// quarter, a half and the full size. The rates are ceilings: a weak uplink
+// makes the browser drop the larger sizes by itself.
+const RID_OF_SCALE = { 4: 'q', 2: 'h', 1: 'f' };
+
+function layerRate(width) {
+  if (width <= 200) return 60_000;
+  if (width <= 360) return 100_000;
+  if (width <= 720) return 600_000;
+  return 1_500_000;
+}
+
+export function simulcastEncodings(track) {
+  const width = track.getSettings().width || 640;
+  const scales = width >= 960 ? [4, 2, 1] : width >= 480 ? [2, 1] : [1];
+  if (scales.length === 1) return undefined;
+  return scales.map((s) => ({ rid: RID_OF_SCALE[s], scaleResolutionDownBy: s, maxBitrate: layerRate(width / s) }));
+}
+
 export class Call extends EventTarget {
   constructor({ room, name, stream }) {
     super();
@@ -25,6 +48,7 @@ export class Call extends EventTarget {
     this.speaker = null; // id of the one speaking, as the worker tells (maybe us)
     this.forwarded = null; // ids whose video the worker sends us (last-N); null: everyone's
     this.receiveVideo = true; // false: "audio only", for a very weak downlink
+    this.tileSizes = []; // [{ id, width }]: how large we show each other video
     this.midToParticipant = new Map();
     this.ws = null;
     this.pc = null;
@@ -92,6 +116,7 @@ export class Call extends EventTarget {
         this.emit('participants');
         // A new session on a new worker knows nothing of it yet.
         if (!this.receiveVideo) this.send({ type: 'receive-video', on: false });
+        if (this.tileSizes.length) this.send({ type: 'video-sizes', tiles: this.tileSizes });
         if (msg.resumed) this.resumes += 1;
         if (msg.resumed && this.pc) {
           if (this.pc.connectionState === 'connected') this.emit('state', 'connected');
@@ -127,6 +152,9 @@ export class Call extends EventTarget {
       case 'forwarded':
         this.forwarded = new Set(msg.video);
         this.emit('participants');
+        break;
+      case 'layers':
+        await this.setLayers(msg.mid, msg.active);
         break;
       case 'mute': {
         const p = this.participants.get(msg.id);
@@ -171,7 +199,10 @@ export class Call extends EventTarget {
     this.pc = pc;
     for (const kind of ['audio', 'video']) {
       const track = this.stream.getTracks().find((t) => t.kind === kind);
-      pc.addTransceiver(track || kind, { direction: 'sendonly', streams: [this.stream] });
+      const init = { direction: 'sendonly', streams: [this.stream] };
+      const encodings = kind === 'video' && track && simulcastEncodings(track);
+      if (encodings) init.sendEncodings = encodings;
+      pc.addTransceiver(track || kind, init);
     }
     pc.ontrack = (e) => {
       const stream = e.streams[0];
@@ -216,6 +247,24 @@ export class Call extends EventTarget {
     }
     this.midToParticipant.clear();
     for (const p of this.participants.values()) p.stream = null;
+  }
+
+  // Nobody receives some sizes of our camera: stop encoding them (a weak
+  // uplink is not spent on pictures nobody sees), or start again.
+  async setLayers(mid, active) {
+    const tr = this.pc && this.pc.getTransceivers().find((x) => x.mid === mid);
+    if (!tr) return;
+    const params = tr.sender.getParameters();
+    if (!params.encodings || params.encodings.length < 2) return;
+    for (const e of params.encodings) if (e.rid) e.active = active.includes(e.rid);
+    await tr.sender.setParameters(params);
+  }
+
+  /** How large each other participant's video is shown, in device pixels. */
+  setTileSizes(tiles) {
+    if (JSON.stringify(tiles) === JSON.stringify(this.tileSizes)) return;
+    this.tileSizes = tiles;
+    this.send({ type: 'video-sizes', tiles });
   }
 
   /** "Audio only": the worker stops sending us the others' video. */

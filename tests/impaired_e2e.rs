@@ -31,10 +31,10 @@ async fn listen(tab: &Tab<'_>, from: &str, what: &str) -> (f64, f64, f64) {
     let fps = grew(&before, &after, "framesDecoded") / window.as_secs_f64();
     let video = grew(&before, &after, "videoPacketsReceived");
     eprintln!(
-        "Ben capped at 400 kbit/s, {what}: Ana's voice {received} packets received, \
+        "Ben capped at 150 kbit/s, {what}: Ana's voice {received} packets received, \
          {lost} lost; her video {fps:.1} frames/s ({video} packets)"
     );
-    (received, lost, video)
+    (received, lost, fps)
 }
 
 fn grew(before: &Value, after: &Value, key: &str) -> f64 {
@@ -115,10 +115,10 @@ async fn loss_is_repaired_and_a_capped_link_keeps_its_audio() {
         "the worker repairs the lossy uplink"
     );
 
-    // Ben's downlink falls to 400 kbit/s: Ana's video does not fit, and it
-    // drowns her voice. Ben switches to "audio only": the conversation
-    // goes on.
-    ns.cap_downlink("400kbit");
+    // Ben's downlink falls to 150 kbit/s: even the smaller size of Ana's
+    // camera does not fit, and it drowns her voice. Ben switches to "audio
+    // only": the conversation goes on.
+    ns.cap_downlink("150kbit");
     // The downlink has not been weak until now: nothing was proposed.
     let ben = &tabs[1].0;
     let proposed = "!document.getElementById('weak-downlink').hidden";
@@ -138,9 +138,11 @@ async fn loss_is_repaired_and_a_capped_link_keeps_its_audio() {
     assert_eq!(ben.eval(proposed).await, false, "the proposal goes");
     // What was queued before the switch drains (the cap queues 300 ms).
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (received, lost, video) = listen(ben, &ana, "audio only").await;
+    let (received, lost, fps) = listen(ben, &ana, "audio only").await;
     // Opus sends 50 packets a second.
     assert!(received >= 450.0, "Ana's voice reaches Ben: {received}");
     assert!(lost <= 0.02 * received, "and is not cut: {lost} lost");
-    assert_eq!(video, 0.0, "no video packet while audio only");
+    // No video is forwarded. (Packets still come on the video stream: the
+    // padding str0m's estimator keeps at 50 kbit/s, `docs/quality.md`.)
+    assert_eq!(fps, 0.0, "no video frame while audio only");
 }

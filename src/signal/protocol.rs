@@ -5,6 +5,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::ParticipantId;
 pub use crate::ids::ParticipantInfo;
+pub use crate::worker::TileSize;
+
+/// Tiles a `video-sizes` message may list: more than a room holds is not
+/// a layout.
+pub const MAX_TILES: usize = 100;
 
 /// Protocol version spoken by this server. A client sends it in `join`.
 pub const VERSION: u32 = 1;
@@ -47,6 +52,11 @@ pub enum ClientMessage {
     /// Whether to receive the others' video ("audio only" when `false`).
     ReceiveVideo {
         on: bool,
+    },
+    /// The width in device pixels of each tile showing another's video,
+    /// sent again when the layout changes.
+    VideoSizes {
+        tiles: Vec<TileSize>,
     },
     Leave,
     Ping,
@@ -97,6 +107,12 @@ pub enum ServerMessage {
     /// cameras are shown as their names.
     Forwarded {
         video: Vec<ParticipantId>,
+    },
+    /// Send only these simulcast layers (by rid) of your track `mid`:
+    /// nobody receives the others.
+    Layers {
+        mid: String,
+        active: Vec<String>,
     },
     Pong,
     Error {

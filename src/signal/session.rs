@@ -12,7 +12,7 @@ use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
-use super::protocol::{self, ClientMessage, ErrorCode, ParticipantInfo, ServerMessage};
+use super::protocol::{self, ClientMessage, ErrorCode, ParticipantInfo, ServerMessage, MAX_TILES};
 use super::{room_name, AppState, PlaceError};
 use crate::cluster::placement::PlacementError;
 use crate::ids::{new_participant_id, new_resume_token, ParticipantId};
@@ -213,6 +213,20 @@ impl Session {
                 });
                 Ok(vec![])
             }
+            ClientMessage::VideoSizes { tiles } => {
+                if tiles.len() > MAX_TILES {
+                    return Err(ServerMessage::error(
+                        ErrorCode::BadMessage,
+                        format!("at most {MAX_TILES} tiles"),
+                    ));
+                }
+                let (id, w) = self.current()?;
+                w.post(Command::VideoSizes {
+                    participant: id,
+                    tiles,
+                });
+                Ok(vec![])
+            }
             ClientMessage::Leave => {
                 if let Some(j) = self.joined.take() {
                     j.worker.post(Command::Leave { participant: j.id });
@@ -345,6 +359,7 @@ impl Session {
             PeerEvent::Mute { id, audio, video } => vec![ServerMessage::Mute { id, audio, video }],
             PeerEvent::Speaker { id } => vec![ServerMessage::Speaker { id }],
             PeerEvent::Forwarded { video } => vec![ServerMessage::Forwarded { video }],
+            PeerEvent::Layers { mid, active } => vec![ServerMessage::Layers { mid, active }],
             PeerEvent::Closed { reason } => {
                 // The worker dropped the connection, or was lost: the client
                 // joins again and is placed anew.

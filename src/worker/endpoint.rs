@@ -206,6 +206,13 @@ impl Endpoint {
                 self.mark_busy(route.room);
                 Ok(Reply::Done)
             }
+            Command::VideoSizes { participant, tiles } => {
+                let (route, room) = room_of(&self.routes, &mut self.rooms, participant)?;
+                let tiles: Vec<_> = tiles.iter().map(|t| (t.id, t.width)).collect();
+                room.set_tiles(participant, &tiles, now, &mut self.out);
+                self.mark_busy(route.room);
+                Ok(Reply::Done)
+            }
             Command::Leave { participant } => {
                 self.remove(participant, Departure::Left, now);
                 Ok(Reply::Done)
@@ -282,7 +289,7 @@ impl Endpoint {
             self.next_room_key += 1;
             self.room_keys.insert(req.room.clone(), k);
             self.rooms
-                .insert(k, Room::new(req.room.clone(), req.last_n));
+                .insert(k, Room::new(req.room.clone(), req.last_n, now));
             k
         });
         let route = Route {

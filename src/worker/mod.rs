@@ -7,12 +7,15 @@
 //! in-process worker (`parloir serve`) or a worker on another host
 //! (`cluster::control` carries the same commands over a WebSocket).
 
+mod allocator;
 pub mod batch_send;
+mod bitrate;
 mod demux;
 mod endpoint;
 #[cfg(test)]
 mod endpoint_tests;
-mod gate;
+mod layer;
+mod layer_switch;
 mod media_clock;
 mod media_loop;
 mod peer;
@@ -75,8 +78,12 @@ pub enum PeerEvent {
     ParticipantLeft { id: ParticipantId },
     /// `id` is now the one speaking in the participant's room.
     Speaker { id: ParticipantId },
-    /// The participant now receives video from these others only (last-N).
+    /// The participant now receives video from these others only (last-N,
+    /// or its bandwidth).
     Forwarded { video: Vec<ParticipantId> },
+    /// The participant should send only these simulcast layers (by rid) of
+    /// its track `mid`: nobody receives the others.
+    Layers { mid: String, active: Vec<String> },
     /// Someone's microphone/camera state changed.
     Mute {
         id: ParticipantId,
@@ -117,6 +124,13 @@ pub struct JoinRequest {
 /// session it comes from and is ignored unless that session is current.
 pub type SessionId = u64;
 
+/// One tile of a client's layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TileSize {
+    pub id: ParticipantId,
+    pub width: u32,
+}
+
 /// What the control plane asks of a worker: one vocabulary, used in process
 /// and, as JSON, on the control channel between hosts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,6 +165,12 @@ pub enum Command {
     ReceiveVideo {
         participant: ParticipantId,
         on: bool,
+    },
+    /// The width, in device pixels, of the tile in which the participant's
+    /// client shows each other participant's video.
+    VideoSizes {
+        participant: ParticipantId,
+        tiles: Vec<TileSize>,
     },
     Leave {
         participant: ParticipantId,

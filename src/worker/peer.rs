@@ -5,15 +5,18 @@
 //! offer is in flight and under which id, so a late answer to an offer that
 //! was superseded is recognised and ignored instead of corrupting state.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rand::distributions::Alphanumeric;
 use rand::Rng;
+use str0m::bwe::Bitrate;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{Direction, Mid, Pt};
 use str0m::{Candidate, IceCreds, Rtc, RtcConfig};
 
+use super::allocator::Downlink;
 use super::router::{Plan, TrackKey};
 use super::{SessionId, WorkerError};
 use crate::ids::{ParticipantId, ParticipantInfo};
@@ -38,6 +41,10 @@ pub const MAX_MEDIA_SECTIONS: usize = 64;
 /// a first offer and ICE restarts are all a client needs.
 const OFFER_BURST: u32 = 4;
 const OFFER_EVERY: Duration = Duration::from_secs(2);
+/// A subscriber's downlink estimate before its first measurement: enough
+/// for the smallest layers of a few videos, and a start for probing
+/// upwards (browsers start their own estimate at 300 kbit/s).
+pub const INITIAL_ESTIMATE: u64 = 500_000;
 
 /// Why a participant leaves its room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +104,14 @@ pub struct Peer {
     pub detached_since: Option<Instant>,
     /// Off: "audio only", no video is forwarded to it.
     pub receive_video: bool,
+    /// Its downlink's bandwidth estimate (send-side, from its transport
+    /// feedback), bits per second.
+    pub estimate: u64,
+    pub downlink: Downlink,
+    /// The desired rate last given to its estimator.
+    pub bwe_desired: u64,
+    /// Width in device pixels of the tile showing each other participant.
+    pub tiles: HashMap<ParticipantId, u32>,
 }
 
 impl Peer {
@@ -119,6 +134,12 @@ impl Peer {
             // forwarding SFU all participants must share one codec.
             .enable_opus(true, false)
             .enable_vp8(true)
+            // Send-side estimation of each subscriber's downlink, from the
+            // transport-wide feedback its browser sends: the allocator
+            // chooses simulcast layers from it.
+            .enable_bwe(Some(Bitrate::bps(INITIAL_ESTIMATE)))
+            // Per-stream reports, for the loss its browser reports.
+            .set_stats_interval(Some(Duration::from_secs(1)))
             .build(now);
         let cand = Candidate::host(candidate, "udp")
             .map_err(|e| WorkerError::Internal(format!("bad media address {candidate}: {e}")))?;
@@ -140,6 +161,10 @@ impl Peer {
             disconnected_since: None,
             detached_since: None,
             receive_video: true,
+            estimate: INITIAL_ESTIMATE,
+            downlink: Downlink::default(),
+            bwe_desired: 0,
+            tiles: HashMap::new(),
         })
     }
 

@@ -12,12 +12,14 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use str0m::media::{KeyframeRequestKind, MediaKind};
+use str0m::bwe::{Bitrate, BweKind};
+use str0m::media::{KeyframeRequestKind, MediaKind, Rid};
 use str0m::net::Transmit;
 use str0m::rtp::RtpWrite;
 use str0m::{Event, IceConnectionState, Input, Output};
 
-use super::gate::Gate;
+use super::allocator::{self, LayerOption, Video};
+use super::layer_switch::{Incoming, LayerSwitch};
 use super::peer::{Departure, Peer};
 use super::rewrite::Rewriter;
 use super::router::{Router, Subscription, TrackKey};
@@ -33,6 +35,16 @@ use crate::secret;
 const RTX_CACHE_PACKETS: usize = 1024;
 const RTX_CACHE_AGE: Duration = Duration::from_secs(3);
 const RTX_RATIO_CAP: f32 = 0.15;
+
+/// How often the layers are chosen again: rates and estimates move.
+const ALLOCATION_INTERVAL: Duration = Duration::from_millis(500);
+/// A simulcast layer nobody has wanted for this long is paused at its
+/// publisher (not at once: a subscriber's estimate that dips for a moment
+/// would make the publisher stop and restart its encoder).
+const PAUSE_AFTER: Duration = Duration::from_secs(5);
+/// Rate assumed for a microphone until it is measured (Opus voice with
+/// its headers).
+const AUDIO_RATE_GUESS: u64 = 50_000;
 
 /// Due timeouts driven in one drain of a peer before it waits for the
 /// event loop (a pacer releases its queue in one or two).
@@ -60,10 +72,12 @@ pub struct Room {
     last_n: usize,
     /// Whose video each participant was last told it receives.
     told_forwarded: HashMap<ParticipantId, Vec<ParticipantId>>,
+    /// When the layers are chosen again.
+    next_allocation: Instant,
 }
 
 impl Room {
-    pub fn new(name: String, last_n: usize) -> Self {
+    pub fn new(name: String, last_n: usize, now: Instant) -> Self {
         Room {
             name,
             router: Router::default(),
@@ -73,6 +87,7 @@ impl Room {
             speakers: Speakers::default(),
             last_n,
             told_forwarded: HashMap::new(),
+            next_allocation: now,
         }
     }
 
@@ -124,7 +139,7 @@ impl Room {
         self.dirty.retain(|d| *d != id);
         self.renegotiate = true;
         self.broadcast(id, PeerEvent::ParticipantLeft { id }, out);
-        self.apply_last_n(now, out);
+        self.allocate(now, out);
         tracing::info!(peer = id, room = self.name, ?why, "participant removed");
         self.drain(now, out);
     }
@@ -154,7 +169,23 @@ impl Room {
         if let Some(peer) = self.peers.get_mut(&id) {
             peer.receive_video = on;
             tracing::info!(peer = id, video = on, "video to this participant switched");
-            self.apply_last_n(now, out);
+            self.allocate(now, out);
+        }
+    }
+
+    /// The widths (device pixels) at which the participant's client shows
+    /// the others' videos: no layer larger than a tile needs is sent.
+    pub fn set_tiles(
+        &mut self,
+        id: ParticipantId,
+        tiles: &[(ParticipantId, u32)],
+        now: Instant,
+        out: &mut Outputs,
+    ) {
+        if let Some(peer) = self.peers.get_mut(&id) {
+            tracing::debug!(peer = id, ?tiles, "tile sizes");
+            peer.tiles = tiles.iter().copied().collect();
+            self.allocate(now, out);
         }
     }
 
@@ -215,29 +246,37 @@ impl Room {
             return Ok(());
         }
         let peers = &self.peers;
+        let router = &self.router;
+        let simulcast: Vec<TrackKey> = router
+            .tracks()
+            .filter(|(_, t)| t.is_simulcast())
+            .map(|(k, _)| *k)
+            .collect();
         let opened = self.router.answered(id, |track, mid| {
             let pt_map = match (peers.get(&id), peers.get(&track.publisher)) {
                 (Some(sub), Some(publ)) => sub.pt_map_from(&publ.rtc),
                 _ => Vec::new(),
             };
+            // A track in one layer starts at once; the allocation below
+            // picks a simulcast track's layer.
+            let start = (!simulcast.contains(&track)).then_some(0);
             Subscription {
                 subscriber: id,
                 mid,
-                rewriter: Rewriter::new(rng.gen(), rng.gen()),
                 pt_map,
-                gate: Gate::default(),
+                switch: LayerSwitch::new(Rewriter::new(rng.gen(), rng.gen()), start),
             }
         });
-        // New outlets start open; last-N closes those it does not show.
-        self.apply_last_n(now, out);
+        // Last-N and the allocation stop or pick what each one shows.
+        self.allocate(now, out);
         // The new subscriber needs a picture at once, of what it is shown.
         for track in opened {
-            if self
+            if let Some(layer) = self
                 .router
-                .gate(&track, id)
-                .is_some_and(|g| *g == Gate::Open)
+                .subscription(&track, id)
+                .and_then(|s| s.switch.current())
             {
-                self.request_keyframe(track, KeyframeRequestKind::Pli, now);
+                self.request_keyframe(track, layer, KeyframeRequestKind::Pli, now);
             }
         }
         self.renegotiate = true;
@@ -385,14 +424,42 @@ impl Room {
         match event {
             Event::RtpPacket(pkt) => self.forward(id, pkt, now, out),
             Event::KeyframeRequest(req) => {
-                if let Some(track) = self.router.source_of(id, req.mid) {
-                    self.request_keyframe(track, req.kind, now);
+                let Some(track) = self.router.source_of(id, req.mid) else {
+                    return;
+                };
+                let layer = self
+                    .router
+                    .subscription(&track, id)
+                    .and_then(|s| s.switch.current());
+                if let Some(layer) = layer {
+                    self.request_keyframe(track, layer, req.kind, now);
                 }
             }
             Event::MediaAdded(m) if m.direction.is_receiving() => {
-                tracing::debug!(peer = id, mid = %m.mid, kind = ?m.kind, "track published");
-                self.router.publish(id, m.mid, m.kind);
+                let rids: Vec<Rid> = m
+                    .simulcast
+                    .map(|s| s.recv.iter().map(|l| l.rid).collect())
+                    .unwrap_or_default();
+                tracing::debug!(peer = id, mid = %m.mid, kind = ?m.kind, ?rids, "track published");
+                self.router.publish(id, m.mid, m.kind, &rids);
                 self.renegotiate = true;
+            }
+            Event::MediaEgressStats(stats) => {
+                if let (Some(loss), Some(peer)) = (stats.loss, self.peers.get_mut(&id)) {
+                    if loss >= allocator::CONGESTED_LOSS {
+                        tracing::debug!(peer = id, mid = %stats.mid, loss, "subscriber reports loss");
+                    }
+                    peer.downlink.on_loss(loss, now);
+                }
+            }
+            Event::EgressBitrateEstimate(BweKind::Twcc {
+                estimate,
+                can_probe,
+            }) => {
+                tracing::trace!(peer = id, %estimate, can_probe, "downlink estimate");
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.estimate = estimate.as_u64();
+                }
             }
             Event::IceConnectionStateChange(state) => {
                 tracing::debug!(peer = id, ?state, "ice");
@@ -428,8 +495,9 @@ impl Room {
         }
     }
 
-    /// Copies one published packet to every subscriber of its track. The
-    /// payload is shared (an `Arc`), only the header is rewritten.
+    /// Copies one published packet to every subscriber of its track (of
+    /// its layer). The payload is shared (an `Arc`), only the header is
+    /// rewritten, and the VP8 picture ids where a switch moved them.
     fn forward(
         &mut self,
         publisher: ParticipantId,
@@ -442,11 +510,11 @@ impl Room {
         let Some(peer) = self.peers.get_mut(&publisher) else {
             return;
         };
-        let Some(mid) = peer
+        let Some((mid, rid)) = peer
             .rtc
             .direct_api()
             .stream_rx(&pkt.header.ssrc)
-            .map(|s| s.mid())
+            .map(|s| (s.mid(), s.rid()))
         else {
             return;
         };
@@ -454,38 +522,60 @@ impl Room {
         let Some(track) = self.router.track_mut(&key) else {
             return;
         };
+        let Some(index) = track.layer_of(rid) else {
+            return;
+        };
         let video = track.kind == MediaKind::Video;
         let keyframe = video && vp8::is_keyframe(&pkt.payload);
-        let wallclock = track.clock.wallclock(pkt.header.timestamp, pkt.timestamp);
-        let mut waiting = false;
-        for sub in track.subscriptions.iter_mut() {
-            if !sub.gate.pass(keyframe, now, &mut sub.rewriter) {
-                waiting |= matches!(sub.gate, Gate::Opening { .. });
-                continue;
+        let layer = &mut track.layers[index];
+        if keyframe {
+            if let Some(width) = vp8::keyframe_width(&pkt.payload) {
+                layer.width = width;
             }
+        }
+        layer.meter.on_packet(pkt.payload.len(), now);
+        let wallclock = layer.clock.wallclock(pkt.header.timestamp, pkt.timestamp);
+        let incoming = Incoming {
+            layer: index,
+            keyframe: keyframe || !video,
+            seq: *pkt.seq_no,
+            timestamp: pkt.header.timestamp,
+            payload: &pkt.payload,
+            vp8: video,
+        };
+        // Layers some subscriber waits to switch to (bit per layer).
+        let mut waiting = 0u32;
+        for sub in track.subscriptions.iter_mut() {
+            let forward = sub.switch.forward(&incoming, now);
+            if let Some(w) = sub.switch.waiting() {
+                waiting |= 1 << w.min(31);
+            }
+            let Some(forward) = forward else {
+                continue;
+            };
             let Some(peer) = self.peers.get_mut(&sub.subscriber) else {
                 continue;
             };
             let Some(pt) = sub.map_pt(pkt.header.payload_type) else {
                 continue;
             };
-            let Some(rw) = sub.rewriter.rewrite(*pkt.seq_no, pkt.header.timestamp) else {
-                continue;
-            };
             let mut api = peer.rtc.direct_api();
             let Some(tx) = api.stream_tx_by_mid(sub.mid, None) else {
                 continue;
             };
-            let write = RtpWrite::new(
+            let mut write = RtpWrite::new(
                 pt,
-                rw.seq.into(),
-                rw.timestamp,
+                forward.rtp.seq.into(),
+                forward.rtp.timestamp,
                 wallclock,
                 pkt.payload.clone(),
             )
             .marker(pkt.header.marker)
             .ext_vals(pkt.header.ext_vals.clone())
             .nackable(video);
+            if let Some(patch) = forward.vp8 {
+                write = write.vp8_patch(patch);
+            }
             tx.write_rtp(write);
             out.counters.packets_out += 1;
             out.counters.bytes_out += pkt.payload.len() as u64;
@@ -497,9 +587,12 @@ impl Room {
                 self.dirty.push(sub.subscriber);
             }
         }
-        // A gate opens on a keyframe: ask again (throttled) until one comes.
-        if waiting {
-            self.request_keyframe(key, KeyframeRequestKind::Pli, now);
+        // A switch happens on a keyframe: ask again (throttled) until one
+        // comes.
+        while waiting != 0 {
+            let layer = waiting.trailing_zeros() as usize;
+            waiting &= waiting - 1;
+            self.request_keyframe(key, layer, KeyframeRequestKind::Pli, now);
         }
         if let (false, Some(dbov)) = (video, pkt.header.ext_vals.audio_level) {
             self.speakers.on_level(publisher, dbov, now);
@@ -507,95 +600,221 @@ impl Room {
                 for p in self.peers.keys() {
                     out.events.push_back((*p, PeerEvent::Speaker { id }));
                 }
-                self.apply_last_n(now, out);
+                self.allocate(now, out);
             }
         }
     }
 
-    /// Shows each subscriber the video of the `last_n` most recent
-    /// speakers (then the first to come) other than itself, none to one
-    /// that asked for audio only, and tells it whose video it gets when
-    /// that changes. Audio always flows.
-    fn apply_last_n(&mut self, now: Instant, out: &mut Outputs) {
+    /// Chooses what each subscriber receives: the video of the `last_n`
+    /// most recent speakers (then the first to come) other than itself,
+    /// none for one that asked for audio only, and of each simulcast video
+    /// the layer its bandwidth estimate and its tile call for. Tells each
+    /// whose video it gets when that changes, and pauses at the publishers
+    /// the layers nobody receives. Audio always flows.
+    fn allocate(&mut self, now: Instant, out: &mut Outputs) {
+        self.next_allocation = now + ALLOCATION_INTERVAL;
         let recent = self.speakers.recent();
-        // Whose video each participant gets, sorted (as it is told).
-        let shown: HashMap<ParticipantId, Vec<ParticipantId>> = self
-            .peers
-            .values()
-            .map(|p| {
-                let n = if p.receive_video { self.last_n } else { 0 };
-                let mut v: Vec<ParticipantId> = recent
-                    .iter()
-                    .copied()
-                    .filter(|o| *o != p.id)
-                    .take(n)
-                    .collect();
-                v.sort_unstable();
-                (p.id, v)
-            })
-            .collect();
-        let mut wanted = Vec::new();
-        for (key, track) in self.router.tracks_mut() {
-            if track.kind != MediaKind::Video {
-                continue;
+        // (track, subscriber, layer it should receive)
+        let mut decisions: Vec<(TrackKey, ParticipantId, Option<usize>)> = Vec::new();
+        for p in self.peers.values_mut() {
+            let n = if p.receive_video { self.last_n } else { 0 };
+            let shown: Vec<ParticipantId> = recent
+                .iter()
+                .copied()
+                .filter(|o| *o != p.id)
+                .take(n)
+                .collect();
+            let mut audio = 0;
+            let mut simulcast: Vec<(usize, TrackKey, Video)> = Vec::new();
+            for (key, track) in self.router.tracks() {
+                let Some(sub) = track.subscriptions.iter().find(|s| s.subscriber == p.id) else {
+                    continue;
+                };
+                if track.kind == MediaKind::Audio {
+                    audio += track.layers[0].meter.rate().unwrap_or(AUDIO_RATE_GUESS);
+                    continue;
+                }
+                match shown.iter().position(|o| *o == key.publisher) {
+                    None => decisions.push((*key, p.id, None)),
+                    Some(_) if !track.is_simulcast() => decisions.push((*key, p.id, Some(0))),
+                    Some(rank) => simulcast.push((
+                        rank,
+                        *key,
+                        Video {
+                            layers: track
+                                .layers
+                                .iter()
+                                .enumerate()
+                                .map(|(i, l)| LayerOption {
+                                    rate: l.rate(i),
+                                    width: l.width,
+                                    available: l.available(now),
+                                })
+                                .collect(),
+                            tile_width: p.tiles.get(&key.publisher).copied(),
+                            current: sub.switch.target(),
+                        },
+                    )),
+                }
             }
-            for s in &mut track.subscriptions {
-                let visible = shown
-                    .get(&s.subscriber)
-                    .is_some_and(|v| v.binary_search(&key.publisher).is_ok());
-                if visible {
-                    if s.gate.open() {
-                        wanted.push(*key);
-                    }
-                } else if s.gate.close(now) {
-                    // What it lost before, the subscriber would keep asking
-                    // for, and the repairs would spend the link it wants to
-                    // spare: the stream's cache goes.
-                    if let Some(peer) = self.peers.get_mut(&s.subscriber) {
-                        if let Some(tx) = peer.rtc.direct_api().stream_tx_by_mid(s.mid, None) {
-                            tx.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, Some(RTX_RATIO_CAP));
-                        }
+            simulcast.sort_by_key(|(rank, _, _)| *rank);
+            let videos: Vec<Video> = simulcast.iter().map(|(_, _, v)| v.clone()).collect();
+            let budget = p.estimate.saturating_sub(audio);
+            let chosen = p.downlink.choose(budget, &videos, now);
+            // The estimator probes towards what the tiles could use. No
+            // padding target: a subscriber's link carries media, not
+            // filler (with "audio only" on a weak link, filler would take
+            // what the voice needs).
+            let desired =
+                audio + allocator::total(&videos, &allocator::allocate(u64::MAX, &videos));
+            if p.bwe_desired != desired {
+                p.bwe_desired = desired;
+                p.rtc
+                    .bwe()
+                    .set_bitrate(Bitrate::ZERO, Bitrate::bps(desired));
+            }
+            for ((_, key, _), layer) in simulcast.iter().zip(chosen) {
+                decisions.push((*key, p.id, layer));
+            }
+        }
+        let mut forwarded: HashMap<ParticipantId, Vec<ParticipantId>> =
+            self.peers.keys().map(|id| (*id, Vec::new())).collect();
+        let mut keyframes = Vec::new();
+        for (key, subscriber, layer) in decisions {
+            let Some(track) = self.router.track_mut(&key) else {
+                continue;
+            };
+            let Some(sub) = track
+                .subscriptions
+                .iter_mut()
+                .find(|s| s.subscriber == subscriber)
+            else {
+                continue;
+            };
+            let was = sub.switch.target();
+            if sub.switch.set_target(layer) {
+                keyframes.push((key, layer.unwrap_or(0)));
+            }
+            if let Some(l) = layer {
+                if was != layer {
+                    tracing::debug!(
+                        subscriber,
+                        publisher = key.publisher,
+                        layer = l,
+                        "layer chosen"
+                    );
+                }
+                if let Some(v) = forwarded.get_mut(&subscriber) {
+                    v.push(key.publisher);
+                }
+            } else if was.is_some() {
+                // What it lost before, the subscriber would keep asking
+                // for, and the repairs would spend the link it wants to
+                // spare: the stream's cache goes.
+                if let Some(peer) = self.peers.get_mut(&subscriber) {
+                    if let Some(tx) = peer.rtc.direct_api().stream_tx_by_mid(sub.mid, None) {
+                        tx.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, Some(RTX_RATIO_CAP));
                     }
                 }
             }
         }
-        for (id, video) in shown {
+        for (id, mut video) in forwarded {
+            video.sort_unstable();
+            video.dedup();
             if self.told_forwarded.get(&id) != Some(&video) {
                 self.told_forwarded.insert(id, video.clone());
                 out.events.push_back((id, PeerEvent::Forwarded { video }));
             }
         }
-        for key in wanted {
-            self.request_keyframe(key, KeyframeRequestKind::Pli, now);
+        for (key, layer) in keyframes {
+            self.request_keyframe(key, layer, KeyframeRequestKind::Pli, now);
+        }
+        self.pause_unwanted_layers(now, out);
+    }
+
+    /// Tells publishers to stop sending the simulcast layers no subscriber
+    /// has wanted for [`PAUSE_AFTER`], and to resume one as soon as it is
+    /// wanted again. The smallest layer always flows: a newcomer starts on
+    /// it without waiting for an encoder to wake.
+    fn pause_unwanted_layers(&mut self, now: Instant, out: &mut Outputs) {
+        for (key, track) in self.router.tracks_mut() {
+            if !track.is_simulcast() {
+                continue;
+            }
+            let wanted = track
+                .subscriptions
+                .iter()
+                .filter_map(|s| s.switch.target().max(s.switch.current()))
+                .max()
+                .unwrap_or(0);
+            let mut changed = false;
+            for (i, layer) in track.layers.iter_mut().enumerate().skip(1) {
+                if i <= wanted {
+                    layer.unwanted_since = None;
+                    changed |= std::mem::replace(&mut layer.paused, false);
+                } else {
+                    let since = *layer.unwanted_since.get_or_insert(now);
+                    if !layer.paused && now.saturating_duration_since(since) >= PAUSE_AFTER {
+                        layer.paused = true;
+                        changed = true;
+                    }
+                }
+            }
+            if changed {
+                let active: Vec<String> = track
+                    .layers
+                    .iter()
+                    .filter(|l| !l.paused)
+                    .filter_map(|l| l.rid.map(|r| r.to_string()))
+                    .collect();
+                tracing::debug!(publisher = key.publisher, mid = %key.mid, ?active, "layers sent");
+                out.events.push_back((
+                    key.publisher,
+                    PeerEvent::Layers {
+                        mid: key.mid.to_string(),
+                        active,
+                    },
+                ));
+            }
         }
     }
 
-    /// Asks a publisher for a keyframe, at most once per throttle interval.
-    fn request_keyframe(&mut self, track: TrackKey, kind: KeyframeRequestKind, now: Instant) {
+    /// Asks a publisher for a keyframe of one layer, at most once per
+    /// throttle interval.
+    fn request_keyframe(
+        &mut self,
+        track: TrackKey,
+        layer: usize,
+        kind: KeyframeRequestKind,
+        now: Instant,
+    ) {
         let Some(t) = self.router.track_mut(&track) else {
             return;
         };
         if t.kind != MediaKind::Video {
             return;
         }
+        let Some(l) = t.layers.get_mut(layer) else {
+            return;
+        };
         let Some(peer) = self.peers.get_mut(&track.publisher) else {
             return;
         };
         let mut api = peer.rtc.direct_api();
         // No stream yet (no packet arrived): its first packets will carry
         // a keyframe anyway, and the throttle is not spent for nothing.
-        let Some(rx) = api.stream_rx_by_mid(track.mid, None) else {
+        let Some(rx) = api.stream_rx_by_mid(track.mid, l.rid) else {
             tracing::debug!(
                 publisher = track.publisher,
                 "keyframe request before any media"
             );
             return;
         };
-        if !t.keyframe.allow(now) {
+        if !l.keyframe.allow(now) {
             tracing::trace!(publisher = track.publisher, "keyframe request throttled");
             return;
         }
-        tracing::debug!(publisher = track.publisher, mid = %track.mid, ?kind, "keyframe requested");
+        tracing::debug!(publisher = track.publisher, mid = %track.mid, layer, ?kind, "keyframe requested");
         rx.request_keyframe(kind);
         self.mark_dirty(track.publisher);
     }
@@ -635,6 +854,9 @@ impl Room {
         for id in due {
             self.receive(id, Input::Timeout(now), now, out);
         }
+        if now >= self.next_allocation {
+            self.allocate(now, out);
+        }
         self.drain(now, out);
         let departing: Vec<(ParticipantId, Departure)> = self
             .peers
@@ -649,7 +871,8 @@ impl Room {
 
     /// When a str0m connection of this room needs [`Room::handle_timeout`].
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.peers.values().map(|p| p.next_timeout).min()
+        let str0m = self.peers.values().map(|p| p.next_timeout).min()?;
+        Some(str0m.min(self.next_allocation))
     }
 
     /// When the first grace period of this room ends (see

@@ -46,7 +46,7 @@ impl Harness {
 
     fn with_last_n(last_n: usize) -> Self {
         Harness {
-            room: Room::new("room".into(), last_n),
+            room: Room::new("room".into(), last_n, Instant::now()),
             clients: Vec::new(),
             now: Instant::now(),
             out: Outputs::default(),

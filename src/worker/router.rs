@@ -12,18 +12,12 @@
 //! answered. Changes that arrive meanwhile wait in the outlet states below.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use str0m::media::{MediaKind, Mid, Pt};
+use str0m::media::{MediaKind, Mid, Pt, Rid};
 
-use super::gate::Gate;
-use super::media_clock::MediaClock;
-use super::rewrite::Rewriter;
-use super::throttle::Throttle;
+use super::layer::Layer;
+use super::layer_switch::LayerSwitch;
 use crate::ids::ParticipantId;
-
-/// How often a published video track may be asked for a keyframe.
-pub const KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
 
 /// One published track: the publisher and the m-line it arrives on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -36,10 +30,24 @@ pub struct TrackKey {
 #[derive(Debug)]
 pub struct Track {
     pub kind: MediaKind,
+    /// One, or its simulcast layers, smallest first.
+    pub layers: Vec<Layer>,
     pub subscriptions: Vec<Subscription>,
-    pub keyframe: Throttle,
-    /// Wall clock of the packets, for the subscribers' sender reports.
-    pub clock: MediaClock,
+}
+
+impl Track {
+    /// The layer a packet with this `rid` belongs to.
+    pub fn layer_of(&self, rid: Option<Rid>) -> Option<usize> {
+        match rid {
+            None if self.layers.len() == 1 => Some(0),
+            rid => self.layers.iter().position(|l| l.rid == rid),
+        }
+    }
+
+    /// Whether it is sent in several sizes.
+    pub fn is_simulcast(&self) -> bool {
+        self.layers.len() > 1
+    }
 }
 
 /// One open outgoing copy of a track.
@@ -48,11 +56,10 @@ pub struct Subscription {
     pub subscriber: ParticipantId,
     /// The m-line in the subscriber's connection.
     pub mid: Mid,
-    pub rewriter: Rewriter,
     /// Publisher payload type → subscriber payload type.
     pub pt_map: Vec<(Pt, Pt)>,
-    /// Whether the subscriber receives this track now (last-N).
-    pub gate: Gate,
+    /// Which layer the subscriber receives, and its numbering.
+    pub switch: LayerSwitch,
 }
 
 impl Subscription {
@@ -164,8 +171,9 @@ impl Router {
         }
     }
 
-    /// A participant publishes a track: every other member wants it.
-    pub fn publish(&mut self, p: ParticipantId, mid: Mid, kind: MediaKind) {
+    /// A participant publishes a track, in one layer (`rids` empty) or in
+    /// these simulcast layers, smallest first: every other member wants it.
+    pub fn publish(&mut self, p: ParticipantId, mid: Mid, kind: MediaKind, rids: &[Rid]) {
         if !self.members.contains_key(&p) {
             return;
         }
@@ -173,16 +181,23 @@ impl Router {
         if self.tracks.contains_key(&key) {
             return;
         }
+        let clock_rate = match kind {
+            MediaKind::Audio => 48_000,
+            MediaKind::Video => 90_000,
+        };
+        let layers = if rids.is_empty() {
+            vec![Layer::new(None, clock_rate)]
+        } else {
+            rids.iter()
+                .map(|r| Layer::new(Some(*r), clock_rate))
+                .collect()
+        };
         self.tracks.insert(
             key,
             Track {
                 kind,
+                layers,
                 subscriptions: Vec::new(),
-                keyframe: Throttle::new(KEYFRAME_INTERVAL),
-                clock: MediaClock::new(match kind {
-                    MediaKind::Audio => 48_000,
-                    MediaKind::Video => 90_000,
-                }),
             },
         );
         for (id, member) in self.members.iter_mut() {
@@ -288,18 +303,25 @@ impl Router {
     }
 
     /// Every published track.
+    pub fn tracks(&self) -> impl Iterator<Item = (&TrackKey, &Track)> {
+        self.tracks.iter()
+    }
+
     pub fn tracks_mut(&mut self) -> impl Iterator<Item = (&TrackKey, &mut Track)> {
         self.tracks.iter_mut()
     }
 
-    /// Whether `subscriber` receives `track` now.
-    pub fn gate(&self, track: &TrackKey, subscriber: ParticipantId) -> Option<&Gate> {
+    /// The copy of `track` that `subscriber` receives.
+    pub fn subscription(
+        &self,
+        track: &TrackKey,
+        subscriber: ParticipantId,
+    ) -> Option<&Subscription> {
         self.tracks
             .get(track)?
             .subscriptions
             .iter()
             .find(|s| s.subscriber == subscriber)
-            .map(|s| &s.gate)
     }
 
     /// Hot path: the track a packet arrived on.
@@ -334,6 +356,7 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::worker::rewrite::Rewriter;
 
     fn mid(s: &str) -> Mid {
         Mid::from(s)
@@ -343,9 +366,8 @@ mod tests {
         move |_, mid| Subscription {
             subscriber,
             mid,
-            rewriter: Rewriter::new(1, 0),
             pt_map: vec![],
-            gate: Gate::default(),
+            switch: LayerSwitch::new(Rewriter::new(1, 0), Some(0)),
         }
     }
 
@@ -368,8 +390,8 @@ mod tests {
         let mut r = Router::default();
         for p in [1, 2] {
             r.join(p);
-            r.publish(p, mid("a"), MediaKind::Audio);
-            r.publish(p, mid("v"), MediaKind::Video);
+            r.publish(p, mid("a"), MediaKind::Audio, &[]);
+            r.publish(p, mid("v"), MediaKind::Video, &[]);
             r.set_ready(p);
         }
         r
@@ -395,7 +417,7 @@ mod tests {
         let mut r = Router::default();
         r.join(1);
         r.join(2);
-        r.publish(2, mid("v"), MediaKind::Video);
+        r.publish(2, mid("v"), MediaKind::Video, &[]);
         assert_eq!(r.plan(1), None);
         r.set_ready(1);
         assert!(r.plan(1).is_some());
@@ -408,7 +430,7 @@ mod tests {
         r.offered(1, &[(plan.add[0].0, mid("x")), (plan.add[1].0, mid("y"))]);
         // A third participant publishes while the offer is in flight.
         r.join(3);
-        r.publish(3, mid("v"), MediaKind::Video);
+        r.publish(3, mid("v"), MediaKind::Video, &[]);
         assert_eq!(r.plan(1), None, "must wait for the answer");
         r.answered(1, sub(1));
         let next = r.plan(1).unwrap();

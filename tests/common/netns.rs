@@ -152,6 +152,11 @@ impl NetNs {
         ]);
     }
 
+    /// Lifts the cap of [`NetNs::cap_downlink`].
+    pub fn uncap_downlink(&self) {
+        run(&["tc", "qdisc", "del", "dev", &self.host_if, "root"]);
+    }
+
     /// A TCP connection to `127.0.0.1:port` inside the namespace (a
     /// DevTools port there). A socket stays in the namespace it was made
     /// in, so a thread enters the namespace only to make it.
