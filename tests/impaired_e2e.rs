@@ -142,7 +142,9 @@ async fn loss_is_repaired_and_a_capped_link_keeps_its_audio() {
     // Opus sends 50 packets a second.
     assert!(received >= 450.0, "Ana's voice reaches Ben: {received}");
     assert!(lost <= 0.02 * received, "and is not cut: {lost} lost");
-    // No video is forwarded. (Packets still come on the video stream: the
-    // padding str0m's estimator keeps at 50 kbit/s, `docs/quality.md`.)
-    assert_eq!(fps, 0.0, "no video frame while audio only");
+    // No video is forwarded. Packets still come on the video stream: the
+    // padding str0m's estimator keeps at 50 kbit/s (`docs/quality.md`),
+    // which may resend old packets from the repair cache, so a stray old
+    // frame can complete: at most a few in 10 s, against 20 a second.
+    assert!(fps < 1.0, "no video while audio only: {fps:.1} frames/s");
 }
