@@ -12,7 +12,7 @@
 
 use std::time::Instant;
 
-use str0m::rtp::Vp8Patch;
+use str0m::rtp::{Vp8Descriptor, Vp8Patch};
 
 use super::rewrite::{Rewriter, Rewritten};
 use super::vp8::PictureIds;
@@ -40,9 +40,8 @@ pub struct Incoming<'a> {
     pub keyframe: bool,
     pub seq: u64,
     pub timestamp: u32,
-    pub payload: &'a [u8],
-    /// VP8, whose picture ids are kept continuous.
-    pub vp8: bool,
+    /// VP8's payload descriptor, whose picture ids are kept continuous.
+    pub vp8: Option<&'a Vp8Descriptor>,
 }
 
 /// What to write for one forwarded packet.
@@ -107,11 +106,7 @@ impl LayerSwitch {
         }
         let rtp = self.rewriter.rewrite(pkt.seq, pkt.timestamp)?;
         self.last_forwarded = Some(now);
-        let vp8 = if pkt.vp8 {
-            self.pictures.patch(pkt.payload, rtp.seq)
-        } else {
-            None
-        };
+        let vp8 = pkt.vp8.and_then(|d| self.pictures.patch(d, rtp.seq));
         Some(Forward { rtp, vp8 })
     }
 }
@@ -147,13 +142,13 @@ mod tests {
         at: Instant,
     ) -> Option<Forward> {
         let payload = vp8(pid, key);
+        let desc = Vp8Descriptor::parse(&payload).unwrap();
         let pkt = Incoming {
             layer,
             keyframe: key,
             seq,
             timestamp,
-            payload: &payload,
-            vp8: true,
+            vp8: Some(&desc),
         };
         s.forward(&pkt, at)
     }
@@ -205,14 +200,12 @@ mod tests {
     fn audio_and_single_layer_video_start_at_once() {
         let t0 = Instant::now();
         let mut s = LayerSwitch::new(Rewriter::new(1, 0), Some(0));
-        let opus = [0xfc, 1, 2];
         let pkt = |seq, timestamp| Incoming {
             layer: 0,
             keyframe: false,
             seq,
             timestamp,
-            payload: &opus,
-            vp8: false,
+            vp8: None,
         };
         let a = s.forward(&pkt(10, 960), t0).unwrap();
         assert!(a.vp8.is_none());

@@ -15,7 +15,7 @@ use rand::Rng;
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::media::{KeyframeRequestKind, MediaKind, Rid};
 use str0m::net::Transmit;
-use str0m::rtp::RtpWrite;
+use str0m::rtp::{RtpWrite, Vp8Descriptor};
 use str0m::{Event, IceConnectionState, Input, Output};
 
 use super::allocator::{self, LayerOption, Video};
@@ -246,20 +246,14 @@ impl Room {
             return Ok(());
         }
         let peers = &self.peers;
-        let router = &self.router;
-        let simulcast: Vec<TrackKey> = router
-            .tracks()
-            .filter(|(_, t)| t.is_simulcast())
-            .map(|(k, _)| *k)
-            .collect();
-        let opened = self.router.answered(id, |track, mid| {
+        let opened = self.router.answered(id, |track, published, mid| {
             let pt_map = match (peers.get(&id), peers.get(&track.publisher)) {
                 (Some(sub), Some(publ)) => sub.pt_map_from(&publ.rtc),
                 _ => Vec::new(),
             };
             // A track in one layer starts at once; the allocation below
             // picks a simulcast track's layer.
-            let start = (!simulcast.contains(&track)).then_some(0);
+            let start = (!published.is_simulcast()).then_some(0);
             Subscription {
                 subscriber: id,
                 mid,
@@ -526,7 +520,13 @@ impl Room {
             return;
         };
         let video = track.kind == MediaKind::Video;
-        let keyframe = video && vp8::is_keyframe(&pkt.payload);
+        // Read once here, not once per copy.
+        let desc = if video {
+            Vp8Descriptor::parse(&pkt.payload).ok()
+        } else {
+            None
+        };
+        let keyframe = desc.is_some_and(|d| d.starts_keyframe(&pkt.payload));
         let layer = &mut track.layers[index];
         if keyframe {
             if let Some(width) = vp8::keyframe_width(&pkt.payload) {
@@ -540,8 +540,7 @@ impl Room {
             keyframe: keyframe || !video,
             seq: *pkt.seq_no,
             timestamp: pkt.header.timestamp,
-            payload: &pkt.payload,
-            vp8: video,
+            vp8: desc.as_ref(),
         };
         // Layers some subscriber waits to switch to (bit per layer).
         let mut waiting = 0u32;
@@ -658,7 +657,8 @@ impl Room {
                 }
             }
             simulcast.sort_by_key(|(rank, _, _)| *rank);
-            let videos: Vec<Video> = simulcast.iter().map(|(_, _, v)| v.clone()).collect();
+            let (keys, videos): (Vec<TrackKey>, Vec<Video>) =
+                simulcast.into_iter().map(|(_, k, v)| (k, v)).unzip();
             let budget = p.estimate.saturating_sub(audio);
             let chosen = p.downlink.choose(budget, &videos, now);
             // The estimator probes towards what the tiles could use. No
@@ -673,8 +673,8 @@ impl Room {
                     .bwe()
                     .set_bitrate(Bitrate::ZERO, Bitrate::bps(desired));
             }
-            for ((_, key, _), layer) in simulcast.iter().zip(chosen) {
-                decisions.push((*key, p.id, layer));
+            for (key, layer) in keys.into_iter().zip(chosen) {
+                decisions.push((key, p.id, layer));
             }
         }
         let mut forwarded: HashMap<ParticipantId, Vec<ParticipantId>> =
@@ -797,6 +797,11 @@ impl Room {
         let Some(l) = t.layers.get_mut(layer) else {
             return;
         };
+        // Asked again at every packet while a subscriber waits: the
+        // throttle answers most of them before any lookup.
+        if !l.keyframe.is_ready(now) {
+            return;
+        }
         let Some(peer) = self.peers.get_mut(&track.publisher) else {
             return;
         };
@@ -810,10 +815,7 @@ impl Room {
             );
             return;
         };
-        if !l.keyframe.allow(now) {
-            tracing::trace!(publisher = track.publisher, "keyframe request throttled");
-            return;
-        }
+        l.keyframe.allow(now);
         tracing::debug!(publisher = track.publisher, mid = %track.mid, layer, ?kind, "keyframe requested");
         rx.request_keyframe(kind);
         self.mark_dirty(track.publisher);

@@ -261,7 +261,7 @@ impl Router {
     pub fn answered(
         &mut self,
         p: ParticipantId,
-        mut make: impl FnMut(TrackKey, Mid) -> Subscription,
+        mut make: impl FnMut(TrackKey, &Track, Mid) -> Subscription,
     ) -> Vec<TrackKey> {
         let Some(m) = self.members.get_mut(&p) else {
             return Vec::new();
@@ -272,7 +272,8 @@ impl Router {
             OutletState::Offered(mid) => {
                 if let Some(track) = self.tracks.get_mut(&o.track) {
                     o.state = OutletState::Open(mid);
-                    track.subscriptions.push(make(o.track, mid));
+                    let sub = make(o.track, track, mid);
+                    track.subscriptions.push(sub);
                     opened.push(o.track);
                 } else {
                     // The publisher left while the offer was in flight.
@@ -362,8 +363,8 @@ mod tests {
         Mid::from(s)
     }
 
-    fn sub(subscriber: ParticipantId) -> impl FnMut(TrackKey, Mid) -> Subscription {
-        move |_, mid| Subscription {
+    fn sub(subscriber: ParticipantId) -> impl FnMut(TrackKey, &Track, Mid) -> Subscription {
+        move |_, _, mid| Subscription {
             subscriber,
             mid,
             pt_map: vec![],

@@ -25,13 +25,17 @@ impl Throttle {
 
     /// True if the event may pass at `now`; records it if so.
     pub fn allow(&mut self, now: Instant) -> bool {
-        match self.last {
-            Some(last) if now.saturating_duration_since(last) < self.interval => false,
-            _ => {
-                self.last = Some(now);
-                true
-            }
+        let ready = self.is_ready(now);
+        if ready {
+            self.last = Some(now);
         }
+        ready
+    }
+
+    /// Whether an event would pass at `now`, without recording one.
+    pub fn is_ready(&self, now: Instant) -> bool {
+        self.last
+            .is_none_or(|last| now.saturating_duration_since(last) >= self.interval)
     }
 }
 

@@ -1,8 +1,9 @@
 //! What the worker needs to know of a VP8 packet without decoding it
-//! (RFC 7741): whether it starts a keyframe, and that keyframe's width.
-//! Forwarding to a subscriber can only (re)start on a keyframe, or the
-//! receiver has nothing to decode the next frames against; and simulcast
-//! layers are told apart by their width.
+//! (RFC 7741). str0m's [`Vp8Descriptor`] reads the payload descriptor (once
+//! per packet, not per copy): whether it starts a keyframe, on which alone
+//! forwarding to a subscriber can (re)start, and its picture ids. This
+//! module adds a keyframe's width, by which simulcast layers are told
+//! apart and matched to tiles.
 //!
 //! It also keeps a subscriber's picture ids continuous when its source
 //! changes ([`PictureIds`]): each simulcast layer numbers its pictures on
@@ -10,12 +11,6 @@
 //! for lost.
 
 use str0m::rtp::{Vp8Descriptor, Vp8Patch};
-
-/// Whether `payload` (an RTP payload: the VP8 payload descriptor, then the
-/// VP8 data) is the first packet of a keyframe.
-pub fn is_keyframe(payload: &[u8]) -> bool {
-    keyframe_header(payload).is_some()
-}
 
 /// The width in pixels of the keyframe `payload` starts, if it starts one.
 pub fn keyframe_width(payload: &[u8]) -> Option<u32> {
@@ -25,7 +20,8 @@ pub fn keyframe_width(payload: &[u8]) -> Option<u32> {
     Some(u32::from(u16::from_le_bytes([size[0], size[1]]) & 0x3fff))
 }
 
-/// Where the VP8 payload header of a keyframe's first packet starts.
+/// Where the VP8 payload header of a keyframe's first packet starts
+/// (str0m's descriptor knows but does not say).
 fn keyframe_header(payload: &[u8]) -> Option<usize> {
     let &first = payload.first()?;
     let extended = first & 0x80 != 0;
@@ -72,10 +68,10 @@ impl PictureIds {
         self.rebase = true;
     }
 
-    /// The patch for a packet written with sequence number `seq`, or
-    /// `None` when its ids pass unchanged (the common case: no copy).
-    pub fn patch(&mut self, payload: &[u8], seq: u64) -> Option<Vp8Patch> {
-        let desc = Vp8Descriptor::parse(payload).ok()?;
+    /// The patch for a packet with descriptor `desc` written with sequence
+    /// number `seq`, or `None` when its ids pass unchanged (the common
+    /// case: no copy).
+    pub fn patch(&mut self, desc: &Vp8Descriptor, seq: u64) -> Option<Vp8Patch> {
         let (pid, tl0) = self.rewrite(desc.picture_id(), desc.tl0_pic_idx(), seq);
         let mut patch = desc.patch();
         let mut changed = false;
@@ -121,6 +117,10 @@ impl PictureIds {
 mod tests {
     use super::*;
 
+    fn is_keyframe(payload: &[u8]) -> bool {
+        Vp8Descriptor::parse(payload).is_ok_and(|d| d.starts_keyframe(payload))
+    }
+
     #[test]
     fn keyframes_are_told_from_delta_frames() {
         // S=1, PID=0, no extension; then a keyframe / delta header byte.
@@ -144,6 +144,14 @@ mod tests {
         ];
         assert_eq!(keyframe_width(&key), Some(320));
         assert_eq!(keyframe_width(&browser(0x9d)), None);
+        for delta in [
+            &[0x10, 0x9d, 0x01, 0x2a][..],
+            &[0x11, 0x10],
+            &[0x90, 0xe0, 0x80],
+            &[],
+        ] {
+            assert_eq!(keyframe_width(delta), None, "{delta:?}");
+        }
     }
 
     #[test]
@@ -180,13 +188,12 @@ mod tests {
                 0x9d,
             ]
         };
+        let desc = |p: &[u8]| Vp8Descriptor::parse(p).unwrap();
         let mut ids = PictureIds::default();
-        assert!(ids.patch(&packet(100, 7), 1).is_none());
+        assert!(ids.patch(&desc(&packet(100, 7)), 1).is_none());
         ids.switch_source();
-        assert!(ids.patch(&packet(5000, 7), 2).is_some());
-        assert!(
-            ids.patch(&[0x10, 0x9d], 3).is_none(),
-            "no ids, nothing to patch"
-        );
+        assert!(ids.patch(&desc(&packet(5000, 7)), 2).is_some());
+        let bare = desc(&[0x10, 0x9d]);
+        assert!(ids.patch(&bare, 3).is_none(), "no ids, nothing to patch");
     }
 }
