@@ -83,10 +83,11 @@ impl Video {
         let Some(tile) = self.tile_width else {
             return top;
         };
-        let enough = tile * WIDTH_SLACK_PERCENT / 100;
+        // In u64: the width comes from the client, any u32.
+        let enough = u64::from(tile) * u64::from(WIDTH_SLACK_PERCENT) / 100;
         self.layers
             .iter()
-            .position(|l| l.width == 0 || l.width >= enough)
+            .position(|l| l.width == 0 || u64::from(l.width) >= enough)
             .unwrap_or(top)
     }
 
@@ -309,6 +310,9 @@ mod tests {
         v.tile_width = Some(600);
         assert_eq!(allocate(10_000_000, &[v.clone()]), vec![Some(1)]);
         v.tile_width = Some(4000);
+        assert_eq!(allocate(10_000_000, &[v.clone()]), vec![Some(2)]);
+        // A width no screen has, as a client may send: the top, no overflow.
+        v.tile_width = Some(u32::MAX);
         assert_eq!(allocate(10_000_000, &[v]), vec![Some(2)]);
     }
 

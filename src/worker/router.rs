@@ -19,6 +19,11 @@ use super::layer::Layer;
 use super::layer_switch::LayerSwitch;
 use crate::ids::ParticipantId;
 
+/// Simulcast layers kept of a track: browsers send at most three. More
+/// `rid`s in an offer are ignored (their packets are dropped), so an offer
+/// cannot make every later decision loop over thousands of layers.
+pub const MAX_LAYERS: usize = 4;
+
 /// One published track: the publisher and the m-line it arrives on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TrackKey {
@@ -189,6 +194,7 @@ impl Router {
             vec![Layer::new(None, clock_rate)]
         } else {
             rids.iter()
+                .take(MAX_LAYERS)
                 .map(|r| Layer::new(Some(*r), clock_rate))
                 .collect()
         };
@@ -478,6 +484,28 @@ mod tests {
         assert!(r.answered(1, sub(1)).is_empty(), "nothing opened");
         let plan = r.plan(1).unwrap();
         assert_eq!(plan.stop, vec![mid("m0"), mid("m1")]);
+    }
+
+    #[test]
+    fn an_offer_with_many_rids_keeps_only_a_few_layers() {
+        let mut r = Router::default();
+        r.join(1);
+        let rids: Vec<Rid> = (0..1000)
+            .map(|i| Rid::from(format!("r{i}").as_str()))
+            .collect();
+        r.publish(1, mid("v"), MediaKind::Video, &rids);
+        let key = TrackKey {
+            publisher: 1,
+            mid: mid("v"),
+        };
+        let track = r.track_mut(&key).unwrap();
+        assert_eq!(track.layers.len(), MAX_LAYERS);
+        assert_eq!(track.layer_of(Some(rids[2])), Some(2));
+        assert_eq!(
+            track.layer_of(Some(rids[999])),
+            None,
+            "its packets are dropped"
+        );
     }
 
     #[test]
