@@ -263,6 +263,21 @@ impl Room {
         });
         // Last-N and the allocation stop or pick what each one shows.
         self.allocate(now, out);
+        for track in &opened {
+            let Some(mid) = self.router.subscription(track, id).map(|s| s.mid) else {
+                continue;
+            };
+            // What is forwarded leaves at once: the allocator chose how
+            // much that is. With estimation on, str0m would hold every
+            // stream to 1.1 × its estimate, which is low until proven, and
+            // a queue there is delay (and loss when it overflows) added to
+            // every copy. Probes and padding stay paced.
+            if let Some(peer) = self.peers.get_mut(&id) {
+                if let Some(tx) = peer.rtc.direct_api().stream_tx_by_mid(mid, None) {
+                    tx.set_unpaced(true);
+                }
+            }
+        }
         // The new subscriber needs a picture at once, of what it is shown.
         for track in opened {
             if let Some(layer) = self
