@@ -264,7 +264,8 @@ export class Call extends EventTarget {
   setTileSizes(tiles) {
     if (JSON.stringify(tiles) === JSON.stringify(this.tileSizes)) return;
     this.tileSizes = tiles;
-    this.send({ type: 'video-sizes', tiles });
+    // Before `welcome` the server would refuse it; `welcome` sends it then.
+    if (this.you !== null) this.send({ type: 'video-sizes', tiles });
   }
 
   /** "Audio only": the worker stops sending us the others' video. */
