@@ -318,6 +318,46 @@ fn a_fan_out_drained_in_parts_reaches_every_subscriber_once() {
 }
 
 #[test]
+fn a_burst_leaves_in_the_drain_that_received_it() {
+    // With estimation on, str0m's pacer releases one packet per timeout
+    // (1 µs apart, even for unpaced streams): a keyframe's packets must
+    // still leave together, not one per turn of the event loop.
+    let mut h = connected_pair();
+    for seq in 0..30u64 {
+        let payload = [0x10, 0, 0, seq as u8, 0xaa, 0xbb];
+        h.send_video(1, 200 + seq, 180_000, &payload);
+    }
+    let now = h.now;
+    let c = h.client(1);
+    let from_publisher = c.poll(now);
+    let source = c.addr;
+    h.out.transmits.clear();
+    for t in from_publisher {
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination: t.destination,
+                contents: (&t.contents[..]).try_into().unwrap(),
+            },
+        );
+        h.room.receive(1, input, now, &mut h.out);
+    }
+    h.room.drain(now, &mut h.out);
+    let rtp = h
+        .out
+        .transmits
+        .iter()
+        .filter(|t| is_rtp(&t.contents))
+        .count();
+    assert!(
+        rtp >= 30,
+        "the burst's copies left in one drain: {rtp} of 30"
+    );
+}
+
+#[test]
 fn packets_lost_on_the_way_to_a_subscriber_are_sent_again_from_the_cache() {
     let mut h = connected_pair();
     for i in 0..8u8 {
