@@ -5,13 +5,15 @@
 
 import { t, translatePage } from './i18n.js';
 import { Call } from './call.js';
-import { DownlinkWatch } from './quality.js';
+import { ReceiveWatch, worst } from './quality.js';
 
 const $ = (id) => document.getElementById(id);
 const ROOM_RE = /^[A-Za-z0-9_-]{3,64}$/;
 
 let call = null;
 let localStream = new MediaStream();
+// Level of each other participant's video as received here (getStats).
+let received = new Map();
 
 // Hook for tests and diagnostics: what this tab receives and shows.
 window.parloir = {
@@ -21,12 +23,16 @@ window.parloir = {
     audio: !el.classList.contains('mic-off'), video: !el.classList.contains('cam-off'),
     speaking: el.classList.contains('speaking'),
     forwarded: !el.classList.contains('not-forwarded'),
+    link: el.querySelector('.link').dataset.level || null,
   })),
   state: () => ({
     you: call?.you ?? null,
     media: call?.pc?.connectionState ?? null,
     signalling: call?.ws?.readyState === WebSocket.OPEN,
     resumes: call?.resumes ?? 0,
+    link: document.querySelector('#grid .tile.self .link')?.dataset.level || null,
+    weakUplink: !$('weak-uplink').hidden,
+    weakDownlink: !$('weak-downlink').hidden,
   }),
 };
 
@@ -106,15 +112,30 @@ function enterCall(room, name) {
   updateControls();
   $('toggle-mic').onclick = () => { call.setMic(!call.audio); updateControls(); render(); };
   $('toggle-cam').onclick = () => { call.setCam(!call.video); updateControls(); render(); };
+  // A weak link is said in words, not only by the tiles' indicators: too
+  // weak for video (what arrives here is poor, or the worker's estimate
+  // of our downlink stays under the smallest pictures), audio only is one
+  // click away; a poor uplink, the others may not see or hear us well.
+  let weakHere = false;
+  const showNotices = () => {
+    const mine = call.links.get(call.you) || {};
+    $('weak-downlink').hidden = !call.receiveVideo || !(weakHere || mine.downlink === 'poor');
+    $('weak-uplink').hidden = mine.uplink !== 'poor';
+  };
   const setAudioOnly = (on) => {
     call.setReceiveVideo(!on);
     updateControls();
-    $('weak-downlink').hidden = true;
+    showNotices();
   };
   $('audio-only').onclick = () => setAudioOnly(call.receiveVideo);
-  // A downlink too weak for video: propose audio only, one click away.
   $('switch-audio-only').onclick = () => setAudioOnly(true);
-  const watch = new DownlinkWatch(call, (weak) => { $('weak-downlink').hidden = !weak; });
+  const watch = new ReceiveWatch(call, (seen) => {
+    weakHere = seen.weak;
+    received = seen.received;
+    showNotices();
+    render();
+  });
+  call.addEventListener('quality', () => { showNotices(); render(); });
   $('copy-link').onclick = async () => {
     try { await navigator.clipboard.writeText(`${location.origin}/r/${room}`); setStatus(t('linkCopied'), 2000); } catch { /* not allowed */ }
   };
@@ -159,7 +180,8 @@ function tile(id, name, self) {
   el.className = self ? 'tile self' : 'tile';
   el.dataset.id = id;
   el.innerHTML = '<video autoplay playsinline></video><div class="avatar"></div>'
-    + '<figcaption><span class="name"></span><span class="mic" aria-hidden="true"></span></figcaption>';
+    + '<figcaption><span class="link" role="img"><i></i><i></i><i></i></span>'
+    + '<span class="name"></span><span class="mic" aria-hidden="true"></span></figcaption>';
   el.querySelector('.avatar').textContent = (name.trim()[0] || '?').toUpperCase();
   el.querySelector('.name').textContent = name;
   if (self) el.querySelector('video').muted = true;
@@ -186,6 +208,7 @@ function render() {
     el.querySelector('.name').title = speaking ? t('speaking') : '';
     el.classList.toggle('cam-off', !p.video || !p.stream);
     el.querySelector('.mic').title = p.audio ? '' : t('micOff');
+    showLink(el.querySelector('.link'), key === 'self' ? call.you : p.id, key !== 'self');
     const video = el.querySelector('video');
     if (p.stream && video.srcObject !== p.stream) {
       video.srcObject = p.stream;
@@ -198,6 +221,26 @@ function render() {
   grid.dataset.count = String(wanted.size);
   if (call.participants.size && $('status').textContent === t('alone')) setStatus('');
   reportTileSizes();
+}
+
+// A tile's connection indicator: the worse of that participant's links as
+// the worker sees them and, for the others, of its video as received here.
+function showLink(el, id, remote) {
+  const links = call.links.get(id);
+  const here = remote ? received.get(id) : undefined;
+  if (!links && !here) {
+    delete el.dataset.level;
+    el.hidden = true;
+    return;
+  }
+  const level = worst(links?.uplink, links?.downlink, here);
+  el.hidden = false;
+  el.dataset.level = level;
+  const parts = [];
+  if (links) parts.push(`${t('sending')}: ${t(links.uplink)}`, `${t('receiving')}: ${t(links.downlink)}`);
+  if (here) parts.push(`${t('videoHere')}: ${t(here)}`);
+  el.setAttribute('aria-label', `${t('connection')}: ${t(level)}`);
+  el.title = `${t('connection')}: ${t(level)} (${parts.join(', ')})`;
 }
 
 // The worker sends each video no larger than its tile shows it: tell it

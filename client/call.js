@@ -49,6 +49,7 @@ export class Call extends EventTarget {
     this.forwarded = null; // ids whose video the worker sends us (last-N); null: everyone's
     this.receiveVideo = true; // false: "audio only", for a very weak downlink
     this.tileSizes = []; // [{ id, width }]: how large we show each other video
+    this.links = new Map(); // id -> { uplink, downlink }: 'good' | 'fair' | 'poor', as the worker sees them (ours too)
     this.midToParticipant = new Map();
     this.ws = null;
     this.pc = null;
@@ -155,6 +156,10 @@ export class Call extends EventTarget {
         break;
       case 'layers':
         await this.setLayers(msg.mid, msg.active);
+        break;
+      case 'quality':
+        this.links = new Map(msg.links.map((l) => [l.id, l]));
+        this.emit('quality');
         break;
       case 'mute': {
         const p = this.participants.get(msg.id);

@@ -1,23 +1,71 @@
-// Watches what this browser receives, from getStats(), and says when the
-// downlink is too weak for video: the call then proposes "audio only".
+// Connection quality as this browser sees it, from getStats(), beside what
+// the worker says of everyone's links (`quality` messages).
 //
-// Weak: over the last WINDOW samples (2 s apart), the videos that are
-// forwarded to us decode under MIN_FPS frames per second on average, or
-// lose more than MAX_LOSS of their packets. One bad sample is not enough
-// (a keyframe burst, a hiccup); a good one resets nothing at once either.
+// Every EVERY_MS, for each other participant whose video is forwarded to
+// us: frames decoded per second and the share of its packets lost. Over the
+// last WINDOW samples:
+// - each video gets a level (poor under MIN_FPS or over MAX_LOSS; fair
+//   under FAIR_FPS or over FAIR_LOSS), shown on its tile with the worker's
+//   view of that participant's links;
+// - the downlink is weak when the videos together are poor: the call then
+//   proposes "audio only". One bad sample is not enough (a keyframe burst,
+//   a hiccup).
 
 const EVERY_MS = 2000;
 const WINDOW = 3;
 const MIN_FPS = 8;
 const MAX_LOSS = 0.1;
+const FAIR_FPS = 15;
+const FAIR_LOSS = 0.02;
 
-export class DownlinkWatch {
+export const LEVELS = ['good', 'fair', 'poor'];
+
+/** The worse of some levels ('good' when none). */
+export function worst(...levels) {
+  return levels.reduce((a, l) => (LEVELS.indexOf(l) > LEVELS.indexOf(a) ? l : a), 'good');
+}
+
+function level(fps, loss) {
+  if (fps < MIN_FPS || loss > MAX_LOSS) return 'poor';
+  if (fps < FAIR_FPS || loss > FAIR_LOSS) return 'fair';
+  return 'good';
+}
+
+/** Rates over the last WINDOW samples of counters that only grow. */
+class Window {
+  constructor() {
+    this.last = null;
+    this.samples = [];
+  }
+
+  push(totals) {
+    const last = this.last;
+    this.last = totals;
+    if (!last || totals.videos === 0 || totals.videos !== last.videos) {
+      this.samples = [];
+      return null;
+    }
+    const packets = (totals.received - last.received) + (totals.lost - last.lost);
+    this.samples.push({
+      fps: (totals.frames - last.frames) / totals.videos / (EVERY_MS / 1000),
+      loss: packets > 0 ? (totals.lost - last.lost) / packets : 0,
+    });
+    if (this.samples.length > WINDOW) this.samples.shift();
+    if (this.samples.length < WINDOW) return null;
+    const avg = (k) => this.samples.reduce((a, s) => a + s[k], 0) / this.samples.length;
+    return level(avg('fps'), avg('loss'));
+  }
+}
+
+export class ReceiveWatch {
+  /** `onChange({ weak, received })` after a sample that changed either. */
   constructor(call, onChange) {
     this.call = call;
     this.onChange = onChange;
-    this.samples = [];
-    this.last = null;
+    this.all = new Window();
+    this.each = new Map(); // id -> Window
     this.weak = false;
+    this.received = new Map(); // id -> level of its video here
     this.timer = setInterval(() => this.sample(), EVERY_MS);
   }
 
@@ -26,39 +74,29 @@ export class DownlinkWatch {
   }
 
   async sample() {
-    if (!this.call.receiveVideo) return this.set(false);
-    const stats = await this.call.stats();
+    const stats = this.call.receiveVideo ? await this.call.stats() : {};
     const totals = { frames: 0, received: 0, lost: 0, videos: 0 };
-    for (const [id, s] of Object.entries(stats)) {
-      if (id === 'self' || (this.call.forwarded && !this.call.forwarded.has(Number(id)))) continue;
-      const p = this.call.participants.get(Number(id));
+    const received = new Map();
+    for (const [key, s] of Object.entries(stats)) {
+      const id = Number(key);
+      if (key === 'self' || (this.call.forwarded && !this.call.forwarded.has(id))) continue;
+      const p = this.call.participants.get(id);
       if (!p || !p.video) continue;
-      totals.frames += s.framesDecoded;
-      totals.received += s.videoPacketsReceived;
-      totals.lost += s.videoPacketsLost;
-      totals.videos += 1;
+      const mine = {
+        frames: s.framesDecoded, received: s.videoPacketsReceived, lost: s.videoPacketsLost, videos: 1,
+      };
+      for (const k of Object.keys(totals)) totals[k] += mine[k];
+      if (!this.each.has(id)) this.each.set(id, new Window());
+      const l = this.each.get(id).push(mine);
+      if (l) received.set(id, l);
     }
-    const last = this.last;
-    this.last = totals;
-    if (!last || totals.videos === 0 || totals.videos !== last.videos) {
-      this.samples = [];
-      return this.set(false);
-    }
-    const packets = (totals.received - last.received) + (totals.lost - last.lost);
-    this.samples.push({
-      fps: (totals.frames - last.frames) / totals.videos / (EVERY_MS / 1000),
-      loss: packets > 0 ? (totals.lost - last.lost) / packets : 0,
-    });
-    if (this.samples.length > WINDOW) this.samples.shift();
-    if (this.samples.length < WINDOW) return undefined;
-    const avg = (k) => this.samples.reduce((a, s) => a + s[k], 0) / this.samples.length;
-    return this.set(avg('fps') < MIN_FPS || avg('loss') > MAX_LOSS);
-  }
-
-  set(weak) {
-    if (weak !== this.weak) {
-      this.weak = weak;
-      this.onChange(weak);
-    }
+    for (const id of this.each.keys()) if (!(String(id) in stats)) this.each.delete(id);
+    const all = this.all.push(totals);
+    const weak = all === 'poor';
+    const same = weak === this.weak && received.size === this.received.size
+      && [...received].every(([id, l]) => this.received.get(id) === l);
+    this.weak = weak;
+    this.received = received;
+    if (!same) this.onChange({ weak, received });
   }
 }

@@ -8,9 +8,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::browser::{Browser, Tab};
+use common::browser::Tab;
 use common::netns::NetNs;
-use common::{join, wait_for, wait_full_mesh, Server};
+use common::{browsers_here_and_in, join, wait_for, wait_full_mesh, Server};
 use serde_json::Value;
 
 /// What `tab` receives from participant `from` (or, for `"self"`, what it
@@ -45,11 +45,7 @@ fn grew(before: &Value, after: &Value, key: &str) -> f64 {
 async fn loss_is_repaired_and_a_capped_link_keeps_its_audio() {
     let ns = NetNs::create();
     let server = Server::start_for(&ns);
-    let here = Browser::launch().await;
-    // The page is not on the namespace's loopback: allow it the camera.
-    let remote_url = server.http.replacen("127.0.0.1", &ns.host_ip, 1);
-    let flag = format!("--unsafely-treat-insecure-origin-as-secure={remote_url}");
-    let there = Browser::launch_in(Some(&ns), &[flag]).await;
+    let (here, there, remote_url) = browsers_here_and_in(&ns, &server, &[]).await;
     let room = "perte-e2e";
     let tabs = [
         join(&here, &server.http, room, "Ana").await,

@@ -10,9 +10,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::browser::{Browser, Tab};
+use common::browser::Tab;
 use common::netns::NetNs;
-use common::{join, wait_for, wait_full_mesh, Server};
+use common::{browsers_here_and_in, join, wait_for, wait_full_mesh, Server};
 use serde_json::Value;
 
 /// The full size of Chromium's fake camera, as the client asks for it.
@@ -50,10 +50,7 @@ async fn a_capped_downlink_gets_smaller_pictures_and_the_others_keep_full_size()
     // A laptop's screen: in a call of three, each tile is large enough to
     // want the full size (a small window would rightly get the half size).
     let screen = "--window-size=1600,1000".to_string();
-    let here = Browser::launch_in(None, std::slice::from_ref(&screen)).await;
-    let remote_url = server.http.replacen("127.0.0.1", &ns.host_ip, 1);
-    let flag = format!("--unsafely-treat-insecure-origin-as-secure={remote_url}");
-    let there = Browser::launch_in(Some(&ns), &[flag, screen]).await;
+    let (here, there, remote_url) = browsers_here_and_in(&ns, &server, &[screen]).await;
     let room = "simulcast-e2e";
     let tabs = [
         join(&here, &server.http, room, "Ana").await,
@@ -121,11 +118,45 @@ async fn a_capped_downlink_gets_smaller_pictures_and_the_others_keep_full_size()
         }
     }
 
-    // The cap is lifted: full size comes back by itself.
+    // The indicators: Ben's own tile says his link is not good (his
+    // videos are reduced for want of bandwidth); Ana sees Chloé's as good.
+    let ben_link = link(&tabs[2].0).await;
+    eprintln!("Ben capped at 400 kbit/s: his own indicator says {ben_link}");
+    assert_ne!(ben_link, "good", "Ben's indicator under the cap");
+    let tiles = tabs[0].0.eval("window.parloir.tiles()").await;
+    let of = |id: u64| {
+        tiles
+            .as_array()
+            .and_then(|a| a.iter().find(|t| t["id"] == id))
+            .map(|t| t["link"].as_str().unwrap_or("none").to_string())
+            .unwrap_or_default()
+    };
+    eprintln!("Ana's indicators: Chloé {}, Ben {}", of(chloe), of(ben));
+    assert_eq!(of(chloe), "good", "Ana's indicator of Chloé");
+
+    // The cap is lifted: full size comes back by itself, and the indicator.
     ns.uncap_downlink();
     let took = wait_widths(&tabs[2].0, &[ana, chloe], full, "Ben back to full size").await;
     eprintln!(
         "cap lifted: full size again after {:.1} s",
         took.as_secs_f64()
     );
+    let start = Instant::now();
+    wait_for(
+        "Ben's indicator good again",
+        Duration::from_secs(30),
+        || async { (link(&tabs[2].0).await == "good").then_some(()) },
+    )
+    .await;
+    eprintln!(
+        "cap lifted: Ben's indicator good {:.1} s after full size",
+        start.elapsed().as_secs_f64()
+    );
+}
+
+/// The level a tab's own tile shows ("good", "fair", "poor"; "none"
+/// before the worker said anything).
+async fn link(tab: &Tab<'_>) -> String {
+    let state = tab.eval("window.parloir.state()").await;
+    state["link"].as_str().unwrap_or("none").to_string()
 }

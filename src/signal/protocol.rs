@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::ParticipantId;
 pub use crate::ids::ParticipantInfo;
+use crate::worker::LinkQuality;
 pub use crate::worker::TileSize;
 
 /// Tiles a `video-sizes` message may list: more than a room holds is not
@@ -113,6 +114,11 @@ pub enum ServerMessage {
     Layers {
         mid: String,
         active: Vec<String>,
+    },
+    /// How well each participant's links carry the call, as the worker
+    /// sees them (yours included: a weak uplink or downlink is said so).
+    Quality {
+        links: Vec<LinkQuality>,
     },
     Pong,
     Error {

@@ -360,6 +360,7 @@ impl Session {
             PeerEvent::Speaker { id } => vec![ServerMessage::Speaker { id }],
             PeerEvent::Forwarded { video } => vec![ServerMessage::Forwarded { video }],
             PeerEvent::Layers { mid, active } => vec![ServerMessage::Layers { mid, active }],
+            PeerEvent::Quality { links } => vec![ServerMessage::Quality { links }],
             PeerEvent::Closed { reason } => {
                 // The worker dropped the connection, or was lost: the client
                 // joins again and is placed anew.

@@ -16,6 +16,7 @@ mod endpoint;
 mod endpoint_tests;
 mod layer;
 mod layer_switch;
+mod link_quality;
 mod media_clock;
 mod media_loop;
 mod peer;
@@ -38,6 +39,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ids::{ParticipantId, ParticipantInfo};
+pub use link_quality::{Level, LinkQuality};
 pub use media_loop::{spawn, MediaConfig};
 pub use stats::Shared as WorkerStats;
 
@@ -84,6 +86,9 @@ pub enum PeerEvent {
     /// The participant should send only these simulcast layers (by rid) of
     /// its track `mid`: nobody receives the others.
     Layers { mid: String, active: Vec<String> },
+    /// How well each participant's links carry the call (sent to everyone
+    /// in the room when a level changes, and to a newcomer).
+    Quality { links: Vec<LinkQuality> },
     /// Someone's microphone/camera state changed.
     Mute {
         id: ParticipantId,

@@ -17,6 +17,7 @@ use str0m::media::{Direction, Mid, Pt};
 use str0m::{Candidate, IceCreds, Rtc, RtcConfig};
 
 use super::allocator::Downlink;
+use super::link_quality::LinkWatch;
 use super::router::{Plan, TrackKey};
 use super::{SessionId, WorkerError};
 use crate::ids::{ParticipantId, ParticipantInfo};
@@ -112,6 +113,8 @@ pub struct Peer {
     pub bwe_desired: u64,
     /// Width in device pixels of the tile showing each other participant.
     pub tiles: HashMap<ParticipantId, u32>,
+    /// How well its uplink and downlink carry the call.
+    pub links: LinkWatch,
 }
 
 impl Peer {
@@ -165,6 +168,7 @@ impl Peer {
             downlink: Downlink::default(),
             bwe_desired: 0,
             tiles: HashMap::new(),
+            links: LinkWatch::default(),
         })
     }
 

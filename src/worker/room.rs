@@ -20,6 +20,7 @@ use str0m::{Event, IceConnectionState, Input, Output};
 
 use super::allocator::{self, LayerOption, Video};
 use super::layer_switch::{Incoming, LayerSwitch};
+use super::link_quality::{CameraArrival, LinkQuality};
 use super::peer::{Departure, Peer};
 use super::rewrite::Rewriter;
 use super::router::{Router, Subscription, TrackKey};
@@ -38,6 +39,8 @@ const RTX_RATIO_CAP: f32 = 0.15;
 
 /// How often the layers are chosen again: rates and estimates move.
 const ALLOCATION_INTERVAL: Duration = Duration::from_millis(500);
+/// How often links are judged: str0m's stats come once a second.
+const QUALITY_INTERVAL: Duration = Duration::from_secs(1);
 /// A simulcast layer nobody has wanted for this long is paused at its
 /// publisher (not at once: a subscriber's estimate that dips for a moment
 /// would make the publisher stop and restart its encoder).
@@ -82,6 +85,8 @@ pub struct Room {
     told_forwarded: HashMap<ParticipantId, Vec<ParticipantId>>,
     /// When the layers are chosen again.
     next_allocation: Instant,
+    /// When the links are judged again.
+    next_quality: Instant,
 }
 
 impl Room {
@@ -96,6 +101,7 @@ impl Room {
             last_n,
             told_forwarded: HashMap::new(),
             next_allocation: now,
+            next_quality: now + QUALITY_INTERVAL,
         }
     }
 
@@ -123,7 +129,14 @@ impl Room {
         }
         self.router.join(peer.id);
         self.speakers.join(peer.id);
-        self.peers.insert(peer.id, peer);
+        let id = peer.id;
+        self.peers.insert(id, peer);
+        out.events.push_back((
+            id,
+            PeerEvent::Quality {
+                links: self.link_qualities(),
+            },
+        ));
         others
     }
 
@@ -471,6 +484,12 @@ impl Room {
                         tracing::debug!(peer = id, mid = %stats.mid, loss, "subscriber reports loss");
                     }
                     peer.downlink.on_loss(loss, now);
+                    peer.links.on_egress_loss(loss);
+                }
+            }
+            Event::MediaIngressStats(stats) => {
+                if let (Some(loss), Some(peer)) = (stats.loss, self.peers.get_mut(&id)) {
+                    peer.links.on_ingress_loss(loss);
                 }
             }
             Event::EgressBitrateEstimate(BweKind::Twcc {
@@ -688,12 +707,17 @@ impl Room {
                 simulcast.into_iter().map(|(_, k, v)| (k, v)).unzip();
             let budget = p.estimate.saturating_sub(audio);
             let chosen = p.downlink.choose(budget, &videos, now);
+            let wanted = allocator::allocate(u64::MAX, &videos);
+            let lowest = allocator::allocate(0, &videos);
+            p.links.on_allocation(
+                chosen != wanted,
+                budget < allocator::total(&videos, &lowest),
+            );
             // The estimator probes towards what the tiles could use. No
             // padding target: a subscriber's link carries media, not
             // filler (with "audio only" on a weak link, filler would take
             // what the voice needs).
-            let desired =
-                audio + allocator::total(&videos, &allocator::allocate(u64::MAX, &videos));
+            let desired = audio + allocator::total(&videos, &wanted);
             if p.bwe_desired != desired {
                 p.bwe_desired = desired;
                 p.rtc
@@ -757,6 +781,67 @@ impl Room {
             self.request_keyframe(key, layer, KeyframeRequestKind::Pli, now);
         }
         self.pause_unwanted_layers(now, out);
+    }
+
+    /// Samples every participant's links; when a level shown changes,
+    /// everyone in the room is told.
+    fn judge_links(&mut self, now: Instant, out: &mut Outputs) {
+        self.next_quality = now + QUALITY_INTERVAL;
+        let mut camera: HashMap<ParticipantId, CameraArrival> = HashMap::new();
+        for (key, track) in self.router.tracks() {
+            if track.kind != MediaKind::Video {
+                continue;
+            }
+            let on = self.peers.get(&key.publisher).is_some_and(|p| p.info.video);
+            let asked: Vec<bool> = track.layers.iter().map(|l| !l.paused).collect();
+            let arriving: Vec<bool> = track
+                .layers
+                .iter()
+                .map(|l| l.meter.is_flowing(now))
+                .collect();
+            let state = if !on
+                || !track
+                    .subscriptions
+                    .iter()
+                    .any(|s| s.switch.target().is_some())
+            {
+                // Off, or watched by nobody: nothing to judge it by.
+                CameraArrival::Whole
+            } else if !arriving.contains(&true) {
+                CameraArrival::Stopped
+            } else if asked.iter().zip(&arriving).any(|(a, r)| *a && !*r) {
+                CameraArrival::Reduced
+            } else {
+                CameraArrival::Whole
+            };
+            let e = camera.entry(key.publisher).or_default();
+            *e = (*e).max(state);
+        }
+        let mut changed = false;
+        for p in self.peers.values_mut() {
+            changed |= p
+                .links
+                .sample(camera.get(&p.id).copied().unwrap_or_default());
+        }
+        if changed {
+            let links = self.link_qualities();
+            tracing::debug!(?links, "link quality");
+            for id in self.peers.keys() {
+                out.events.push_back((
+                    *id,
+                    PeerEvent::Quality {
+                        links: links.clone(),
+                    },
+                ));
+            }
+        }
+    }
+
+    fn link_qualities(&self) -> Vec<LinkQuality> {
+        let mut links: Vec<LinkQuality> =
+            self.peers.values().map(|p| p.links.quality(p.id)).collect();
+        links.sort_unstable_by_key(|l| l.id);
+        links
     }
 
     /// Tells publishers to stop sending the simulcast layers no subscriber
@@ -886,6 +971,9 @@ impl Room {
         if now >= self.next_allocation {
             self.allocate(now, out);
         }
+        if now >= self.next_quality {
+            self.judge_links(now, out);
+        }
         self.drain(now, out);
         let departing: Vec<(ParticipantId, Departure)> = self
             .peers
@@ -901,7 +989,7 @@ impl Room {
     /// When a str0m connection of this room needs [`Room::handle_timeout`].
     pub fn poll_timeout(&self) -> Option<Instant> {
         let str0m = self.peers.values().map(|p| p.next_timeout).min()?;
-        Some(str0m.min(self.next_allocation))
+        Some(str0m.min(self.next_allocation).min(self.next_quality))
     }
 
     /// When the first grace period of this room ends (see

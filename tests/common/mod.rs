@@ -125,6 +125,24 @@ pub async fn tiles(tab: &Tab<'_>) -> BTreeSet<u64> {
         .unwrap_or_default()
 }
 
+/// A browser on this host and one in `ns` (its page, served over plain
+/// HTTP from beyond its loopback, is allowed the camera), both launched
+/// with `extra` flags; and `server`'s URL as the one in `ns` reaches it.
+pub async fn browsers_here_and_in(
+    ns: &netns::NetNs,
+    server: &Server,
+    extra: &[String],
+) -> (Browser, Browser, String) {
+    let here = Browser::launch_in(None, extra).await;
+    let remote_url = server.http.replacen("127.0.0.1", &ns.host_ip, 1);
+    let mut flags = vec![format!(
+        "--unsafely-treat-insecure-origin-as-secure={remote_url}"
+    )];
+    flags.extend_from_slice(extra);
+    let there = Browser::launch_in(Some(ns), &flags).await;
+    (here, there, remote_url)
+}
+
 pub async fn join<'a>(browser: &'a Browser, base: &str, room: &str, name: &str) -> (Tab<'a>, u64) {
     let tab = browser
         .open(&format!("{base}/r/{room}?name={name}&join=1"))

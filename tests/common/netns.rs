@@ -135,26 +135,22 @@ impl NetNs {
 
     /// Caps what reaches the namespace at `rate` (a `tc` rate: "400kbit").
     pub fn cap_downlink(&self, rate: &str) {
-        run(&[
-            "tc",
-            "qdisc",
-            "add",
-            "dev",
-            &self.host_if,
-            "root",
-            "tbf",
-            "rate",
-            rate,
-            "burst",
-            "16kbit",
-            "latency",
-            "300ms",
-        ]);
+        run(&tbf(&self.host_if, rate));
     }
 
     /// Lifts the cap of [`NetNs::cap_downlink`].
     pub fn uncap_downlink(&self) {
         run(&["tc", "qdisc", "del", "dev", &self.host_if, "root"]);
+    }
+
+    /// Caps what leaves the namespace at `rate`.
+    pub fn cap_uplink(&self, rate: &str) {
+        self.exec(&tbf(&self.ns_if, rate));
+    }
+
+    /// Lifts the cap of [`NetNs::cap_uplink`].
+    pub fn uncap_uplink(&self) {
+        self.exec(&["tc", "qdisc", "del", "dev", &self.ns_if, "root"]);
     }
 
     /// A TCP connection to `127.0.0.1:port` inside the namespace (a
@@ -198,4 +194,13 @@ impl Drop for NetNs {
             .args(["netns", "del", &self.name])
             .output();
     }
+}
+
+/// A `tc` command capping what `dev` sends at `rate`: a token bucket with a
+/// 300 ms queue, like a slow link's buffer (this kernel has no netem).
+fn tbf<'a>(dev: &'a str, rate: &'a str) -> [&'a str; 13] {
+    [
+        "tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", rate, "burst", "16kbit",
+        "latency", "300ms",
+    ]
 }
