@@ -99,6 +99,14 @@ struct RunArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
+    /// Join this room (`NAME-i` for several) instead of random ones: to
+    /// fill a room that browsers are in.
+    #[arg(long)]
+    room: Option<String>,
+    /// Publishers speak in turns of this many seconds (audio level), each
+    /// printing `speaking load-INDEX` as its turn starts.
+    #[arg(long)]
+    speaker_turn: Option<f64>,
 }
 
 fn scenario(a: &RunArgs) -> Scenario {
@@ -118,6 +126,8 @@ fn scenario(a: &RunArgs) -> Scenario {
     s.warmup = Duration::from_secs_f64(a.warmup);
     s.ramp_per_s = a.ramp;
     s.pacing = a.pacing;
+    s.room = a.room.clone();
+    s.speaker_turn = a.speaker_turn.map(Duration::from_secs_f64);
     s
 }
 

@@ -1,14 +1,19 @@
 //! Synthetic media shaped like a real call, without codecs.
 //!
-//! Every payload starts with a stamp (who sent it, which track, its own
+//! Every payload carries a stamp (who sent it, which track, its own
 //! sequence number, when) so a subscriber measures loss, delay and jitter
-//! whatever the SFU did to the RTP header.
+//! whatever the SFU did to the RTP header. Video payloads start with a VP8
+//! payload descriptor, and a frame's first packet with a VP8 frame header,
+//! so an SFU that switches streams on keyframes finds them; the stamp
+//! follows.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 pub const MAGIC: [u8; 4] = *b"PLT1";
 pub const STAMP_LEN: usize = 21;
+/// The most [`Stamp::video_payload`] writes before the stamp.
+const VP8_HEADERS: usize = 11;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stamp {
@@ -32,8 +37,28 @@ impl Stamp {
         p
     }
 
+    /// A video payload of `size` bytes: VP8 descriptor, frame header on a
+    /// frame's `first` packet (a keyframe's with its size), then the stamp.
+    pub fn video_payload(&self, size: usize, first: bool, key: bool) -> Vec<u8> {
+        // Descriptor: no extensions, S set on a frame's first packet,
+        // partition 0 (RFC 7741).
+        let mut p = vec![if first { 0x10 } else { 0x00 }];
+        if first && key {
+            // Frame tag (P = 0: keyframe, shown), start code, 640×480.
+            p.extend([0x10, 0, 0, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01]);
+        } else if first {
+            p.extend([0x11, 0, 0]);
+        }
+        p.extend(self.payload(size.saturating_sub(p.len())));
+        p
+    }
+
+    /// The stamp of a payload: at its start, or behind the VP8 headers
+    /// [`Stamp::video_payload`] writes.
     pub fn parse(p: &[u8]) -> Option<Stamp> {
-        if p.len() < STAMP_LEN || p[0..4] != MAGIC {
+        let at = (0..=VP8_HEADERS.min(p.len())).find(|i| p[*i..].starts_with(&MAGIC))?;
+        let p = &p[at..];
+        if p.len() < STAMP_LEN {
             return None;
         }
         Some(Stamp {
@@ -57,6 +82,8 @@ pub struct VideoShape {
     pub bitrate: u32,
     pub keyframe_every: Duration,
     frame: u64,
+    /// A keyframe was asked for (a receiver's PLI or FIR).
+    asked: bool,
 }
 
 impl VideoShape {
@@ -66,17 +93,23 @@ impl VideoShape {
             bitrate,
             keyframe_every,
             frame: 0,
+            asked: false,
         }
+    }
+
+    /// Makes the next frame a keyframe, as a browser does when asked.
+    pub fn ask_keyframe(&mut self) {
+        self.asked = true;
     }
 
     pub fn interval(&self) -> Duration {
         Duration::from_secs(1) / self.fps
     }
 
-    /// Packet sizes of the next frame.
-    pub fn next_frame(&mut self) -> Vec<usize> {
+    /// Packet sizes of the next frame, and whether it is a keyframe.
+    pub fn next_frame(&mut self) -> (Vec<usize>, bool) {
         let per_key = (self.keyframe_every.as_secs_f64() * self.fps as f64).max(1.0) as u64;
-        let is_key = self.frame.is_multiple_of(per_key);
+        let is_key = self.frame.is_multiple_of(per_key) || std::mem::take(&mut self.asked);
         self.frame += 1;
         // Delta frames share the budget left by one 8× keyframe per period.
         let budget = self.bitrate as f64 / 8.0 / self.fps as f64;
@@ -85,8 +118,10 @@ impl VideoShape {
         let n = bytes.div_ceil(MAX_PACKET).max(1);
         let mut sizes = vec![MAX_PACKET; n];
         sizes[n - 1] = bytes - MAX_PACKET * (n - 1);
-        sizes.iter_mut().for_each(|s| *s = (*s).max(STAMP_LEN));
         sizes
+            .iter_mut()
+            .for_each(|s| *s = (*s).max(STAMP_LEN + VP8_HEADERS));
+        (sizes, is_key)
     }
 }
 
@@ -106,8 +141,12 @@ pub struct Pacer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Paced {
     pub size: usize,
+    /// First packet of its frame.
+    pub first: bool,
     /// Last packet of its frame (the RTP marker).
     pub marker: bool,
+    /// Its frame is a keyframe.
+    pub key: bool,
     /// The frame's number (its RTP timestamp is derived from it).
     pub frame: u32,
 }
@@ -127,12 +166,14 @@ impl Pacer {
     }
 
     /// Queues a frame's packets.
-    pub fn push_frame(&mut self, sizes: &[usize], frame: u32, now: Instant) {
+    pub fn push_frame(&mut self, sizes: &[usize], frame: u32, key: bool, now: Instant) {
         let n = sizes.len();
         self.queue
             .extend(sizes.iter().enumerate().map(|(i, size)| Paced {
                 size: *size,
+                first: i == 0,
                 marker: i + 1 == n,
+                key,
                 frame,
             }));
         if self.next.is_none() {
@@ -186,11 +227,34 @@ mod tests {
     }
 
     #[test]
+    fn a_video_payload_is_vp8_to_an_sfu_and_keeps_its_stamp() {
+        let s = Stamp {
+            publisher: 3,
+            track: 1,
+            seq: 5,
+            sent_us: 42,
+        };
+        let key = s.video_payload(1100, true, true);
+        assert_eq!(key.len(), 1100);
+        assert_eq!(Stamp::parse(&key), Some(s));
+        // S bit, then a keyframe's tag (P = 0) and start code.
+        assert_eq!(key[0], 0x10);
+        assert_eq!(key[1] & 0x01, 0);
+        assert_eq!(&key[4..7], &[0x9d, 0x01, 0x2a]);
+        let delta = s.video_payload(300, true, false);
+        assert_eq!(delta[1] & 0x01, 1, "a delta frame");
+        assert_eq!(Stamp::parse(&delta), Some(s));
+        let middle = s.video_payload(1100, false, false);
+        assert_eq!(middle[0], 0x00);
+        assert_eq!(Stamp::parse(&middle), Some(s));
+    }
+
+    #[test]
     fn the_pacer_spreads_a_keyframe_at_its_rate() {
         let t0 = Instant::now();
         // 1.3 Mbit/s × 2.5 = 406,250 bytes/s: 1,100 bytes every 2.7 ms.
         let mut p = Pacer::new(1_300_000, 2.5);
-        p.push_frame(&[1100; 10], 7, t0);
+        p.push_frame(&[1100; 10], 7, false, t0);
         let first = p.pop_due(t0).unwrap();
         assert_eq!((first.size, first.marker, first.frame), (1100, false, 7));
         assert_eq!(p.pop_due(t0), None, "the second packet waits");
@@ -213,7 +277,7 @@ mod tests {
     fn without_pacing_a_frame_leaves_at_once() {
         let t0 = Instant::now();
         let mut p = Pacer::new(1_300_000, 0.0);
-        p.push_frame(&[1100, 1100, 400], 1, t0);
+        p.push_frame(&[1100, 1100, 400], 1, false, t0);
         assert_eq!(std::iter::from_fn(|| p.pop_due(t0)).count(), 3);
     }
 
@@ -223,7 +287,7 @@ mod tests {
         let mut bytes = 0;
         let mut packets = 0;
         for _ in 0..60 {
-            let f = v.next_frame();
+            let (f, _) = v.next_frame();
             assert!(f.iter().all(|s| *s <= MAX_PACKET));
             bytes += f.iter().sum::<usize>();
             packets += f.len();

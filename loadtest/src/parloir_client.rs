@@ -13,7 +13,7 @@ use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{RtpWrite, SeqNo};
+use str0m::rtp::{ExtensionValues, RtpWrite, SeqNo};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 use tokio::net::UdpSocket;
 use tokio_tungstenite::tungstenite::Message;
@@ -140,14 +140,21 @@ fn write(
     payload: Vec<u8>,
     nackable: bool,
     marker: bool,
+    audio_level: Option<i8>,
 ) {
     let mut api = rtc.direct_api();
     if let Some(tx) = api.stream_tx_by_mid(mid, None) {
-        tx.write_rtp(
-            RtpWrite::new(pt, SeqNo::from(seq), ts, now, payload)
-                .marker(marker)
-                .nackable(nackable),
-        );
+        let mut w = RtpWrite::new(pt, SeqNo::from(seq), ts, now, payload)
+            .marker(marker)
+            .nackable(nackable);
+        if let Some(dbov) = audio_level {
+            w = w.ext_vals(ExtensionValues {
+                audio_level: Some(dbov),
+                voice_activity: Some(dbov > -127),
+                ..ExtensionValues::default()
+            });
+        }
+        tx.write_rtp(w);
     }
 }
 
@@ -179,6 +186,7 @@ pub async fn media_loop(
     let (mut aseq, mut vseq, mut vframe) = (0u32, 0u32, 0u32);
     let (mut rtp_aseq, mut rtp_vseq) = (1u64, 1u64);
     let mut connected = false;
+    let mut speaking = false;
     let mut result = ParticipantResult::default();
     let mut buf = vec![0u8; 2048];
 
@@ -214,6 +222,7 @@ pub async fn media_loop(
                         }
                     }
                 }
+                Output::Event(Event::KeyframeRequest(_)) => video_shape.ask_keyframe(),
                 Output::Event(_) => {}
             }
         };
@@ -274,14 +283,24 @@ pub async fn media_loop(
                         if let (Some(mid), Some(pt)) = (audio, opus) {
                             let s = Stamp { publisher: p.index, track: 0, seq: aseq, sent_us: now_us };
                             aseq += 1;
-                            write(&mut rtc, mid, pt, rtp_aseq, aseq.wrapping_mul(960), now, s.payload(AUDIO_SIZE), false, true);
+                            let level = p.speaker_turn.map(|_| {
+                                let loud = p.speaking(now);
+                                if loud && !speaking {
+                                    // The test that made the turns reads when.
+                                    println!("speaking load-{}", p.index);
+                                }
+                                speaking = loud;
+                                if loud { -20 } else { -127 }
+                            });
+                            write(&mut rtc, mid, pt, rtp_aseq, aseq.wrapping_mul(960), now, s.payload(AUDIO_SIZE), false, true, level);
                             rtp_aseq += 1;
                             counters.sent(&s);
                         }
                         next_audio += AUDIO_INTERVAL;
                     }
                     if now >= next_video {
-                        pacer.push_frame(&video_shape.next_frame(), vframe, now);
+                        let (sizes, key) = video_shape.next_frame();
+                        pacer.push_frame(&sizes, vframe, key, now);
                         vframe += 1;
                         next_video += video_shape.interval();
                     }
@@ -289,7 +308,8 @@ pub async fn media_loop(
                         while let Some(x) = pacer.pop_due(now) {
                             let s = Stamp { publisher: p.index, track: 1, seq: vseq, sent_us: now_us };
                             vseq += 1;
-                            write(&mut rtc, mid, pt, rtp_vseq, x.frame.wrapping_mul(3000), now, s.payload(x.size), true, x.marker);
+                            let payload = s.video_payload(x.size, x.first, x.key);
+                            write(&mut rtc, mid, pt, rtp_vseq, x.frame.wrapping_mul(3000), now, payload, true, x.marker, None);
                             rtp_vseq += 1;
                             counters.sent(&s);
                         }

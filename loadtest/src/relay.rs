@@ -130,14 +130,15 @@ pub async fn run(
                     next_audio += AUDIO_INTERVAL;
                 }
                 if p.publish && !p.audio_only && now >= next_video {
-                    pacer.push_frame(&video.next_frame(), frame, now);
+                    let (sizes, key) = video.next_frame();
+                    pacer.push_frame(&sizes, frame, key, now);
                     frame += 1;
                     next_video += video.interval();
                 }
                 while let Some(x) = pacer.pop_due(now) {
                     let s = Stamp { publisher: p.index, track: 1, seq: vseq, sent_us: now_us };
                     let mut d = vec![2u8];
-                    d.extend(s.payload(x.size));
+                    d.extend(s.video_payload(x.size, x.first, x.key));
                     vseq += 1;
                     sock.send_to(&d, relay).await?;
                     counters.sent(&s);

@@ -55,6 +55,27 @@ pub struct Participant {
     pub epoch: Instant,
     pub until: Instant,
     pub measure_from_us: u64,
+    /// Its place in its room (publishers first).
+    pub position: u32,
+    /// Publishers speak in turns of this length, from the measurement's
+    /// start (the audio-level header extension: loud in its own turn,
+    /// silent otherwise); `None`: no audio level is sent.
+    pub speaker_turn: Option<Duration>,
+}
+
+impl Participant {
+    /// Whether it speaks at `now` (see [`Participant::speaker_turn`]).
+    pub fn speaking(&self, now: Instant) -> bool {
+        let (Some(turn), true) = (self.speaker_turn, self.publish) else {
+            return false;
+        };
+        let start = self.epoch + Duration::from_micros(self.measure_from_us);
+        let Some(since) = now.checked_duration_since(start) else {
+            return false;
+        };
+        let n = (since.as_secs_f64() / turn.as_secs_f64().max(0.001)) as u64;
+        n % u64::from(self.room_publishers.max(1)) == u64::from(self.position)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -95,6 +116,13 @@ pub struct Scenario {
     pub ramp_per_s: f64,
     pub warmup: Duration,
     pub duration: Duration,
+    /// The room's name (`NAME-i` when there are several); by default a
+    /// random one per run.
+    #[serde(default)]
+    pub room: Option<String>,
+    /// Publishers speak in turns of this length (see [`Participant`]).
+    #[serde(default)]
+    pub speaker_turn: Option<Duration>,
 }
 
 impl Scenario {
@@ -112,6 +140,8 @@ impl Scenario {
             ramp_per_s: 50.0,
             warmup: Duration::from_secs(2),
             duration: Duration::from_secs(10),
+            room: None,
+            speaker_turn: None,
         }
     }
 
@@ -228,7 +258,11 @@ pub async fn run(
     for i in 0..total {
         let p = Participant {
             index: i,
-            room: format!("load-{tag:08x}-{}", i / sc.participants),
+            room: match (&sc.room, sc.rooms) {
+                (Some(name), 1) => name.clone(),
+                (Some(name), _) => format!("{name}-{}", i / sc.participants),
+                (None, _) => format!("load-{tag:08x}-{}", i / sc.participants),
+            },
             publish: sc.publishes(i),
             room_publishers: sc.publishers.min(sc.participants),
             audio_only: sc.audio_only,
@@ -239,6 +273,8 @@ pub async fn run(
             epoch,
             until,
             measure_from_us,
+            position: i % sc.participants,
+            speaker_turn: sc.speaker_turn,
         };
         let start = epoch + Duration::from_secs_f64(i as f64 / sc.ramp_per_s.max(0.1));
         let counters = counters.clone();
