@@ -7,10 +7,12 @@
 //!   browser whose uplink estimate falls stops its larger simulcast layers
 //!   by itself; a layer nobody paused that stops arriving says so.
 //! - **Downlink** (what it receives): the loss its browser reports, and
-//!   what the allocator could give it. Videos kept below the size of their
-//!   tile for want of bandwidth is fair; an estimate below even the
-//!   smallest layers of the videos shown is poor (the client then proposes
-//!   "audio only").
+//!   what the allocator could give it: videos kept below the size of their
+//!   tile for want of bandwidth is fair. The estimate alone never makes it
+//!   poor: str0m's estimate stays low on links that carry the smallest
+//!   layers well (a 400 kbit/s link, 20 frames/s at 320 pixels, nothing
+//!   lost, was called too weak for video when it did); loss is what says a
+//!   link cannot carry what it gets.
 //!
 //! Levels move with hysteresis, sampled once a second: worse after
 //! [`WORSE_AFTER`] samples in a row, better after [`BETTER_AFTER`], so a
@@ -117,9 +119,8 @@ impl LevelMeter {
 pub struct LinkWatch {
     ingress_loss: f32,
     egress_loss: f32,
-    /// The downlink's state at the allocator's last decision.
+    /// The allocator's last decision held videos below their tiles.
     downlink_limited: bool,
-    downlink_starved: bool,
     uplink: LevelMeter,
     downlink: LevelMeter,
 }
@@ -135,11 +136,9 @@ impl LinkWatch {
         self.egress_loss = self.egress_loss.max(loss);
     }
 
-    /// What the allocator gave it: less than its tiles want (`limited`),
-    /// or not even the smallest layers (`starved`).
-    pub fn on_allocation(&mut self, limited: bool, starved: bool) {
+    /// What the allocator gave it: less than its tiles want (`limited`).
+    pub fn on_allocation(&mut self, limited: bool) {
         self.downlink_limited = limited;
-        self.downlink_starved = starved;
     }
 
     /// Takes a sample, with the state of its camera's layers as they
@@ -153,7 +152,7 @@ impl LinkWatch {
         let down = LinkSample {
             loss: std::mem::take(&mut self.egress_loss),
             limited: self.downlink_limited,
-            starved: self.downlink_starved,
+            starved: false,
         };
         let a = self.uplink.sample(up.level());
         let b = self.downlink.sample(down.level());
@@ -251,13 +250,13 @@ mod tests {
         let mut w = LinkWatch::default();
         for _ in 0..WORSE_AFTER {
             w.on_ingress_loss(0.15);
-            w.on_allocation(true, false);
+            w.on_allocation(true);
             w.sample(CameraArrival::Whole);
         }
         let q = w.quality(7);
         assert_eq!((q.uplink, q.downlink), (Poor, Fair));
         // The loss stopped: five clean samples bring the uplink back.
-        w.on_allocation(false, false);
+        w.on_allocation(false);
         let changed: Vec<bool> = (0..BETTER_AFTER)
             .map(|_| w.sample(CameraArrival::Whole))
             .collect();

@@ -708,11 +708,7 @@ impl Room {
             let budget = p.estimate.saturating_sub(audio);
             let chosen = p.downlink.choose(budget, &videos, now);
             let wanted = allocator::allocate(u64::MAX, &videos);
-            let lowest = allocator::allocate(0, &videos);
-            p.links.on_allocation(
-                chosen != wanted,
-                budget < allocator::total(&videos, &lowest),
-            );
+            p.links.on_allocation(chosen != wanted);
             // The estimator probes towards what the tiles could use. No
             // padding target: a subscriber's link carries media, not
             // filler (with "audio only" on a weak link, filler would take
