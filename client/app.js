@@ -14,10 +14,13 @@ let call = null;
 let localStream = new MediaStream();
 // Level of each other participant's video as received here (getStats).
 let received = new Map();
+// How our media goes: the selected candidate pair's local end.
+let mediaPath = null;
 
 // Hook for tests and diagnostics: what this tab receives and shows.
 window.parloir = {
   stats: () => (call ? call.stats() : Promise.resolve({})),
+  path: () => (call ? call.path() : Promise.resolve(null)),
   tiles: () => [...document.querySelectorAll('#grid .tile:not(.self)')].map((el) => ({
     id: Number(el.dataset.id), name: el.querySelector('.name').textContent,
     audio: !el.classList.contains('mic-off'), video: !el.classList.contains('cam-off'),
@@ -103,7 +106,9 @@ async function prejoin(room, params) {
 
 function enterCall(room, name) {
   show('call');
-  call = new Call({ room, name, stream: localStream });
+  // ?relay=1: media only through TURN (to check a TURN setup).
+  const relayOnly = new URLSearchParams(location.search).get('relay') === '1';
+  call = new Call({ room, name, stream: localStream, relayOnly });
   call.addEventListener('participants', render);
   call.addEventListener('state', (e) => onState(e.detail));
   call.addEventListener('fatal', (e) => {
@@ -132,6 +137,7 @@ function enterCall(room, name) {
   const watch = new ReceiveWatch(call, (seen) => {
     weakHere = seen.weak;
     received = seen.received;
+    mediaPath = seen.path;
     showNotices();
     render();
   });
@@ -239,6 +245,10 @@ function showLink(el, id, remote) {
   const parts = [];
   if (links) parts.push(`${t('sending')}: ${t(links.uplink)}`, `${t('receiving')}: ${t(links.downlink)}`);
   if (here) parts.push(`${t('videoHere')}: ${t(here)}`);
+  if (!remote && mediaPath) {
+    const via = mediaPath.type === 'relay' ? t('viaRelay') : `${t('viaDirect')} ${mediaPath.protocol.toUpperCase()}`;
+    parts.push(via);
+  }
   el.setAttribute('aria-label', `${t('connection')}: ${t(level)}`);
   el.title = `${t('connection')}: ${t(level)} (${parts.join(', ')})`;
 }

@@ -35,9 +35,11 @@ export function simulcastEncodings(track) {
 }
 
 export class Call extends EventTarget {
-  constructor({ room, name, stream }) {
+  constructor({ room, name, stream, relayOnly = false }) {
     super();
     this.room = room;
+    this.iceServers = []; // TURN servers with our credentials, from the welcome
+    this.relayOnly = relayOnly; // media only through TURN (diagnostics, tests)
     this.name = name;
     this.stream = stream; // local MediaStream, possibly without tracks
     this.audio = stream.getAudioTracks().some((t) => t.enabled);
@@ -111,6 +113,7 @@ export class Call extends EventTarget {
         this.backoff = 500;
         this.you = msg.you;
         this.token = msg.token;
+        this.iceServers = msg.ice_servers || [];
         const streams = new Map([...this.participants].map(([id, p]) => [id, p.stream]));
         this.participants.clear();
         for (const p of msg.participants) this.participants.set(p.id, { ...p, stream: streams.get(p.id) || null });
@@ -200,7 +203,12 @@ export class Call extends EventTarget {
 
   async startMedia() {
     this.dropMedia();
-    const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+    const pc = new RTCPeerConnection({
+      bundlePolicy: 'max-bundle',
+      rtcpMuxPolicy: 'require',
+      iceServers: this.iceServers,
+      iceTransportPolicy: this.relayOnly ? 'relay' : 'all',
+    });
     this.pc = pc;
     for (const kind of ['audio', 'video']) {
       const track = this.stream.getTracks().find((t) => t.kind === kind);
@@ -306,6 +314,19 @@ export class Call extends EventTarget {
    * camera sends (with the repairs others asked for): what tests and
    * diagnostics read.
    */
+  /** How the media goes: the selected candidate pair's local end, e.g.
+   * { type: 'relay', protocol: 'udp' } (null before it is chosen). */
+  async path() {
+    if (!this.pc) return null;
+    const report = await this.pc.getStats();
+    let pair = null;
+    report.forEach((s) => {
+      if (s.type === 'transport' && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId);
+    });
+    const local = pair && report.get(pair.localCandidateId);
+    return local ? { type: local.candidateType, protocol: local.protocol } : null;
+  }
+
   async stats() {
     const out = {};
     if (!this.pc) return out;

@@ -58,7 +58,8 @@ class Window {
 }
 
 export class ReceiveWatch {
-  /** `onChange({ weak, received })` after a sample that changed either. */
+  /** `onChange({ weak, received, path })` after a sample that changed
+   * any: `path` is how our media goes (`call.path()`). */
   constructor(call, onChange) {
     this.call = call;
     this.onChange = onChange;
@@ -66,6 +67,7 @@ export class ReceiveWatch {
     this.each = new Map(); // id -> Window
     this.weak = false;
     this.received = new Map(); // id -> level of its video here
+    this.path = null;
     this.timer = setInterval(() => this.sample(), EVERY_MS);
   }
 
@@ -93,10 +95,13 @@ export class ReceiveWatch {
     for (const id of this.each.keys()) if (!(String(id) in stats)) this.each.delete(id);
     const all = this.all.push(totals);
     const weak = all === 'poor';
+    const path = await this.call.path();
     const same = weak === this.weak && received.size === this.received.size
-      && [...received].every(([id, l]) => this.received.get(id) === l);
+      && [...received].every(([id, l]) => this.received.get(id) === l)
+      && JSON.stringify(path) === JSON.stringify(this.path);
     this.weak = weak;
     this.received = received;
-    if (!same) this.onChange({ weak, received });
+    this.path = path;
+    if (!same) this.onChange({ weak, received, path });
   }
 }

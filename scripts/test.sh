@@ -13,6 +13,7 @@ command -v prometheus >/dev/null 2>&1 || need_pkgs+=(prometheus)
 # Impaired networks in the end-to-end tests: namespaces (ip), loss (nft), caps (tc).
 command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
 command -v nft >/dev/null 2>&1 || need_pkgs+=(nftables)
+command -v turnserver >/dev/null 2>&1 || need_pkgs+=(coturn)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "== installing: ${need_pkgs[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

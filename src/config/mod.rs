@@ -59,6 +59,8 @@ pub enum ConfigError {
     Capacity(f64),
     #[error("signal must be the signal server's URL (http://HOST:PORT), not {0:?}")]
     SignalUrl(String),
+    #[error("TURN: {0}")]
+    Turn(String),
 }
 
 // The checks more than one role shares.
@@ -84,6 +86,34 @@ fn check_admission_threshold(x: f64) -> Result<(), ConfigError> {
         return Err(ConfigError::AdmissionThreshold(x));
     }
     Ok(())
+}
+
+/// TURN needs its URIs and its secret together; a URI a browser would
+/// refuse is refused here, at start.
+fn check_turn(uri: Option<&str>, secret: Option<&str>) -> Result<(), ConfigError> {
+    match (uri, secret) {
+        (None, None) => Ok(()),
+        (Some(uri), Some(secret)) if !secret.is_empty() => {
+            let turn = crate::signal::turn::TurnConfig::new(uri, secret.into());
+            match turn
+                .uris
+                .iter()
+                .find(|u| !crate::signal::turn::is_turn_uri(u))
+            {
+                Some(bad) => Err(ConfigError::Turn(format!(
+                    "{bad:?} is not a turn: or turns: URI"
+                ))),
+                None if turn.uris.is_empty() => Err(ConfigError::Turn("no TURN URI".into())),
+                None => Ok(()),
+            }
+        }
+        (Some(_), _) => Err(ConfigError::Turn("--turn-uri needs --turn-secret".into())),
+        (None, Some(_)) => Err(ConfigError::Turn("--turn-secret needs --turn-uri".into())),
+    }
+}
+
+fn turn_config(uri: Option<&str>, secret: Option<&str>) -> Option<crate::signal::turn::TurnConfig> {
+    Some(crate::signal::turn::TurnConfig::new(uri?, secret?.into()))
 }
 
 /// Stress divides by the capacity.

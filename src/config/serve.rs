@@ -4,10 +4,11 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::layer::layer;
 use super::{
-    check_admission_threshold, check_capacity, check_last_n, check_max_participants, ConfigError,
-    DEFAULT_ADMISSION_THRESHOLD, DEFAULT_CAPACITY_PPS, DEFAULT_HTTP, DEFAULT_LAST_N,
-    DEFAULT_MAX_PARTICIPANTS, DEFAULT_MEDIA,
+    check_admission_threshold, check_capacity, check_last_n, check_max_participants, check_turn,
+    turn_config, ConfigError, DEFAULT_ADMISSION_THRESHOLD, DEFAULT_CAPACITY_PPS, DEFAULT_HTTP,
+    DEFAULT_LAST_N, DEFAULT_MAX_PARTICIPANTS, DEFAULT_MEDIA,
 };
+use crate::signal::turn::TurnConfig;
 
 layer! {
     /// One layer of `parloir serve`'s settings: the flags and the
@@ -33,6 +34,12 @@ layer! {
         /// Refuse new rooms when every worker's stress is at or above this.
         admission_threshold: f64, env "PARLOIR_ADMISSION_THRESHOLD",
             default(DEFAULT_ADMISSION_THRESHOLD);
+        /// TURN server(s) clients may relay through (turn: or turns: URIs,
+        /// comma-separated); needs --turn-secret.
+        turn_uri: String, env "PARLOIR_TURN_URI", optional;
+        /// Secret shared with the TURN server (coturn's static-auth-secret),
+        /// from which each client gets a credential valid 24 h.
+        turn_secret: String, env "PARLOIR_TURN_SECRET", optional;
     }
 }
 
@@ -41,7 +48,13 @@ impl ServeConfig {
         check_max_participants(self.max_participants)?;
         check_last_n(self.last_n)?;
         check_admission_threshold(self.admission_threshold)?;
-        check_capacity(self.capacity_pps)
+        check_capacity(self.capacity_pps)?;
+        check_turn(self.turn_uri.as_deref(), self.turn_secret.as_deref())
+    }
+
+    /// The TURN servers clients are given, if configured.
+    pub fn turn(&self) -> Option<TurnConfig> {
+        turn_config(self.turn_uri.as_deref(), self.turn_secret.as_deref())
     }
 }
 

@@ -4,9 +4,11 @@ use std::net::SocketAddr;
 
 use super::layer::layer;
 use super::{
-    check_admission_threshold, check_last_n, check_max_participants, ConfigError,
-    DEFAULT_ADMISSION_THRESHOLD, DEFAULT_HTTP, DEFAULT_LAST_N, DEFAULT_MAX_PARTICIPANTS,
+    check_admission_threshold, check_last_n, check_max_participants, check_turn, turn_config,
+    ConfigError, DEFAULT_ADMISSION_THRESHOLD, DEFAULT_HTTP, DEFAULT_LAST_N,
+    DEFAULT_MAX_PARTICIPANTS,
 };
+use crate::signal::turn::TurnConfig;
 
 layer! {
     /// One layer of `parloir signal`'s settings: the flags and the
@@ -29,6 +31,12 @@ layer! {
         /// Refuse new rooms when every worker's stress is at or above this.
         admission_threshold: f64, env "PARLOIR_ADMISSION_THRESHOLD",
             default(DEFAULT_ADMISSION_THRESHOLD);
+        /// TURN server(s) clients may relay through (turn: or turns: URIs,
+        /// comma-separated); needs --turn-secret.
+        turn_uri: String, env "PARLOIR_TURN_URI", optional;
+        /// Secret shared with the TURN server (coturn's static-auth-secret),
+        /// from which each client gets a credential valid 24 h.
+        turn_secret: String, env "PARLOIR_TURN_SECRET", optional;
     }
 }
 
@@ -43,7 +51,13 @@ impl SignalConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         check_max_participants(self.max_participants)?;
         check_last_n(self.last_n)?;
-        check_admission_threshold(self.admission_threshold)
+        check_admission_threshold(self.admission_threshold)?;
+        check_turn(self.turn_uri.as_deref(), self.turn_secret.as_deref())
+    }
+
+    /// The TURN servers clients are given, if configured.
+    pub fn turn(&self) -> Option<TurnConfig> {
+        turn_config(self.turn_uri.as_deref(), self.turn_secret.as_deref())
     }
 }
 
@@ -110,6 +124,16 @@ mod tests {
             resolve("secret = \"s\"\nadmission_threshold = 1.5"),
             Err(ConfigError::AdmissionThreshold(_))
         ));
+        assert!(matches!(
+            resolve("secret = \"s\"\nturn_uri = \"turn:t.example\""),
+            Err(ConfigError::Turn(_))
+        ));
+        assert!(matches!(
+            resolve("secret = \"s\"\nturn_uri = \"stun:t.example\"\nturn_secret = \"x\""),
+            Err(ConfigError::Turn(_))
+        ));
+        let turn = resolve("secret = \"s\"\nturn_uri = \"turn:t.example\"\nturn_secret = \"x\"");
+        assert_eq!(turn.unwrap().turn().unwrap().uris, ["turn:t.example"]);
         assert!(with_secret().resolve().is_ok());
     }
 

@@ -43,6 +43,7 @@ pub async fn start(config: ServeConfig) -> Result<(Running, std::net::SocketAddr
             max_participants: config.max_participants,
             last_n: config.last_n,
             admission_threshold: config.admission_threshold,
+            turn: config.turn(),
         },
         registry,
         Pool::new(

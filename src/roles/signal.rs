@@ -20,6 +20,7 @@ pub async fn start(args: crate::config::SignalConfig) -> Result<Running, StartEr
             max_participants: args.max_participants,
             last_n: args.last_n,
             admission_threshold: args.admission_threshold,
+            turn: args.turn(),
         },
         registry,
         Pool::new(args.secret.clone(), None),

@@ -10,6 +10,7 @@ pub mod pool;
 pub mod protocol;
 pub mod room_name;
 mod session;
+pub mod turn;
 mod web;
 
 use axum::extract::ws::WebSocketUpgrade;
@@ -36,6 +37,8 @@ pub struct SignalConfig {
     pub last_n: usize,
     /// New rooms are refused when every worker's stress is at or above it.
     pub admission_threshold: f64,
+    /// TURN servers handed to clients, with credentials.
+    pub turn: Option<turn::TurnConfig>,
 }
 
 pub struct Control {

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::ParticipantId;
 pub use crate::ids::ParticipantInfo;
+use crate::signal::turn::IceServer;
 use crate::worker::LinkQuality;
 pub use crate::worker::TileSize;
 
@@ -81,6 +82,9 @@ pub enum ServerMessage {
         /// True when this answers a `resume`: the media connection is the
         /// same, nothing to renegotiate.
         resumed: bool,
+        /// TURN servers with credentials for this participant, for its
+        /// `RTCPeerConnection` (empty without TURN).
+        ice_servers: Vec<IceServer>,
     },
     Answer {
         sdp: String,

@@ -13,6 +13,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
 use super::protocol::{self, ClientMessage, ErrorCode, ParticipantInfo, ServerMessage, MAX_TILES};
+use super::turn::IceServer;
 use super::{room_name, AppState, PlaceError};
 use crate::cluster::placement::PlacementError;
 use crate::ids::{new_participant_id, new_resume_token, ParticipantId};
@@ -305,6 +306,7 @@ impl Session {
             participants,
             token,
             resumed: false,
+            ice_servers: self.ice_servers(id),
         }])
     }
 
@@ -342,11 +344,26 @@ impl Session {
             participants: resumed.others,
             token,
             resumed: true,
+            ice_servers: self.ice_servers(participant),
         }];
         if let Some((id, sdp)) = resumed.offer {
             out.push(ServerMessage::Offer { id, sdp });
         }
         Ok(out)
+    }
+
+    /// TURN credentials for `participant`, when TURN is configured.
+    fn ice_servers(&self, participant: ParticipantId) -> Vec<IceServer> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.state
+            .0
+            .config
+            .turn
+            .iter()
+            .map(|t| t.credentials(now, &participant.to_string()))
+            .collect()
     }
 
     fn on_peer_event(&mut self, ev: PeerEvent) -> Vec<ServerMessage> {

@@ -69,7 +69,7 @@ impl Server {
     }
 }
 
-fn free_udp_port() -> u16 {
+pub fn free_udp_port() -> u16 {
     let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
     s.local_addr().expect("addr").port()
 }
