@@ -1,7 +1,5 @@
 //! The `parloir` binary: command line and logging, then the library.
 
-use std::net::SocketAddr;
-
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use parloir::config::{Flags, ServeLayer, SignalLayer, WorkerLayer};
@@ -72,10 +70,7 @@ fn main() -> anyhow::Result<()> {
             Some(Command::Serve(a)) => serve(a).await,
             Some(Command::Signal(flags)) => {
                 let running = roles::signal::start(flags.resolve()?).await?;
-                println!(
-                    "Parloir signal server on http://{}/",
-                    url_host(running.http)
-                );
+                println!("Parloir signal server on {}", running.url());
                 running.serve.await.context("HTTP server")?;
                 Ok(())
             }
@@ -101,19 +96,12 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-fn url_host(addr: SocketAddr) -> String {
-    match addr.ip() {
-        ip if ip.is_unspecified() => format!("127.0.0.1:{}", addr.port()),
-        _ => addr.to_string(),
-    }
-}
-
 async fn serve(flags: Flags<ServeLayer>) -> anyhow::Result<()> {
     let (running, media) = roles::serve::start(flags.resolve()?).await?;
     tracing::info!(%media, "Parloir is running");
     println!(
-        "Parloir is running. Open http://{}/ in your browser.",
-        url_host(running.http)
+        "Parloir is running. Open {} in your browser.",
+        running.url()
     );
     running.serve.await.context("HTTP server")?;
     Ok(())

@@ -61,6 +61,8 @@ pub enum ConfigError {
     SignalUrl(String),
     #[error("TURN: {0}")]
     Turn(String),
+    #[error("TLS: {0}")]
+    Tls(&'static str),
 }
 
 // The checks more than one role shares.
@@ -110,6 +112,22 @@ fn check_turn(uri: Option<&str>, secret: Option<&str>) -> Result<(), ConfigError
         (Some(_), _) => Err(ConfigError::Turn("--turn-uri needs --turn-secret".into())),
         (None, Some(_)) => Err(ConfigError::Turn("--turn-secret needs --turn-uri".into())),
     }
+}
+
+/// A certificate needs its key, and the other way round.
+fn check_tls(cert: Option<&str>, key: Option<&str>) -> Result<(), ConfigError> {
+    match (cert, key) {
+        (Some(_), None) => Err(ConfigError::Tls("--tls-cert needs --tls-key")),
+        (None, Some(_)) => Err(ConfigError::Tls("--tls-key needs --tls-cert")),
+        _ => Ok(()),
+    }
+}
+
+fn tls_files(cert: Option<&str>, key: Option<&str>) -> Option<crate::roles::tls::TlsFiles> {
+    Some(crate::roles::tls::TlsFiles {
+        cert: cert?.into(),
+        key: key?.into(),
+    })
 }
 
 fn turn_config(uri: Option<&str>, secret: Option<&str>) -> Option<crate::signal::turn::TurnConfig> {

@@ -4,10 +4,11 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::layer::layer;
 use super::{
-    check_admission_threshold, check_capacity, check_last_n, check_max_participants, check_turn,
-    turn_config, ConfigError, DEFAULT_ADMISSION_THRESHOLD, DEFAULT_CAPACITY_PPS, DEFAULT_HTTP,
-    DEFAULT_LAST_N, DEFAULT_MAX_PARTICIPANTS, DEFAULT_MEDIA,
+    check_admission_threshold, check_capacity, check_last_n, check_max_participants, check_tls,
+    check_turn, tls_files, turn_config, ConfigError, DEFAULT_ADMISSION_THRESHOLD,
+    DEFAULT_CAPACITY_PPS, DEFAULT_HTTP, DEFAULT_LAST_N, DEFAULT_MAX_PARTICIPANTS, DEFAULT_MEDIA,
 };
+use crate::roles::tls::TlsFiles;
 use crate::signal::turn::TurnConfig;
 
 layer! {
@@ -40,6 +41,11 @@ layer! {
         /// Secret shared with the TURN server (coturn's static-auth-secret),
         /// from which each client gets a credential valid 24 h.
         turn_secret: String, env "PARLOIR_TURN_SECRET", optional;
+        /// PEM certificate chain: serve HTTPS and WSS (needs --tls-key); a
+        /// renewed file is picked up without a restart.
+        tls_cert: String, env "PARLOIR_TLS_CERT", optional;
+        /// PEM private key of --tls-cert.
+        tls_key: String, env "PARLOIR_TLS_KEY", optional;
     }
 }
 
@@ -49,7 +55,13 @@ impl ServeConfig {
         check_last_n(self.last_n)?;
         check_admission_threshold(self.admission_threshold)?;
         check_capacity(self.capacity_pps)?;
-        check_turn(self.turn_uri.as_deref(), self.turn_secret.as_deref())
+        check_turn(self.turn_uri.as_deref(), self.turn_secret.as_deref())?;
+        check_tls(self.tls_cert.as_deref(), self.tls_key.as_deref())
+    }
+
+    /// The certificate and key to serve HTTPS with, if configured.
+    pub fn tls(&self) -> Option<TlsFiles> {
+        tls_files(self.tls_cert.as_deref(), self.tls_key.as_deref())
     }
 
     /// The TURN servers clients are given, if configured.

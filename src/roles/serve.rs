@@ -53,6 +53,11 @@ pub async fn start(config: ServeConfig) -> Result<(Running, std::net::SocketAddr
         metrics,
         Some(stats),
     );
-    let running = http(config.http, signal::app(AppState(Arc::new(control)))).await?;
+    let running = http(
+        config.http,
+        signal::app(AppState(Arc::new(control))),
+        config.tls(),
+    )
+    .await?;
     Ok((running, media))
 }

@@ -27,5 +27,10 @@ pub async fn start(args: crate::config::SignalConfig) -> Result<Running, StartEr
         Arc::new(Metrics::new(&args.node_id(), Role::Signal)),
         None,
     );
-    http(args.http, signal::app(AppState(Arc::new(control)))).await
+    http(
+        args.http,
+        signal::app(AppState(Arc::new(control))),
+        args.tls(),
+    )
+    .await
 }

@@ -243,11 +243,11 @@ impl Proc {
         Proc { child, first_line }
     }
 
-    /// The first `http://` URL the process printed.
+    /// The first `http://` or `https://` URL the process printed.
     pub fn url(&self) -> String {
         self.first_line
             .split_whitespace()
-            .find(|w| w.starts_with("http://"))
+            .find(|w| w.starts_with("http://") || w.starts_with("https://"))
             .unwrap_or_else(|| panic!("no URL in {:?}", self.first_line))
             .trim_end_matches(['/', '.', ','])
             .to_string()

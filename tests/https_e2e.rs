@@ -1,0 +1,119 @@
+//! HTTPS and WSS built in: `parloir serve --tls-cert --tls-key` serves the
+//! page and the signalling over TLS, and a call works through them in
+//! headless Chromium. The certificate is then replaced on disk during the
+//! call: new connections get the new one within seconds, and the call goes
+//! on.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::browser::Browser;
+use common::{frames_decoded, join, wait_for, wait_full_mesh, Server};
+
+/// A self-signed certificate for 127.0.0.1 (and localhost), written to
+/// `cert`/`key`; returns its SHA-256 fingerprint.
+fn make_certificate(cert: &Path, key: &Path, name: &str) -> String {
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", &format!("/CN={name}")])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        .arg("-keyout")
+        .arg(key)
+        .arg("-out")
+        .arg(cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    fingerprint_of_file(cert)
+}
+
+fn fingerprint_of_file(cert: &Path) -> String {
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(cert)
+        .output()
+        .expect("openssl x509");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The fingerprint of the certificate a new TLS connection to `addr` gets.
+fn fingerprint_served(addr: &str) -> String {
+    let script = format!(
+        "openssl s_client -connect {addr} -servername localhost </dev/null 2>/dev/null \
+         | openssl x509 -noout -fingerprint -sha256"
+    );
+    let out = Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .expect("sh");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_over_https_survives_a_renewed_certificate() {
+    let dir = std::env::temp_dir().join(format!("parloir-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let first = make_certificate(&cert, &key, "first");
+    let server = Server::start_args(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    assert!(server.http.starts_with("https://"), "{}", server.http);
+    let addr = server.http.trim_start_matches("https://").to_string();
+    assert_eq!(fingerprint_served(&addr), first);
+
+    // A self-signed certificate: the browser is told to accept it.
+    let browser = Browser::launch_in(None, &["--ignore-certificate-errors".to_string()]).await;
+    let room = "https-e2e";
+    let tabs = [
+        join(&browser, &server.http, room, "Ana").await,
+        join(&browser, &server.http, room, "Ben").await,
+    ];
+    wait_full_mesh(
+        "Ana and Ben over HTTPS and WSS",
+        &tabs,
+        Duration::from_secs(30),
+    )
+    .await;
+
+    // Renewed: written in place, as certbot's deploy step or a copy does.
+    let (new_cert, new_key) = (dir.join("new-cert.pem"), dir.join("new-key.pem"));
+    let second = make_certificate(&new_cert, &new_key, "second");
+    std::fs::copy(&new_key, &key).unwrap();
+    std::fs::copy(&new_cert, &cert).unwrap();
+    wait_for(
+        "new connections to get the renewed certificate",
+        Duration::from_secs(15),
+        || async { (fingerprint_served(&addr) == second).then_some(()) },
+    )
+    .await;
+
+    // The call goes on: both still decode each other.
+    for (tab, me) in &tabs {
+        let other = tabs.iter().map(|(_, id)| *id).find(|id| id != me).unwrap();
+        let before = frames_decoded(tab).await.get(&other).copied().unwrap_or(0);
+        wait_for("frames still decoded", Duration::from_secs(5), || async {
+            let now = frames_decoded(tab).await.get(&other).copied().unwrap_or(0);
+            (now > before + 10).then_some(())
+        })
+        .await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
