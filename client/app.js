@@ -246,7 +246,7 @@ function showLink(el, id, remote) {
   if (links) parts.push(`${t('sending')}: ${t(links.uplink)}`, `${t('receiving')}: ${t(links.downlink)}`);
   if (here) parts.push(`${t('videoHere')}: ${t(here)}`);
   if (!remote && mediaPath) {
-    const via = mediaPath.type === 'relay' ? t('viaRelay') : `${t('viaDirect')} ${mediaPath.protocol.toUpperCase()}`;
+    const via = mediaPath.type === 'relay' ? t('viaRelay') : `${t('viaDirect')} ${(mediaPath.protocol || '').toUpperCase()}`;
     parts.push(via);
   }
   el.setAttribute('aria-label', `${t('connection')}: ${t(level)}`);

@@ -105,7 +105,8 @@ async fn a_call_over_https_survives_a_renewed_certificate() {
     )
     .await;
 
-    // The call goes on: both still decode each other.
+    // The call goes on: both still decode each other, and their
+    // WebSockets (TLS, unlike the media) were not cut.
     for (tab, me) in &tabs {
         let other = tabs.iter().map(|(_, id)| *id).find(|id| id != me).unwrap();
         let before = frames_decoded(tab).await.get(&other).copied().unwrap_or(0);
@@ -114,6 +115,11 @@ async fn a_call_over_https_survives_a_renewed_certificate() {
             (now > before + 10).then_some(())
         })
         .await;
+    }
+    for (tab, _) in &tabs {
+        let state = tab.eval("window.parloir.state()").await;
+        assert_eq!(state["signalling"], true, "{state}");
+        assert_eq!(state["resumes"], 0, "the WebSocket was never lost: {state}");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -76,8 +76,9 @@ async fn forwarded(tab: &Tab<'_>) -> BTreeSet<u64> {
         .collect()
 }
 
-/// The load generator, killed on drop; its `speaking load-K` lines come
-/// out of `turns` with the instant each was read.
+/// The load generator, killed on drop; its `speaking load-K` lines (on
+/// its standard error, with its progress) come out of `turns` with the
+/// instant each was read.
 struct LoadGenerator {
     child: Child,
     turns: mpsc::Receiver<(String, Instant)>,
@@ -104,15 +105,18 @@ impl LoadGenerator {
             ])
             .args(["--speaker-turn", &TURN_S.to_string(), "--ramp", "10"])
             .args(["--warmup", "3", "--duration", "60"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start parloir-loadtest");
-        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
         let (tx, turns) = mpsc::channel();
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(name) = line.strip_prefix("speaking ") {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                // Progress lines end in a carriage return, not a newline:
+                // the announcement may follow one on the same line.
+                if let Some(at) = line.find("speaking load-") {
+                    let name = line[at + "speaking ".len()..].trim();
                     let _ = tx.send((name.to_string(), Instant::now()));
                 }
             }

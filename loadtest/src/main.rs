@@ -104,7 +104,7 @@ struct RunArgs {
     #[arg(long)]
     room: Option<String>,
     /// Publishers speak in turns of this many seconds (audio level), each
-    /// printing `speaking load-INDEX` as its turn starts.
+    /// printing `speaking load-INDEX` on standard error as its turn starts.
     #[arg(long)]
     speaker_turn: Option<f64>,
 }

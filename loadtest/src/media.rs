@@ -109,7 +109,8 @@ impl VideoShape {
     /// Packet sizes of the next frame, and whether it is a keyframe.
     pub fn next_frame(&mut self) -> (Vec<usize>, bool) {
         let per_key = (self.keyframe_every.as_secs_f64() * self.fps as f64).max(1.0) as u64;
-        let is_key = self.frame.is_multiple_of(per_key) || std::mem::take(&mut self.asked);
+        let asked = std::mem::take(&mut self.asked);
+        let is_key = self.frame.is_multiple_of(per_key) || asked;
         self.frame += 1;
         // Delta frames share the budget left by one 8× keyframe per period.
         let budget = self.bitrate as f64 / 8.0 / self.fps as f64;

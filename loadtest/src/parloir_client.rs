@@ -287,7 +287,7 @@ pub async fn media_loop(
                                 let loud = p.speaking(now);
                                 if loud && !speaking {
                                     // The test that made the turns reads when.
-                                    println!("speaking load-{}", p.index);
+                                    eprintln!("speaking load-{}", p.index);
                                 }
                                 speaking = loud;
                                 if loud { -20 } else { -127 }

@@ -108,13 +108,20 @@ impl Endpoint {
         }
     }
 
-    /// A datagram arrived on the media socket.
+    /// A datagram arrived on the media socket (or a frame on an ICE-TCP
+    /// connection: `proto`). Returns whether it reached a peer.
     ///
     /// A STUN request names its peer by ufrag, from any address, and only
     /// once that peer authenticates it does the address become the peer's
     /// (taken from whoever had it: NATs reuse ports). Everything else must
     /// come from an address learned that way.
-    pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, data: &[u8]) {
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        proto: Protocol,
+        source: SocketAddr,
+        data: &[u8],
+    ) -> bool {
         let stun = is_stun(data);
         let route = if stun {
             self.demux.by_stun(data)
@@ -124,35 +131,36 @@ impl Endpoint {
         let Some(route) = route else {
             // Garbage, a stranger, or media from a peer that already left.
             self.out.counters.datagrams_dropped += 1;
-            return;
+            return false;
         };
         let Ok(contents) = data.try_into() else {
             self.out.counters.datagrams_dropped += 1;
-            return;
+            return false;
         };
         let input = Input::Receive(
             now,
             Receive {
-                proto: Protocol::Udp,
+                proto,
                 source,
                 destination: self.media_addr,
                 contents,
             },
         );
         let Some(room) = self.rooms.get_mut(&route.room) else {
-            return;
+            return false;
         };
         // From an address the peer already owns, its connection checks the
         // request itself; only a new address is checked here first.
         if stun && self.demux.by_addr(&source, now) != Some(route) {
             if !room.accepts(route.peer, &input) {
                 self.out.counters.datagrams_dropped += 1;
-                return;
+                return false;
             }
             self.demux.learn_addr(source, route, now);
         }
         room.receive(route.peer, input, now, &mut self.out);
         self.mark_busy(route.room);
+        true
     }
 
     /// A command from the control plane. The reply is returned at once;

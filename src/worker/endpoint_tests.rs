@@ -8,6 +8,8 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use str0m::net::Protocol;
+
 use super::endpoint::Endpoint;
 use super::peer::{CONNECT_DEADLINE, DETACH_GRACE, DISCONNECT_GRACE, MAX_MEDIA_SECTIONS};
 use super::test_client::{self, Client};
@@ -141,7 +143,8 @@ impl Net {
             let from = self.public[&c.id];
             let blocked = self.blocked.contains(&c.id);
             for t in c.poll(now).into_iter().filter(|_| !blocked) {
-                self.ep.handle_datagram(now, from, &t.contents);
+                self.ep
+                    .handle_datagram(now, Protocol::Udp, from, &t.contents);
             }
         }
         if self.ep.poll_timeout() <= now {

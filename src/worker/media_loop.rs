@@ -12,11 +12,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use str0m::net::{Protocol, Transmit};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::batch_send::BatchSender;
 use super::endpoint::Endpoint;
+use super::ice_tcp::{IceTcp, Interest, TcpEvent};
 use super::sessions::Sessions;
 use super::stats::{RoomLoad, Shared, Snapshot};
 use super::{Envelope, PeerEvent, WorkerError, WorkerHandle};
@@ -41,6 +43,8 @@ const COMMANDS_PER_TURN: usize = 32;
 const COMMAND_BUDGET: Duration = Duration::from_millis(2);
 /// Longest sleep, so the heartbeat behind `/readyz` stays fresh.
 const MAX_SLEEP: Duration = Duration::from_millis(200);
+/// How often ICE-TCP connections are checked for their deadlines.
+const TCP_CHECK_EVERY: Duration = Duration::from_secs(1);
 /// How often the load figures are published.
 const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 /// Socket buffers: a keyframe burst to many subscribers must not overflow.
@@ -69,6 +73,10 @@ pub fn spawn(config: MediaConfig) -> Result<(WorkerHandle, Arc<Shared>), WorkerE
     let local = socket
         .local_addr()
         .map_err(|e| WorkerError::Internal(e.to_string()))?;
+    // ICE-TCP on the same address and port number as the UDP socket.
+    let tcp = std::net::TcpListener::bind(local)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|e| WorkerError::Internal(format!("cannot listen on TCP {local}: {e}")))?;
     let ip = config
         .announce
         .unwrap_or_else(|| crate::net::announce_ip_for(local.ip()));
@@ -92,11 +100,13 @@ pub fn spawn(config: MediaConfig) -> Result<(WorkerHandle, Arc<Shared>), WorkerE
                         }
                     };
                     rt.block_on(async move {
-                        match UdpSocket::from_std(socket) {
-                            Ok(socket) => {
+                        let sockets = UdpSocket::from_std(socket)
+                            .and_then(|udp| Ok((udp, tokio::net::TcpListener::from_std(tcp)?)));
+                        match sockets {
+                            Ok((socket, tcp)) => {
                                 let endpoint =
                                     Endpoint::new(media_addr, rand::random(), Instant::now());
-                                run(socket, endpoint, rx, shared).await
+                                run(socket, IceTcp::new(tcp), endpoint, rx, shared).await
                             }
                             Err(e) => tracing::error!("media socket: {e}"),
                         }
@@ -106,7 +116,7 @@ pub fn spawn(config: MediaConfig) -> Result<(WorkerHandle, Arc<Shared>), WorkerE
             )
         })
         .map_err(|e| WorkerError::Internal(e.to_string()))?;
-    tracing::info!(%local, announced = %media_addr, "media worker listening (UDP)");
+    tracing::info!(%local, announced = %media_addr, "media worker listening (UDP, and TCP for ICE-TCP)");
     Ok((WorkerHandle::new(tx, media_addr), stats))
 }
 
@@ -133,22 +143,27 @@ fn bind(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
 
 async fn run(
     socket: UdpSocket,
+    tcp: IceTcp,
     mut endpoint: Endpoint,
     mut commands: mpsc::Receiver<Envelope>,
     shared: Arc<Shared>,
 ) {
     let mut io = Io {
         socket,
+        tcp,
         sender: BatchSender::default(),
         events: Sessions::default(),
     };
+    let mut next_tcp_check = Instant::now();
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut last_publish = Instant::now() - PUBLISH_EVERY;
     loop {
         let now = Instant::now();
         for n in 1..=RECV_BATCH {
             match io.socket.try_recv_from(&mut buf) {
-                Ok((len, source)) => endpoint.handle_datagram(now, source, &buf[..len]),
+                Ok((len, source)) => {
+                    endpoint.handle_datagram(now, Protocol::Udp, source, &buf[..len]);
+                }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) => {
                     // ICMP errors from a closed peer port land here on Linux.
@@ -175,6 +190,10 @@ async fn run(
         let now = Instant::now();
         endpoint.handle_timeout(now);
         io.flush(&mut endpoint, now);
+        if now >= next_tcp_check {
+            io.tcp.close_expired(now);
+            next_tcp_check = now + TCP_CHECK_EVERY;
+        }
         if now.duration_since(last_publish) >= PUBLISH_EVERY {
             publish(&endpoint, &shared);
             last_publish = now;
@@ -192,6 +211,7 @@ async fn run(
                 Some(envelope) => io.command(&mut endpoint, envelope),
                 None => return,
             },
+            ev = io.tcp.next() => io.on_tcp(&mut endpoint, ev),
             _ = tokio::time::sleep_until(deadline.into()) => {}
         }
     }
@@ -200,6 +220,7 @@ async fn run(
 /// What the media thread does with the outside world.
 struct Io {
     socket: UdpSocket,
+    tcp: IceTcp,
     sender: BatchSender,
     /// Where each participant's events go (its signalling session).
     events: Sessions<mpsc::Sender<PeerEvent>>,
@@ -225,10 +246,46 @@ impl Io {
         self.flush(endpoint, now);
     }
 
+    /// A TCP connection opened, or has data to read or room to write.
+    fn on_tcp(&mut self, endpoint: &mut Endpoint, ev: TcpEvent) {
+        let now = Instant::now();
+        match ev {
+            TcpEvent::Accepted => {}
+            TcpEvent::Ready(addr, Interest::Read) => {
+                for frame in self.tcp.read(addr, now) {
+                    if endpoint.handle_datagram(now, Protocol::Tcp, addr, &frame) {
+                        self.tcp.admit(addr);
+                    }
+                }
+                self.flush(endpoint, now);
+            }
+            TcpEvent::Ready(addr, Interest::Write) => {
+                if self.tcp.wants_write(addr) {
+                    self.tcp.flush(addr);
+                }
+            }
+        }
+    }
+
     /// Sends everything the endpoint has to send, and hands its events on.
     fn flush(&mut self, endpoint: &mut Endpoint, now: Instant) {
         while let Some(batch) = endpoint.poll_transmit(now, SEND_AT) {
-            let unsent = self.sender.send_all(&self.socket, batch);
+            let unsent = if batch.iter().all(|t| t.proto == Protocol::Udp) {
+                self.sender.send_all(&self.socket, batch)
+            } else {
+                // A batch with TCP peers in it: each datagram its way.
+                let mut unsent = 0;
+                for t in batch {
+                    if t.proto == Protocol::Tcp {
+                        self.tcp.send(t.destination, &t.contents);
+                    } else {
+                        unsent += self
+                            .sender
+                            .send_all(&self.socket, std::slice::from_ref::<Transmit>(t));
+                    }
+                }
+                unsent
+            };
             endpoint.count_unsent(unsent);
         }
         while let Some((participant, event)) = endpoint.poll_event() {

@@ -14,6 +14,7 @@ mod demux;
 mod endpoint;
 #[cfg(test)]
 mod endpoint_tests;
+mod ice_tcp;
 mod layer;
 mod layer_switch;
 mod link_quality;

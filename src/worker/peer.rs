@@ -14,6 +14,7 @@ use rand::Rng;
 use str0m::bwe::Bitrate;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{Direction, Mid, Pt};
+use str0m::net::TcpType;
 use str0m::{Candidate, IceCreds, Rtc, RtcConfig};
 
 use super::allocator::Downlink;
@@ -96,6 +97,9 @@ pub struct Peer {
     /// Media was written since the last drain: str0m releases it only on
     /// a timeout, which the drain then drives without asking first.
     pub wrote_media: bool,
+    /// The latest instant given to its connection as a timeout (see
+    /// `Room::drain_peer`: it may run a few microseconds ahead of now).
+    pub clock: Instant,
     joined_at: Instant,
     /// Media connected at least once.
     pub connected: bool,
@@ -143,10 +147,24 @@ impl Peer {
             .enable_bwe(Some(Bitrate::bps(INITIAL_ESTIMATE)))
             // Per-stream reports, for the loss its browser reports.
             .set_stats_interval(Some(Duration::from_secs(1)))
+            // Receiver reports for audio every second too (str0m's default
+            // is 5 s): the loss each stats event carries is then that
+            // second's, not the same report's again (`link_quality.rs`).
+            .set_rtcp_report_interval_audio(Duration::from_secs(1))
             .build(now);
-        let cand = Candidate::host(candidate, "udp")
-            .map_err(|e| WorkerError::Internal(format!("bad media address {candidate}: {e}")))?;
+        let bad = |e| WorkerError::Internal(format!("bad media address {candidate}: {e}"));
+        let cand = Candidate::host(candidate, "udp").map_err(bad)?;
         rtc.add_local_candidate(cand);
+        // ICE over TCP on the same port number, for networks that drop UDP:
+        // passive (browsers connect); its priority below UDP's, so ICE
+        // keeps UDP where it works.
+        let tcp = Candidate::builder()
+            .tcp()
+            .host(candidate)
+            .tcptype(TcpType::Passive)
+            .build()
+            .map_err(bad)?;
+        rtc.add_local_candidate(tcp);
         Ok(Peer {
             id: info.id,
             info,
@@ -158,6 +176,7 @@ impl Peer {
             offers: TokenBucket::new(OFFER_BURST, OFFER_EVERY, now),
             session,
             next_timeout: now,
+            clock: now,
             wrote_media: false,
             joined_at: now,
             connected: false,

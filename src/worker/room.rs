@@ -413,7 +413,9 @@ impl Room {
         // here, so a burst leaves in this drain rather than a turn of the
         // event loop later. Bounded, in case a timeout stays due.
         let mut due_timeouts = 0;
-        let mut clock = now;
+        // Never behind what str0m was last given: it ignores a timeout
+        // earlier than its clock, which the steps below may have advanced.
+        let mut clock = self.peers.get(&id).map_or(now, |p| now.max(p.clock));
         loop {
             let Some(peer) = self.peers.get_mut(&id) else {
                 return;
@@ -436,6 +438,7 @@ impl Room {
                 {
                     due_timeouts += 1;
                     clock = clock.max(t);
+                    peer.clock = clock;
                     if let Err(e) = peer.rtc.handle_input(Input::Timeout(clock)) {
                         tracing::debug!(peer = id, "timeout rejected: {e}");
                     }

@@ -97,11 +97,15 @@ impl NetNs {
     }
 
     /// Loses `percent` % of the UDP datagrams on the link, each way, at
-    /// random. They vanish on the wire, as on a poor network: dropped as
+    /// random (100: all of them, a network that drops UDP). They vanish on the wire, as on a poor network: dropped as
     /// they arrive at the far end of the veth (a drop in the sender's own
     /// output hook would fail its `sendmsg`, which the sender notices).
     pub fn lose_udp(&self, percent: u32) {
-        let rule = format!("ip protocol udp numgen random mod 100 < {percent} drop");
+        let rule = if percent >= 100 {
+            "ip protocol udp drop".to_string()
+        } else {
+            format!("ip protocol udp numgen random mod 100 < {percent} drop")
+        };
         let table = self.impair_table();
         for (inside, dev) in [(true, &self.ns_if), (false, &self.host_if)] {
             let chain = format!("{{ type filter hook ingress device {dev} priority 0; }}");

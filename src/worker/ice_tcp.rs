@@ -1,0 +1,343 @@
+//! ICE over TCP (RFC 6544), the socket side: for networks that drop UDP.
+//! The worker offers a passive TCP candidate on its media port's number;
+//! browsers connect to it and send STUN, DTLS and SRTP in frames of a
+//! 16-bit length each (RFC 4571). str0m does the ICE; this module accepts
+//! connections, cuts frames out of the byte stream and writes frames back,
+//! on the media thread, without a task per connection.
+//!
+//! Limits, so that TCP cannot be used to exhaust the worker: at most
+//! [`MAX_CONNECTIONS`] connections; a frame larger than [`MAX_FRAME`]
+//! closes its connection; a connection that has not carried a STUN request
+//! the endpoint accepted within [`HANDSHAKE_DEADLINE`], or that stays
+//! silent for [`IDLE_TIMEOUT`], is closed; what a slow reader leaves
+//! unsent is bounded by [`MAX_BACKLOG`] (media frames beyond it are
+//! dropped, as a full UDP socket would).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::stream::FuturesUnordered;
+use futures_util::StreamExt;
+use tokio::net::{TcpListener, TcpStream};
+
+/// Below the default limit of 1,024 open files, with room for the rest.
+pub const MAX_CONNECTIONS: usize = 500;
+/// After a failed accept (out of file descriptors), accepting pauses this
+/// long rather than failing again in a loop.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+/// Larger than any datagram str0m sends or accepts.
+pub const MAX_FRAME: usize = 2048;
+pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+pub const MAX_BACKLOG: usize = 1 << 20;
+
+/// Cuts the complete frames out of `buf` (RFC 4571: a 16-bit big-endian
+/// length, then that many bytes), leaving an incomplete one in it.
+pub fn take_frames(buf: &mut Vec<u8>, max: usize) -> Result<Vec<Vec<u8>>, FrameTooLarge> {
+    let mut frames = Vec::new();
+    let mut at = 0;
+    while let Some(len) = buf.get(at..at + 2) {
+        let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+        if len > max {
+            return Err(FrameTooLarge(len));
+        }
+        let Some(frame) = buf.get(at + 2..at + 2 + len) else {
+            break;
+        };
+        frames.push(frame.to_vec());
+        at += 2 + len;
+    }
+    buf.drain(..at);
+    Ok(frames)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct FrameTooLarge(pub usize);
+
+/// Readiness of one connection, as the loop waits for it.
+type Ready = Pin<Box<dyn Future<Output = (SocketAddr, Interest)> + Send>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interest {
+    Read,
+    Write,
+}
+
+struct Connection {
+    stream: Arc<TcpStream>,
+    inbuf: Vec<u8>,
+    outbuf: Vec<u8>,
+    opened: Instant,
+    last_heard: Instant,
+    /// The endpoint accepted a STUN request from it.
+    admitted: bool,
+    /// A write readiness is awaited.
+    waiting_write: bool,
+}
+
+/// The worker's TCP media connections.
+pub struct IceTcp {
+    listener: TcpListener,
+    connections: HashMap<SocketAddr, Connection>,
+    ready: FuturesUnordered<Ready>,
+    accept_after: Option<Instant>,
+    pub counters: TcpCounters,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TcpCounters {
+    pub accepted: u64,
+    pub refused: u64,
+    pub closed_bad_frame: u64,
+    pub closed_deadline: u64,
+    pub frames_dropped: u64,
+}
+
+/// What the loop gets from [`IceTcp::next`].
+pub enum TcpEvent {
+    Accepted,
+    Ready(SocketAddr, Interest),
+}
+
+impl IceTcp {
+    pub fn new(listener: TcpListener) -> Self {
+        IceTcp {
+            listener,
+            connections: HashMap::new(),
+            ready: FuturesUnordered::new(),
+            accept_after: None,
+            counters: TcpCounters::default(),
+        }
+    }
+
+    /// Waits for a new connection or a connection's readiness.
+    pub async fn next(&mut self) -> TcpEvent {
+        let accepting = self.accept_after.is_none_or(|t| Instant::now() >= t);
+        tokio::select! {
+            r = self.listener.accept(), if accepting => {
+                match r {
+                    Ok((stream, addr)) => {
+                        self.accept_after = None;
+                        self.accept(stream, addr);
+                    }
+                    Err(e) => {
+                        tracing::warn!("tcp accept: {e}; pausing");
+                        self.accept_after = Some(Instant::now() + ACCEPT_PAUSE);
+                    }
+                }
+                TcpEvent::Accepted
+            }
+            Some((addr, interest)) = self.ready.next(), if !self.ready.is_empty() => {
+                TcpEvent::Ready(addr, interest)
+            }
+            // Nothing to wait for here (accepting paused, no connection):
+            // the media loop's other branches wake it.
+            else => std::future::pending().await,
+        }
+    }
+
+    fn accept(&mut self, stream: TcpStream, addr: SocketAddr) {
+        if self.connections.len() >= MAX_CONNECTIONS {
+            self.counters.refused += 1;
+            return; // dropped: closed
+        }
+        let _ = stream.set_nodelay(true);
+        let now = Instant::now();
+        let stream = Arc::new(stream);
+        self.ready.push(wait(stream.clone(), addr, Interest::Read));
+        self.connections.insert(
+            addr,
+            Connection {
+                stream,
+                inbuf: Vec::new(),
+                outbuf: Vec::new(),
+                opened: now,
+                last_heard: now,
+                admitted: false,
+                waiting_write: false,
+            },
+        );
+        self.counters.accepted += 1;
+    }
+
+    /// Reads what `addr` sent and returns its complete frames; a closed,
+    /// failed or misbehaving connection is dropped.
+    pub fn read(&mut self, addr: SocketAddr, now: Instant) -> Vec<Vec<u8>> {
+        let Some(c) = self.connections.get_mut(&addr) else {
+            return Vec::new();
+        };
+        let mut chunk = [0u8; 16 * 1024];
+        let mut open = true;
+        loop {
+            match c.stream.try_read(&mut chunk) {
+                Ok(0) => {
+                    open = false;
+                    break;
+                }
+                Ok(n) => {
+                    c.inbuf.extend_from_slice(&chunk[..n]);
+                    c.last_heard = now;
+                    if c.inbuf.len() > 4 * MAX_FRAME {
+                        break; // frames first; the rest stays readable
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    open = false;
+                    break;
+                }
+            }
+        }
+        let frames = match take_frames(&mut c.inbuf, MAX_FRAME) {
+            Ok(f) => f,
+            Err(FrameTooLarge(len)) => {
+                tracing::debug!(%addr, len, "tcp frame too large: closed");
+                self.counters.closed_bad_frame += 1;
+                self.close(addr);
+                return Vec::new();
+            }
+        };
+        if open {
+            self.ready
+                .push(wait(c.stream.clone(), addr, Interest::Read));
+        } else {
+            self.close(addr);
+        }
+        frames
+    }
+
+    /// The endpoint accepted a STUN request from `addr`.
+    pub fn admit(&mut self, addr: SocketAddr) {
+        if let Some(c) = self.connections.get_mut(&addr) {
+            c.admitted = true;
+        }
+    }
+
+    /// Frames `data` to `addr` and writes what the socket takes.
+    pub fn send(&mut self, addr: SocketAddr, data: &[u8]) {
+        let Some(c) = self.connections.get_mut(&addr) else {
+            self.counters.frames_dropped += 1;
+            return;
+        };
+        let Ok(len) = u16::try_from(data.len()) else {
+            self.counters.frames_dropped += 1;
+            return;
+        };
+        if c.outbuf.len() + data.len() + 2 > MAX_BACKLOG {
+            self.counters.frames_dropped += 1;
+            return;
+        }
+        c.outbuf.extend_from_slice(&len.to_be_bytes());
+        c.outbuf.extend_from_slice(data);
+        self.flush(addr);
+    }
+
+    /// Writes what `addr` has waiting, until the socket would block.
+    pub fn flush(&mut self, addr: SocketAddr) {
+        let Some(c) = self.connections.get_mut(&addr) else {
+            return;
+        };
+        c.waiting_write = false;
+        while !c.outbuf.is_empty() {
+            match c.stream.try_write(&c.outbuf) {
+                Ok(n) => {
+                    c.outbuf.drain(..n);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    c.waiting_write = true;
+                    self.ready
+                        .push(wait(c.stream.clone(), addr, Interest::Write));
+                    return;
+                }
+                Err(_) => {
+                    self.close(addr);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Closes connections past their handshake deadline or silent too long.
+    pub fn close_expired(&mut self, now: Instant) {
+        let expired: Vec<SocketAddr> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| {
+                let handshake =
+                    c.admitted || now.saturating_duration_since(c.opened) < HANDSHAKE_DEADLINE;
+                !handshake || now.saturating_duration_since(c.last_heard) >= IDLE_TIMEOUT
+            })
+            .map(|(a, _)| *a)
+            .collect();
+        self.counters.closed_deadline += expired.len() as u64;
+        for addr in expired {
+            self.close(addr);
+        }
+    }
+
+    /// Forgets a connection and shuts its socket down: the peer sees it
+    /// closed at once, and the readiness still awaited for it fires and
+    /// drops the last reference.
+    fn close(&mut self, addr: SocketAddr) {
+        if let Some(c) = self.connections.remove(&addr) {
+            let _ = socket2::SockRef::from(&*c.stream).shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Whether a write readiness for `addr` is still wanted.
+    pub fn wants_write(&self, addr: SocketAddr) -> bool {
+        self.connections.get(&addr).is_some_and(|c| c.waiting_write)
+    }
+}
+
+fn wait(stream: Arc<TcpStream>, addr: SocketAddr, interest: Interest) -> Ready {
+    Box::pin(async move {
+        // An error shows at the read or write that follows.
+        let _ = match interest {
+            Interest::Read => stream.readable().await,
+            Interest::Write => stream.writable().await,
+        };
+        (addr, interest)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_cut_by_their_length_and_a_partial_one_waits() {
+        let mut buf = vec![0, 3, b'a', b'b', b'c', 0, 1, b'x', 0, 4, b'p'];
+        let frames = take_frames(&mut buf, MAX_FRAME).unwrap();
+        assert_eq!(frames, [b"abc".to_vec(), b"x".to_vec()]);
+        assert_eq!(buf, [0, 4, b'p'], "the partial frame waits for its bytes");
+        buf.extend_from_slice(b"qrs");
+        assert_eq!(
+            take_frames(&mut buf, MAX_FRAME).unwrap(),
+            [b"pqrs".to_vec()]
+        );
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn a_frame_too_large_is_refused_before_its_bytes_arrive() {
+        // 65,535 announced, nothing behind: refused at once, not waited for.
+        let mut buf = vec![0xff, 0xff];
+        assert_eq!(take_frames(&mut buf, MAX_FRAME), Err(FrameTooLarge(65_535)));
+    }
+
+    #[test]
+    fn an_empty_frame_and_a_lone_length_byte_are_fine() {
+        let mut buf = vec![0, 0, 0];
+        assert_eq!(
+            take_frames(&mut buf, MAX_FRAME).unwrap(),
+            [Vec::<u8>::new()]
+        );
+        assert_eq!(buf, [0]);
+    }
+}

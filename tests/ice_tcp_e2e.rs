@@ -1,0 +1,110 @@
+//! ICE over TCP end to end: one participant's browser runs on a host of its
+//! own (a network namespace) whose link drops every UDP datagram, as many
+//! hospital networks do. It must still join, see and be seen, over the
+//! worker's passive TCP candidate (RFC 6544, RFC 4571 framing).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use common::browser::Tab;
+use common::netns::NetNs;
+use common::{browsers_here_and_in, frames_decoded, join, wait_full_mesh, Server};
+use serde_json::Value;
+
+async fn path(tab: &Tab<'_>) -> Value {
+    tab.eval("window.parloir.path()").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_without_udp_calls_over_tcp() {
+    let ns = NetNs::create();
+    let mut server = Server::start_for(&ns);
+    let (here, there, remote_url) = browsers_here_and_in(&ns, &server, &[]).await;
+    // Every UDP datagram to and from Ben's host is lost, from the start.
+    ns.lose_udp(100);
+    let room = "sans-udp-e2e";
+    let tabs = [
+        join(&here, &server.http, room, "Ana").await,
+        join(&there, &remote_url, room, "Ben").await,
+    ];
+    wait_full_mesh(
+        "Ana and Ben see and hear each other without UDP",
+        &tabs,
+        Duration::from_secs(40),
+    )
+    .await;
+    let ben = path(&tabs[1].0).await;
+    let ana = path(&tabs[0].0).await;
+    eprintln!("Ben's media goes by {ben}, Ana's by {ana}");
+    assert_eq!(ben["protocol"], "tcp", "Ben, without UDP, over TCP");
+    assert_eq!(ana["protocol"], "udp", "Ana keeps UDP");
+
+    // Bad input on the TCP port, during the call: garbage, a frame of
+    // 65,535 bytes announced with nothing behind it, a TLS handshake that
+    // stops after its first record, and 300 connections that say nothing.
+    let port = server.media_port;
+    let target = format!("{}:{port}", ns.host_ip);
+    let connect = || std::net::TcpStream::connect(&target).expect("connect to the media port");
+    let mut garbage = connect();
+    garbage
+        .write_all(&[0, 8, 1, 2, 3, 4, 5, 6, 7, 8, 0, 3, 9, 9, 9])
+        .unwrap();
+    let mut huge = connect();
+    huge.write_all(&[0xff, 0xff]).unwrap();
+    let mut tls = connect();
+    tls.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc])
+        .unwrap();
+    let idle: Vec<std::net::TcpStream> = (0..300).map(|_| connect()).collect();
+    // The oversized frame is refused at once.
+    common::wait_for(
+        "the 65,535-byte frame closed",
+        Duration::from_secs(3),
+        || {
+            let c = is_closed(&mut huge);
+            async move { c.then_some(()) }
+        },
+    )
+    .await;
+    // The call goes on meanwhile: both still decode each other.
+    for (tab, me) in &tabs {
+        let other = tabs.iter().map(|(_, id)| *id).find(|id| id != me).unwrap();
+        let before = frames_decoded(tab).await.get(&other).copied().unwrap_or(0);
+        common::wait_for("frames still decoded", Duration::from_secs(5), || async {
+            let now = frames_decoded(tab).await.get(&other).copied().unwrap_or(0);
+            (now > before + 10).then_some(())
+        })
+        .await;
+    }
+    // Those that never made an ICE handshake are closed after its deadline.
+    let start = Instant::now();
+    let mut open: Vec<std::net::TcpStream> = idle;
+    open.push(garbage);
+    open.push(tls);
+    common::wait_for("silent connections closed", Duration::from_secs(15), || {
+        open.retain_mut(|s| !is_closed(s));
+        let done = open.is_empty();
+        async move { done.then_some(()) }
+    })
+    .await;
+    eprintln!(
+        "302 connections without a handshake closed {:.1} s after they opened",
+        start.elapsed().as_secs_f64()
+    );
+    assert!(server.alive());
+}
+
+/// Whether the server closed `s` (end of stream, or reset); a read that
+/// times out means it is still open.
+fn is_closed(s: &mut std::net::TcpStream) -> bool {
+    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    match s.read(&mut [0u8; 64]) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
