@@ -33,6 +33,7 @@ window.parloir = {
     media: call?.pc?.connectionState ?? null,
     signalling: call?.ws?.readyState === WebSocket.OPEN,
     resumes: call?.resumes ?? 0,
+    status: $('status').hidden ? null : $('status').textContent,
     link: document.querySelector('#grid .tile.self .link')?.dataset.level || null,
     weakUplink: !$('weak-uplink').hidden,
     weakDownlink: !$('weak-downlink').hidden,
@@ -170,6 +171,7 @@ function setStatus(text, ms) {
 function onState(state) {
   if (state === 'connecting') setStatus(t('connecting'));
   else if (state === 'reconnecting') setStatus(t('reconnecting'));
+  else if (state === 'no-path') setStatus(t('noPath'));
   else if (state === 'connected') setStatus(call.participants.size ? '' : t('alone'));
 }
 

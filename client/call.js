@@ -34,6 +34,10 @@ export function simulcastEncodings(track) {
   return scales.map((s) => ({ rid: RID_OF_SCALE[s], scaleResolutionDownBy: s, maxBitrate: layerRate(width / s) }));
 }
 
+// How long a first media connection may take before the person is told
+// that none could be made from this network.
+const NO_PATH_AFTER_MS = 20000;
+
 export class Call extends EventTarget {
   constructor({ room, name, stream, relayOnly = false }) {
     super();
@@ -229,12 +233,25 @@ export class Call extends EventTarget {
     pc.onicecandidate = (e) => {
       this.send({ type: 'candidate', candidate: e.candidate ? e.candidate.candidate : null });
     };
+    // No path at all (UDP and TCP blocked, no TURN): said plainly, while
+    // ICE keeps trying in the background.
+    let connected = false;
+    clearTimeout(this.noPathTimer);
+    this.noPathTimer = setTimeout(() => {
+      if (this.pc === pc && !connected) this.emit('state', 'no-path');
+    }, NO_PATH_AFTER_MS);
     pc.onconnectionstatechange = () => {
       if (this.pc !== pc) return;
       const s = pc.connectionState;
-      if (s === 'connected') this.emit('state', 'connected');
-      else if (s === 'disconnected') this.emit('state', 'reconnecting');
-      else if (s === 'failed') this.restartIce();
+      if (s === 'connected') {
+        connected = true;
+        clearTimeout(this.noPathTimer);
+        this.emit('state', 'connected');
+      } else if (s === 'disconnected') this.emit('state', 'reconnecting');
+      else if (s === 'failed') {
+        this.restartIce();
+        if (!connected) this.emit('state', 'no-path');
+      }
     };
     await pc.setLocalDescription(await pc.createOffer());
     this.send({ type: 'offer', sdp: pc.localDescription.sdp });

@@ -93,6 +93,24 @@ async fn a_network_without_udp_calls_over_tcp() {
         start.elapsed().as_secs_f64()
     );
     assert!(server.alive());
+
+    // TCP to the media port is blocked too: nothing is left. Someone who
+    // joins now from that network is told so plainly, not left waiting.
+    ns.block_tcp_port(port);
+    let (dora, _) = join(&there, &remote_url, room, "Dora").await;
+    let start = Instant::now();
+    let status = common::wait_for("the no-path message", Duration::from_secs(40), || async {
+        let state = dora.eval("window.parloir.state()").await;
+        let status = state["status"].as_str().unwrap_or_default().to_string();
+        status
+            .contains("cannot connect from this network")
+            .then_some(status)
+    })
+    .await;
+    eprintln!(
+        "no path: said after {:.1} s: {status}",
+        start.elapsed().as_secs_f64()
+    );
 }
 
 /// Whether the server closed `s` (end of stream, or reset); a read that

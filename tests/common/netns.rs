@@ -124,6 +124,15 @@ impl NetNs {
         }
     }
 
+    /// Also drops TCP to `port` on the far side (after [`NetNs::lose_udp`],
+    /// whose table it uses): with all UDP lost, no path is left to a
+    /// server on that port.
+    pub fn block_tcp_port(&self, port: u16) {
+        let table = self.impair_table();
+        let rule = format!("tcp dport {port} drop");
+        run(&["nft", "add", "rule", "netdev", &table, "loss", &rule]);
+    }
+
     /// No more loss.
     pub fn stop_losing(&self) {
         let table = self.impair_table();
