@@ -83,6 +83,9 @@ pub struct Room {
     last_n: usize,
     /// Whose video each participant was last told it receives.
     told_forwarded: HashMap<ParticipantId, Vec<ParticipantId>>,
+    /// Publishers whose video someone shows (last-N and "audio only"
+    /// decided, whatever arrives): what their uplink is judged by.
+    watched: std::collections::HashSet<ParticipantId>,
     /// When the layers are chosen again.
     next_allocation: Instant,
     /// When the links are judged again.
@@ -100,6 +103,7 @@ impl Room {
             speakers: Speakers::default(),
             last_n,
             told_forwarded: HashMap::new(),
+            watched: Default::default(),
             next_allocation: now,
             next_quality: now + QUALITY_INTERVAL,
         }
@@ -664,6 +668,7 @@ impl Room {
         let recent = self.speakers.recent();
         // (track, subscriber, layer it should receive)
         let mut decisions: Vec<(TrackKey, ParticipantId, Option<usize>)> = Vec::new();
+        self.watched.clear();
         for p in self.peers.values_mut() {
             let n = if p.receive_video { self.last_n } else { 0 };
             let shown: Vec<ParticipantId> = recent
@@ -672,6 +677,7 @@ impl Room {
                 .filter(|o| *o != p.id)
                 .take(n)
                 .collect();
+            self.watched.extend(shown.iter().copied());
             let mut audio = 0;
             let mut simulcast: Vec<(usize, TrackKey, Video)> = Vec::new();
             for (key, track) in self.router.tracks() {
@@ -798,13 +804,12 @@ impl Room {
                 .iter()
                 .map(|l| l.meter.is_flowing(now))
                 .collect();
-            let state = if !on
-                || !track
-                    .subscriptions
-                    .iter()
-                    .any(|s| s.switch.target().is_some())
-            {
-                // Off, or watched by nobody: nothing to judge it by.
+            // Whether someone shows it, not whether a layer is chosen: a
+            // camera of which nothing arrives has no layer to choose.
+            // A camera that never sent yet is starting, not stopped.
+            let started = track.layers.iter().any(|l| l.meter.rate().is_some());
+            let state = if !on || !started || !self.watched.contains(&key.publisher) {
+                // Off, starting, or watched by nobody: nothing to judge it by.
                 CameraArrival::Whole
             } else if !arriving.contains(&true) {
                 CameraArrival::Stopped
