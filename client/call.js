@@ -340,6 +340,8 @@ export class Call extends EventTarget {
     report.forEach((s) => {
       if (s.type === 'transport' && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId);
     });
+    // Firefox has no transport stats: its pair says it is the selected one.
+    if (!pair) report.forEach((s) => { if (s.type === 'candidate-pair' && s.selected) pair = s; });
     const local = pair && report.get(pair.localCandidateId);
     return local ? { type: local.candidateType, protocol: local.protocol } : null;
   }

@@ -36,8 +36,9 @@ impl TlsFiles {
 
     /// Reloads `config` whenever the files change, for as long as the
     /// process runs. A renewal written in two steps (the certificate, then
-    /// the key) fails once to load, is logged, and loads at the next look;
-    /// meanwhile the previous certificate is served.
+    /// the key) may fail to load after the first, is logged once, and
+    /// loads when the second changes the files again; meanwhile the
+    /// previous certificate is served.
     pub async fn watch(self, config: RustlsConfig) {
         let mut seen = self.modified();
         loop {
@@ -46,10 +47,10 @@ impl TlsFiles {
             if now.is_none() || now == seen {
                 continue;
             }
+            seen = now;
             match config.reload_from_pem_file(&self.cert, &self.key).await {
                 Ok(()) => {
                     tracing::info!(cert = %self.cert.display(), "TLS certificate reloaded");
-                    seen = now;
                 }
                 Err(e) => tracing::warn!(
                     cert = %self.cert.display(),
