@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use str0m::media::{Direction, KeyframeRequestKind};
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Protocol, Receive, Transmit};
 use str0m::rtp::RtpPacket;
 use str0m::Input;
 
@@ -124,16 +124,7 @@ impl Harness {
                 let to_server = c.poll(now);
                 let (id, addr) = (c.id, c.addr);
                 for t in to_server {
-                    let input = Input::Receive(
-                        now,
-                        Receive {
-                            proto: Protocol::Udp,
-                            source: addr,
-                            destination: t.destination,
-                            contents: (&t.contents[..]).try_into().unwrap(),
-                        },
-                    );
-                    self.room.receive(id, input, now, &mut self.out);
+                    self.deliver(id, addr, &t);
                     self.room.drain(now, &mut self.out);
                 }
             }
@@ -152,6 +143,31 @@ impl Harness {
                 }
                 c.receive(now, t.source, &t.contents);
             }
+        }
+    }
+
+    /// A datagram from client `id` (at `source`) reaches the room, which
+    /// is not drained.
+    fn deliver(&mut self, id: ParticipantId, source: SocketAddr, t: &Transmit) {
+        let input = Input::Receive(
+            self.now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination: t.destination,
+                contents: (&t.contents[..]).try_into().unwrap(),
+            },
+        );
+        self.room.receive(id, input, self.now, &mut self.out);
+    }
+
+    /// Everything client `id` has to send reaches the room, undrained.
+    fn deliver_from(&mut self, id: ParticipantId) {
+        let now = self.now;
+        let c = self.client(id);
+        let (sent, source) = (c.poll(now), c.addr);
+        for t in sent {
+            self.deliver(id, source, &t);
         }
     }
 
@@ -274,21 +290,7 @@ fn a_fan_out_drained_in_parts_reaches_every_subscriber_once() {
     // The publisher's datagrams reach the room, which holds the copies
     // until it is drained.
     let now = h.now;
-    let c = h.client(1);
-    let from_publisher = c.poll(now);
-    let source = c.addr;
-    for t in from_publisher {
-        let input = Input::Receive(
-            now,
-            Receive {
-                proto: Protocol::Udp,
-                source,
-                destination: t.destination,
-                contents: (&t.contents[..]).try_into().unwrap(),
-            },
-        );
-        h.room.receive(1, input, now, &mut h.out);
-    }
+    h.deliver_from(1);
     h.out.transmits.clear();
 
     // One datagram at a time: the drain stops at the limit and resumes.
@@ -328,22 +330,8 @@ fn a_burst_leaves_in_the_drain_that_received_it() {
         h.send_video(1, 200 + seq, 180_000, &payload);
     }
     let now = h.now;
-    let c = h.client(1);
-    let from_publisher = c.poll(now);
-    let source = c.addr;
     h.out.transmits.clear();
-    for t in from_publisher {
-        let input = Input::Receive(
-            now,
-            Receive {
-                proto: Protocol::Udp,
-                source,
-                destination: t.destination,
-                contents: (&t.contents[..]).try_into().unwrap(),
-            },
-        );
-        h.room.receive(1, input, now, &mut h.out);
-    }
+    h.deliver_from(1);
     h.room.drain(now, &mut h.out);
     let rtp = h
         .out
