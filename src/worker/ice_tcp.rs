@@ -36,10 +36,14 @@ pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_BACKLOG: usize = 1 << 20;
 
-/// Cuts the complete frames out of `buf` (RFC 4571: a 16-bit big-endian
-/// length, then that many bytes), leaving an incomplete one in it.
-pub fn take_frames(buf: &mut Vec<u8>, max: usize) -> Result<Vec<Vec<u8>>, FrameTooLarge> {
-    let mut frames = Vec::new();
+/// Hands each complete frame of `buf` to `f` (RFC 4571: a 16-bit
+/// big-endian length, then that many bytes), in place, and leaves an
+/// incomplete one in `buf`.
+pub fn each_frame(
+    buf: &mut Vec<u8>,
+    max: usize,
+    mut f: impl FnMut(&[u8]),
+) -> Result<(), FrameTooLarge> {
     let mut at = 0;
     while let Some(len) = buf.get(at..at + 2) {
         let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
@@ -49,11 +53,11 @@ pub fn take_frames(buf: &mut Vec<u8>, max: usize) -> Result<Vec<Vec<u8>>, FrameT
         let Some(frame) = buf.get(at + 2..at + 2 + len) else {
             break;
         };
-        frames.push(frame.to_vec());
+        f(frame);
         at += 2 + len;
     }
     buf.drain(..at);
-    Ok(frames)
+    Ok(())
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -85,6 +89,8 @@ pub struct IceTcp {
     listener: TcpListener,
     connections: HashMap<SocketAddr, Connection>,
     ready: FuturesUnordered<Ready>,
+    /// Connections given frames since the last [`IceTcp::flush_pending`].
+    pending: Vec<SocketAddr>,
     accept_after: Option<Instant>,
     pub counters: TcpCounters,
 }
@@ -110,6 +116,7 @@ impl IceTcp {
             listener,
             connections: HashMap::new(),
             ready: FuturesUnordered::new(),
+            pending: Vec::new(),
             accept_after: None,
             counters: TcpCounters::default(),
         }
@@ -165,11 +172,12 @@ impl IceTcp {
         self.counters.accepted += 1;
     }
 
-    /// Reads what `addr` sent and returns its complete frames; a closed,
-    /// failed or misbehaving connection is dropped.
-    pub fn read(&mut self, addr: SocketAddr, now: Instant) -> Vec<Vec<u8>> {
+    /// Reads what `addr` sent and hands each complete frame to `deliver`,
+    /// which says whether it reached a peer (the connection's handshake is
+    /// then made); a closed, failed or misbehaving connection is dropped.
+    pub fn read(&mut self, addr: SocketAddr, now: Instant, mut deliver: impl FnMut(&[u8]) -> bool) {
         let Some(c) = self.connections.get_mut(&addr) else {
-            return Vec::new();
+            return;
         };
         let mut chunk = [0u8; 16 * 1024];
         let mut open = true;
@@ -193,32 +201,29 @@ impl IceTcp {
                 }
             }
         }
-        let frames = match take_frames(&mut c.inbuf, MAX_FRAME) {
-            Ok(f) => f,
-            Err(FrameTooLarge(len)) => {
-                tracing::debug!(%addr, len, "tcp frame too large: closed");
-                self.counters.closed_bad_frame += 1;
-                self.close(addr);
-                return Vec::new();
+        let admitted = &mut c.admitted;
+        let framed = each_frame(&mut c.inbuf, MAX_FRAME, |frame| {
+            if deliver(frame) {
+                *admitted = true;
             }
-        };
+        });
+        if let Err(FrameTooLarge(len)) = framed {
+            tracing::debug!(%addr, len, "tcp frame too large: closed");
+            self.counters.closed_bad_frame += 1;
+            self.close(addr);
+            return;
+        }
         if open {
             self.ready
                 .push(wait(c.stream.clone(), addr, Interest::Read));
         } else {
             self.close(addr);
         }
-        frames
     }
 
-    /// The endpoint accepted a STUN request from `addr`.
-    pub fn admit(&mut self, addr: SocketAddr) {
-        if let Some(c) = self.connections.get_mut(&addr) {
-            c.admitted = true;
-        }
-    }
-
-    /// Frames `data` to `addr` and writes what the socket takes.
+    /// Frames `data` to `addr`; it is written by the next
+    /// [`IceTcp::flush_pending`], with whatever else that connection gets
+    /// meanwhile (one system call for a burst, not one per frame).
     pub fn send(&mut self, addr: SocketAddr, data: &[u8]) {
         let Some(c) = self.connections.get_mut(&addr) else {
             self.counters.frames_dropped += 1;
@@ -232,9 +237,18 @@ impl IceTcp {
             self.counters.frames_dropped += 1;
             return;
         }
+        if c.outbuf.is_empty() && !c.waiting_write {
+            self.pending.push(addr);
+        }
         c.outbuf.extend_from_slice(&len.to_be_bytes());
         c.outbuf.extend_from_slice(data);
-        self.flush(addr);
+    }
+
+    /// Writes what the connections given frames have waiting.
+    pub fn flush_pending(&mut self) {
+        for addr in std::mem::take(&mut self.pending) {
+            self.flush(addr);
+        }
     }
 
     /// Writes what `addr` has waiting, until the socket would block.
@@ -310,17 +324,19 @@ fn wait(stream: Arc<TcpStream>, addr: SocketAddr, interest: Interest) -> Ready {
 mod tests {
     use super::*;
 
+    fn frames(buf: &mut Vec<u8>) -> Result<Vec<Vec<u8>>, FrameTooLarge> {
+        let mut out = Vec::new();
+        each_frame(buf, MAX_FRAME, |f| out.push(f.to_vec()))?;
+        Ok(out)
+    }
+
     #[test]
     fn frames_are_cut_by_their_length_and_a_partial_one_waits() {
         let mut buf = vec![0, 3, b'a', b'b', b'c', 0, 1, b'x', 0, 4, b'p'];
-        let frames = take_frames(&mut buf, MAX_FRAME).unwrap();
-        assert_eq!(frames, [b"abc".to_vec(), b"x".to_vec()]);
+        assert_eq!(frames(&mut buf).unwrap(), [b"abc".to_vec(), b"x".to_vec()]);
         assert_eq!(buf, [0, 4, b'p'], "the partial frame waits for its bytes");
         buf.extend_from_slice(b"qrs");
-        assert_eq!(
-            take_frames(&mut buf, MAX_FRAME).unwrap(),
-            [b"pqrs".to_vec()]
-        );
+        assert_eq!(frames(&mut buf).unwrap(), [b"pqrs".to_vec()]);
         assert!(buf.is_empty());
     }
 
@@ -328,16 +344,13 @@ mod tests {
     fn a_frame_too_large_is_refused_before_its_bytes_arrive() {
         // 65,535 announced, nothing behind: refused at once, not waited for.
         let mut buf = vec![0xff, 0xff];
-        assert_eq!(take_frames(&mut buf, MAX_FRAME), Err(FrameTooLarge(65_535)));
+        assert_eq!(frames(&mut buf), Err(FrameTooLarge(65_535)));
     }
 
     #[test]
     fn an_empty_frame_and_a_lone_length_byte_are_fine() {
         let mut buf = vec![0, 0, 0];
-        assert_eq!(
-            take_frames(&mut buf, MAX_FRAME).unwrap(),
-            [Vec::<u8>::new()]
-        );
+        assert_eq!(frames(&mut buf).unwrap(), [Vec::<u8>::new()]);
         assert_eq!(buf, [0]);
     }
 }

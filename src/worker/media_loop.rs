@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use str0m::net::{Protocol, Transmit};
+use str0m::net::Protocol;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
@@ -252,11 +252,9 @@ impl Io {
         match ev {
             TcpEvent::Accepted => {}
             TcpEvent::Ready(addr, Interest::Read) => {
-                for frame in self.tcp.read(addr, now) {
-                    if endpoint.handle_datagram(now, Protocol::Tcp, addr, &frame) {
-                        self.tcp.admit(addr);
-                    }
-                }
+                self.tcp.read(addr, now, |frame| {
+                    endpoint.handle_datagram(now, Protocol::Tcp, addr, frame)
+                });
                 self.flush(endpoint, now);
             }
             TcpEvent::Ready(addr, Interest::Write) => {
@@ -270,24 +268,21 @@ impl Io {
     /// Sends everything the endpoint has to send, and hands its events on.
     fn flush(&mut self, endpoint: &mut Endpoint, now: Instant) {
         while let Some(batch) = endpoint.poll_transmit(now, SEND_AT) {
-            let unsent = if batch.iter().all(|t| t.proto == Protocol::Udp) {
-                self.sender.send_all(&self.socket, batch)
-            } else {
-                // A batch with TCP peers in it: each datagram its way.
-                let mut unsent = 0;
-                for t in batch {
-                    if t.proto == Protocol::Tcp {
+            // Runs of UDP datagrams leave in one batch each; frames for
+            // ICE-TCP peers are queued on their connections.
+            let mut unsent = 0;
+            for run in batch.chunk_by(|a, b| a.proto == b.proto) {
+                if run[0].proto == Protocol::Tcp {
+                    for t in run {
                         self.tcp.send(t.destination, &t.contents);
-                    } else {
-                        unsent += self
-                            .sender
-                            .send_all(&self.socket, std::slice::from_ref::<Transmit>(t));
                     }
+                } else {
+                    unsent += self.sender.send_all(&self.socket, run);
                 }
-                unsent
-            };
+            }
             endpoint.count_unsent(unsent);
         }
+        self.tcp.flush_pending();
         while let Some((participant, event)) = endpoint.poll_event() {
             let closed = matches!(event, PeerEvent::Closed { .. });
             if let Some(tx) = self.events.get(participant) {
