@@ -331,8 +331,9 @@ export class Call extends EventTarget {
    * camera sends (with the repairs others asked for): what tests and
    * diagnostics read.
    */
-  /** How the media goes: the selected candidate pair's local end, e.g.
-   * { type: 'relay', protocol: 'udp' } (null before it is chosen). */
+  /** How the media goes: the selected candidate pair's local end and the
+   * server's port, e.g. { type: 'relay', protocol: 'udp', port: 3478 }
+   * (null before it is chosen). */
   async path() {
     if (!this.pc) return null;
     const report = await this.pc.getStats();
@@ -343,7 +344,8 @@ export class Call extends EventTarget {
     // Firefox has no transport stats: its pair says it is the selected one.
     if (!pair) report.forEach((s) => { if (s.type === 'candidate-pair' && s.selected) pair = s; });
     const local = pair && report.get(pair.localCandidateId);
-    return local ? { type: local.candidateType, protocol: local.protocol } : null;
+    const remote = pair && report.get(pair.remoteCandidateId);
+    return local ? { type: local.candidateType, protocol: local.protocol, port: remote && remote.port } : null;
   }
 
   async stats() {

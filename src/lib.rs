@@ -10,7 +10,7 @@ pub mod cluster;
 pub mod config;
 pub(crate) mod ids;
 pub(crate) mod metrics;
-pub(crate) mod net;
+pub mod net;
 pub(crate) mod rate;
 pub mod roles;
 pub(crate) mod secret;

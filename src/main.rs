@@ -60,6 +60,8 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     let cli = Cli::parse();
+    let open_files = parloir::net::raise_open_files_limit();
+    tracing::debug!(open_files, "open files limit");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

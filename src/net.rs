@@ -1,4 +1,4 @@
-//! Host addresses.
+//! Host addresses, and the open files the process may have.
 
 use std::net::{IpAddr, Ipv4Addr, UdpSocket};
 
@@ -21,6 +21,45 @@ pub fn announce_ip_for(bound: IpAddr) -> IpAddr {
         Ok(a) if !a.ip().is_unspecified() => a.ip(),
         _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
     }
+}
+
+/// The open files (sockets included) this process may have: its soft
+/// limit.
+pub fn open_files_limit() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return 1024;
+    }
+    usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
+}
+
+/// Raises the soft limit on open files to the hard one, as servers do: the
+/// usual soft limit (1,024) is a few hundred calls' worth of WebSockets
+/// and ICE-TCP connections, while the hard one is far above. Returns the
+/// limit now in force.
+pub fn raise_open_files_limit() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read or write the struct given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                tracing::warn!(
+                    "cannot raise the open files limit: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+        }
+    }
+    open_files_limit()
 }
 
 #[cfg(test)]

@@ -43,7 +43,7 @@ async fn a_network_without_udp_calls_over_tcp() {
 
     // Bad input on the TCP port, during the call: garbage, a frame of
     // 65,535 bytes announced with nothing behind it, a TLS handshake that
-    // stops after its first record, and 300 connections that say nothing.
+    // stops after its first record, and 1,000 connections that say nothing.
     let port = server.media_port;
     let target = format!("{}:{port}", ns.host_ip);
     let connect = || std::net::TcpStream::connect(&target).expect("connect to the media port");
@@ -56,7 +56,7 @@ async fn a_network_without_udp_calls_over_tcp() {
     let mut tls = connect();
     tls.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc])
         .unwrap();
-    let idle: Vec<std::net::TcpStream> = (0..300).map(|_| connect()).collect();
+    let idle: Vec<std::net::TcpStream> = (0..1000).map(|_| connect()).collect();
     // The oversized frame is refused at once.
     common::wait_for(
         "the 65,535-byte frame closed",
@@ -89,7 +89,7 @@ async fn a_network_without_udp_calls_over_tcp() {
     })
     .await;
     eprintln!(
-        "302 connections without a handshake closed {:.1} s after they opened",
+        "1,002 connections without a handshake closed {:.1} s after they opened",
         start.elapsed().as_secs_f64()
     );
     assert!(server.alive());

@@ -27,6 +27,50 @@ pub const DEFAULT_LAST_N: usize = 9;
 pub const DEFAULT_CAPACITY_PPS: f64 = 50_000.0;
 pub const DEFAULT_ADMISSION_THRESHOLD: f64 = 0.85;
 
+/// `--media-tcp`: where ICE-TCP listens, or `off` (no TCP candidate).
+/// Unset, it listens on the media address's port number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub enum MediaTcpAddr {
+    Off,
+    At(SocketAddr),
+}
+
+impl std::str::FromStr for MediaTcpAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(MediaTcpAddr::Off);
+        }
+        s.parse()
+            .map(MediaTcpAddr::At)
+            .map_err(|_| format!("{s:?} is neither an address (0.0.0.0:443) nor \"off\""))
+    }
+}
+
+impl TryFrom<String> for MediaTcpAddr {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl std::fmt::Display for MediaTcpAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MediaTcpAddr::Off => f.write_str("off"),
+            MediaTcpAddr::At(a) => a.fmt(f),
+        }
+    }
+}
+
+impl MediaTcpAddr {
+    /// Where ICE-TCP listens for a worker whose UDP media is on `media`.
+    pub fn resolve(setting: Option<Self>, media: SocketAddr) -> Self {
+        setting.unwrap_or(MediaTcpAddr::At(media))
+    }
+}
+
 // The file errors leave their cause out of the message: it is their
 // `source()`, which the caller prints as "Caused by".
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use super::layer::layer;
 use super::{
     check_admission_threshold, check_capacity, check_last_n, check_max_participants, check_tls,
-    check_turn, tls_files, turn_config, ConfigError, DEFAULT_ADMISSION_THRESHOLD,
+    check_turn, tls_files, turn_config, ConfigError, MediaTcpAddr, DEFAULT_ADMISSION_THRESHOLD,
     DEFAULT_CAPACITY_PPS, DEFAULT_HTTP, DEFAULT_LAST_N, DEFAULT_MAX_PARTICIPANTS, DEFAULT_MEDIA,
 };
 use crate::roles::tls::TlsFiles;
@@ -21,6 +21,10 @@ layer! {
         http: SocketAddr, env "PARLOIR_HTTP", default(DEFAULT_HTTP);
         /// The UDP address all media uses.
         media: SocketAddr, env "PARLOIR_MEDIA", default(DEFAULT_MEDIA);
+        /// ICE over TCP, for networks that drop UDP: an address (the HTTP
+        /// address itself: one port for HTTPS, WSS and media), or "off"
+        /// [default: the media address's port number, over TCP].
+        media_tcp: MediaTcpAddr, env "PARLOIR_MEDIA_TCP", optional;
         /// Address put in ICE candidates when it differs from the bound one
         /// (NAT, containers).
         announce: IpAddr, env "PARLOIR_ANNOUNCE", optional;

@@ -3,7 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use super::layer::layer;
-use super::{check_capacity, ConfigError, DEFAULT_CAPACITY_PPS, DEFAULT_MEDIA};
+use super::{check_capacity, ConfigError, MediaTcpAddr, DEFAULT_CAPACITY_PPS, DEFAULT_MEDIA};
 use crate::signal::api_types::DEFAULT_DRAIN_SECS;
 
 /// Control channel and `/metrics`: reached from the signal servers and
@@ -23,6 +23,9 @@ layer! {
         secret: String, env "PARLOIR_SECRET", required;
         /// The UDP address all media uses.
         media: SocketAddr, env "PARLOIR_MEDIA", default(DEFAULT_MEDIA);
+        /// ICE over TCP, for networks that drop UDP: an address, or "off"
+        /// [default: the media address's port number, over TCP].
+        media_tcp: MediaTcpAddr, env "PARLOIR_MEDIA_TCP", optional;
         /// Control channel and /metrics address.
         http: SocketAddr, env "PARLOIR_HTTP", default(DEFAULT_WORKER_HTTP);
         /// Redis URL: report there, for every signal server sharing it.

@@ -2,6 +2,7 @@
 //! plane only) and `worker` (media plane only). Each binds its sockets,
 //! wires the library's parts together and runs until told to stop.
 
+pub mod http_port;
 pub mod serve;
 pub mod signal;
 pub mod tls;
@@ -52,54 +53,47 @@ pub enum StartError {
     },
 }
 
-/// Binds the HTTP listener and returns the server future for `app`.
-/// With `tls`, HTTPS and WSS (its certificate reloaded when renewed).
+/// Binds the HTTP listener.
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Http { addr, source })
+}
+
+/// The server future for `app` on `listener`: HTTPS and WSS with `tls`
+/// (its certificate reloaded when renewed); with `media`, ICE-TCP
+/// connections on the same port go there (`http_port.rs`).
 pub async fn http(
-    addr: SocketAddr,
+    listener: tokio::net::TcpListener,
     app: axum::Router,
     tls: Option<tls::TlsFiles>,
+    media: Option<tokio::sync::mpsc::Sender<std::net::TcpStream>>,
 ) -> Result<Running, StartError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Http { addr, source })?;
-    let http = listener
-        .local_addr()
-        .map_err(|source| StartError::Http { addr, source })?;
-    let Some(files) = tls else {
-        let serve = Box::pin(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-        });
-        return Ok(Running {
-            http,
-            tls: false,
-            serve,
-        });
-    };
-    let config = files.load().await.map_err(|source| StartError::Tls {
-        path: files.cert.display().to_string(),
+    let http = listener.local_addr().map_err(|source| StartError::Http {
+        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
         source,
     })?;
-    tokio::spawn(files.watch(config.clone()));
-    let listener = listener
-        .into_std()
-        .map_err(|source| StartError::Http { addr, source })?;
-    let handle = axum_server::Handle::new();
-    let stop = handle.clone();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        stop.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
-    });
+    let server_tls = match &tls {
+        Some(files) => {
+            let loaded = files.load().await.map_err(|source| StartError::Tls {
+                path: files.cert.display().to_string(),
+                source,
+            })?;
+            tokio::spawn(files.clone().watch(loaded.clone()));
+            Some(loaded)
+        }
+        None => None,
+    };
+    let port = http_port::HttpPort::new(listener, server_tls, media)
+        .map_err(|source| StartError::Http { addr: http, source })?;
     let serve = Box::pin(async move {
-        axum_server::from_tcp_rustls(listener, config)
-            .handle(handle)
-            .serve(app.into_make_service())
+        axum::serve(port, app)
+            .with_graceful_shutdown(shutdown_signal())
             .await
     });
     Ok(Running {
         http,
-        tls: true,
+        tls: tls.is_some(),
         serve,
     })
 }

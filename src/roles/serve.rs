@@ -3,22 +3,38 @@
 
 use std::sync::Arc;
 
-use super::{http, Running, StartError};
+use super::{bind, http, Running, StartError};
 use crate::cluster::registry::{Memory, Moment, Registry};
 use crate::cluster::reporter::{NodeInfo, Reporter, Sink};
-use crate::config::ServeConfig;
+use crate::config::{MediaTcpAddr, ServeConfig};
 use crate::metrics::{Metrics, Role};
 use crate::signal::pool::Pool;
 use crate::signal::{self, AppState, Control, SignalConfig};
-use crate::worker::{self, MediaConfig};
+use crate::worker::{self, MediaConfig, MediaTcp};
 
 /// Node id of the embedded worker.
 pub const LOCAL_NODE: &str = "local";
 
 pub async fn start(config: ServeConfig) -> Result<(Running, std::net::SocketAddr), StartError> {
+    let listener = bind(config.http).await?;
+    // ICE-TCP on the HTTP port itself: the HTTP listener hands it the
+    // connections that speak ICE-TCP.
+    let (tcp, shared_port) = match MediaTcpAddr::resolve(config.media_tcp, config.media) {
+        MediaTcpAddr::At(addr) if addr == config.http => {
+            let port = listener
+                .local_addr()
+                .map_err(|source| StartError::Http { addr, source })?
+                .port();
+            let (tx, connections) = tokio::sync::mpsc::channel(256);
+            (MediaTcp::Shared { port, connections }, Some(tx))
+        }
+        MediaTcpAddr::At(addr) => (MediaTcp::Listen(addr), None),
+        MediaTcpAddr::Off => (MediaTcp::Off, None),
+    };
     let (worker, stats) = worker::spawn(MediaConfig {
         bind: config.media,
         announce: config.announce,
+        tcp,
     })?;
     let media = worker.media_addr;
     let registry: Arc<dyn Registry> = Arc::new(Memory::default());
@@ -54,9 +70,10 @@ pub async fn start(config: ServeConfig) -> Result<(Running, std::net::SocketAddr
         Some(stats),
     );
     let running = http(
-        config.http,
+        listener,
         signal::app(AppState(Arc::new(control))),
         config.tls(),
+        shared_port,
     )
     .await?;
     Ok((running, media))

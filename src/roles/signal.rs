@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{http, Running, StartError};
+use super::{bind, http, Running, StartError};
 use crate::cluster::registry::{Memory, RedisRegistry, Registry};
 use crate::metrics::{Metrics, Role};
 use crate::signal::pool::Pool;
@@ -28,9 +28,10 @@ pub async fn start(args: crate::config::SignalConfig) -> Result<Running, StartEr
         None,
     );
     http(
-        args.http,
+        bind(args.http).await?,
         signal::app(AppState(Arc::new(control))),
         args.tls(),
+        None,
     )
     .await
 }

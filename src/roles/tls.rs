@@ -6,9 +6,13 @@
 //! theirs.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use axum_server::tls_rustls::RustlsConfig;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::ServerConfig;
+use tokio_rustls::TlsAcceptor;
 
 /// How often the certificate files are looked at.
 pub const RELOAD_EVERY: Duration = Duration::from_secs(2);
@@ -20,13 +24,60 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// The certificate new connections get; replaced when it is renewed.
+pub struct ServerTls {
+    config: RwLock<Arc<ServerConfig>>,
+}
+
+impl ServerTls {
+    /// An acceptor with the certificate in force now.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        let config = match self.config.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        TlsAcceptor::from(config)
+    }
+
+    fn replace(&self, config: Arc<ServerConfig>) {
+        match self.config.write() {
+            Ok(mut c) => *c = config,
+            Err(poisoned) => *poisoned.into_inner() = config,
+        }
+    }
+}
+
 impl TlsFiles {
     /// Reads the files: a first error here stops the start, with its reason.
-    pub async fn load(&self) -> std::io::Result<RustlsConfig> {
+    pub async fn load(&self) -> std::io::Result<Arc<ServerTls>> {
+        Ok(Arc::new(ServerTls {
+            config: RwLock::new(self.read()?),
+        }))
+    }
+
+    /// Two small files: read in place, not worth a thread.
+    fn read(&self) -> std::io::Result<Arc<ServerConfig>> {
         // One process-wide provider, the one str0m uses too; installing it
         // twice is harmless.
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        RustlsConfig::from_pem_file(&self.cert, &self.key).await
+        let invalid = |what: &str, e: &dyn std::fmt::Display| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{what}: {e}"))
+        };
+        let cert = std::fs::read(&self.cert)?;
+        let key = std::fs::read(&self.key)?;
+        let chain = CertificateDer::pem_slice_iter(&cert)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid("certificate", &e))?;
+        if chain.is_empty() {
+            return Err(invalid("certificate", &"no certificate in the file"));
+        }
+        let key = PrivateKeyDer::from_pem_slice(&key).map_err(|e| invalid("key", &e))?;
+        let mut config = ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(|e| invalid("certificate and key", &e))?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
     }
 
     fn modified(&self) -> Option<(SystemTime, SystemTime)> {
@@ -34,12 +85,12 @@ impl TlsFiles {
         Some((m(&self.cert)?, m(&self.key)?))
     }
 
-    /// Reloads `config` whenever the files change, for as long as the
-    /// process runs. A renewal written in two steps (the certificate, then
-    /// the key) may fail to load after the first, is logged once, and
-    /// loads when the second changes the files again; meanwhile the
-    /// previous certificate is served.
-    pub async fn watch(self, config: RustlsConfig) {
+    /// Reloads `tls` whenever the files change, for as long as the process
+    /// runs. A renewal written in two steps (the certificate, then the key)
+    /// may fail to load after the first, is logged once, and loads when
+    /// the second changes the files again; meanwhile the previous
+    /// certificate is served.
+    pub async fn watch(self, tls: Arc<ServerTls>) {
         let mut seen = self.modified();
         loop {
             tokio::time::sleep(RELOAD_EVERY).await;
@@ -48,8 +99,9 @@ impl TlsFiles {
                 continue;
             }
             seen = now;
-            match config.reload_from_pem_file(&self.cert, &self.key).await {
-                Ok(()) => {
+            match self.read() {
+                Ok(config) => {
+                    tls.replace(config);
                     tracing::info!(cert = %self.cert.display(), "TLS certificate reloaded");
                 }
                 Err(e) => tracing::warn!(

@@ -19,9 +19,9 @@ use crate::cluster::auth;
 use crate::cluster::control;
 use crate::cluster::registry::RedisRegistry;
 use crate::cluster::reporter::{NodeInfo, ReportError, Reporter, Sink};
-use crate::config::WorkerConfig;
+use crate::config::{MediaTcpAddr, WorkerConfig};
 use crate::metrics::{Metrics, Role};
-use crate::worker::{self, Command, MediaConfig, WorkerHandle, WorkerStats};
+use crate::worker::{self, Command, MediaConfig, MediaTcp, WorkerHandle, WorkerStats};
 
 #[derive(Clone)]
 struct WorkerState {
@@ -41,6 +41,10 @@ pub async fn run(args: WorkerConfig) -> Result<(), StartError> {
     let (worker, stats) = worker::spawn(MediaConfig {
         bind: args.media,
         announce: args.announce,
+        tcp: match MediaTcpAddr::resolve(args.media_tcp, args.media) {
+            MediaTcpAddr::At(addr) => MediaTcp::Listen(addr),
+            MediaTcpAddr::Off => MediaTcp::Off,
+        },
     })?;
     let media = worker.media_addr;
     let listener = tokio::net::TcpListener::bind(args.http)

@@ -22,7 +22,7 @@ use str0m::net::{Protocol, Receive, Transmit};
 use str0m::Input;
 
 use super::demux::{is_stun, Demux};
-use super::peer::{Departure, Peer};
+use super::peer::{Candidates, Departure, Peer};
 use super::room::{Outputs, Room};
 use super::stats::Counters;
 use super::{Command, JoinRequest, PeerEvent, Reply, WorkerError};
@@ -65,9 +65,9 @@ fn room_of<'a>(
 
 /// The state of one worker's media plane.
 pub struct Endpoint {
-    /// The address in our ICE candidates, and the destination of every
-    /// datagram we receive.
-    media_addr: SocketAddr,
+    /// The addresses in our ICE candidates, and the destinations of the
+    /// datagrams we receive.
+    candidates: Candidates,
     rooms: HashMap<RoomKey, Room>,
     room_keys: HashMap<String, RoomKey>,
     next_room_key: RoomKey,
@@ -88,11 +88,11 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// An endpoint announcing `media_addr`; `seed` feeds every random
+    /// An endpoint announcing `candidates`; `seed` feeds every random
     /// choice it makes (ICE credentials, sequence number offsets).
-    pub fn new(media_addr: SocketAddr, seed: u64, now: Instant) -> Self {
+    pub fn new(candidates: Candidates, seed: u64, now: Instant) -> Self {
         Endpoint {
-            media_addr,
+            candidates,
             rooms: HashMap::new(),
             room_keys: HashMap::new(),
             next_room_key: 1,
@@ -142,7 +142,7 @@ impl Endpoint {
             Receive {
                 proto,
                 source,
-                destination: self.media_addr,
+                destination: self.candidates.local(proto),
                 contents,
             },
         );
@@ -288,7 +288,7 @@ impl Endpoint {
             req.info,
             req.token,
             req.session,
-            self.media_addr,
+            self.candidates,
             &mut self.rng,
             now,
         )?;

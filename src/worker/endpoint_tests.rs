@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use str0m::net::Protocol;
 
 use super::endpoint::Endpoint;
-use super::peer::{CONNECT_DEADLINE, DETACH_GRACE, DISCONNECT_GRACE, MAX_MEDIA_SECTIONS};
+use super::peer::{
+    Candidates, CONNECT_DEADLINE, DETACH_GRACE, DISCONNECT_GRACE, MAX_MEDIA_SECTIONS,
+};
 use super::test_client::{self, Client};
 use super::{Command, JoinRequest, PeerEvent, Reply, SessionId, WorkerError};
 use crate::ids::{ParticipantId, ParticipantInfo};
@@ -44,7 +46,7 @@ impl Net {
     fn new() -> Self {
         let now = Instant::now();
         Net {
-            ep: Endpoint::new(SERVER.parse().unwrap(), 7, now),
+            ep: Endpoint::new(Candidates::on(SERVER.parse().unwrap()), 7, now),
             clients: Vec::new(),
             public: HashMap::new(),
             blocked: HashSet::new(),

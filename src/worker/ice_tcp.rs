@@ -5,8 +5,12 @@
 //! connections, cuts frames out of the byte stream and writes frames back,
 //! on the media thread, without a task per connection.
 //!
-//! Limits, so that TCP cannot be used to exhaust the worker: at most
-//! [`MAX_CONNECTIONS`] connections; a frame larger than [`MAX_FRAME`]
+//! Connections come from a listener of the media thread's own (`--media-tcp
+//! ADDR`), or from the HTTP listener when both share one port: it tells
+//! them apart by their first bytes and hands ICE-TCP ones over.
+//!
+//! Limits, so that TCP cannot be used to exhaust the worker: at most a
+//! quarter of the open files the process may have ([`max_connections`]); a frame larger than [`MAX_FRAME`]
 //! closes its connection; a connection that has not carried a STUN request
 //! the endpoint accepted within [`HANDSHAKE_DEADLINE`], or that stays
 //! silent for [`IDLE_TIMEOUT`], is closed; what a slow reader leaves
@@ -24,9 +28,11 @@ use std::time::{Duration, Instant};
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 
-/// Below the default limit of 1,024 open files, with room for the rest.
-pub const MAX_CONNECTIONS: usize = 500;
+/// Bounds of [`max_connections`].
+const MIN_CONNECTIONS: usize = 64;
+const MAX_CONNECTIONS: usize = 10_000;
 /// After a failed accept (out of file descriptors), accepting pauses this
 /// long rather than failing again in a loop.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
@@ -63,6 +69,60 @@ pub fn each_frame(
 #[derive(Debug, PartialEq, Eq)]
 pub struct FrameTooLarge(pub usize);
 
+/// Where ICE-TCP connections come from, as configured.
+#[derive(Debug)]
+pub enum MediaTcp {
+    /// Nowhere: no TCP candidate.
+    Off,
+    /// A listener of the media thread's own, on this address.
+    Listen(SocketAddr),
+    /// The HTTP listener on `port` (one port for everything), which hands
+    /// over the connections that speak ICE-TCP.
+    Shared {
+        port: u16,
+        connections: mpsc::Receiver<std::net::TcpStream>,
+    },
+}
+
+/// Where connections come from, made before the media thread's runtime
+/// exists (a tokio listener belongs to the runtime it was made in).
+pub enum Incoming {
+    None,
+    Listener(std::net::TcpListener),
+    Handed(mpsc::Receiver<std::net::TcpStream>),
+}
+
+/// [`Incoming`], in the media thread's runtime.
+enum Source {
+    None,
+    Listener(TcpListener),
+    Handed(mpsc::Receiver<std::net::TcpStream>),
+}
+
+impl Source {
+    async fn accept(&mut self) -> std::io::Result<(TcpStream, SocketAddr)> {
+        match self {
+            Source::None => std::future::pending().await,
+            Source::Listener(l) => l.accept().await,
+            Source::Handed(rx) => match rx.recv().await {
+                Some(s) => {
+                    let s = TcpStream::from_std(s)?;
+                    let addr = s.peer_addr()?;
+                    Ok((s, addr))
+                }
+                None => std::future::pending().await,
+            },
+        }
+    }
+}
+
+/// Connections allowed at once: a quarter of the open files the process
+/// may have, so that TCP alone cannot take the descriptors HTTP, the
+/// control channel and the other workers' sockets need.
+pub fn max_connections() -> usize {
+    (crate::net::open_files_limit() / 4).clamp(MIN_CONNECTIONS, MAX_CONNECTIONS)
+}
+
 /// Readiness of one connection, as the loop waits for it.
 type Ready = Pin<Box<dyn Future<Output = (SocketAddr, Interest)> + Send>>;
 
@@ -86,7 +146,8 @@ struct Connection {
 
 /// The worker's TCP media connections.
 pub struct IceTcp {
-    listener: TcpListener,
+    source: Source,
+    max_connections: usize,
     connections: HashMap<SocketAddr, Connection>,
     ready: FuturesUnordered<Ready>,
     /// Connections given frames since the last [`IceTcp::flush_pending`].
@@ -111,22 +172,30 @@ pub enum TcpEvent {
 }
 
 impl IceTcp {
-    pub fn new(listener: TcpListener) -> Self {
-        IceTcp {
-            listener,
+    /// Takes its connections from `incoming`; inside the media thread's
+    /// runtime.
+    pub fn new(incoming: Incoming) -> std::io::Result<Self> {
+        let source = match incoming {
+            Incoming::None => Source::None,
+            Incoming::Listener(l) => Source::Listener(TcpListener::from_std(l)?),
+            Incoming::Handed(rx) => Source::Handed(rx),
+        };
+        Ok(IceTcp {
+            source,
+            max_connections: max_connections(),
             connections: HashMap::new(),
             ready: FuturesUnordered::new(),
             pending: Vec::new(),
             accept_after: None,
             counters: TcpCounters::default(),
-        }
+        })
     }
 
     /// Waits for a new connection or a connection's readiness.
     pub async fn next(&mut self) -> TcpEvent {
         let accepting = self.accept_after.is_none_or(|t| Instant::now() >= t);
         tokio::select! {
-            r = self.listener.accept(), if accepting => {
+            r = self.source.accept(), if accepting => {
                 match r {
                     Ok((stream, addr)) => {
                         self.accept_after = None;
@@ -149,11 +218,12 @@ impl IceTcp {
     }
 
     fn accept(&mut self, stream: TcpStream, addr: SocketAddr) {
-        if self.connections.len() >= MAX_CONNECTIONS {
+        if self.connections.len() >= self.max_connections {
             self.counters.refused += 1;
             return; // dropped: closed
         }
         let _ = stream.set_nodelay(true);
+        tracing::trace!(%addr, "ICE-TCP connection");
         let now = Instant::now();
         let stream = Arc::new(stream);
         self.ready.push(wait(stream.clone(), addr, Interest::Read));

@@ -18,7 +18,8 @@ use tokio::sync::mpsc;
 
 use super::batch_send::BatchSender;
 use super::endpoint::Endpoint;
-use super::ice_tcp::{IceTcp, Interest, TcpEvent};
+use super::ice_tcp::{IceTcp, Incoming, Interest, MediaTcp, TcpEvent};
+use super::peer::Candidates;
 use super::sessions::Sessions;
 use super::stats::{RoomLoad, Shared, Snapshot};
 use super::{Envelope, PeerEvent, WorkerError, WorkerHandle};
@@ -54,7 +55,7 @@ const SOCKET_BUFFER: usize = 4 << 20;
 /// failover) start again and move them.
 const PANIC_EXIT: i32 = 70;
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct MediaConfig {
     /// Address the UDP socket binds to.
     pub bind: SocketAddr,
@@ -62,9 +63,11 @@ pub struct MediaConfig {
     /// address); `None` uses the bound one, or the host's main address when
     /// bound to `0.0.0.0`.
     pub announce: Option<std::net::IpAddr>,
+    /// Where ICE-TCP connections come from.
+    pub tcp: MediaTcp,
 }
 
-/// Binds the media socket and starts the media thread. Returns the handle
+/// Binds the media sockets and starts the media thread. Returns the handle
 /// to command it and the figures it publishes.
 pub fn spawn(config: MediaConfig) -> Result<(WorkerHandle, Arc<Shared>), WorkerError> {
     let socket = bind(config.bind).map_err(|e| {
@@ -73,14 +76,25 @@ pub fn spawn(config: MediaConfig) -> Result<(WorkerHandle, Arc<Shared>), WorkerE
     let local = socket
         .local_addr()
         .map_err(|e| WorkerError::Internal(e.to_string()))?;
-    // ICE-TCP on the same address and port number as the UDP socket.
-    let tcp = std::net::TcpListener::bind(local)
-        .and_then(|l| l.set_nonblocking(true).map(|()| l))
-        .map_err(|e| WorkerError::Internal(format!("cannot listen on TCP {local}: {e}")))?;
     let ip = config
         .announce
         .unwrap_or_else(|| crate::net::announce_ip_for(local.ip()));
     let media_addr = SocketAddr::new(ip, local.port());
+    let (incoming, tcp_port) = match config.tcp {
+        MediaTcp::Off => (Incoming::None, None),
+        MediaTcp::Listen(addr) => {
+            let listener = std::net::TcpListener::bind(addr)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .and_then(|l| Ok((l.local_addr()?.port(), l)))
+                .map_err(|e| WorkerError::Internal(format!("cannot listen on TCP {addr}: {e}")))?;
+            (Incoming::Listener(listener.1), Some(listener.0))
+        }
+        MediaTcp::Shared { port, connections } => (Incoming::Handed(connections), Some(port)),
+    };
+    let candidates = Candidates {
+        udp: media_addr,
+        tcp: tcp_port.map(|port| SocketAddr::new(ip, port)),
+    };
     let (tx, rx) = mpsc::channel(1024);
     let stats = Arc::new(Shared::default());
     let shared = stats.clone();
@@ -101,12 +115,12 @@ pub fn spawn(config: MediaConfig) -> Result<(WorkerHandle, Arc<Shared>), WorkerE
                     };
                     rt.block_on(async move {
                         let sockets = UdpSocket::from_std(socket)
-                            .and_then(|udp| Ok((udp, tokio::net::TcpListener::from_std(tcp)?)));
+                            .and_then(|udp| Ok((udp, IceTcp::new(incoming)?)));
                         match sockets {
                             Ok((socket, tcp)) => {
                                 let endpoint =
-                                    Endpoint::new(media_addr, rand::random(), Instant::now());
-                                run(socket, IceTcp::new(tcp), endpoint, rx, shared).await
+                                    Endpoint::new(candidates, rand::random(), Instant::now());
+                                run(socket, tcp, endpoint, rx, shared).await
                             }
                             Err(e) => tracing::error!("media socket: {e}"),
                         }
@@ -116,7 +130,10 @@ pub fn spawn(config: MediaConfig) -> Result<(WorkerHandle, Arc<Shared>), WorkerE
             )
         })
         .map_err(|e| WorkerError::Internal(e.to_string()))?;
-    tracing::info!(%local, announced = %media_addr, "media worker listening (UDP, and TCP for ICE-TCP)");
+    match candidates.tcp {
+        Some(tcp) => tracing::info!(%local, udp = %media_addr, %tcp, "media worker listening"),
+        None => tracing::info!(%local, udp = %media_addr, "media worker listening (no ICE-TCP)"),
+    }
     Ok((WorkerHandle::new(tx, media_addr), stats))
 }
 

@@ -14,7 +14,7 @@ use rand::Rng;
 use str0m::bwe::Bitrate;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{Direction, Mid, Pt};
-use str0m::net::TcpType;
+use str0m::net::{Protocol, TcpType};
 use str0m::{Candidate, IceCreds, Rtc, RtcConfig};
 
 use super::allocator::Downlink;
@@ -121,12 +121,39 @@ pub struct Peer {
     pub links: LinkWatch,
 }
 
+/// The addresses in this worker's ICE candidates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Candidates {
+    pub udp: SocketAddr,
+    /// ICE-TCP's (passive), unless it is off.
+    pub tcp: Option<SocketAddr>,
+}
+
+impl Candidates {
+    /// UDP and TCP on the same address.
+    #[cfg(test)]
+    pub fn on(addr: SocketAddr) -> Self {
+        Candidates {
+            udp: addr,
+            tcp: Some(addr),
+        }
+    }
+
+    /// The address a datagram that arrived over `proto` was sent to.
+    pub fn local(&self, proto: Protocol) -> SocketAddr {
+        match (proto, self.tcp) {
+            (Protocol::Tcp, Some(tcp)) => tcp,
+            _ => self.udp,
+        }
+    }
+}
+
 impl Peer {
     pub fn new(
         info: ParticipantInfo,
         token: String,
         session: SessionId,
-        candidate: SocketAddr,
+        candidates: Candidates,
         rng: &mut impl Rng,
         now: Instant,
     ) -> Result<Self, WorkerError> {
@@ -152,19 +179,20 @@ impl Peer {
             // second's, not the same report's again (`link_quality.rs`).
             .set_rtcp_report_interval_audio(Duration::from_secs(1))
             .build(now);
-        let bad = |e| WorkerError::Internal(format!("bad media address {candidate}: {e}"));
-        let cand = Candidate::host(candidate, "udp").map_err(bad)?;
-        rtc.add_local_candidate(cand);
-        // ICE over TCP on the same port number, for networks that drop UDP:
-        // passive (browsers connect); its priority below UDP's, so ICE
-        // keeps UDP where it works.
-        let tcp = Candidate::builder()
-            .tcp()
-            .host(candidate)
-            .tcptype(TcpType::Passive)
-            .build()
-            .map_err(bad)?;
-        rtc.add_local_candidate(tcp);
+        let bad = |e| WorkerError::Internal(format!("bad media address: {e}"));
+        rtc.add_local_candidate(Candidate::host(candidates.udp, "udp").map_err(bad)?);
+        // ICE over TCP, for networks that drop UDP: passive (browsers
+        // connect); its priority below UDP's, so ICE keeps UDP where it
+        // works.
+        if let Some(tcp) = candidates.tcp {
+            let tcp = Candidate::builder()
+                .tcp()
+                .host(tcp)
+                .tcptype(TcpType::Passive)
+                .build()
+                .map_err(bad)?;
+            rtc.add_local_candidate(tcp);
+        }
         Ok(Peer {
             id: info.id,
             info,

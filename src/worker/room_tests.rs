@@ -13,7 +13,7 @@ use str0m::net::{Protocol, Receive, Transmit};
 use str0m::rtp::RtpPacket;
 use str0m::Input;
 
-use super::peer::{Departure, Peer};
+use super::peer::{Candidates, Departure, Peer};
 use super::room::{Outputs, Room};
 use super::test_client::{self, Client};
 use super::PeerEvent;
@@ -74,7 +74,7 @@ impl Harness {
             info,
             "token".into(),
             1,
-            SERVER.parse().unwrap(),
+            Candidates::on(SERVER.parse().unwrap()),
             &mut self.rng,
             self.now,
         )

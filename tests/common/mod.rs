@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod certificate;
 pub mod netns;
 pub mod redis_server;
 

@@ -38,12 +38,35 @@ fn run(args: &[&str]) {
 
 impl NetNs {
     pub fn create() -> NetNs {
+        NetNs::create_with(|unique| {
+            let k = 1 + unique % 250;
+            (format!("10.77.{k}.1"), format!("10.77.{k}.2"), 24)
+        })
+    }
+
+    /// A namespace whose link carries addresses a browser takes for public
+    /// ones (TEST-NET-2, RFC 5737, never routed), as a server on the
+    /// Internet has: browsers refuse ICE-TCP to a private address's ports
+    /// below 1024, so a test of port 443 needs such a server address.
+    pub fn create_public() -> NetNs {
+        NetNs::create_with(|unique| {
+            let k = 4 * (unique % 64);
+            (
+                format!("198.51.100.{}", k + 1),
+                format!("198.51.100.{}", k + 2),
+                30,
+            )
+        })
+    }
+
+    /// `addresses` gives this side's address, the namespace's and their
+    /// prefix length, from a number unique to this namespace.
+    fn create_with(addresses: impl FnOnce(u32) -> (String, String, u8)) -> NetNs {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let unique = (std::process::id() % 4096) * 16 + n;
         let name = format!("parloir-t{unique}");
         let (host_if, ns_if) = (format!("pt{unique}h"), format!("pt{unique}n"));
-        let k = 1 + unique % 250;
-        let (host_ip, ns_ip) = (format!("10.77.{k}.1"), format!("10.77.{k}.2"));
+        let (host_ip, ns_ip, prefix) = addresses(unique);
         // A namespace left by a test that was killed goes first.
         let _ = Command::new("ip").args(["link", "del", &host_if]).output();
         let _ = Command::new("ip").args(["netns", "del", &name]).output();
@@ -71,7 +94,7 @@ impl NetNs {
             "ip",
             "addr",
             "add",
-            &format!("{}/24", ns.host_ip),
+            &format!("{}/{prefix}", ns.host_ip),
             "dev",
             &ns.host_if,
         ]);
@@ -80,7 +103,7 @@ impl NetNs {
             "ip",
             "addr",
             "add",
-            &format!("{}/24", ns.ns_ip),
+            &format!("{}/{prefix}", ns.ns_ip),
             "dev",
             &ns.ns_if,
         ]);
@@ -131,6 +154,28 @@ impl NetNs {
         let table = self.impair_table();
         let rule = format!("tcp dport {port} drop");
         run(&["nft", "add", "rule", "netdev", &table, "loss", &rule]);
+    }
+
+    /// Lets nothing leave the namespace but TCP to `port` (and ARP, to
+    /// find this side): a network that opens only port 443. Answers come
+    /// back freely, as through a stateful firewall.
+    pub fn only_tcp_port_out(&self, port: u16) {
+        let table = self.impair_table();
+        let dev = &self.host_if;
+        let chain = format!("{{ type filter hook ingress device {dev} priority 0; }}");
+        let accept = format!("tcp dport {port} accept");
+        let cmds: [&[&str]; 5] = [
+            &["nft", "add", "table", "netdev", &table],
+            &["nft", "add", "chain", "netdev", &table, "out", &chain],
+            &[
+                "nft", "add", "rule", "netdev", &table, "out", "meta", "protocol", "arp", "accept",
+            ],
+            &["nft", "add", "rule", "netdev", &table, "out", &accept],
+            &["nft", "add", "rule", "netdev", &table, "out", "drop"],
+        ];
+        for cmd in cmds {
+            run(cmd);
+        }
     }
 
     /// No more loss.

@@ -1,0 +1,192 @@
+//! The HTTP port: accepts TCP connections for axum, with TLS when a
+//! certificate is configured. When the media shares the port (`serve
+//! --media-tcp` naming the `--http` address, one port 443 for everything),
+//! each new connection is told apart by its first byte: a TLS handshake
+//! starts with 0x16 and HTTP with an ASCII letter, while ICE-TCP (RFC 4571)
+//! starts with the high byte of a frame's length, below 0x08 since frames
+//! stay under 2 KB. The first byte is only peeked, so an ICE-TCP connection
+//! reaches the media thread whole.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Semaphore};
+
+use super::tls::ServerTls;
+
+/// A new connection has this long to send its first byte and finish its
+/// TLS handshake.
+pub const OPENING_DEADLINE: Duration = Duration::from_secs(10);
+/// Connections being opened at once; beyond, new ones are closed, so that
+/// silent connections cannot take every descriptor.
+const MAX_OPENING: usize = 1024;
+/// After a failed accept (out of descriptors), accepting pauses this long.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+/// The first byte of a TLS handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// What a connection speaks, from its first byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP, or TLS carrying it.
+    Http,
+    /// RFC 4571 frames of STUN, DTLS and SRTP.
+    IceTcp,
+}
+
+impl Protocol {
+    pub fn of_first_byte(first: u8) -> Self {
+        if first < TLS_HANDSHAKE {
+            Protocol::IceTcp
+        } else {
+            Protocol::Http
+        }
+    }
+}
+
+/// A connection axum serves: TCP or TLS over it.
+pub trait Conn: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn for T {}
+
+type Opened = (Box<dyn Conn>, SocketAddr);
+
+/// The listener axum serves from: connections opened (TLS done) by a task
+/// of its own.
+pub struct HttpPort {
+    opened: mpsc::Receiver<Opened>,
+    local: SocketAddr,
+}
+
+/// How the accepting task opens a connection.
+struct Opener {
+    tls: Option<Arc<ServerTls>>,
+    /// Where ICE-TCP connections go, when the media shares the port.
+    media: Option<mpsc::Sender<std::net::TcpStream>>,
+}
+
+impl HttpPort {
+    pub fn new(
+        listener: TcpListener,
+        tls: Option<Arc<ServerTls>>,
+        media: Option<mpsc::Sender<std::net::TcpStream>>,
+    ) -> std::io::Result<Self> {
+        let local = listener.local_addr()?;
+        let (tx, opened) = mpsc::channel(64);
+        tokio::spawn(accept(listener, Arc::new(Opener { tls, media }), tx));
+        Ok(HttpPort { opened, local })
+    }
+}
+
+impl axum::serve::Listener for HttpPort {
+    type Io = Box<dyn Conn>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> Opened {
+        match self.opened.recv().await {
+            Some(opened) => opened,
+            // The accepting task ended: nothing more will come.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        Ok(self.local)
+    }
+}
+
+/// Accepts until axum stops taking connections.
+async fn accept(listener: TcpListener, opener: Arc<Opener>, tx: mpsc::Sender<Opened>) {
+    let opening = Arc::new(Semaphore::new(MAX_OPENING));
+    let direct = opener.tls.is_none() && opener.media.is_none();
+    loop {
+        let (stream, addr) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!("http accept: {e}; pausing");
+                    tokio::time::sleep(ACCEPT_PAUSE).await;
+                    continue;
+                }
+            },
+            _ = tx.closed() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        if direct {
+            if tx.send((Box::new(stream), addr)).await.is_err() {
+                return;
+            }
+            continue;
+        }
+        let Ok(permit) = opening.clone().try_acquire_owned() else {
+            tracing::debug!(%addr, "too many connections opening: closed");
+            continue;
+        };
+        let (opener, tx) = (opener.clone(), tx.clone());
+        tokio::spawn(async move {
+            let opened = tokio::time::timeout(OPENING_DEADLINE, opener.open(stream, addr)).await;
+            drop(permit);
+            if let Ok(Some(conn)) = opened {
+                let _ = tx.send(conn).await;
+            }
+        });
+    }
+}
+
+impl Opener {
+    /// Sorts a connection out: ICE-TCP goes to the media thread (`None`
+    /// here), HTTP is returned, after its TLS handshake if any.
+    async fn open(&self, stream: TcpStream, addr: SocketAddr) -> Option<Opened> {
+        if let Some(media) = &self.media {
+            let mut first = [0u8; 1];
+            if stream.peek(&mut first).await.ok()? == 0 {
+                return None; // closed before a word
+            }
+            let protocol = Protocol::of_first_byte(first[0]);
+            tracing::trace!(%addr, ?protocol, "connection opened");
+            if protocol == Protocol::IceTcp {
+                let stream = stream.into_std().ok()?;
+                if media.try_send(stream).is_err() {
+                    tracing::debug!(%addr, "media thread busy: ICE-TCP connection closed");
+                }
+                return None;
+            }
+        }
+        match &self.tls {
+            None => Some((Box::new(stream), addr)),
+            Some(tls) => match tls.acceptor().accept(stream).await {
+                Ok(tls) => Some((Box::new(tls), addr)),
+                Err(e) => {
+                    tracing::debug!(%addr, "TLS handshake failed: {e}");
+                    None
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_bytes_tell_the_protocols_apart() {
+        // A TLS ClientHello, HTTP methods, and RFC 4571 frames of a STUN
+        // binding request (100 bytes) and of the largest frame allowed.
+        assert_eq!(Protocol::of_first_byte(0x16), Protocol::Http);
+        for method in ["GET", "POST", "HEAD", "OPTIONS", "PUT", "DELETE"] {
+            assert_eq!(
+                Protocol::of_first_byte(method.as_bytes()[0]),
+                Protocol::Http
+            );
+        }
+        assert_eq!(Protocol::of_first_byte(0x00), Protocol::IceTcp);
+        let largest = u16::try_from(crate::worker::MAX_TCP_FRAME).unwrap();
+        assert_eq!(
+            Protocol::of_first_byte(largest.to_be_bytes()[0]),
+            Protocol::IceTcp
+        );
+    }
+}

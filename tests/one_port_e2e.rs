@@ -1,0 +1,71 @@
+//! One port for everything: a participant on a network that lets nothing
+//! out but TCP to port 443 (a host of its own, a network namespace) loads
+//! the page over HTTPS from that port, signals over WSS on it and calls
+//! over ICE-TCP on that same port, while a participant on an open network
+//! keeps UDP. `parloir serve --http 0.0.0.0:443 --media-tcp 0.0.0.0:443`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::browser::Browser;
+use common::certificate::make_certificate;
+use common::netns::NetNs;
+use common::{free_udp_port, join, wait_full_mesh, Proc};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_open_only_to_tcp_443_calls_through_it() {
+    // The server's address must look public, as a real one is: browsers
+    // refuse ICE-TCP to port 443 of a private address.
+    let ns = NetNs::create_public();
+    let dir = std::env::temp_dir().join(format!("parloir-443-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    make_certificate(&cert, &key, "parloir-443");
+    let media = format!("{}:{}", ns.host_ip, free_udp_port());
+    let server = Proc::parloir(&[
+        "serve",
+        "--http",
+        "0.0.0.0:443",
+        "--media-tcp",
+        "0.0.0.0:443",
+        "--media",
+        &media,
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    let here_url = server.url();
+    assert_eq!(here_url, "https://127.0.0.1:443");
+    ns.only_tcp_port_out(443);
+
+    // A self-signed certificate: the browsers are told to accept it.
+    let flags = ["--ignore-certificate-errors".to_string()];
+    let here = Browser::launch_in(None, &flags).await;
+    let there = Browser::launch_in(Some(&ns), &flags).await;
+    let there_url = format!("https://{}:443", ns.host_ip);
+    let room = "port-443-e2e";
+    let tabs = [
+        join(&here, &here_url, room, "Ana").await,
+        join(&there, &there_url, room, "Ben").await,
+    ];
+    wait_full_mesh(
+        "Ana and Ben see and hear each other, Ben through TCP 443 alone",
+        &tabs,
+        Duration::from_secs(40),
+    )
+    .await;
+
+    let ben = &tabs[1].0;
+    assert_eq!(ben.eval("location.protocol").await, "https:");
+    let path = ben.eval("window.parloir.path()").await;
+    let ana_path = tabs[0].0.eval("window.parloir.path()").await;
+    eprintln!("Ben's media goes by {path}, Ana's by {ana_path}");
+    assert_eq!(path["protocol"], "tcp", "Ben's media over TCP");
+    assert_eq!(path["port"], 443, "on the port of the page");
+    assert_eq!(
+        ana_path["protocol"], "udp",
+        "Ana, on an open network, keeps UDP"
+    );
+}
