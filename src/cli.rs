@@ -43,7 +43,11 @@ async fn request(req: reqwest::RequestBuilder, url: &str) -> Result<reqwest::Res
 
 pub async fn nodes(signal: &str, secret: &str) -> Result<Vec<NodeSummary>, CliError> {
     let url = format!("{}/api/nodes", signal.trim_end_matches('/'));
-    let res = request(reqwest::Client::new().get(&url).bearer_auth(secret), &url).await?;
+    let res = request(
+        crate::net::http_client(None).get(&url).bearer_auth(secret),
+        &url,
+    )
+    .await?;
     res.json()
         .await
         .map_err(|source| CliError::Body { url, source })
@@ -51,7 +55,11 @@ pub async fn nodes(signal: &str, secret: &str) -> Result<Vec<NodeSummary>, CliEr
 
 pub async fn drain(signal: &str, secret: &str, id: &str) -> Result<(), CliError> {
     let url = format!("{}/api/nodes/{id}/drain", signal.trim_end_matches('/'));
-    request(reqwest::Client::new().post(&url).bearer_auth(secret), &url).await?;
+    request(
+        crate::net::http_client(None).post(&url).bearer_auth(secret),
+        &url,
+    )
+    .await?;
     Ok(())
 }
 

@@ -1,4 +1,5 @@
-//! Host addresses, and the open files the process may have.
+//! Host addresses, the open files the process may have, and the one type
+//! of byte stream HTTP and the control channel run over.
 
 use std::net::{IpAddr, Ipv4Addr, UdpSocket};
 
@@ -60,6 +61,23 @@ pub fn raise_open_files_limit() -> usize {
         }
     }
     open_files_limit()
+}
+
+/// A byte stream: TCP, or TLS over it.
+pub trait Conn: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> Conn for T {}
+
+/// An HTTP client, checking `https://` servers against `tls` (the cluster
+/// CA) when given. Every client is made here: reqwest's own default TLS
+/// set-up needs a process-wide crypto provider, installed first.
+pub fn http_client(tls: Option<&crate::cluster::tls::ClusterTls>) -> reqwest::Client {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let builder = reqwest::Client::builder();
+    let builder = match tls {
+        Some(tls) => builder.use_preconfigured_tls((*tls.config).clone()),
+        None => builder,
+    };
+    builder.build().unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -59,7 +59,7 @@ fn worker(signal: &str, redis: &str, ip: &str, id: &str) -> Proc {
 }
 
 async fn api(signal: &str, path: &str) -> Value {
-    reqwest::Client::new()
+    parloir::net::http_client(None)
         .get(format!("{signal}{path}"))
         .bearer_auth(SECRET)
         .send()
@@ -210,7 +210,14 @@ async fn prometheus_sees_every_node(targets: &[String], workers: &[&str]) {
         "prometheus to scrape every worker",
         Duration::from_secs(45),
         || async {
-            let v: Value = reqwest::get(&url).await.ok()?.json().await.ok()?;
+            let v: Value = parloir::net::http_client(None)
+                .get(&url)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
             let nodes: BTreeSet<String> = v["data"]["result"]
                 .as_array()?
                 .iter()

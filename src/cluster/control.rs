@@ -17,7 +17,9 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::cluster::tls::ClusterTls;
 use crate::ids::ParticipantId;
+use crate::net::Conn;
 use crate::worker::sessions::Sessions;
 use crate::worker::{
     Command, Envelope, PeerEvent, Reply, ReplySender, SessionId, WorkerError, WorkerHandle,
@@ -129,15 +131,24 @@ fn forwarder(participant: ParticipantId, out: mpsc::Sender<FromWorker>) -> mpsc:
 
 // ---------------------------------------------------------------- signal side
 
-/// Opens the control connection to the worker at `control` (`http://IP:PORT`)
-/// and returns a handle whose commands travel over it. The handle closes
-/// when the connection is lost; everyone it served gets `Closed`.
+/// Opens the control connection to the worker at `control` (`http://` or
+/// `https://IP:PORT`) and returns a handle whose commands travel over it.
+/// Over TLS the worker's certificate is checked against `tls`, the
+/// cluster's CA; with a CA, a plain connection is refused. The handle
+/// closes when the connection is lost; everyone it served gets `Closed`.
 pub async fn connect(
     control: &str,
     media: &str,
     secret: &str,
+    tls: Option<&ClusterTls>,
 ) -> Result<WorkerHandle, WorkerError> {
-    let url = format!("{}/control", control.replacen("http://", "ws://", 1));
+    let secure = control.starts_with("https://");
+    let url = format!(
+        "{}/control",
+        control
+            .replacen("https://", "wss://", 1)
+            .replacen("http://", "ws://", 1)
+    );
     let mut request = url
         .as_str()
         .into_client_request()
@@ -146,16 +157,50 @@ pub async fn connect(
         .parse()
         .map_err(|_| WorkerError::Internal("secret is not a valid header value".into()))?;
     request.headers_mut().insert("authorization", auth);
-    let (ws, _) = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio_tungstenite::connect_async(request),
-    )
-    .await
-    .map_err(|_| WorkerError::Unavailable)?
-    .map_err(|e| {
-        tracing::warn!(%url, "control connection failed: {e}");
-        WorkerError::Unavailable
-    })?;
+    let host = request
+        .uri()
+        .host()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = request
+        .uri()
+        .port_u16()
+        .unwrap_or(if secure { 443 } else { 80 });
+    let opened = tokio::time::timeout(Duration::from_secs(5), async {
+        let stream: Box<dyn Conn> = match (secure, tls) {
+            (true, Some(tls)) => tls.connect(&host, port).await?,
+            (true, None) => {
+                return Err(std::io::Error::other(
+                    "a TLS control channel needs --cluster-ca to check the worker's certificate",
+                ))
+            }
+            (false, Some(_)) => {
+                return Err(std::io::Error::other(
+                    "plain control channel refused: this signal server has a cluster CA, so workers must serve TLS",
+                ))
+            }
+            (false, None) => {
+                let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+                let _ = tcp.set_nodelay(true);
+                warn_plain_across_hosts(&host);
+                Box::new(tcp)
+            }
+        };
+        tokio_tungstenite::client_async(request, stream)
+            .await
+            .map_err(std::io::Error::other)
+    })
+    .await;
+    let (ws, _) = match opened {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(e)) => {
+            tracing::warn!(%url, "control connection failed: {e}");
+            return Err(WorkerError::Unavailable);
+        }
+        Err(_) => return Err(WorkerError::Unavailable),
+    };
     let media_addr = media
         .parse()
         .map_err(|_| WorkerError::Internal(format!("bad media address {media}")))?;
@@ -164,8 +209,28 @@ pub async fn connect(
     Ok(WorkerHandle::new(tx, media_addr))
 }
 
-type ClientWs =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+/// A plain control channel beyond this host carries the secret and the
+/// calls' fingerprints in clear: said once per host.
+fn warn_plain_across_hosts(host: &str) {
+    static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        return;
+    }
+    let mut warned = WARNED.lock().unwrap_or_else(|p| p.into_inner());
+    if !warned.iter().any(|h| h == host) {
+        warned.push(host.to_string());
+        tracing::warn!(
+            host,
+            "control channel to a worker on another host without TLS: give workers --tls-cert and this server --cluster-ca"
+        );
+    }
+}
+
+type ClientWs = tokio_tungstenite::WebSocketStream<Box<dyn Conn>>;
 
 /// A request waiting for its reply, and how to undo the event channel it
 /// attached should the worker refuse (a resume with a wrong token must not

@@ -9,3 +9,4 @@ pub(crate) mod placement;
 pub(crate) mod registry;
 pub(crate) mod report;
 pub(crate) mod reporter;
+pub mod tls;

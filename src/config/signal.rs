@@ -43,6 +43,10 @@ layer! {
         tls_cert: String, env "PARLOIR_TLS_CERT", optional;
         /// PEM private key of --tls-cert.
         tls_key: String, env "PARLOIR_TLS_KEY", optional;
+        /// PEM certificate(s) workers' control channels are checked against
+        /// (a CA, their own certificates, or the system bundle); with it, a
+        /// worker without TLS is refused.
+        cluster_ca: String, env "PARLOIR_CLUSTER_CA", optional;
     }
 }
 

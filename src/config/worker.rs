@@ -3,7 +3,11 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use super::layer::layer;
-use super::{check_capacity, ConfigError, MediaTcpAddr, DEFAULT_CAPACITY_PPS, DEFAULT_MEDIA};
+use super::{
+    check_capacity, check_tls, tls_files, ConfigError, MediaTcpAddr, DEFAULT_CAPACITY_PPS,
+    DEFAULT_MEDIA,
+};
+use crate::roles::tls::TlsFiles;
 use crate::signal::api_types::DEFAULT_DRAIN_SECS;
 
 /// Control channel and `/metrics`: reached from the signal servers and
@@ -42,6 +46,15 @@ layer! {
         /// Seconds a draining worker keeps its calls before moving them
         /// elsewhere.
         drain_timeout: u64, env "PARLOIR_DRAIN_TIMEOUT", default(DEFAULT_DRAIN_SECS);
+        /// PEM certificate chain: serve the control channel and /metrics
+        /// over TLS (needs --tls-key); signal servers check it against their
+        /// --cluster-ca.
+        tls_cert: String, env "PARLOIR_TLS_CERT", optional;
+        /// PEM private key of --tls-cert.
+        tls_key: String, env "PARLOIR_TLS_KEY", optional;
+        /// PEM certificate(s) a signal server reached at https:// is checked
+        /// against (a CA, its own certificate, or the system bundle).
+        cluster_ca: String, env "PARLOIR_CLUSTER_CA", optional;
     }
 }
 
@@ -52,7 +65,19 @@ impl WorkerConfig {
         if !(self.signal.starts_with("http://") || self.signal.starts_with("https://")) {
             return Err(ConfigError::SignalUrl(self.signal.clone()));
         }
+        if self.signal.starts_with("https://") && self.cluster_ca.is_none() {
+            return Err(ConfigError::Tls(
+                "an https:// signal server needs --cluster-ca, to check its certificate",
+            ));
+        }
+        check_tls(self.tls_cert.as_deref(), self.tls_key.as_deref())?;
         check_capacity(self.capacity_pps)
+    }
+
+    /// The certificate and key to serve the control channel with, if
+    /// configured.
+    pub fn tls(&self) -> Option<TlsFiles> {
+        tls_files(self.tls_cert.as_deref(), self.tls_key.as_deref())
     }
 }
 

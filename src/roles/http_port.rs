@@ -11,11 +11,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 
 use super::tls::ServerTls;
+use crate::net::Conn;
 
 /// A new connection has this long to send its first byte and finish its
 /// TLS handshake.
@@ -46,10 +46,6 @@ impl Protocol {
         }
     }
 }
-
-/// A connection axum serves: TCP or TLS over it.
-pub trait Conn: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn for T {}
 
 type Opened = (Box<dyn Conn>, SocketAddr);
 

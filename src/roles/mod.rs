@@ -46,6 +46,8 @@ pub enum StartError {
     },
     #[error("{0}")]
     Refused(String),
+    #[error(transparent)]
+    ClusterTls(#[from] crate::cluster::tls::ClusterTlsError),
     #[error("cannot use the TLS certificate {path}: {source}")]
     Tls {
         path: String,
@@ -60,14 +62,16 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, StartErro
         .map_err(|source| StartError::Http { addr, source })
 }
 
-/// The server future for `app` on `listener`: HTTPS and WSS with `tls`
-/// (its certificate reloaded when renewed); with `media`, ICE-TCP
-/// connections on the same port go there (`http_port.rs`).
+/// The server future for `app` on `listener`, until `shutdown` resolves:
+/// HTTPS and WSS with `tls` (its certificate reloaded when renewed); with
+/// `media`, ICE-TCP connections on the same port go there
+/// (`http_port.rs`).
 pub async fn http(
     listener: tokio::net::TcpListener,
     app: axum::Router,
     tls: Option<tls::TlsFiles>,
     media: Option<tokio::sync::mpsc::Sender<std::net::TcpStream>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Running, StartError> {
     let http = listener.local_addr().map_err(|source| StartError::Http {
         addr: SocketAddr::from(([0, 0, 0, 0], 0)),
@@ -88,7 +92,7 @@ pub async fn http(
         .map_err(|source| StartError::Http { addr: http, source })?;
     let serve = Box::pin(async move {
         axum::serve(port, app)
-            .with_graceful_shutdown(shutdown_signal())
+            .with_graceful_shutdown(shutdown)
             .await
     });
     Ok(Running {

@@ -65,6 +65,7 @@ pub async fn start(config: ServeConfig) -> Result<(Running, std::net::SocketAddr
         Pool::new(
             config.secret.clone().unwrap_or_default(),
             Some((LOCAL_NODE.into(), worker)),
+            None,
         ),
         metrics,
         Some(stats),
@@ -74,6 +75,7 @@ pub async fn start(config: ServeConfig) -> Result<(Running, std::net::SocketAddr
         signal::app(AppState(Arc::new(control))),
         config.tls(),
         shared_port,
+        super::shutdown_signal(),
     )
     .await?;
     Ok((running, media))

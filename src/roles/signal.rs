@@ -1,10 +1,12 @@
 //! `parloir signal`: the control plane alone. Workers join its pool by
 //! reporting to it (or to the Redis it shares with other signal servers).
 
+use std::path::Path;
 use std::sync::Arc;
 
 use super::{bind, http, Running, StartError};
 use crate::cluster::registry::{Memory, RedisRegistry, Registry};
+use crate::cluster::tls::ClusterTls;
 use crate::metrics::{Metrics, Role};
 use crate::signal::pool::Pool;
 use crate::signal::{self, AppState, Control, SignalConfig};
@@ -14,6 +16,11 @@ pub async fn start(args: crate::config::SignalConfig) -> Result<Running, StartEr
         Some(url) => Arc::new(RedisRegistry::connect(url).await?),
         None => Arc::new(Memory::default()),
     };
+    let cluster_tls = args
+        .cluster_ca
+        .as_deref()
+        .map(|path| ClusterTls::load(Path::new(path)))
+        .transpose()?;
     let control = Control::new(
         SignalConfig {
             secret: Some(args.secret.clone()),
@@ -23,7 +30,7 @@ pub async fn start(args: crate::config::SignalConfig) -> Result<Running, StartEr
             turn: args.turn(),
         },
         registry,
-        Pool::new(args.secret.clone(), None),
+        Pool::new(args.secret.clone(), None, cluster_tls),
         Arc::new(Metrics::new(&args.node_id(), Role::Signal)),
         None,
     );
@@ -32,6 +39,7 @@ pub async fn start(args: crate::config::SignalConfig) -> Result<Running, StartEr
         signal::app(AppState(Arc::new(control))),
         args.tls(),
         None,
+        super::shutdown_signal(),
     )
     .await
 }

@@ -3,6 +3,7 @@
 //! signal server), serves the control channel, and drains on SIGTERM.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,11 +15,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-use super::{shutdown_signal, StartError};
+use super::{bind, shutdown_signal, StartError};
 use crate::cluster::auth;
 use crate::cluster::control;
 use crate::cluster::registry::RedisRegistry;
 use crate::cluster::reporter::{NodeInfo, ReportError, Reporter, Sink};
+use crate::cluster::tls::ClusterTls;
 use crate::config::{MediaTcpAddr, WorkerConfig};
 use crate::metrics::{Metrics, Role};
 use crate::worker::{self, Command, MediaConfig, MediaTcp, WorkerHandle, WorkerStats};
@@ -35,7 +37,12 @@ struct WorkerState {
 /// or its secret is refused.
 pub async fn run(args: WorkerConfig) -> Result<(), StartError> {
     let signal = args.signal.trim_end_matches('/').to_string();
-    let client = reqwest::Client::new();
+    let cluster_tls = args
+        .cluster_ca
+        .as_deref()
+        .map(|path| ClusterTls::load(Path::new(path)))
+        .transpose()?;
+    let client = crate::net::http_client(cluster_tls.as_ref());
     hello(&client, &signal, &args.secret).await?;
 
     let (worker, stats) = worker::spawn(MediaConfig {
@@ -47,16 +54,16 @@ pub async fn run(args: WorkerConfig) -> Result<(), StartError> {
         },
     })?;
     let media = worker.media_addr;
-    let listener = tokio::net::TcpListener::bind(args.http)
-        .await
-        .map_err(|source| StartError::Http {
-            addr: args.http,
-            source,
-        })?;
+    let listener = bind(args.http).await?;
     let http = listener.local_addr().map_err(|source| StartError::Http {
         addr: args.http,
         source,
     })?;
+    let scheme = if args.tls().is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let control_ip = args
         .announce
         .unwrap_or_else(|| crate::net::announce_ip_for(http.ip()));
@@ -71,7 +78,7 @@ pub async fn run(args: WorkerConfig) -> Result<(), StartError> {
             .control_url
             .clone()
             .map(|u| u.trim_end_matches('/').to_string())
-            .unwrap_or_else(|| format!("http://{}", SocketAddr::new(control_ip, http.port()))),
+            .unwrap_or_else(|| format!("{scheme}://{}", SocketAddr::new(control_ip, http.port()))),
         media: media.to_string(),
         capacity_pps: args.capacity_pps,
     };
@@ -95,7 +102,10 @@ pub async fn run(args: WorkerConfig) -> Result<(), StartError> {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .with_state(state);
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    // The control channel stays open while draining: calls go on, and a
+    // restarted signal server must still reach them.
+    let running = super::http(listener, app, args.tls(), None, std::future::pending()).await?;
+    let server = tokio::spawn(running.serve);
     tracing::info!(id, control = info.control, %media, "worker ready");
     println!(
         "Parloir worker {id} ready: media {media}, control {}",

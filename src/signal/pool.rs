@@ -8,6 +8,7 @@ use tokio::sync::Mutex;
 
 use crate::cluster::control;
 use crate::cluster::placement::NodeView;
+use crate::cluster::tls::ClusterTls;
 use crate::worker::{WorkerError, WorkerHandle};
 
 /// A worker whose connection failed is not used for this long, even if its
@@ -16,15 +17,22 @@ const LOST_FOR: Duration = Duration::from_secs(5);
 
 pub struct Pool {
     secret: String,
+    /// The CA workers' control channels are checked against.
+    tls: Option<ClusterTls>,
     local: Option<(String, WorkerHandle)>,
     links: Mutex<HashMap<String, WorkerHandle>>,
     lost: std::sync::Mutex<HashMap<String, Instant>>,
 }
 
 impl Pool {
-    pub fn new(secret: String, local: Option<(String, WorkerHandle)>) -> Self {
+    pub fn new(
+        secret: String,
+        local: Option<(String, WorkerHandle)>,
+        tls: Option<ClusterTls>,
+    ) -> Self {
         Pool {
             secret,
+            tls,
             local,
             links: Mutex::new(HashMap::new()),
             lost: std::sync::Mutex::new(HashMap::new()),
@@ -59,7 +67,14 @@ impl Pool {
             }
             links.remove(id);
         }
-        match control::connect(&node.report.control, &node.report.media, &self.secret).await {
+        let connected = control::connect(
+            &node.report.control,
+            &node.report.media,
+            &self.secret,
+            self.tls.as_ref(),
+        )
+        .await;
+        match connected {
             Ok(h) => {
                 links.insert(id.clone(), h.clone());
                 Ok(h)

@@ -178,7 +178,11 @@ pub async fn wait_full_mesh(what: &str, tabs: &[(Tab<'_>, u64)], timeout: Durati
 
 /// Status code of a GET on `base` + `path` (0 if unreachable).
 pub async fn http_status(base: &str, path: &str) -> u16 {
-    match reqwest::get(format!("{base}{path}")).await {
+    match parloir::net::http_client(None)
+        .get(format!("{base}{path}"))
+        .send()
+        .await
+    {
         Ok(r) => r.status().as_u16(),
         Err(_) => 0,
     }
