@@ -17,6 +17,7 @@ use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::media::{Direction, MediaKind};
 use tokio::net::UdpSocket;
 
+use crate::link::Link;
 use crate::parloir_client::{media_loop, new_rtc};
 use crate::run::{Counters, Participant, ParticipantResult};
 
@@ -207,7 +208,14 @@ impl Half {
     async fn run(self, p: &Participant, counters: &Counters) -> anyhow::Result<ParticipantResult> {
         let keep = self.session.keep_alive();
         let result = media_loop(
-            self.rtc, self.sock, self.local, p, counters, self.audio, self.video, None,
+            self.rtc,
+            Link::Udp(self.sock),
+            self.local,
+            p,
+            counters,
+            self.audio,
+            self.video,
+            None,
         )
         .await;
         keep.abort();

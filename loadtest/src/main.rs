@@ -5,6 +5,7 @@ mod bench;
 mod dtls;
 mod flood;
 mod janus_client;
+mod link;
 mod loss;
 mod media;
 mod parloir_client;
@@ -107,6 +108,10 @@ struct RunArgs {
     /// printing `speaking load-INDEX` on standard error as its turn starts.
     #[arg(long)]
     speaker_turn: Option<f64>,
+    /// Offer ICE-TCP candidates only (Parloir), as a browser on a network
+    /// without UDP.
+    #[arg(long)]
+    tcp: bool,
 }
 
 fn scenario(a: &RunArgs) -> Scenario {
@@ -128,6 +133,10 @@ fn scenario(a: &RunArgs) -> Scenario {
     s.pacing = a.pacing;
     s.room = a.room.clone();
     s.speaker_turn = a.speaker_turn.map(Duration::from_secs_f64);
+    s.tcp = a.tcp;
+    if a.tcp {
+        s.name.push_str("-tcp");
+    }
     s
 }
 

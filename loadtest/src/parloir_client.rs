@@ -12,13 +12,14 @@ use serde_json::{json, Value};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid};
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Receive, TcpType};
 use str0m::rtp::{ExtensionValues, RtpWrite, SeqNo};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
-use tokio::net::UdpSocket;
+use tokio::net::{TcpStream, UdpSocket};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::dtls;
+use crate::link::{tcp_candidate, Link};
 use crate::media::{Pacer, Stamp, VideoShape, AUDIO_INTERVAL, AUDIO_SIZE};
 use crate::run::{Counters, Participant, ParticipantResult};
 
@@ -32,14 +33,31 @@ pub type Ws =
 /// A client connection like a browser's for this benchmark: RTP mode (no
 /// codecs), Opus and VP8, one host candidate on the participant's socket.
 pub fn new_rtc(local: SocketAddr) -> anyhow::Result<Rtc> {
-    let mut rtc = RtcConfig::new()
+    let mut rtc = rtc_config().build(Instant::now());
+    rtc.add_local_candidate(Candidate::host(local, "udp")?);
+    Ok(rtc)
+}
+
+fn rtc_config() -> RtcConfig {
+    RtcConfig::new()
         .set_rtp_mode(true)
         .clear_codecs()
         .enable_opus(true, false)
         .enable_vp8(true)
-        .build(Instant::now());
-    rtc.add_local_candidate(Candidate::host(local, "udp")?);
-    Ok(rtc)
+}
+
+/// The same, offering ICE-TCP only: one active candidate, whose port is 9
+/// as a browser's (the connection is made before the port is known).
+fn new_tcp_rtc(ip: std::net::IpAddr) -> anyhow::Result<(Rtc, SocketAddr)> {
+    let local = SocketAddr::new(ip, 9);
+    let mut rtc = rtc_config().build(Instant::now());
+    let candidate = Candidate::builder()
+        .tcp()
+        .host(local)
+        .tcptype(TcpType::Active)
+        .build()?;
+    rtc.add_local_candidate(candidate);
+    Ok((rtc, local))
 }
 
 pub async fn send(ws: &mut Ws, v: Value) -> anyhow::Result<()> {
@@ -100,11 +118,15 @@ pub async fn run(
     base: String,
     counters: Arc<Counters>,
 ) -> anyhow::Result<ParticipantResult> {
-    let sock = UdpSocket::bind((p.client_ip, 0)).await?;
-    let local = sock.local_addr()?;
     let mut ws = join(&base, &p.room, &format!("load-{}", p.index)).await?;
-
-    let mut rtc = new_rtc(local)?;
+    let (mut rtc, local, udp) = if p.tcp {
+        let (rtc, local) = new_tcp_rtc(p.client_ip)?;
+        (rtc, local, None)
+    } else {
+        let sock = UdpSocket::bind((p.client_ip, 0)).await?;
+        let local = sock.local_addr()?;
+        (new_rtc(local)?, local, Some(sock))
+    };
     let mut change = rtc.sdp_api();
     let (audio, video) = if p.publish {
         let a = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
@@ -118,12 +140,26 @@ pub async fn run(
     };
     let (sdp, pending) = change.apply().ok_or_else(|| anyhow!("nothing to offer"))?;
     let answer = match offer(&mut ws, &sdp.to_sdp_string()).await? {
-        Ok(answer) => SdpAnswer::from_sdp_string(&answer)?,
+        Ok(answer) => answer,
         Err(m) => bail!("offer refused: {m}"),
     };
-    rtc.sdp_api().accept_answer(pending, answer)?;
+    let link = match udp {
+        Some(sock) => Link::Udp(sock),
+        None => {
+            let server = tcp_candidate(&answer).ok_or_else(|| anyhow!("no TCP candidate"))?;
+            let stream = TcpStream::connect(server).await.context("ICE-TCP")?;
+            stream.set_nodelay(true)?;
+            Link::Tcp {
+                stream,
+                server,
+                inbuf: Vec::new(),
+            }
+        }
+    };
+    rtc.sdp_api()
+        .accept_answer(pending, SdpAnswer::from_sdp_string(&answer)?)?;
     counters.joined();
-    let result = media_loop(rtc, sock, local, &p, &counters, audio, video, Some(&mut ws)).await?;
+    let result = media_loop(rtc, link, local, &p, &counters, audio, video, Some(&mut ws)).await?;
     let _ = send(&mut ws, json!({"type":"leave"})).await;
     let _ = ws.close(None).await;
     Ok(result)
@@ -163,7 +199,7 @@ fn write(
 #[allow(clippy::too_many_arguments)]
 pub async fn media_loop(
     mut rtc: Rtc,
-    sock: UdpSocket,
+    mut link: Link,
     local: SocketAddr,
     p: &Participant,
     counters: &Counters,
@@ -207,7 +243,7 @@ pub async fn media_loop(
                         // Our own ServerHello, when we are the DTLS server.
                         result.srtp_profile = dtls::srtp_profile(&t.contents).map(str::to_string);
                     }
-                    let _ = sock.send_to(&t.contents, t.destination).await;
+                    let _ = link.send(&t.contents, t.destination).await;
                 }
                 Output::Event(Event::Connected) => {
                     connected = true;
@@ -241,14 +277,14 @@ pub async fn media_loop(
             }
         }
         tokio::select! {
-            r = sock.recv_from(&mut buf) => {
+            r = link.recv(&mut buf) => {
                 let (n, source): (usize, SocketAddr) = r?;
                 if result.srtp_profile.is_none() {
                     result.srtp_profile = dtls::srtp_profile(&buf[..n]).map(str::to_string);
                 }
                 if let Ok(contents) = buf[..n].try_into() {
                     let input = Input::Receive(Instant::now(), Receive {
-                        proto: Protocol::Udp, source, destination: local, contents,
+                        proto: link.proto(), source, destination: local, contents,
                     });
                     let _ = rtc.handle_input(input);
                 }

@@ -61,6 +61,8 @@ pub struct Participant {
     /// start (the audio-level header extension: loud in its own turn,
     /// silent otherwise); `None`: no audio level is sent.
     pub speaker_turn: Option<Duration>,
+    /// Media over ICE-TCP only.
+    pub tcp: bool,
 }
 
 impl Participant {
@@ -123,6 +125,9 @@ pub struct Scenario {
     /// Publishers speak in turns of this length (see [`Participant`]).
     #[serde(default)]
     pub speaker_turn: Option<Duration>,
+    /// Participants offer ICE-TCP candidates only.
+    #[serde(default)]
+    pub tcp: bool,
 }
 
 impl Scenario {
@@ -142,6 +147,7 @@ impl Scenario {
             duration: Duration::from_secs(10),
             room: None,
             speaker_turn: None,
+            tcp: false,
         }
     }
 
@@ -275,6 +281,7 @@ pub async fn run(
             measure_from_us,
             position: i % sc.participants,
             speaker_turn: sc.speaker_turn,
+            tcp: sc.tcp,
         };
         let start = epoch + Duration::from_secs_f64(i as f64 / sc.ramp_per_s.max(0.1));
         let counters = counters.clone();
