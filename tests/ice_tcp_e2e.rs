@@ -94,6 +94,59 @@ async fn a_network_without_udp_calls_over_tcp() {
     );
     assert!(server.alive());
 
+    // The network lets UDP through again: Ben's call moves to it by
+    // itself. Then UDP stops in the middle of the call, as when a phone
+    // joins a network that drops it: the call comes back over TCP.
+    ns.stop_losing();
+    let start = Instant::now();
+    common::wait_for(
+        "Ben's media back on UDP",
+        Duration::from_secs(30),
+        || async { (path(&tabs[1].0).await["protocol"] == "udp").then_some(()) },
+    )
+    .await;
+    eprintln!(
+        "UDP allowed again: on UDP after {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+    ns.lose_udp(100);
+    let start = Instant::now();
+    let ana = tabs[0].1;
+    let decoded = || async {
+        frames_decoded(&tabs[1].0)
+            .await
+            .get(&ana)
+            .copied()
+            .unwrap_or(0)
+    };
+    // Ben goes on decoding over TCP; the longest stretch without a new
+    // frame is what he saw frozen.
+    let (mut last, mut last_at, mut frozen) = (decoded().await, Instant::now(), Duration::ZERO);
+    let mut tcp_from = None;
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = decoded().await;
+        if now > last {
+            frozen = frozen.max(last_at.elapsed());
+            (last, last_at) = (now, Instant::now());
+        }
+        if tcp_from.is_none() && path(&tabs[1].0).await["protocol"] == "tcp" {
+            tcp_from = Some(now);
+        }
+        if tcp_from.is_some_and(|f| now > f + 30) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(40),
+            "the call did not come back over TCP"
+        );
+    }
+    eprintln!(
+        "UDP dropped mid-call: on TCP and decoding after {:.1} s, longest freeze {:.1} s",
+        start.elapsed().as_secs_f64(),
+        frozen.max(last_at.elapsed()).as_secs_f64()
+    );
+
     // TCP to the media port is blocked too: nothing is left. Someone who
     // joins now from that network is told so plainly, not left waiting.
     ns.block_tcp_port(port);
