@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::browser::Browser;
 use common::certificate::make_certificate;
-use common::{frames_decoded, join, wait_for, wait_full_mesh, Server};
+use common::{join, wait_for, wait_full_mesh, Server};
 
 /// The fingerprint of the certificate a new TLS connection to `addr` gets.
 fn fingerprint_served(addr: &str) -> String {
@@ -70,15 +70,7 @@ async fn a_call_over_https_survives_a_renewed_certificate() {
 
     // The call goes on: both still decode each other, and their
     // WebSockets (TLS, unlike the media) were not cut.
-    for (tab, me) in &tabs {
-        let other = tabs.iter().map(|(_, id)| *id).find(|id| id != me).unwrap();
-        let before = frames_decoded(tab).await.get(&other).copied().unwrap_or(0);
-        wait_for("frames still decoded", Duration::from_secs(5), || async {
-            let now = frames_decoded(tab).await.get(&other).copied().unwrap_or(0);
-            (now > before + 10).then_some(())
-        })
-        .await;
-    }
+    common::still_decoding(&tabs).await;
     for (tab, _) in &tabs {
         let state = tab.eval("window.parloir.state()").await;
         assert_eq!(state["signalling"], true, "{state}");

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use common::browser::Tab;
@@ -62,28 +62,20 @@ async fn a_network_without_udp_calls_over_tcp() {
         "the 65,535-byte frame closed",
         Duration::from_secs(3),
         || {
-            let c = is_closed(&mut huge);
+            let c = common::closed_by_server(&mut huge);
             async move { c.then_some(()) }
         },
     )
     .await;
     // The call goes on meanwhile: both still decode each other.
-    for (tab, me) in &tabs {
-        let other = tabs.iter().map(|(_, id)| *id).find(|id| id != me).unwrap();
-        let before = frames_decoded(tab).await.get(&other).copied().unwrap_or(0);
-        common::wait_for("frames still decoded", Duration::from_secs(5), || async {
-            let now = frames_decoded(tab).await.get(&other).copied().unwrap_or(0);
-            (now > before + 10).then_some(())
-        })
-        .await;
-    }
+    common::still_decoding(&tabs).await;
     // Those that never made an ICE handshake are closed after its deadline.
     let start = Instant::now();
     let mut open: Vec<std::net::TcpStream> = idle;
     open.push(garbage);
     open.push(tls);
     common::wait_for("silent connections closed", Duration::from_secs(15), || {
-        open.retain_mut(|s| !is_closed(s));
+        open.retain_mut(|s| !common::closed_by_server(s));
         let done = open.is_empty();
         async move { done.then_some(()) }
     })
@@ -164,18 +156,4 @@ async fn a_network_without_udp_calls_over_tcp() {
         "no path: said after {:.1} s: {status}",
         start.elapsed().as_secs_f64()
     );
-}
-
-/// Whether the server closed `s` (end of stream, or reset); a read that
-/// times out means it is still open.
-fn is_closed(s: &mut std::net::TcpStream) -> bool {
-    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-    match s.read(&mut [0u8; 64]) {
-        Ok(0) => true,
-        Ok(_) => false,
-        Err(e) => !matches!(
-            e.kind(),
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-        ),
-    }
 }

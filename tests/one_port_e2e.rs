@@ -6,12 +6,14 @@
 
 mod common;
 
-use std::time::Duration;
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
 use common::browser::Browser;
 use common::certificate::make_certificate;
 use common::netns::NetNs;
-use common::{free_udp_port, join, wait_full_mesh, Proc};
+use common::{closed_by_server, free_udp_port, join, wait_for, wait_full_mesh, Proc};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_network_open_only_to_tcp_443_calls_through_it() {
@@ -68,4 +70,36 @@ async fn a_network_open_only_to_tcp_443_calls_through_it() {
         ana_path["protocol"], "udp",
         "Ana, on an open network, keeps UDP"
     );
+
+    // Bad input on the shared port, during the call: garbage, a TLS
+    // handshake that stops after its first record, and 500 connections
+    // that say nothing. The page, the signalling and the call go on; each
+    // is closed after the opening deadline.
+    let target = format!("{}:443", ns.host_ip);
+    let connect = || TcpStream::connect(&target).expect("connect to port 443");
+    let mut garbage = connect();
+    garbage
+        .write_all(&[0, 8, 1, 2, 3, 4, 5, 6, 7, 8, 0, 3, 9, 9, 9])
+        .unwrap();
+    let mut tls = connect();
+    tls.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc])
+        .unwrap();
+    let start = Instant::now();
+    let mut open: Vec<TcpStream> = (0..500).map(|_| connect()).collect();
+    open.push(garbage);
+    open.push(tls);
+    let health = ben.eval("fetch('/healthz').then(r => r.status)").await;
+    assert_eq!(health, 200, "a new HTTPS request on the port meanwhile");
+    common::still_decoding(&tabs).await;
+    wait_for("silent connections closed", Duration::from_secs(20), || {
+        open.retain_mut(|s| !closed_by_server(s));
+        let done = open.is_empty();
+        async move { done.then_some(()) }
+    })
+    .await;
+    eprintln!(
+        "502 connections that never finished opening closed {:.1} s after they opened",
+        start.elapsed().as_secs_f64()
+    );
+    common::still_decoding(&tabs).await;
 }

@@ -138,6 +138,18 @@ impl Browser {
 
     /// Sends one DevTools command and waits for its result.
     async fn call(&self, session: Option<&str>, method: &str, params: Value) -> Value {
+        self.try_call(session, method, params.clone())
+            .await
+            .unwrap_or_else(|e| panic!("devtools {method}: {e}"))
+    }
+
+    /// A DevTools call: its result, or the error it answered.
+    async fn try_call(
+        &self,
+        session: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, Value> {
         let mut guard = self.ws.lock().await;
         let (ws, next) = &mut *guard;
         *next += 1;
@@ -159,9 +171,9 @@ impl Browser {
             let v: Value = serde_json::from_str(&text).expect("devtools json");
             if v["id"] == json!(id) {
                 if let Some(e) = v.get("error") {
-                    panic!("devtools {method}: {e}");
+                    return Err(e.clone());
                 }
-                return v["result"].clone();
+                return Ok(v["result"].clone());
             }
         }
     }
@@ -202,15 +214,25 @@ impl Drop for Browser {
 
 impl Tab<'_> {
     /// Evaluates an expression in the page (promises are awaited).
+    /// A tab just opened, or navigating, has no page to evaluate in for a
+    /// moment: that is waited out.
     pub async fn eval(&self, expr: &str) -> Value {
-        let r = self
-            .browser
-            .call(
-                Some(&self.session),
-                "Runtime.evaluate",
-                json!({ "expression": expr, "awaitPromise": true, "returnByValue": true }),
-            )
-            .await;
+        let params = json!({ "expression": expr, "awaitPromise": true, "returnByValue": true });
+        let mut attempts = 0;
+        let r = loop {
+            match self
+                .browser
+                .try_call(Some(&self.session), "Runtime.evaluate", params.clone())
+                .await
+            {
+                Ok(r) => break r,
+                Err(e) if attempts < 100 && e.to_string().contains("execution context") => {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("devtools Runtime.evaluate: {e}"),
+            }
+        };
         if let Some(e) = r.get("exceptionDetails") {
             return json!({ "exception": e });
         }

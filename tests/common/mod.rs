@@ -287,3 +287,31 @@ impl Drop for Proc {
         let _ = self.child.wait();
     }
 }
+
+/// Whether the server closed `s` (end of stream, or reset); a read that
+/// times out means it is still open.
+pub fn closed_by_server(s: &mut std::net::TcpStream) -> bool {
+    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    match std::io::Read::read(s, &mut [0u8; 64]) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+/// Waits until each tab of a two-person call decodes more frames of the
+/// other: the call goes on.
+pub async fn still_decoding(tabs: &[(Tab<'_>, u64)]) {
+    for (tab, me) in tabs {
+        let other = tabs.iter().map(|(_, id)| *id).find(|id| id != me).unwrap();
+        let before = frames_decoded(tab).await.get(&other).copied().unwrap_or(0);
+        wait_for("frames still decoded", Duration::from_secs(5), || async {
+            let now = frames_decoded(tab).await.get(&other).copied().unwrap_or(0);
+            (now > before + 10).then_some(())
+        })
+        .await;
+    }
+}
