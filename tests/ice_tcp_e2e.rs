@@ -74,12 +74,7 @@ async fn a_network_without_udp_calls_over_tcp() {
     let mut open: Vec<std::net::TcpStream> = idle;
     open.push(garbage);
     open.push(tls);
-    common::wait_for("silent connections closed", Duration::from_secs(15), || {
-        open.retain_mut(|s| !common::closed_by_server(s));
-        let done = open.is_empty();
-        async move { done.then_some(()) }
-    })
-    .await;
+    common::wait_all_closed("silent connections closed", open, Duration::from_secs(15)).await;
     eprintln!(
         "1,002 connections without a handshake closed {:.1} s after they opened",
         start.elapsed().as_secs_f64()

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::browser::Browser;
 use common::certificate::make_certificate;
 use common::netns::NetNs;
-use common::{closed_by_server, free_udp_port, join, wait_for, wait_full_mesh, Proc};
+use common::{free_udp_port, join, wait_full_mesh, Proc};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_network_open_only_to_tcp_443_calls_through_it() {
@@ -91,12 +91,7 @@ async fn a_network_open_only_to_tcp_443_calls_through_it() {
     let health = ben.eval("fetch('/healthz').then(r => r.status)").await;
     assert_eq!(health, 200, "a new HTTPS request on the port meanwhile");
     common::still_decoding(&tabs).await;
-    wait_for("silent connections closed", Duration::from_secs(20), || {
-        open.retain_mut(|s| !closed_by_server(s));
-        let done = open.is_empty();
-        async move { done.then_some(()) }
-    })
-    .await;
+    common::wait_all_closed("silent connections closed", open, Duration::from_secs(20)).await;
     eprintln!(
         "502 connections that never finished opening closed {:.1} s after they opened",
         start.elapsed().as_secs_f64()

@@ -288,6 +288,16 @@ impl Drop for Proc {
     }
 }
 
+/// Waits until the server has closed every one of `open`.
+pub async fn wait_all_closed(what: &str, mut open: Vec<std::net::TcpStream>, timeout: Duration) {
+    wait_for(what, timeout, || {
+        open.retain_mut(|s| !closed_by_server(s));
+        let done = open.is_empty();
+        async move { done.then_some(()) }
+    })
+    .await;
+}
+
 /// Whether the server closed `s` (end of stream, or reset); a read that
 /// times out means it is still open.
 pub fn closed_by_server(s: &mut std::net::TcpStream) -> bool {
