@@ -21,6 +21,10 @@ let mediaPath = null;
 window.parloir = {
   stats: () => (call ? call.stats() : Promise.resolve({})),
   path: () => (call ? call.path() : Promise.resolve(null)),
+  // As when the network changes under the call (Wi-Fi to 4G).
+  restartIce: () => (call ? call.restartIce() : Promise.resolve()),
+  // The ICE username fragment in force: it changes with a restart.
+  iceUfrag: () => call?.pc?.localDescription?.sdp.match(/a=ice-ufrag:(\S+)/)?.[1] ?? null,
   tiles: () => [...document.querySelectorAll('#grid .tile:not(.self)')].map((el) => ({
     id: Number(el.dataset.id), name: el.querySelector('.name').textContent,
     audio: !el.classList.contains('mic-off'), video: !el.classList.contains('cam-off'),
@@ -116,6 +120,7 @@ function enterCall(room, name) {
     setStatus(t(e.detail));
   });
   updateControls();
+  $('retry-now').onclick = () => call.retryNow();
   $('toggle-mic').onclick = () => { call.setMic(!call.audio); updateControls(); render(); };
   $('toggle-cam').onclick = () => { call.setCam(!call.video); updateControls(); render(); };
   // A weak link is said in words, not only by the tiles' indicators: too
@@ -169,6 +174,7 @@ function setStatus(text, ms) {
 }
 
 function onState(state) {
+  $('retry-now').hidden = state !== 'reconnecting';
   if (state === 'connecting') setStatus(t('connecting'));
   else if (state === 'reconnecting') setStatus(t('reconnecting'));
   else if (state === 'no-path') setStatus(t('noPath'));

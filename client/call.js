@@ -9,7 +9,11 @@
 // Events: 'state' (detail: connecting | connected | reconnecting | left),
 // 'participants' (the list changed), 'fatal' (detail: i18n key).
 
-const RECONNECT_MAX_MS = 10000;
+// Longest wait between two attempts to reach the server: short enough that
+// a call is back within seconds of the server's return, however long it
+// was gone. Each wait is jittered, so that the participants of a
+// restarted server do not all knock at once.
+const RECONNECT_MAX_MS = 4000;
 
 // The camera is sent in several sizes (simulcast), smallest first: the
 // worker forwards each subscriber the one that fits its bandwidth and its
@@ -88,15 +92,61 @@ export class Call extends EventTarget {
       } catch {
         return;
       }
-      // Handlers are async (SDP): run them strictly in order.
-      this.queue = this.queue.then(() => this.handle(msg)).catch((err) => console.warn('parloir:', err));
+      this.enqueue(() => this.handle(msg));
     };
     ws.onclose = () => {
       if (this.ws !== ws || this.left) return;
       this.emit('state', 'reconnecting');
-      setTimeout(() => this.left || this.connect(), this.backoff);
-      this.backoff = Math.min(this.backoff * 2, RECONNECT_MAX_MS);
+      this.retryTimer = setTimeout(() => this.left || this.connect(), this.nextBackoff());
     };
+  }
+
+  /** The wait before the next attempt: doubling up to a few seconds, with
+   * a fifth of it at random. */
+  nextBackoff() {
+    const wait = this.backoff * (0.8 + 0.4 * Math.random());
+    this.backoff = Math.min(this.backoff * 2, RECONNECT_MAX_MS);
+    return wait;
+  }
+
+  /** Runs `job` after every job before it (handlers are async: SDP). A job
+   * that fails leaves the connection in a state nobody can reason about
+   * (an offer half applied, a restart refused): the call starts over with
+   * a clean join, and the queue goes on for what comes next. */
+  enqueue(job) {
+    this.queue = this.queue.then(job).catch((err) => {
+      console.warn('parloir: negotiation failed, joining again:', err);
+      this.rejoin();
+    });
+    return this.queue;
+  }
+
+  /** Starts the call over: a new media connection from a new join, on
+   * the same signalling connection when it is up. */
+  rejoin() {
+    if (this.left) return;
+    this.dropMedia();
+    this.you = null;
+    this.token = null;
+    this.emit('state', 'reconnecting');
+    this.join();
+  }
+
+  /** "Retry now": the next attempt without waiting for the backoff. */
+  retryNow() {
+    if (this.left) return;
+    this.backoff = 500;
+    clearTimeout(this.retryTimer);
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+      if (this.you === null) this.join();
+      else if (this.pc && this.pc.connectionState !== 'connected') this.restartIce();
+    } else {
+      if (this.ws) {
+        this.ws.onclose = null;
+        this.ws.close();
+      }
+      this.connect();
+    }
   }
 
   send(msg) {
@@ -187,15 +237,10 @@ export class Call extends EventTarget {
     if (code === 'media-lost' || code === 'resume-failed') {
       // Our media connection is gone (its server failed or moved us):
       // join again, the room is placed on a live server.
-      this.dropMedia();
-      this.you = null;
-      this.token = null;
-      this.emit('state', 'reconnecting');
-      this.join();
+      this.rejoin();
     } else if (code === 'unavailable' && this.you === null) {
       this.emit('state', 'reconnecting');
-      setTimeout(() => this.left || this.join(), this.backoff);
-      this.backoff = Math.min(this.backoff * 2, RECONNECT_MAX_MS);
+      this.retryTimer = setTimeout(() => this.left || this.join(), this.nextBackoff());
     } else if (code === 'overloaded') {
       this.emit('fatal', 'overloaded');
     } else if (code === 'room-full' || code === 'invalid-room' || code === 'unsupported-version') {
@@ -259,11 +304,14 @@ export class Call extends EventTarget {
 
   // The network changed under us (Wi-Fi to 4G...): new ICE credentials,
   // same connection, same tracks.
+  // A restart that cannot be made (an offer of ours never answered while
+  // the server was away) or is refused falls back to a clean join.
   restartIce() {
-    this.emit('state', 'reconnecting');
-    this.queue = this.queue.then(async () => {
+    if (this.pc && this.pc.connectionState !== 'connected') this.emit('state', 'reconnecting');
+    return this.enqueue(async () => {
       const pc = this.pc;
-      if (!pc || pc.signalingState !== 'stable') return;
+      if (!pc) return;
+      if (pc.signalingState !== 'stable') throw new Error(`ICE restart in state ${pc.signalingState}`);
       await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
       this.send({ type: 'offer', sdp: pc.localDescription.sdp });
     });
@@ -287,7 +335,9 @@ export class Call extends EventTarget {
     const params = tr.sender.getParameters();
     if (!params.encodings || params.encodings.length < 2) return;
     for (const e of params.encodings) if (e.rid) e.active = active.includes(e.rid);
-    await tr.sender.setParameters(params);
+    // Not worth a new join if refused: the worker asks again when it
+    // changes its mind, and meanwhile we only send more than needed.
+    await tr.sender.setParameters(params).catch((err) => console.warn('parloir: layers:', err));
   }
 
   /** How large each other participant's video is shown, in device pixels. */

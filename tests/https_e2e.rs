@@ -70,7 +70,7 @@ async fn a_call_over_https_survives_a_renewed_certificate() {
 
     // The call goes on: both still decode each other, and their
     // WebSockets (TLS, unlike the media) were not cut.
-    common::still_decoding(&tabs).await;
+    common::still_decoding(&[&tabs[0].0, &tabs[1].0], Duration::from_secs(5)).await;
     for (tab, _) in &tabs {
         let state = tab.eval("window.parloir.state()").await;
         assert_eq!(state["signalling"], true, "{state}");

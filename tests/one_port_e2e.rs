@@ -90,11 +90,11 @@ async fn a_network_open_only_to_tcp_443_calls_through_it() {
     open.push(tls);
     let health = ben.eval("fetch('/healthz').then(r => r.status)").await;
     assert_eq!(health, 200, "a new HTTPS request on the port meanwhile");
-    common::still_decoding(&tabs).await;
+    common::still_decoding(&[&tabs[0].0, &tabs[1].0], Duration::from_secs(5)).await;
     common::wait_all_closed("silent connections closed", open, Duration::from_secs(20)).await;
     eprintln!(
         "502 connections that never finished opening closed {:.1} s after they opened",
         start.elapsed().as_secs_f64()
     );
-    common::still_decoding(&tabs).await;
+    common::still_decoding(&[&tabs[0].0, &tabs[1].0], Duration::from_secs(5)).await;
 }

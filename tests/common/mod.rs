@@ -19,6 +19,9 @@ pub struct Server {
     proc_: Proc,
     pub http: String,
     pub media_port: u16,
+    /// What it was started with, the HTTP port made fixed: to start it
+    /// again on the same addresses.
+    args: Vec<String>,
 }
 
 impl Server {
@@ -48,11 +51,28 @@ impl Server {
         let mut args = vec!["serve", "--http", &http, "--media", &media];
         args.extend_from_slice(extra);
         let proc_ = Proc::parloir(&args);
+        let url = proc_.url();
+        let port = url.rsplit(':').next().expect("a port in the URL");
+        let http = format!("{http_ip}:{port}");
+        args[2] = &http;
         Server {
-            http: proc_.url(),
+            http: url,
+            args: args.iter().map(|a| a.to_string()).collect(),
             proc_,
             media_port,
         }
+    }
+
+    /// Stops the process at once (as a crash or a power cut would).
+    pub fn stop(&mut self) {
+        let _ = self.proc_.child.kill();
+        let _ = self.proc_.child.wait();
+    }
+
+    /// Starts it again on the same addresses.
+    pub fn start_again(&mut self) {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        self.proc_ = Proc::parloir(&args);
     }
 
     /// Still running (not crashed).
@@ -312,16 +332,28 @@ pub fn closed_by_server(s: &mut std::net::TcpStream) -> bool {
     }
 }
 
-/// Waits until each tab of a two-person call decodes more frames of the
-/// other: the call goes on.
-pub async fn still_decoding(tabs: &[(Tab<'_>, u64)]) {
-    for (tab, me) in tabs {
-        let other = tabs.iter().map(|(_, id)| *id).find(|id| id != me).unwrap();
-        let before = frames_decoded(tab).await.get(&other).copied().unwrap_or(0);
-        wait_for("frames still decoded", Duration::from_secs(5), || async {
-            let now = frames_decoded(tab).await.get(&other).copied().unwrap_or(0);
-            (now > before + 10).then_some(())
-        })
-        .await;
+/// Waits until every tab decodes more frames of every other one (by the
+/// ids they have now): the call goes on, or is back.
+pub async fn still_decoding(tabs: &[&Tab<'_>], timeout: Duration) {
+    let mut ids = Vec::new();
+    for tab in tabs {
+        ids.push(you(tab).await.expect("in the call"));
     }
+    let mut before = Vec::new();
+    for tab in tabs {
+        before.push(frames_decoded(tab).await);
+    }
+    wait_for("frames still decoded", timeout, || async {
+        for ((tab, me), before) in tabs.iter().zip(&ids).zip(&before) {
+            let now = frames_decoded(tab).await;
+            for other in others(&ids, *me) {
+                let was = before.get(&other).copied().unwrap_or(0);
+                if now.get(&other).copied().unwrap_or(0) <= was + 10 {
+                    return None;
+                }
+            }
+        }
+        Some(())
+    })
+    .await;
 }
