@@ -9,6 +9,14 @@
 // Events: 'state' (detail: connecting | connected | reconnecting | left),
 // 'participants' (the list changed), 'fatal' (detail: i18n key).
 
+// A WebSocket whose network went away (Wi-Fi to 4G) stays "open" for
+// minutes: we ping every PING_EVERY_MS, and one that brought nothing for
+// SILENT_AFTER_MS is taken for dead and replaced.
+const PING_EVERY_MS = 2000;
+const SILENT_AFTER_MS = 6000;
+// A media connection that stays disconnected this long restarts ICE
+// (the browser may take half a minute to call it failed, or never).
+const RESTART_AFTER_MS = 3000;
 // Longest wait between two attempts to reach the server: short enough that
 // a call is back within seconds of the server's return, however long it
 // was gone. Each wait is jittered, so that the participants of a
@@ -85,7 +93,24 @@ export class Call extends EventTarget {
     // A lost WebSocket does not end the call: media keeps flowing, and the
     // session is resumed on the new socket.
     ws.onopen = () => (this.you !== null && this.token ? this.resume() : this.join());
+    let heard = Date.now();
+    clearInterval(this.pingTimer);
+    this.pingTimer = setInterval(() => {
+      if (this.ws !== ws || this.left) return clearInterval(this.pingTimer);
+      if (ws.readyState !== WebSocket.OPEN) return;
+      if (Date.now() - heard > SILENT_AFTER_MS) {
+        // Gone with its network: no close will come in time.
+        ws.onclose = ws.onmessage = null;
+        ws.close();
+        clearInterval(this.pingTimer);
+        this.emit('state', 'reconnecting');
+        this.connect();
+        return;
+      }
+      this.send({ type: 'ping' });
+    }, PING_EVERY_MS);
     ws.onmessage = (e) => {
+      heard = Date.now();
       let msg;
       try {
         msg = JSON.parse(e.data);
@@ -177,7 +202,10 @@ export class Call extends EventTarget {
         if (this.tileSizes.length) this.send({ type: 'video-sizes', tiles: this.tileSizes });
         if (msg.resumed) this.resumes += 1;
         if (msg.resumed && this.pc) {
+          // Back on a new WebSocket: the media connection may have lost
+          // its network too (a new address): new ICE checks from here.
           if (this.pc.connectionState === 'connected') this.emit('state', 'connected');
+          else this.restartIce();
         } else {
           await this.startMedia();
         }
@@ -292,8 +320,13 @@ export class Call extends EventTarget {
         connected = true;
         clearTimeout(this.noPathTimer);
         this.emit('state', 'connected');
-      } else if (s === 'disconnected') this.emit('state', 'reconnecting');
-      else if (s === 'failed') {
+      } else if (s === 'disconnected') {
+        this.emit('state', 'reconnecting');
+        clearTimeout(this.restartTimer);
+        this.restartTimer = setTimeout(() => {
+          if (this.pc === pc && pc.connectionState !== 'connected') this.restartIce();
+        }, RESTART_AFTER_MS);
+      } else if (s === 'failed') {
         this.restartIce();
         if (!connected) this.emit('state', 'no-path');
       }
@@ -311,6 +344,9 @@ export class Call extends EventTarget {
     return this.enqueue(async () => {
       const pc = this.pc;
       if (!pc) return;
+      // An offer of ours that was never answered (sent into a dead
+      // WebSocket) is taken back; the new one replaces it.
+      if (pc.signalingState === 'have-local-offer') await pc.setLocalDescription({ type: 'rollback' });
       if (pc.signalingState !== 'stable') throw new Error(`ICE restart in state ${pc.signalingState}`);
       await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
       this.send({ type: 'offer', sdp: pc.localDescription.sdp });
@@ -368,6 +404,9 @@ export class Call extends EventTarget {
 
   leave() {
     this.left = true;
+    clearInterval(this.pingTimer);
+    clearTimeout(this.restartTimer);
+    clearTimeout(this.retryTimer);
     this.send({ type: 'leave' });
     if (this.ws) this.ws.close();
     this.dropMedia();

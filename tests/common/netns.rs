@@ -17,7 +17,10 @@ pub struct NetNs {
     ns_if: String,
     /// This side's address, as the namespace reaches it.
     pub host_ip: String,
-    pub ns_ip: String,
+    /// The namespace's address (it changes with
+    /// [`NetNs::move_to_new_address`]).
+    ns_ip: std::sync::Mutex<String>,
+    prefix: u8,
 }
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -76,7 +79,8 @@ impl NetNs {
             host_if,
             ns_if,
             host_ip,
-            ns_ip,
+            ns_ip: std::sync::Mutex::new(ns_ip),
+            prefix,
         };
         run(&[
             "ip",
@@ -103,13 +107,47 @@ impl NetNs {
             "ip",
             "addr",
             "add",
-            &format!("{}/{prefix}", ns.ns_ip),
+            &format!("{}/{prefix}", ns.ns_ip()),
             "dev",
             &ns.ns_if,
         ]);
         ns.exec(&["ip", "link", "set", &ns.ns_if, "up"]);
         ns.exec(&["ip", "link", "set", "lo", "up"]);
         ns
+    }
+
+    /// The namespace's address now.
+    pub fn ns_ip(&self) -> String {
+        self.ns_ip.lock().unwrap().clone()
+    }
+
+    /// Gives the namespace another address on the same link, the old one
+    /// removed first: a device that changes network (Wi-Fi to 4G) loses
+    /// its address, and every connection made from it.
+    pub fn move_to_new_address(&self) {
+        let mut ip = self.ns_ip.lock().unwrap();
+        let (net, last) = ip.rsplit_once('.').unwrap();
+        let last: u8 = last.parse().unwrap();
+        assert_eq!(self.prefix, 24, "a /24 has room for another address");
+        // Never this side's address (.1).
+        let next = format!("{net}.{}", if last >= 250 { 2 } else { last + 1 });
+        self.exec(&[
+            "ip",
+            "addr",
+            "del",
+            &format!("{ip}/{}", self.prefix),
+            "dev",
+            &self.ns_if,
+        ]);
+        self.exec(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{next}/{}", self.prefix),
+            "dev",
+            &self.ns_if,
+        ]);
+        *ip = next;
     }
 
     /// Runs a command inside the namespace.
