@@ -87,7 +87,9 @@ async function getMedia(audio, video) {
 }
 
 async function prejoin(room, params) {
-  const name = params.get('name') || localStorage.getItem('parloir.name') || '';
+  // A blank name (a kiosk link made with an empty field) is no name: the
+  // pre-join screen asks for one instead of joining.
+  const name = (params.get('name') || localStorage.getItem('parloir.name') || '').trim();
   if (params.get('join') === '1' && name) {
     localStream = await getMedia(true, true);
     return enterCall(room, name);
@@ -182,10 +184,11 @@ function onState(state) {
 }
 
 function updateControls() {
+  // Each label says what a press does ("Mute", "Unmute"); a pressed state
+  // on top would contradict it for a screen reader ("Mute, pressed" while
+  // the microphone is on).
   $('toggle-mic').textContent = call.audio ? t('muteMic') : t('unmuteMic');
-  $('toggle-mic').setAttribute('aria-pressed', String(call.audio));
   $('toggle-cam').textContent = call.video ? t('camOff') : t('camOn');
-  $('toggle-cam').setAttribute('aria-pressed', String(call.video));
   $('audio-only').setAttribute('aria-pressed', String(!call.receiveVideo));
 }
 
@@ -196,7 +199,8 @@ function tile(id, name, self) {
   el.innerHTML = '<video autoplay playsinline></video><div class="avatar"></div>'
     + '<figcaption><span class="link" role="img"><i></i><i></i><i></i></span>'
     + '<span class="name"></span><span class="mic" aria-hidden="true"></span></figcaption>';
-  el.querySelector('.avatar').textContent = (name.trim()[0] || '?').toUpperCase();
+  // The first character, not the first half of an emoji's UTF-16 pair.
+  el.querySelector('.avatar').textContent = ([...name.trim()][0] || '?').toUpperCase();
   el.querySelector('.name').textContent = name;
   if (self) el.querySelector('video').muted = true;
   return el;

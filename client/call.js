@@ -271,6 +271,10 @@ export class Call extends EventTarget {
       this.retryTimer = setTimeout(() => this.left || this.join(), this.nextBackoff());
     } else if (code === 'overloaded') {
       this.emit('fatal', 'overloaded');
+    } else if (code === 'invalid-name') {
+      this.left = true;
+      this.ws.close();
+      this.emit('fatal', 'invalidName');
     } else if (code === 'room-full' || code === 'invalid-room' || code === 'unsupported-version') {
       this.left = true;
       this.ws.close();

@@ -45,6 +45,7 @@ const texts = {
     roomFull: 'This call is full.',
     overloaded: 'The service is very busy and cannot start new calls right now. Please try again in a few minutes.',
     invalidRoom: 'This link is not valid.',
+    invalidName: 'A name is needed to join: open the link again and give yours.',
     error: 'Something went wrong: ',
   },
   fr: {
@@ -91,6 +92,7 @@ const texts = {
     roomFull: 'Cet appel est complet.',
     overloaded: 'Le service est très chargé et ne peut pas démarrer de nouvel appel pour le moment. Réessayez dans quelques minutes.',
     invalidRoom: 'Ce lien n’est pas valide.',
+    invalidName: 'Il faut un nom pour rejoindre l’appel : rouvrez le lien et donnez le vôtre.',
     error: 'Une erreur est survenue : ',
   },
 };

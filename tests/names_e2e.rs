@@ -1,0 +1,63 @@
+//! Names as families write them: a kiosk link with a blank name asks for
+//! one instead of hanging on "Connecting…"; accented names, names with
+//! spaces and emoji join and are shown as written (the avatar of "👵 Mamie"
+//! is the emoji, not half of it); markup in a name is shown as text.
+
+mod common;
+
+use std::time::Duration;
+
+use common::browser::Browser;
+use common::{join, wait_for, Server};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_are_asked_for_and_shown_as_written() {
+    let server = Server::start();
+    let browser = Browser::launch().await;
+    let room = "names-e2e";
+
+    // A kiosk link whose name is blank: the pre-join screen asks for it.
+    let blank = browser
+        .open(&format!("{}/r/{room}?name=%20&join=1", server.http))
+        .await;
+    wait_for("the pre-join screen", Duration::from_secs(10), || async {
+        let shown = blank
+            .eval("!document.getElementById('prejoin').hidden && document.getElementById('call').hidden")
+            .await;
+        (shown == true).then_some(())
+    })
+    .await;
+    assert_eq!(
+        blank.eval("document.getElementById('name').value").await,
+        ""
+    );
+
+    let (dupre, _) = join(&browser, &server.http, room, "Famille%20Dupr%C3%A9").await;
+    let (_mamie, _) = join(&browser, &server.http, room, "%F0%9F%91%B5%20Mamie").await;
+    let (_markup, _) = join(&browser, &server.http, room, "%3Cb%3EBen%3C%2Fb%3E").await;
+    let tiles = wait_for("the others' tiles", Duration::from_secs(10), || async {
+        let tiles = dupre
+            .eval(
+                "[...document.querySelectorAll('#grid .tile:not(.self)')].map((el) => ({ \
+                 name: el.querySelector('.name').textContent, \
+                 avatar: el.querySelector('.avatar').textContent, \
+                 markup: el.querySelector('b') !== null }))",
+            )
+            .await;
+        (tiles.as_array()?.len() == 2).then_some(tiles)
+    })
+    .await;
+    let tiles = tiles.as_array().unwrap();
+    let mamie = tiles
+        .iter()
+        .find(|t| t["name"] == "👵 Mamie")
+        .expect("👵 Mamie");
+    assert_eq!(mamie["avatar"], "👵");
+    let ben = tiles
+        .iter()
+        .find(|t| t["name"] == "<b>Ben</b>")
+        .expect("the markup, as text");
+    assert_eq!(ben["markup"], false, "no element made from a name");
+    let me = dupre.eval("window.parloir.state().you").await;
+    assert!(me.is_u64(), "Famille Dupré joined");
+}
