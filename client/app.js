@@ -237,6 +237,7 @@ function render() {
     }
   }
   grid.dataset.count = String(wanted.size);
+  grid.dataset.others = String(wanted.size - 1);
   if (call.participants.size && $('status').textContent === t('alone')) setStatus('');
   reportTileSizes();
 }
@@ -275,10 +276,10 @@ function reportTileSizes() {
     if (!call) return;
     const tiles = [...$('grid').querySelectorAll('.tile:not(.self)')].map((el) => {
       const v = el.querySelector('video');
-      // A covering video is as wide as the tile, or wider when the tile is
-      // taller than the picture.
+      // A whole picture is as wide as the tile, or narrower when the tile
+      // is wider than the picture.
       const aspect = v.videoWidth && v.videoHeight ? v.videoWidth / v.videoHeight : 4 / 3;
-      const width = Math.max(el.clientWidth, el.clientHeight * aspect) * devicePixelRatio;
+      const width = Math.min(el.clientWidth, el.clientHeight * aspect) * devicePixelRatio;
       return { id: Number(el.dataset.id), width: Math.round(width) };
     });
     call.setTileSizes(tiles);
@@ -289,5 +290,9 @@ new ResizeObserver(reportTileSizes).observe($('grid'));
 translatePage();
 const room = roomFromPath();
 if (room === null) home();
-else if (!ROOM_RE.test(room)) { show('home'); home(); setTimeout(() => alert(t('invalidRoom'))); }
+else if (!ROOM_RE.test(room)) {
+  home();
+  $('home-error').textContent = t('invalidRoom');
+  $('home-error').hidden = false;
+}
 else prejoin(room, new URLSearchParams(location.search));
