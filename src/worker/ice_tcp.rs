@@ -316,9 +316,13 @@ impl IceTcp {
 
     /// Writes what the connections given frames have waiting.
     pub fn flush_pending(&mut self) {
-        for addr in std::mem::take(&mut self.pending) {
+        // The list is handed back afterwards, so its buffer is reused
+        // from one flush to the next (flushes follow every burst).
+        let mut pending = std::mem::take(&mut self.pending);
+        for addr in pending.drain(..) {
             self.flush(addr);
         }
+        self.pending = pending;
     }
 
     /// Writes what `addr` has waiting, until the socket would block.

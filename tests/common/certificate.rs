@@ -6,7 +6,19 @@ use std::process::Command;
 /// A self-signed certificate for 127.0.0.1 (and localhost), written to
 /// `cert`/`key`; returns its SHA-256 fingerprint.
 pub fn make_certificate(cert: &Path, key: &Path, name: &str) -> String {
-    openssl(&[
+    self_signed(
+        cert,
+        key,
+        name,
+        &["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+    );
+    fingerprint_of_file(cert)
+}
+
+/// A self-signed certificate `name` (a CA's, unless `extra` says more).
+fn self_signed(cert: &Path, key: &Path, name: &str, extra: &[&str]) {
+    let subject = format!("/CN={name}");
+    let mut args = vec![
         "req",
         "-x509",
         "-newkey",
@@ -17,15 +29,11 @@ pub fn make_certificate(cert: &Path, key: &Path, name: &str) -> String {
         "-days",
         "2",
         "-subj",
-        &format!("/CN={name}"),
-        "-addext",
-        "subjectAltName=IP:127.0.0.1,DNS:localhost",
-        "-keyout",
-        path(key),
-        "-out",
-        path(cert),
-    ]);
-    fingerprint_of_file(cert)
+        &subject,
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["-keyout", path(key), "-out", path(cert)]);
+    openssl(&args);
 }
 
 pub fn fingerprint_of_file(cert: &Path) -> String {
@@ -57,23 +65,7 @@ pub fn make_ca(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
         dir.join(format!("{name}.pem")),
         dir.join(format!("{name}-key.pem")),
     );
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        &format!("/CN={name}"),
-        "-keyout",
-        path(&key),
-        "-out",
-        path(&cert),
-    ]);
+    self_signed(&cert, &key, name, &[]);
     (cert, key)
 }
 
