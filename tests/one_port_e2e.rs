@@ -25,7 +25,7 @@ async fn a_network_open_only_to_tcp_443_calls_through_it() {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     make_certificate(&cert, &key, "parloir-443");
     let media = format!("{}:{}", ns.host_ip, free_udp_port());
-    let server = Proc::parloir(&[
+    let args = [
         "serve",
         "--http",
         "0.0.0.0:443",
@@ -37,7 +37,8 @@ async fn a_network_open_only_to_tcp_443_calls_through_it() {
         cert.to_str().unwrap(),
         "--tls-key",
         key.to_str().unwrap(),
-    ]);
+    ];
+    let mut server = Proc::parloir(&args);
     let here_url = server.url();
     assert_eq!(here_url, "https://127.0.0.1:443");
     ns.only_tcp_port_out(443);
@@ -97,4 +98,29 @@ async fn a_network_open_only_to_tcp_443_calls_through_it() {
         start.elapsed().as_secs_f64()
     );
     common::still_decoding(&[&tabs[0].0, &tabs[1].0], Duration::from_secs(5)).await;
+
+    // The server restarts (an upgrade, a crash): Ben, who has only TCP
+    // 443, comes back by himself, page not reloaded, media over TCP again.
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    server = Proc::parloir(&args);
+    let back = Instant::now();
+    let refs = [&tabs[0].0, &tabs[1].0];
+    // The new server knows nobody: both join it again, under new ids.
+    common::wait_joined_again("both joined again", &tabs, Duration::from_secs(15)).await;
+    common::wait_full_mesh_rejoined(
+        "both back after the restart",
+        &refs,
+        Duration::from_secs(15),
+    )
+    .await;
+    common::still_decoding(&refs, Duration::from_secs(10)).await;
+    let path = ben.eval("window.parloir.path()").await;
+    assert_eq!(path["protocol"], "tcp", "{path}");
+    eprintln!(
+        "server restarted: Ben (TCP 443 only) decodes again {:.1} s after it is back",
+        back.elapsed().as_secs_f64()
+    );
+    drop(server);
 }

@@ -50,15 +50,7 @@ async fn calls_come_back_after_a_long_outage_and_an_ice_restart() {
     let refs: Vec<_> = tabs.iter().map(|(t, _)| t).collect();
     // The restarted server knows nobody: both join it again, under new
     // ids, and decode each other again.
-    wait_for("both joined again", Duration::from_secs(10), || async {
-        for (tab, old) in &tabs {
-            if common::you(tab).await.is_none_or(|id| id == *old) {
-                return None;
-            }
-        }
-        Some(())
-    })
-    .await;
+    common::wait_joined_again("both joined again", &tabs, Duration::from_secs(10)).await;
     wait_full_mesh_rejoined(
         "both see and hear each other again",
         &refs,

@@ -226,6 +226,21 @@ pub async fn wait_full_mesh_rejoined(what: &str, tabs: &[&Tab<'_>], timeout: Dur
     .await;
 }
 
+/// Waits until every tab has joined again under an id other than its
+/// old one (`old`, tab by tab): a new session on a new media connection,
+/// so that what the tabs show next is not what they had before.
+pub async fn wait_joined_again(what: &str, tabs: &[(Tab<'_>, u64)], timeout: Duration) {
+    wait_for(what, timeout, || async {
+        for (tab, old) in tabs {
+            if you(tab).await.is_none_or(|id| id == *old) {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+}
+
 /// Video frames this tab decoded so far, per participant.
 pub async fn frames_decoded(tab: &Tab<'_>) -> std::collections::BTreeMap<u64, u64> {
     let stats = tab
