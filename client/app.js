@@ -1,4 +1,4 @@
-// Screens of the web client: home, pre-join, call, left.
+// Screens of the web client: home, pre-join, call, full, left.
 //
 // URLs: `/` home; `/r/ROOM` pre-join then call; `/r/ROOM?name=NAME&join=1`
 // joins at once (bedside tablets and kiosks open such links).
@@ -6,16 +6,25 @@
 import { t, translatePage } from './i18n.js';
 import { Call } from './call.js';
 import { ReceiveWatch, worst } from './quality.js';
+import { Devices } from './devices.js';
 
 const $ = (id) => document.getElementById(id);
 const ROOM_RE = /^[A-Za-z0-9_-]{3,64}$/;
 
 let call = null;
-let localStream = new MediaStream();
+let devices = null;
 // Level of each other participant's video as received here (getStats).
 let received = new Map();
+// Tiles whose picture stopped coming (keys as in the grid).
+let frozen = new Set();
 // How our media goes: the selected candidate pair's local end.
 let mediaPath = null;
+// The tile shown large: pinned by a tap, else a shared screen, else (in
+// speaker view) the one speaking.
+let pinned = null;
+let view = 'grid';
+let panel = null; // 'chat' | 'people' | 'settings' | null
+let unread = 0;
 
 // Hook for tests and diagnostics: what this tab receives and shows.
 window.parloir = {
@@ -26,10 +35,14 @@ window.parloir = {
   // The ICE username fragment in force: it changes with a restart.
   iceUfrag: () => call?.pc?.localDescription?.sdp.match(/a=ice-ufrag:(\S+)/)?.[1] ?? null,
   tiles: () => [...document.querySelectorAll('#grid .tile:not(.self)')].map((el) => ({
-    id: Number(el.dataset.id), name: el.querySelector('.name').textContent,
+    id: Number.parseInt(el.dataset.id, 10), key: el.dataset.id, screen: el.classList.contains('screen'),
+    name: el.querySelector('.name').textContent,
     audio: !el.classList.contains('mic-off'), video: !el.classList.contains('cam-off'),
     speaking: el.classList.contains('speaking'),
     forwarded: !el.classList.contains('not-forwarded'),
+    frozen: el.classList.contains('frozen'),
+    hand: el.classList.contains('hand'),
+    large: el.classList.contains('focus'),
     link: el.querySelector('.link').dataset.level || null,
   })),
   state: () => ({
@@ -41,7 +54,16 @@ window.parloir = {
     link: document.querySelector('#grid .tile.self .link')?.dataset.level || null,
     weakUplink: !$('weak-uplink').hidden,
     weakDownlink: !$('weak-downlink').hidden,
+    // What the others are told we send, and what really goes out.
+    audio: call?.audio ?? null,
+    video: call?.video ?? null,
+    sending: call ? call.stream.getTracks().filter((tr) => tr.enabled && tr.readyState === 'live').map((tr) => tr.kind) : [],
+    // The screen we share, at the size it is captured.
+    screen: call?.screenTrack ? (({ width, height }) => ({ width, height }))(call.screenTrack.getSettings()) : null,
   }),
+  // The screen shown: which `main` is visible.
+  screen: () => document.querySelector('.screen:not([hidden])')?.id ?? null,
+  devices: () => devices?.chosen() ?? null,
 };
 
 function show(screen) {
@@ -66,65 +88,152 @@ async function home() {
   };
 }
 
-async function getMedia(audio, video) {
-  if (!audio && !video) return new MediaStream();
-  try {
-    return await navigator.mediaDevices.getUserMedia({
-      audio: audio && { echoCancellation: true, noiseSuppression: true },
-      video: video && { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 25 } },
-    });
-  } catch (err) {
-    console.warn('parloir: getUserMedia', err);
-    // Camera refused or absent: try the microphone alone before giving up.
-    if (video && audio) {
-      try { return await navigator.mediaDevices.getUserMedia({ audio: true }); } catch { /* none */ }
-    }
-    const el = $('device-error') || $('status');
-    el.textContent = t('cameraRefused');
-    el.hidden = false;
-    return new MediaStream();
+/** Where device problems are said: the screen the person looks at. */
+function deviceNotice() {
+  return $('call').hidden ? $('device-error') : $('device-notice');
+}
+
+function showDeviceProblem(key) {
+  for (const el of [$('device-error'), $('device-notice')]) {
+    el.textContent = key ? t(key) : '';
+    el.hidden = !key;
   }
+  deviceNotice().hidden = !key;
 }
 
 async function prejoin(room, params) {
+  devices = new Devices({ onProblem: showDeviceProblem });
   // A blank name (a kiosk link made with an empty field) is no name: the
   // pre-join screen asks for one instead of joining.
   const name = (params.get('name') || localStorage.getItem('parloir.name') || '').trim();
   if (params.get('join') === '1' && name) {
-    localStream = await getMedia(true, true);
-    return enterCall(room, name);
+    enterCall(room, name);
+    await devices.open(true, true);
+    return startCall(room, name);
   }
   show('prejoin');
+  $('devices-home').append($('devices'));
   $('prejoin-title').textContent = room;
   $('share-link').textContent = `${location.origin}/r/${room}`;
+  $('prejoin-invite').onclick = () => invite(room);
   $('name').value = name;
-  localStream = await getMedia(true, true);
-  $('preview').srcObject = localStream;
-  $('pre-mic').onchange = (e) => localStream.getAudioTracks().forEach((tr) => { tr.enabled = e.target.checked; });
-  $('pre-cam').onchange = (e) => localStream.getVideoTracks().forEach((tr) => { tr.enabled = e.target.checked; });
+  await devices.open(true, true);
+  const preview = () => {
+    $('preview').srcObject = null;
+    $('preview').srcObject = devices.stream;
+  };
+  preview();
+  devices.onTrack = preview;
+  // What is missing is not shown as on.
+  $('pre-mic').checked = devices.has('audio');
+  $('pre-cam').checked = devices.has('video');
+  const toggle = (kind) => async (e) => {
+    // A device that was refused or missing is asked for again.
+    if (e.target.checked && !devices.has(kind)) await devices.retry(kind);
+    e.target.checked = e.target.checked && devices.has(kind);
+    devices.enable(kind, e.target.checked);
+  };
+  $('pre-mic').onchange = toggle('audio');
+  $('pre-cam').onchange = toggle('video');
   $('prejoin-form').onsubmit = (e) => {
     e.preventDefault();
     const n = $('name').value.trim();
     if (!n) return;
     localStorage.setItem('parloir.name', n);
     enterCall(room, n);
+    startCall(room, n);
   };
 }
 
+/** The call screen, before the devices are open (kiosk) or after. */
 function enterCall(room, name) {
   show('call');
+  $('call-title').textContent = room;
+  $('devices-call').append($('devices'));
+  showDeviceProblem(devices.problem);
+  setStatus(t('connecting'));
+  keepAwake();
+  window.parloirName = name;
+}
+
+function startCall(room, name) {
   // ?relay=1: media only through TURN (to check a TURN setup).
   const relayOnly = new URLSearchParams(location.search).get('relay') === '1';
-  call = new Call({ room, name, stream: localStream, relayOnly });
-  call.addEventListener('participants', render);
+  call = new Call({
+    room, name, stream: devices.stream, relayOnly,
+    // After waiting for a place: the devices as they were chosen.
+    acquire: async () => { await devices.reopen(); return devices.stream; },
+  });
+  devices.onTrack = async (track) => {
+    await call.useTrack(track);
+    updateControls();
+    render();
+  };
+  devices.onSpeaker = (id) => applySpeaker(id);
+  call.addEventListener('participants', () => { render(); updateControls(); renderPeople(); });
   call.addEventListener('state', (e) => onState(e.detail));
-  call.addEventListener('fatal', (e) => {
-    setStatus(t(e.detail));
+  call.addEventListener('fatal', (e) => setStatus(t(e.detail)));
+  call.addEventListener('chat', (e) => onChat(e.detail));
+  call.addEventListener('full', () => {
+    // The camera is released while waiting: its light goes off.
+    devices.close();
+    show('full');
+  });
+  call.addEventListener('entered', () => {
+    show('call');
+    keepAwake();
   });
   updateControls();
   $('retry-now').onclick = () => call.retryNow();
-  $('toggle-mic').onclick = () => { call.setMic(!call.audio); updateControls(); render(); };
-  $('toggle-cam').onclick = () => { call.setCam(!call.video); updateControls(); render(); };
+  const toggleMic = () => deviceButton('audio');
+  const toggleCam = () => deviceButton('video');
+  $('toggle-mic').onclick = toggleMic;
+  $('toggle-cam').onclick = toggleCam;
+  const canShare = Boolean(navigator.mediaDevices?.getDisplayMedia);
+  $('share-screen').hidden = !canShare;
+  const toggleScreen = async () => {
+    if (call.screenTrack) {
+      call.stopScreen();
+    } else {
+      try {
+        const s = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: 15, max: 30 } }, audio: false });
+        await call.shareScreen(s.getVideoTracks()[0]);
+      } catch (err) {
+        // Cancelled in the browser's picker: nothing to say.
+        if (err.name !== 'NotAllowedError' && err.name !== 'AbortError') setStatus(t('screenFailed'), 5000);
+      }
+    }
+    updateControls();
+    render();
+  };
+  $('share-screen').onclick = toggleScreen;
+  const toggleHand = () => { call.setHand(!call.hand); updateControls(); };
+  $('raise-hand').onclick = toggleHand;
+  $('open-chat').onclick = () => openPanel('chat');
+  $('open-people').onclick = () => openPanel('people');
+  $('open-settings').onclick = () => openPanel('settings');
+  $('close-panel').onclick = () => openPanel(null);
+  $('more').onclick = () => {
+    const open = $('more-controls').hidden;
+    $('more-controls').hidden = !open;
+    $('more').setAttribute('aria-expanded', String(open));
+  };
+  const toggleView = () => { view = view === 'grid' ? 'speaker' : 'grid'; updateControls(); render(); };
+  $('toggle-view').onclick = toggleView;
+  $('chat-form').onsubmit = (e) => {
+    e.preventDefault();
+    const text = $('chat-input').value.trim();
+    if (!text) return;
+    call.chat(text);
+    $('chat-input').value = '';
+  };
+  // Enter sends, Shift+Enter is a new line (as in every messaging app).
+  $('chat-input').onkeydown = (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      $('chat-form').requestSubmit();
+    }
+  };
   // A weak link is said in words, not only by the tiles' indicators: too
   // weak for video (what arrives here is poor, or the worker's estimate
   // of our downlink stays under the smallest pictures), audio only is one
@@ -145,25 +254,119 @@ function enterCall(room, name) {
   const watch = new ReceiveWatch(call, (seen) => {
     weakHere = seen.weak;
     received = seen.received;
+    frozen = seen.frozen;
     mediaPath = seen.path;
     showNotices();
     render();
   });
   call.addEventListener('quality', () => { showNotices(); render(); });
-  $('copy-link').onclick = async () => {
-    try { await navigator.clipboard.writeText(`${location.origin}/r/${room}`); setStatus(t('linkCopied'), 2000); } catch { /* not allowed */ }
-  };
+  $('invite').onclick = () => invite(call.room);
   $('leave').onclick = () => {
     watch.stop();
     call.leave();
-    localStream.getTracks().forEach((tr) => tr.stop());
+    devices.close();
+    releaseWakeLock();
     show('left');
     $('rejoin').onclick = () => location.reload();
   };
+  // Shortcuts people know from other video-call services; never while
+  // typing.
+  document.addEventListener('keydown', (e) => {
+    if (e.ctrlKey || e.metaKey || e.altKey || $('call').hidden) return;
+    if (e.target.closest('input, textarea, select')) return;
+    const action = {
+      m: toggleMic, v: toggleCam, d: canShare ? toggleScreen : null, r: toggleHand,
+      c: () => openPanel(panel === 'chat' ? null : 'chat'),
+      p: () => openPanel(panel === 'people' ? null : 'people'),
+      w: toggleView,
+    }[e.key.toLowerCase()];
+    if (action) {
+      e.preventDefault();
+      action();
+    }
+  });
   call.start();
   // Closing the tab leaves at once, instead of after the media times out.
   addEventListener('pagehide', () => call.left || call.leave());
   render();
+}
+
+/** The microphone or camera button: on and off, or, for a device that was
+ * refused or is missing, asked for again. */
+async function deviceButton(kind) {
+  const on = kind === 'audio' ? call.audio : call.video;
+  if (!on && !devices.has(kind)) {
+    await devices.retry(kind);
+    if (!devices.has(kind)) return;
+  }
+  if (kind === 'audio') call.setMic(!on);
+  else call.setCam(!on);
+  updateControls();
+  render();
+}
+
+async function invite(room) {
+  const url = `${location.origin}/r/${room}`;
+  // The phone's share sheet where there is one (messages, mail...).
+  if (navigator.share) {
+    try {
+      await navigator.share({ title: 'Parloir', text: t('inviteText'), url });
+      return;
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+    }
+  }
+  try {
+    await navigator.clipboard.writeText(url);
+    setStatus(t('linkCopied'), 2000);
+  } catch {
+    setStatus(`${t('shareLink')} ${url}`, 8000);
+  }
+}
+
+function openPanel(which) {
+  panel = which;
+  $('panel').hidden = !which;
+  for (const [name, id] of [['chat', 'chat-panel'], ['people', 'people-panel'], ['settings', 'settings-panel']]) {
+    $(id).hidden = which !== name;
+  }
+  if (which) {
+    $('panel-title').textContent = t(which === 'people' ? 'people' : which);
+    if (which === 'chat') {
+      unread = 0;
+      $('chat-input').focus();
+    } else {
+      $('close-panel').focus();
+    }
+  }
+  for (const [name, id] of [['chat', 'open-chat'], ['people', 'open-people'], ['settings', 'open-settings']]) {
+    $(id).setAttribute('aria-expanded', String(which === name));
+  }
+  updateControls();
+}
+
+function onChat({ name, text, mine }) {
+  const li = document.createElement('li');
+  li.className = mine ? 'mine' : '';
+  const who = document.createElement('strong');
+  who.textContent = mine ? t('you') : name;
+  const time = document.createElement('time');
+  time.textContent = new Date().toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  const body = document.createElement('p');
+  // Text, never markup: what was typed is what is shown.
+  body.textContent = text;
+  li.append(who, ' ', time, body);
+  $('chat-log').append(li);
+  li.scrollIntoView({ block: 'end' });
+  if (!mine) {
+    if (panel !== 'chat') unread += 1;
+    announce(`${t('messageFrom')} ${name}: ${text}`);
+  }
+  updateControls();
+}
+
+function announce(text) {
+  $('announce').textContent = text;
 }
 
 let statusTimer = null;
@@ -177,6 +380,8 @@ function setStatus(text, ms) {
 
 function onState(state) {
   $('retry-now').hidden = state !== 'reconnecting';
+  // While interrupted, nothing on the tiles claims to be live.
+  $('grid').classList.toggle('interrupted', state === 'reconnecting' || state === 'no-path');
   if (state === 'connecting') setStatus(t('connecting'));
   else if (state === 'reconnecting') setStatus(t('reconnecting'));
   else if (state === 'no-path') setStatus(t('noPath'));
@@ -184,52 +389,116 @@ function onState(state) {
 }
 
 function updateControls() {
+  if (!call) return;
   // Each label says what a press does ("Mute", "Unmute"); a pressed state
   // on top would contradict it for a screen reader ("Mute, pressed" while
   // the microphone is on).
   $('toggle-mic').textContent = call.audio ? t('muteMic') : t('unmuteMic');
   $('toggle-cam').textContent = call.video ? t('camOff') : t('camOn');
+  $('toggle-mic').classList.toggle('off', !call.audio);
+  $('toggle-cam').classList.toggle('off', !call.video);
+  $('share-screen').textContent = call.screenTrack ? t('stopSharing') : t('shareScreen');
+  $('raise-hand').textContent = call.hand ? t('lowerHand') : t('raiseHand');
+  $('open-chat').textContent = unread ? `${t('chat')} (${unread})` : t('chat');
+  if (unread) $('open-chat').setAttribute('aria-label', `${t('chat')}, ${unread} ${t('unread')}`);
+  else $('open-chat').removeAttribute('aria-label');
+  $('toggle-view').textContent = view === 'grid' ? t('speakerView') : t('gridView');
   $('audio-only').setAttribute('aria-pressed', String(!call.receiveVideo));
 }
 
-function tile(id, name, self) {
+function tile(key, name, self) {
   const el = document.createElement('figure');
   el.className = self ? 'tile self' : 'tile';
-  el.dataset.id = id;
-  el.innerHTML = '<video autoplay playsinline></video><div class="avatar"></div>'
+  el.dataset.id = key;
+  el.innerHTML = '<video autoplay playsinline></video><div class="avatar" aria-hidden="true"></div>'
+    + '<p class="frozen-label"></p>'
     + '<figcaption><span class="link" role="img"><i></i><i></i><i></i></span>'
-    + '<span class="name"></span><span class="mic" aria-hidden="true"></span></figcaption>';
-  // The first character, not the first half of an emoji's UTF-16 pair.
-  el.querySelector('.avatar').textContent = ([...name.trim()][0] || '?').toUpperCase();
+    + '<span class="name"></span><span class="hand-icon" role="img"></span><span class="mic"></span></figcaption>';
+  el.querySelector('.avatar').textContent = initials(name);
+  el.querySelector('.frozen-label').textContent = t('frozen');
   el.querySelector('.name').textContent = name;
-  if (self) el.querySelector('video').muted = true;
+  el.querySelector('.hand-icon').setAttribute('aria-label', t('handRaised'));
+  if (self) {
+    el.querySelector('video').muted = true;
+  } else {
+    // Tap or click anywhere on it to show this one large, again to stop:
+    // a real button over the picture, for keyboards and screen readers.
+    const enlarge = document.createElement('button');
+    enlarge.className = 'enlarge';
+    enlarge.onclick = () => { pinned = pinned === key ? null : key; render(); };
+    el.prepend(enlarge);
+  }
   return el;
+}
+
+/** Up to two initials, whole characters (not half an emoji's UTF-16 pair). */
+function initials(name) {
+  const words = name.trim().split(/\s+/).filter(Boolean);
+  const first = (w) => [...w][0] || '';
+  const letters = words.length > 1 ? first(words[0]) + first(words[words.length - 1]) : first(words[0] || '');
+  return (letters || '?').toUpperCase();
 }
 
 function render() {
   const grid = $('grid');
   if (!call) return;
-  const wanted = new Map([['self', { id: 'self', name: t('you'), audio: call.audio, video: call.video, stream: localStream }]]);
-  for (const p of call.participants.values()) wanted.set(String(p.id), p);
+  const myName = window.parloirName || '';
+  const wanted = new Map([['self', {
+    key: 'self', name: `${myName} (${t('you').toLowerCase()})`, audio: call.audio, video: call.video,
+    hand: call.hand, stream: call.stream,
+  }]]);
+  for (const p of call.participants.values()) {
+    wanted.set(String(p.id), { ...p, key: String(p.id) });
+    if (p.screen && p.screenStream) {
+      wanted.set(`${p.id}-screen`, {
+        key: `${p.id}-screen`, id: p.id, name: `${p.name} · ${t('screenOf')}`, audio: true, video: true,
+        stream: p.screenStream, screen: true,
+      });
+    }
+  }
   for (const el of [...grid.children]) if (!wanted.has(el.dataset.id)) el.remove();
+  if (pinned && !wanted.has(pinned)) pinned = null;
+  const screenKey = [...wanted.keys()].find((k) => k.endsWith('-screen'));
+  const speakerKey = call.speaker !== null && call.speaker !== call.you && wanted.has(String(call.speaker)) ? String(call.speaker) : null;
+  const focus = pinned || screenKey || (view === 'speaker' ? speakerKey || [...wanted.keys()].find((k) => k !== 'self') : null) || null;
   for (const [key, p] of wanted) {
     let el = grid.querySelector(`.tile[data-id="${key}"]`);
     if (!el) {
       el = tile(key, p.name, key === 'self');
+      if (p.screen) el.classList.add('screen');
       grid.append(el);
     }
-    el.classList.toggle('mic-off', !p.audio);
+    const self = key === 'self';
+    el.classList.toggle('mic-off', !p.screen && !p.audio);
     // Not among the recent speakers (last-N): the name, not a frozen frame.
-    el.classList.toggle('not-forwarded', key !== 'self' && call.forwarded !== null && !call.forwarded.has(p.id));
-    const speaking = call.speaker !== null && String(call.speaker) === (key === 'self' ? String(call.you) : key);
+    el.classList.toggle('not-forwarded', !self && !p.screen && call.forwarded !== null && !call.forwarded.has(p.id));
+    const speaking = !p.screen && call.speaker !== null && String(call.speaker) === (self ? String(call.you) : key);
     el.classList.toggle('speaking', speaking);
+    el.classList.toggle('hand', Boolean(p.hand));
+    el.classList.toggle('frozen', frozen.has(key) && p.video && call.receiveVideo);
+    el.classList.toggle('focus', key === focus);
+    if (!self) {
+      const enlarge = el.querySelector('.enlarge');
+      enlarge.setAttribute('aria-pressed', String(key === pinned));
+      enlarge.setAttribute('aria-label', `${t('enlarge')}: ${p.name}`);
+      enlarge.title = key === pinned ? t('showSmaller') : t('enlarge');
+    }
     el.querySelector('.name').title = speaking ? t('speaking') : '';
-    el.classList.toggle('cam-off', !p.video || !p.stream);
-    el.querySelector('.mic').title = p.audio ? '' : t('micOff');
-    showLink(el.querySelector('.link'), key === 'self' ? call.you : p.id, key !== 'self');
+    el.classList.toggle('cam-off', !p.video || !p.stream || (self && !call.stream.getVideoTracks().length));
+    // An icon with a name when it says something (muted), else nothing.
+    const mic = el.querySelector('.mic');
+    if (p.audio || p.screen) {
+      mic.removeAttribute('role');
+      mic.removeAttribute('aria-label');
+    } else {
+      mic.setAttribute('role', 'img');
+      mic.setAttribute('aria-label', t('micOff'));
+    }
+    showLink(el.querySelector('.link'), self ? call.you : p.id, !self, p.screen);
     const video = el.querySelector('video');
     if (p.stream && video.srcObject !== p.stream) {
       video.srcObject = p.stream;
+      if (!self && devices?.speakerId && video.setSinkId) video.setSinkId(devices.speakerId).catch(() => {});
       video.play().catch(() => {
         // Autoplay with sound refused (no click yet): play on the first touch.
         document.addEventListener('click', () => video.play(), { once: true });
@@ -238,15 +507,56 @@ function render() {
   }
   grid.dataset.count = String(wanted.size);
   grid.dataset.others = String(wanted.size - 1);
+  if (focus) grid.dataset.focus = focus;
+  else delete grid.dataset.focus;
   if (call.participants.size && $('status').textContent === t('alone')) setStatus('');
   reportTileSizes();
 }
 
+function renderPeople() {
+  if (!call) return;
+  const list = $('people');
+  list.replaceChildren();
+  const row = (name, p) => {
+    const li = document.createElement('li');
+    const n = document.createElement('span');
+    n.textContent = name;
+    const states = [
+      p.audio ? null : t('micOff'), p.video ? null : t('camOffState'),
+      p.screen ? t('sharingScreen') : null, p.hand ? t('handRaised') : null,
+    ].filter(Boolean);
+    const s = document.createElement('span');
+    s.className = 'states';
+    s.textContent = states.join(' · ');
+    li.append(n, s);
+    return li;
+  };
+  list.append(row(`${window.parloirName} (${t('you').toLowerCase()})`, {
+    audio: call.audio, video: call.video, screen: Boolean(call.screenTrack), hand: call.hand,
+  }));
+  for (const p of call.participants.values()) {
+    const li = row(p.name, p);
+    li.dataset.id = String(p.id);
+    list.append(li);
+    // A hand that goes up is said, not only shown.
+    if (p.hand && !handsUp.has(p.id)) announce(`${p.name}: ${t('handRaised')}`);
+  }
+  handsUp = new Set([...call.participants.values()].filter((p) => p.hand).map((p) => p.id));
+  $('open-people').textContent = `${t('people')} (${call.participants.size + 1})`;
+}
+let handsUp = new Set();
+
+function applySpeaker(id) {
+  for (const v of document.querySelectorAll('#grid .tile:not(.self) video')) {
+    if (v.setSinkId) v.setSinkId(id).catch(() => {});
+  }
+}
+
 // A tile's connection indicator: the worse of that participant's links as
 // the worker sees them and, for the others, of its video as received here.
-function showLink(el, id, remote) {
-  const links = call.links.get(id);
-  const here = remote ? received.get(id) : undefined;
+function showLink(el, id, remote, screen) {
+  const links = screen ? null : call.links.get(id);
+  const here = remote && !screen ? received.get(id) : undefined;
   if (!links && !here) {
     delete el.dataset.level;
     el.hidden = true;
@@ -266,6 +576,22 @@ function showLink(el, id, remote) {
   el.title = `${t('connection')}: ${t(level)} (${parts.join(', ')})`;
 }
 
+// The screen stays on during a call (a bedside tablet is not touched for
+// an hour); the lock goes when the page is hidden, so it is taken again.
+let wakeLock = null;
+async function keepAwake() {
+  try {
+    wakeLock = await navigator.wakeLock?.request('screen');
+  } catch { /* not allowed (battery saver) or not supported */ }
+}
+function releaseWakeLock() {
+  wakeLock?.release().catch(() => {});
+  wakeLock = null;
+}
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'visible' && call && !call.left && !$('call').hidden) keepAwake();
+});
+
 // The worker sends each video no larger than its tile shows it: tell it
 // the sizes when the layout changes (debounced: a window being resized
 // fires many times).
@@ -274,7 +600,7 @@ function reportTileSizes() {
   clearTimeout(sizesTimer);
   sizesTimer = setTimeout(() => {
     if (!call) return;
-    const tiles = [...$('grid').querySelectorAll('.tile:not(.self)')].map((el) => {
+    const tiles = [...$('grid').querySelectorAll('.tile:not(.self):not(.screen)')].map((el) => {
       const v = el.querySelector('video');
       // A whole picture is as wide as the tile, or narrower when the tile
       // is wider than the picture.

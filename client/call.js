@@ -7,7 +7,10 @@
 // drops it when it receives ours, and offers its changes again afterwards.
 //
 // Events: 'state' (detail: connecting | connected | reconnecting | left),
-// 'participants' (the list changed), 'fatal' (detail: i18n key).
+// 'participants' (the list or someone's state changed), 'chat' (detail:
+// { from, name, text, mine }), 'full' (the room is full: waiting for a
+// place, joining by itself when one frees), 'entered' (in after waiting),
+// 'fatal' (detail: i18n key).
 
 // A WebSocket whose network went away (Wi-Fi to 4G) stays "open" for
 // minutes: we ping every PING_EVERY_MS, and one that brought nothing for
@@ -46,29 +49,50 @@ export function simulcastEncodings(track) {
   return scales.map((s) => ({ rid: RID_OF_SCALE[s], scaleResolutionDownBy: s, maxBitrate: layerRate(width / s) }));
 }
 
+// A shared screen: sharp rather than smooth (text must stay readable), at
+// most this rate; one size, no simulcast.
+const SCREEN_MAX_BITRATE = 1_500_000;
+// While the room is full, a place is asked for this often.
+const FULL_RETRY_MS = 5000;
+
+/** The participant and what a remote stream of theirs carries, from its
+ * id: "7" is participant 7's camera and microphone, "7-screen" its screen. */
+export function streamOwner(streamId) {
+  const m = /^(\d+)(-screen)?$/.exec(streamId);
+  return m ? { id: Number(m[1]), screen: Boolean(m[2]) } : null;
+}
+
 // How long a first media connection may take before the person is told
 // that none could be made from this network.
 const NO_PATH_AFTER_MS = 20000;
 
 export class Call extends EventTarget {
-  constructor({ room, name, stream, relayOnly = false }) {
+  constructor({ room, name, stream, relayOnly = false, acquire = null }) {
     super();
     this.room = room;
     this.iceServers = []; // TURN servers with our credentials, from the welcome
     this.relayOnly = relayOnly; // media only through TURN (diagnostics, tests)
     this.name = name;
     this.stream = stream; // local MediaStream, possibly without tracks
+    // Gets the camera and microphone again after waiting for a place (the
+    // camera is released meanwhile).
+    this.acquire = acquire;
+    this.waiting = false; // the room was full: asking for a place
+    // What the others are told we send: only what really goes out.
     this.audio = stream.getAudioTracks().some((t) => t.enabled);
     this.video = stream.getVideoTracks().some((t) => t.enabled);
+    this.hand = false;
+    this.screenTrack = null; // the shared screen, while shared
+    this.screenStream = new MediaStream();
     this.you = null;
     this.token = null; // lets us resume after losing the WebSocket
-    this.participants = new Map(); // id -> { id, name, audio, video, stream }
+    this.participants = new Map(); // id -> { id, name, audio, video, screen, hand, stream, screenStream }
     this.speaker = null; // id of the one speaking, as the worker tells (maybe us)
     this.forwarded = null; // ids whose video the worker sends us (last-N); null: everyone's
     this.receiveVideo = true; // false: "audio only", for a very weak downlink
     this.tileSizes = []; // [{ id, width }]: how large we show each other video
     this.links = new Map(); // id -> { uplink, downlink }: 'good' | 'fair' | 'poor', as the worker sees them (ours too)
-    this.midToParticipant = new Map();
+    this.midToStream = new Map(); // our receiving mid -> its stream id ("7", "7-screen")
     this.ws = null;
     this.pc = null;
     this.left = false;
@@ -182,6 +206,11 @@ export class Call extends EventTarget {
     this.send({ type: 'join', v: 1, room: this.room, name: this.name, audio: this.audio, video: this.video });
   }
 
+  /** Tells the others what we send and show now. */
+  sendState() {
+    this.send({ type: 'state', audio: this.audio, video: this.video, screen: Boolean(this.screenTrack), hand: this.hand });
+  }
+
   resume() {
     this.send({ type: 'resume', v: 1, room: this.room, participant: this.you, token: this.token });
   }
@@ -193,10 +222,22 @@ export class Call extends EventTarget {
         this.you = msg.you;
         this.token = msg.token;
         this.iceServers = msg.ice_servers || [];
-        const streams = new Map([...this.participants].map(([id, p]) => [id, p.stream]));
+        const old = new Map(this.participants);
         this.participants.clear();
-        for (const p of msg.participants) this.participants.set(p.id, { ...p, stream: streams.get(p.id) || null });
+        for (const p of msg.participants) {
+          const was = old.get(p.id);
+          this.participants.set(p.id, { ...p, stream: was?.stream || null, screenStream: was?.screenStream || null });
+        }
+        if (this.waiting) {
+          // A place freed up: the camera and microphone again, then in.
+          this.waiting = false;
+          if (this.acquire) this.setStream(await this.acquire());
+          this.emit('entered');
+          this.emit('state', 'connecting');
+        }
         this.emit('participants');
+        // Our state may have changed while the server did not hear us.
+        if (this.hand || this.screenTrack) this.sendState();
         // A new session on a new worker knows nothing of it yet.
         if (!this.receiveVideo) this.send({ type: 'receive-video', on: false });
         if (this.tileSizes.length) this.send({ type: 'video-sizes', tiles: this.tileSizes });
@@ -223,13 +264,16 @@ export class Call extends EventTarget {
         this.send({ type: 'answer', id: msg.id, sdp: this.pc.localDescription.sdp });
         break;
       case 'participant-joined':
-        this.participants.set(msg.participant.id, { ...msg.participant, stream: null });
+        this.participants.set(msg.participant.id, { ...msg.participant, stream: null, screenStream: null });
         this.emit('participants');
         break;
       case 'participant-left':
         this.participants.delete(msg.id);
-        for (const [mid, id] of this.midToParticipant) if (id === msg.id) this.midToParticipant.delete(mid);
+        for (const [mid, sid] of this.midToStream) if (streamOwner(sid)?.id === msg.id) this.midToStream.delete(mid);
         this.emit('participants');
+        break;
+      case 'chat':
+        this.emit('chat', { from: msg.from, name: msg.name, text: msg.text, mine: msg.from === this.you });
         break;
       case 'speaker':
         this.speaker = msg.id;
@@ -246,9 +290,9 @@ export class Call extends EventTarget {
         this.links = new Map(msg.links.map((l) => [l.id, l]));
         this.emit('quality');
         break;
-      case 'mute': {
+      case 'state': {
         const p = this.participants.get(msg.id);
-        if (p) Object.assign(p, { audio: msg.audio, video: msg.video });
+        if (p) Object.assign(p, { audio: msg.audio, video: msg.video, screen: msg.screen, hand: msg.hand });
         this.emit('participants');
         break;
       }
@@ -275,10 +319,20 @@ export class Call extends EventTarget {
       this.left = true;
       this.ws.close();
       this.emit('fatal', 'invalidName');
-    } else if (code === 'room-full' || code === 'invalid-room' || code === 'unsupported-version') {
+    } else if (code === 'room-full' && this.you === null) {
+      // Wait for a place rather than give up: asked again every few
+      // seconds on this socket, the camera released meanwhile.
+      if (!this.waiting) {
+        this.waiting = true;
+        this.dropMedia();
+        this.emit('full');
+      }
+      clearTimeout(this.retryTimer);
+      this.retryTimer = setTimeout(() => this.left || this.join(), FULL_RETRY_MS * (0.8 + 0.4 * Math.random()));
+    } else if (code === 'invalid-room' || code === 'unsupported-version') {
       this.left = true;
       this.ws.close();
-      this.emit('fatal', code === 'room-full' ? 'roomFull' : 'invalidRoom');
+      this.emit('fatal', 'invalidRoom');
     }
   }
 
@@ -291,20 +345,23 @@ export class Call extends EventTarget {
       iceTransportPolicy: this.relayOnly ? 'relay' : 'all',
     });
     this.pc = pc;
+    this.senders = {};
     for (const kind of ['audio', 'video']) {
       const track = this.stream.getTracks().find((t) => t.kind === kind);
       const init = { direction: 'sendonly', streams: [this.stream] };
       const encodings = kind === 'video' && track && simulcastEncodings(track);
       if (encodings) init.sendEncodings = encodings;
-      pc.addTransceiver(track || kind, init);
+      this.senders[kind] = pc.addTransceiver(track || kind, init).sender;
     }
+    // A screen shared when the call starts over goes with the first offer.
+    const screen = this.screenTrack && this.addScreenTransceiver(pc);
     pc.ontrack = (e) => {
       const stream = e.streams[0];
-      if (!stream) return;
-      const id = Number(stream.id);
-      this.midToParticipant.set(e.transceiver.mid, id);
-      const p = this.participants.get(id);
-      if (p) p.stream = stream;
+      const owner = stream && streamOwner(stream.id);
+      if (!owner) return;
+      this.midToStream.set(e.transceiver.mid, stream.id);
+      const p = this.participants.get(owner.id);
+      if (p) p[owner.screen ? 'screenStream' : 'stream'] = stream;
       this.emit('participants');
     };
     pc.onicecandidate = (e) => {
@@ -336,7 +393,77 @@ export class Call extends EventTarget {
       }
     };
     await pc.setLocalDescription(await pc.createOffer());
-    this.send({ type: 'offer', sdp: pc.localDescription.sdp });
+    if (screen) this.screenMid = screen.mid;
+    this.send({ type: 'offer', sdp: pc.localDescription.sdp, screen: screen ? screen.mid : undefined });
+  }
+
+  addScreenTransceiver(pc) {
+    return pc.addTransceiver(this.screenTrack, {
+      direction: 'sendonly',
+      streams: [this.screenStream],
+      sendEncodings: [{ maxBitrate: SCREEN_MAX_BITRATE }],
+    });
+  }
+
+  /** Shares `track` (from getDisplayMedia): its own m-line, negotiated
+   * once by an offer of ours; later shares reuse it without a new offer. */
+  shareScreen(track) {
+    if ('contentHint' in track) track.contentHint = 'detail';
+    this.screenTrack = track;
+    track.addEventListener('ended', () => this.stopScreen(track));
+    return this.enqueue(async () => {
+      const pc = this.pc;
+      if (!pc || this.screenTrack !== track) return;
+      let tr = pc.getTransceivers().find((x) => x.sender.track === null && x.mid && this.isScreenMid(x.mid));
+      if (tr) {
+        await tr.sender.replaceTrack(track);
+      } else {
+        if (pc.signalingState === 'have-local-offer') await pc.setLocalDescription({ type: 'rollback' });
+        tr = this.addScreenTransceiver(pc);
+        await pc.setLocalDescription(await pc.createOffer());
+        this.screenMid = tr.mid;
+        this.send({ type: 'offer', sdp: pc.localDescription.sdp, screen: tr.mid });
+      }
+      // Text stays readable when the link is short: fewer frames, never
+      // fewer pixels.
+      const params = tr.sender.getParameters();
+      params.degradationPreference = 'maintain-resolution';
+      await tr.sender.setParameters(params).catch(() => { /* not supported */ });
+      this.sendState();
+    });
+  }
+
+  isScreenMid(mid) {
+    return mid === this.screenMid;
+  }
+
+  stopScreen(track = this.screenTrack) {
+    if (!track || this.screenTrack !== track) return;
+    this.screenTrack = null;
+    track.stop();
+    const tr = this.pc?.getTransceivers().find((x) => x.sender.track === track);
+    if (tr) tr.sender.replaceTrack(null).catch(() => { /* closed */ });
+    this.sendState();
+    this.emit('participants');
+  }
+
+  /** Sends `track`, now in our stream, instead of the microphone or
+   * camera it replaces (another device, or one that was missing): no
+   * renegotiation, the others keep their picture. */
+  async useTrack(track) {
+    const sender = this.pc && this.senders[track.kind];
+    if (sender) await sender.replaceTrack(track);
+    this.audio = this.stream.getAudioTracks().some((t) => t.enabled);
+    this.video = this.stream.getVideoTracks().some((t) => t.enabled);
+    this.sendState();
+    this.emit('participants');
+  }
+
+  /** After waiting for a place: the stream to send from now on. */
+  setStream(stream) {
+    this.stream = stream;
+    this.audio = stream.getAudioTracks().some((t) => t.enabled);
+    this.video = stream.getVideoTracks().some((t) => t.enabled);
   }
 
   // The network changed under us (Wi-Fi to 4G...): new ICE credentials,
@@ -363,8 +490,10 @@ export class Call extends EventTarget {
       this.pc.close();
       this.pc = null;
     }
-    this.midToParticipant.clear();
-    for (const p of this.participants.values()) p.stream = null;
+    this.midToStream.clear();
+    this.screenMid = null;
+    this.senders = {};
+    for (const p of this.participants.values()) p.stream = p.screenStream = null;
   }
 
   // Nobody receives some sizes of our camera: stop encoding them (a weak
@@ -394,16 +523,30 @@ export class Call extends EventTarget {
     this.send({ type: 'receive-video', on });
   }
 
+  // On only with a device to be on: the others are never told we send
+  // what we do not.
   setMic(on) {
-    this.audio = on;
-    for (const t of this.stream.getAudioTracks()) t.enabled = on;
-    this.send({ type: 'mute', audio: this.audio, video: this.video });
+    const tracks = this.stream.getAudioTracks();
+    this.audio = on && tracks.length > 0;
+    for (const t of tracks) t.enabled = this.audio;
+    this.sendState();
   }
 
   setCam(on) {
-    this.video = on;
-    for (const t of this.stream.getVideoTracks()) t.enabled = on;
-    this.send({ type: 'mute', audio: this.audio, video: this.video });
+    const tracks = this.stream.getVideoTracks();
+    this.video = on && tracks.length > 0;
+    for (const t of tracks) t.enabled = this.video;
+    this.sendState();
+  }
+
+  setHand(up) {
+    this.hand = up;
+    this.sendState();
+    this.emit('participants');
+  }
+
+  chat(text) {
+    this.send({ type: 'chat', text });
   }
 
   leave() {
@@ -413,6 +556,8 @@ export class Call extends EventTarget {
     clearTimeout(this.retryTimer);
     this.send({ type: 'leave' });
     if (this.ws) this.ws.close();
+    if (this.screenTrack) this.screenTrack.stop();
+    this.screenTrack = null;
     this.dropMedia();
     this.participants.clear();
     this.emit('participants');
@@ -453,16 +598,19 @@ export class Call extends EventTarget {
         o.retransmitted += s.retransmittedPacketsSent || 0;
       }
       if (s.type !== 'inbound-rtp') return;
-      const id = this.midToParticipant.get(s.mid);
-      if (id === undefined) return;
-      const o = (out[id] ||= {
-        framesDecoded: 0, frameWidth: 0, freezeCount: 0, freezesSeconds: 0,
+      // Under "7" participant 7's camera and microphone, under "7-screen"
+      // its screen.
+      const key = this.midToStream.get(s.mid);
+      if (key === undefined) return;
+      const o = (out[key] ||= {
+        framesDecoded: 0, frameWidth: 0, frameHeight: 0, freezeCount: 0, freezesSeconds: 0,
         videoPacketsReceived: 0, videoPacketsLost: 0, nackCount: 0, retransmitted: 0,
         audioPacketsReceived: 0, audioPacketsLost: 0, audioEnergy: 0,
       });
       if (s.kind === 'video') {
         o.framesDecoded += s.framesDecoded || 0;
         o.frameWidth = Math.max(o.frameWidth, s.frameWidth || 0);
+        o.frameHeight = Math.max(o.frameHeight, s.frameHeight || 0);
         o.freezeCount += s.freezeCount || 0;
         o.freezesSeconds += s.totalFreezesDuration || 0;
         o.videoPacketsReceived += s.packetsReceived || 0;

@@ -10,6 +10,9 @@
 // - the downlink is weak when the videos together are poor: the call then
 //   proposes "audio only". One bad sample is not enough (a keyframe burst,
 //   a hiccup).
+// - a camera whose frames stopped between two samples (it decoded before,
+//   it is on and forwarded to us) is frozen: its tile says so rather than
+//   show an old picture as if it were live.
 
 const EVERY_MS = 2000;
 const WINDOW = 3;
@@ -58,8 +61,9 @@ class Window {
 }
 
 export class ReceiveWatch {
-  /** `onChange({ weak, received, path })` after a sample that changed
-   * any: `path` is how our media goes (`call.path()`). */
+  /** `onChange({ weak, received, frozen, path })` after a sample that
+   * changed any: `path` is how our media goes (`call.path()`), `frozen`
+   * the ids (as strings) of cameras that stopped. */
   constructor(call, onChange) {
     this.call = call;
     this.onChange = onChange;
@@ -67,6 +71,8 @@ export class ReceiveWatch {
     this.each = new Map(); // id -> Window
     this.weak = false;
     this.received = new Map(); // id -> level of its video here
+    this.frames = new Map(); // id -> frames decoded at the last sample
+    this.frozen = new Set();
     this.path = null;
     this.timer = setInterval(() => this.sample(), EVERY_MS);
   }
@@ -79,11 +85,16 @@ export class ReceiveWatch {
     const stats = this.call.receiveVideo ? await this.call.stats() : {};
     const totals = { frames: 0, received: 0, lost: 0, videos: 0 };
     const received = new Map();
+    const frozen = new Set();
+    const frames = new Map();
     for (const [key, s] of Object.entries(stats)) {
       const id = Number(key);
       if (key === 'self' || (this.call.forwarded && !this.call.forwarded.has(id))) continue;
       const p = this.call.participants.get(id);
       if (!p || !p.video) continue;
+      frames.set(key, s.framesDecoded);
+      const before = this.frames.get(key);
+      if (before > 0 && s.framesDecoded === before) frozen.add(key);
       const mine = {
         frames: s.framesDecoded, received: s.videoPacketsReceived, lost: s.videoPacketsLost, videos: 1,
       };
@@ -96,12 +107,15 @@ export class ReceiveWatch {
     const all = this.all.push(totals);
     const weak = all === 'poor';
     const path = await this.call.path();
+    this.frames = frames;
     const same = weak === this.weak && received.size === this.received.size
+      && frozen.size === this.frozen.size && [...frozen].every((k) => this.frozen.has(k))
       && [...received].every(([id, l]) => this.received.get(id) === l)
       && JSON.stringify(path) === JSON.stringify(this.path);
     this.weak = weak;
     this.received = received;
+    this.frozen = frozen;
     this.path = path;
-    if (!same) this.onChange({ weak, received, path });
+    if (!same) this.onChange({ weak, received, frozen, path });
   }
 }

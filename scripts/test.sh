@@ -14,6 +14,8 @@ command -v prometheus >/dev/null 2>&1 || need_pkgs+=(prometheus)
 command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
 command -v nft >/dev/null 2>&1 || need_pkgs+=(nftables)
 command -v turnserver >/dev/null 2>&1 || need_pkgs+=(coturn)
+# The accessibility audit's axe-core comes from the npm registry.
+command -v npm >/dev/null 2>&1 || need_pkgs+=(npm)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "== installing: ${need_pkgs[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -33,6 +35,11 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 if command -v docker-compose >/dev/null 2>&1; then
   echo "== docker-compose config"
   PARLOIR_SECRET=ci docker-compose -f docker/compose.yml config >/dev/null
+fi
+# axe-core for tests/a11y_e2e.rs, outside the client (never served).
+if [ ! -f target/axe/node_modules/axe-core/axe.min.js ]; then
+  echo "== npm install axe-core"
+  npm install --prefix target/axe --no-audit --no-fund axe-core@4 >/dev/null
 fi
 echo "== cargo test"
 # Release build: the end-to-end tests run real calls through the binary.

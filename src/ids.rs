@@ -21,8 +21,35 @@ pub fn new_participant_id() -> ParticipantId {
 pub struct ParticipantInfo {
     pub id: ParticipantId,
     pub name: String,
+    #[serde(flatten)]
+    pub state: ParticipantState,
+}
+
+/// What a participant shows the others besides its name: what it sends,
+/// and whether its hand is raised. Set by the participant alone.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ParticipantState {
+    /// Its microphone is on.
     pub audio: bool,
+    /// Its camera is on.
     pub video: bool,
+    /// It shares its screen (a video track of its own, see `docs/protocol.md`).
+    #[serde(default)]
+    pub screen: bool,
+    /// It raised its hand.
+    #[serde(default)]
+    pub hand: bool,
+}
+
+impl ParticipantState {
+    /// Microphone and camera as chosen on joining; nothing shared yet.
+    pub fn joining(audio: bool, video: bool) -> Self {
+        ParticipantState {
+            audio,
+            video,
+            ..Self::default()
+        }
+    }
 }
 
 /// A secret that lets a participant resume its session after losing its

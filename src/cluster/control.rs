@@ -335,8 +335,7 @@ mod tests {
                     info: ParticipantInfo {
                         id: 7,
                         name: "Dupré".into(),
-                        audio: true,
-                        video: false,
+                        state: crate::ids::ParticipantState::joining(true, false),
                     },
                     token: "t".into(),
                     max_participants: 12,

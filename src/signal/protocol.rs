@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::ParticipantId;
-pub use crate::ids::ParticipantInfo;
+pub use crate::ids::{ParticipantInfo, ParticipantState};
 use crate::signal::turn::IceServer;
 use crate::worker::LinkQuality;
 pub use crate::worker::TileSize;
@@ -12,6 +12,9 @@ pub use crate::worker::TileSize;
 /// Tiles a `video-sizes` message may list: more than a room holds is not
 /// a layout.
 pub const MAX_TILES: usize = 100;
+
+/// Longest chat message, in characters: a few paragraphs.
+pub const MAX_CHAT_CHARS: usize = 2000;
 
 /// Protocol version spoken by this server. A client sends it in `join`.
 pub const VERSION: u32 = 1;
@@ -39,6 +42,10 @@ pub enum ClientMessage {
     },
     Offer {
         sdp: String,
+        /// The mid of the m-line that carries a screen share, if the offer
+        /// has one: the others receive it apart from the camera.
+        #[serde(default)]
+        screen: Option<String>,
     },
     Answer {
         id: u32,
@@ -47,9 +54,18 @@ pub enum ClientMessage {
     Candidate {
         candidate: Option<String>,
     },
-    Mute {
+    /// What the participant sends and shows, told to the others.
+    State {
         audio: bool,
         video: bool,
+        #[serde(default)]
+        screen: bool,
+        #[serde(default)]
+        hand: bool,
+    },
+    /// A chat message to everyone in the room.
+    Chat {
+        text: String,
     },
     /// Whether to receive the others' video ("audio only" when `false`).
     ReceiveVideo {
@@ -99,10 +115,18 @@ pub enum ServerMessage {
     ParticipantLeft {
         id: ParticipantId,
     },
-    Mute {
+    /// Someone's state (microphone, camera, screen, hand) changed.
+    State {
         id: ParticipantId,
-        audio: bool,
-        video: bool,
+        #[serde(flatten)]
+        state: ParticipantState,
+    },
+    /// A chat message, to everyone in the room, its sender included (the
+    /// echo is the sender's receipt, and all see one order).
+    Chat {
+        from: ParticipantId,
+        name: String,
+        text: String,
     },
     /// `id` is the one speaking now.
     Speaker {
@@ -199,6 +223,30 @@ mod tests {
         assert_eq!(code(parse(r#"{"type":"dance"}"#)), ErrorCode::BadMessage);
         assert_eq!(code(parse(r#"{"type":"offer"}"#)), ErrorCode::BadMessage);
         assert_eq!(code(parse(r#"[1,2,3]"#)), ErrorCode::BadMessage);
+    }
+
+    #[test]
+    fn state_is_flat_on_the_wire() {
+        let m = ServerMessage::State {
+            id: 5,
+            state: ParticipantState {
+                audio: true,
+                video: false,
+                screen: true,
+                hand: false,
+            },
+        };
+        let text = serde_json::to_string(&m).unwrap();
+        assert_eq!(
+            text,
+            r#"{"type":"state","id":5,"audio":true,"video":false,"screen":true,"hand":false}"#
+        );
+        assert_eq!(serde_json::from_str::<ServerMessage>(&text).unwrap(), m);
+        // An older client sends no screen or hand: they are off.
+        match parse(r#"{"type":"state","audio":false,"video":true}"#).unwrap() {
+            ClientMessage::State { screen, hand, .. } => assert!(!screen && !hand),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

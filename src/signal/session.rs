@@ -12,7 +12,10 @@ use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
-use super::protocol::{self, ClientMessage, ErrorCode, ParticipantInfo, ServerMessage, MAX_TILES};
+use super::protocol::{
+    self, ClientMessage, ErrorCode, ParticipantInfo, ParticipantState, ServerMessage,
+    MAX_CHAT_CHARS, MAX_TILES,
+};
 use super::turn::IceServer;
 use super::{room_name, AppState, PlaceError};
 use crate::cluster::placement::PlacementError;
@@ -169,9 +172,9 @@ impl Session {
                 participant,
                 token,
             } => self.resume(v, room, participant, token).await,
-            ClientMessage::Offer { sdp } => {
+            ClientMessage::Offer { sdp, screen } => {
                 let (id, w) = self.current()?;
-                let sdp = w.offer(id, sdp).await.map_err(worker_error)?;
+                let sdp = w.offer(id, sdp, screen).await.map_err(worker_error)?;
                 Ok(vec![ServerMessage::Answer { sdp }])
             }
             ClientMessage::Answer { id: offer, sdp } => {
@@ -197,12 +200,36 @@ impl Session {
                 }
                 Ok(vec![])
             }
-            ClientMessage::Mute { audio, video } => {
+            ClientMessage::State {
+                audio,
+                video,
+                screen,
+                hand,
+            } => {
                 let (id, w) = self.current()?;
-                w.post(Command::Mute {
-                    participant: id,
+                let state = ParticipantState {
                     audio,
                     video,
+                    screen,
+                    hand,
+                };
+                w.post(Command::State {
+                    participant: id,
+                    state,
+                });
+                Ok(vec![])
+            }
+            ClientMessage::Chat { text } => {
+                let text = clean_chat(&text).ok_or_else(|| {
+                    ServerMessage::error(
+                        ErrorCode::BadMessage,
+                        format!("a chat message has 1 to {MAX_CHAT_CHARS} characters"),
+                    )
+                })?;
+                let (id, w) = self.current()?;
+                w.post(Command::Chat {
+                    participant: id,
+                    text,
                 });
                 Ok(vec![])
             }
@@ -280,8 +307,7 @@ impl Session {
             info: ParticipantInfo {
                 id,
                 name,
-                audio,
-                video,
+                state: ParticipantState::joining(audio, video),
             },
             token: token.clone(),
             max_participants: control.config.max_participants,
@@ -373,7 +399,8 @@ impl Session {
                 vec![ServerMessage::ParticipantJoined { participant }]
             }
             PeerEvent::ParticipantLeft { id } => vec![ServerMessage::ParticipantLeft { id }],
-            PeerEvent::Mute { id, audio, video } => vec![ServerMessage::Mute { id, audio, video }],
+            PeerEvent::State { id, state } => vec![ServerMessage::State { id, state }],
+            PeerEvent::Chat { from, name, text } => vec![ServerMessage::Chat { from, name, text }],
             PeerEvent::Speaker { id } => vec![ServerMessage::Speaker { id }],
             PeerEvent::Forwarded { video } => vec![ServerMessage::Forwarded { video }],
             PeerEvent::Layers { mid, active } => vec![ServerMessage::Layers { mid, active }],
@@ -425,6 +452,21 @@ fn clean_name(name: &str) -> Option<String> {
     (!cleaned.is_empty()).then_some(cleaned)
 }
 
+/// A chat message as the room receives it: line breaks kept, other control
+/// characters (terminal escapes, bells) removed. Too long is refused
+/// rather than cut: the sender's words arrive whole or not at all.
+fn clean_chat(text: &str) -> Option<String> {
+    let cleaned: String = text
+        .chars()
+        .filter(|c| *c == '\n' || !c.is_control())
+        .collect();
+    let cleaned = cleaned.trim();
+    let len = cleaned.chars().count();
+    (1..=MAX_CHAT_CHARS)
+        .contains(&len)
+        .then(|| cleaned.to_string())
+}
+
 fn worker_error(e: WorkerError) -> ServerMessage {
     let code = match e {
         WorkerError::InvalidSdp(_) => ErrorCode::InvalidSdp,
@@ -463,5 +505,16 @@ mod tests {
         assert_eq!(clean_name("  Mamie\n "), Some("Mamie".into()));
         assert_eq!(clean_name("\u{7}\u{1b}"), None);
         assert_eq!(clean_name(&"é".repeat(100)).unwrap().chars().count(), 40);
+    }
+
+    #[test]
+    fn chat_keeps_lines_and_refuses_empty_or_too_long() {
+        assert_eq!(
+            clean_chat(" Bonjour\nça va ?\u{1b}[2J "),
+            Some("Bonjour\nça va ?[2J".into())
+        );
+        assert_eq!(clean_chat(" \n\t"), None);
+        assert!(clean_chat(&"é".repeat(MAX_CHAT_CHARS)).is_some());
+        assert_eq!(clean_chat(&"é".repeat(MAX_CHAT_CHARS + 1)), None);
     }
 }

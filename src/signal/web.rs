@@ -13,6 +13,7 @@ const APP_JS: &str = include_str!("../../client/app.js");
 const CALL_JS: &str = include_str!("../../client/call.js");
 const I18N_JS: &str = include_str!("../../client/i18n.js");
 const QUALITY_JS: &str = include_str!("../../client/quality.js");
+const DEVICES_JS: &str = include_str!("../../client/devices.js");
 const STYLE: &str = include_str!("../../client/style.css");
 
 fn page(body: &'static str, mime: &'static str) -> impl IntoResponse {
@@ -43,6 +44,10 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/quality.js",
             get(|| async { page(QUALITY_JS, "text/javascript") }),
+        )
+        .route(
+            "/devices.js",
+            get(|| async { page(DEVICES_JS, "text/javascript") }),
         )
         .route("/style.css", get(|| async { page(STYLE, "text/css") }))
 }

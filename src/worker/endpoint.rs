@@ -170,9 +170,13 @@ impl Endpoint {
     pub fn handle_command(&mut self, now: Instant, cmd: Command) -> Result<Reply, WorkerError> {
         match cmd {
             Command::Join { req } => self.join(req, now).map(|others| Reply::Joined { others }),
-            Command::Offer { participant, sdp } => {
+            Command::Offer {
+                participant,
+                sdp,
+                screen,
+            } => {
                 let (route, room) = room_of(&self.routes, &mut self.rooms, participant)?;
-                let sdp = room.accept_offer(participant, &sdp, now)?;
+                let sdp = room.accept_offer(participant, &sdp, screen.as_deref(), now)?;
                 // An ICE restart changes our credentials.
                 if let Some(ufrag) = room.ufrag(participant) {
                     self.demux.set_ufrag(route, ufrag);
@@ -199,13 +203,14 @@ impl Endpoint {
                 self.mark_busy(route.room);
                 Ok(Reply::Done)
             }
-            Command::Mute {
-                participant,
-                audio,
-                video,
-            } => {
+            Command::State { participant, state } => {
                 let (_, room) = room_of(&self.routes, &mut self.rooms, participant)?;
-                room.set_mute(participant, audio, video, &mut self.out);
+                room.set_state(participant, state, &mut self.out);
+                Ok(Reply::Done)
+            }
+            Command::Chat { participant, text } => {
+                let (_, room) = room_of(&self.routes, &mut self.rooms, participant)?;
+                room.chat(participant, text, &mut self.out);
                 Ok(Reply::Done)
             }
             Command::ReceiveVideo { participant, on } => {

@@ -75,8 +75,7 @@ impl Net {
             info: ParticipantInfo {
                 id,
                 name: format!("p{id}"),
-                audio: true,
-                video: true,
+                state: crate::ids::ParticipantState::joining(true, true),
             },
             token: format!("token-{id}"),
             max_participants: 12,
@@ -113,6 +112,7 @@ impl Net {
         match self.command(Command::Offer {
             participant: id,
             sdp,
+            screen: None,
         })? {
             Reply::Answer { sdp } => Ok(sdp),
             other => panic!("unexpected {other:?}"),

@@ -39,7 +39,7 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::ids::{ParticipantId, ParticipantInfo};
+use crate::ids::{ParticipantId, ParticipantInfo, ParticipantState};
 pub use ice_tcp::{MediaTcp, MAX_FRAME as MAX_TCP_FRAME};
 pub use link_quality::{Level, LinkQuality};
 pub use media_loop::{spawn, MediaConfig};
@@ -91,11 +91,16 @@ pub enum PeerEvent {
     /// How well each participant's links carry the call (sent to everyone
     /// in the room when a level changes, and to a newcomer).
     Quality { links: Vec<LinkQuality> },
-    /// Someone's microphone/camera state changed.
-    Mute {
+    /// Someone's state (microphone, camera, screen, hand) changed.
+    State {
         id: ParticipantId,
-        audio: bool,
-        video: bool,
+        state: ParticipantState,
+    },
+    /// A chat message in the room (to its sender too).
+    Chat {
+        from: ParticipantId,
+        name: String,
+        text: String,
     },
     /// The media connection is gone; the participant was removed from the
     /// media plane and must join again (possibly on another worker).
@@ -147,10 +152,13 @@ pub enum Command {
     Join {
         req: JoinRequest,
     },
-    /// The participant's offer; replied with [`Reply::Answer`].
+    /// The participant's offer; replied with [`Reply::Answer`]. `screen`
+    /// names the m-line of a screen share it carries.
     Offer {
         participant: ParticipantId,
         sdp: String,
+        #[serde(default)]
+        screen: Option<String>,
     },
     /// The participant's answer to server offer `offer`.
     Answer {
@@ -162,10 +170,14 @@ pub enum Command {
         participant: ParticipantId,
         candidate: String,
     },
-    Mute {
+    State {
         participant: ParticipantId,
-        audio: bool,
-        video: bool,
+        state: ParticipantState,
+    },
+    /// A chat message from the participant to its room.
+    Chat {
+        participant: ParticipantId,
+        text: String,
     },
     /// Whether the participant receives the others' video ("audio only"
     /// on a very weak link when `false`).
@@ -330,16 +342,20 @@ impl WorkerHandle {
         }
     }
 
-    /// The participant's offer; returns the answer SDP.
+    /// The participant's offer (with the mid of a screen share it
+    /// carries); returns the answer SDP.
     pub async fn offer(
         &self,
         participant: ParticipantId,
         sdp: String,
+        screen: Option<String>,
     ) -> Result<String, WorkerError> {
-        match self
-            .request(Command::Offer { participant, sdp }, None)
-            .await?
-        {
+        let cmd = Command::Offer {
+            participant,
+            sdp,
+            screen,
+        };
+        match self.request(cmd, None).await? {
             Reply::Answer { sdp } => Ok(sdp),
             other => Err(unexpected(other)),
         }

@@ -109,6 +109,8 @@ pub struct Peer {
     pub detached_since: Option<Instant>,
     /// Off: "audio only", no video is forwarded to it.
     pub receive_video: bool,
+    /// The m-line on which it shares its screen, once it said so.
+    pub screen: Option<Mid>,
     /// Its downlink's bandwidth estimate (send-side, from its transport
     /// feedback), bits per second.
     pub estimate: u64,
@@ -211,6 +213,7 @@ impl Peer {
             disconnected_since: None,
             detached_since: None,
             receive_video: true,
+            screen: None,
             estimate: INITIAL_ESTIMATE,
             downlink: Downlink::default(),
             bwe_desired: 0,
@@ -278,13 +281,22 @@ impl Peer {
     /// Makes a server offer carrying `plan`. Returns the offer (its id and
     /// SDP) and the mids given to the added tracks, or `None` if str0m saw
     /// nothing to negotiate.
-    pub fn offer(&mut self, plan: &Plan) -> Option<(ServerOffer, Vec<(TrackKey, Mid)>)> {
+    pub fn offer(
+        &mut self,
+        plan: &Plan,
+        is_screen: impl Fn(&TrackKey) -> bool,
+    ) -> Option<(ServerOffer, Vec<(TrackKey, Mid)>)> {
         let mut change = self.rtc.sdp_api();
         let mut added = Vec::with_capacity(plan.add.len());
         for (key, kind) in &plan.add {
             // The stream id is the publisher: the client groups the tracks
-            // of one participant into one tile by it.
-            let stream_id = key.publisher.to_string();
+            // of one participant into one tile by it. A shared screen is a
+            // stream of its own, shown in a tile of its own.
+            let stream_id = if is_screen(key) {
+                format!("{}-screen", key.publisher)
+            } else {
+                key.publisher.to_string()
+            };
             let track_id = format!("{}-{}", key.publisher, key.mid);
             let mid = change.add_media(
                 *kind,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use str0m::bwe::{Bitrate, BweKind};
-use str0m::media::{KeyframeRequestKind, MediaKind, Rid};
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
 use str0m::net::Transmit;
 use str0m::rtp::{RtpWrite, Vp8Descriptor};
 use str0m::{Event, IceConnectionState, Input, Output};
@@ -28,7 +28,7 @@ use super::speaker::Speakers;
 use super::stats::Counters;
 use super::vp8;
 use super::{PeerEvent, Resumed, SessionId, WorkerError};
-use crate::ids::{ParticipantId, ParticipantInfo};
+use crate::ids::{ParticipantId, ParticipantInfo, ParticipantState};
 use crate::secret;
 
 /// str0m's defaults for a stream's repair cache: what it keeps, how long,
@@ -180,13 +180,33 @@ impl Room {
         v
     }
 
-    pub fn set_mute(&mut self, id: ParticipantId, audio: bool, video: bool, out: &mut Outputs) {
+    pub fn set_state(&mut self, id: ParticipantId, state: ParticipantState, out: &mut Outputs) {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
-        peer.info.audio = audio;
-        peer.info.video = video;
-        self.broadcast(id, PeerEvent::Mute { id, audio, video }, out);
+        if peer.info.state == state {
+            return;
+        }
+        peer.info.state = state;
+        self.broadcast(id, PeerEvent::State { id, state }, out);
+    }
+
+    /// A chat message goes to everyone, its sender too: the echo tells the
+    /// sender it was delivered, and everyone sees the same order. The
+    /// sender's name travels with it, so that it stays attributed after
+    /// the sender left.
+    pub fn chat(&mut self, from: ParticipantId, text: String, out: &mut Outputs) {
+        let Some(peer) = self.peers.get(&from) else {
+            return;
+        };
+        let event = PeerEvent::Chat {
+            from,
+            name: peer.info.name.clone(),
+            text,
+        };
+        for p in self.peers.values() {
+            out.events.push_back((p.id, event.clone()));
+        }
     }
 
     /// "Audio only" (`on` false) or not, for one participant's downlink.
@@ -244,9 +264,15 @@ impl Room {
         &mut self,
         id: ParticipantId,
         sdp: &str,
+        screen: Option<&str>,
         now: Instant,
     ) -> Result<String, WorkerError> {
-        let (answer, rolled_back) = self.peer(id)?.accept_offer(sdp, now)?;
+        let peer = self.peer(id)?;
+        // Known before the m-line is seen as published (`MediaAdded`).
+        if let Some(mid) = screen {
+            peer.screen = Some(Mid::from(mid));
+        }
+        let (answer, rolled_back) = peer.accept_offer(sdp, now)?;
         if rolled_back {
             self.router.rolled_back(id);
         }
@@ -481,8 +507,9 @@ impl Room {
                     .simulcast
                     .map(|s| s.recv.iter().map(|l| l.rid).collect())
                     .unwrap_or_default();
-                tracing::debug!(peer = id, mid = %m.mid, kind = ?m.kind, ?rids, "track published");
-                self.router.publish(id, m.mid, m.kind, &rids);
+                let screen = self.peers.get(&id).is_some_and(|p| p.screen == Some(m.mid));
+                tracing::debug!(peer = id, mid = %m.mid, kind = ?m.kind, ?rids, screen, "track published");
+                self.router.publish(id, m.mid, m.kind, &rids, screen);
                 self.renegotiate = true;
             }
             Event::MediaEgressStats(stats) => {
@@ -678,14 +705,25 @@ impl Room {
                 .take(n)
                 .collect();
             self.watched.extend(shown.iter().copied());
-            let mut audio = 0;
+            // Audio and shared screens: sent whatever the estimate.
+            let mut fixed = 0;
             let mut simulcast: Vec<(usize, TrackKey, Video)> = Vec::new();
             for (key, track) in self.router.tracks() {
                 let Some(sub) = track.subscriptions.iter().find(|s| s.subscriber == p.id) else {
                     continue;
                 };
                 if track.kind == MediaKind::Audio {
-                    audio += track.layers[0].meter.rate().unwrap_or(AUDIO_RATE_GUESS);
+                    fixed += track.layers[0].meter.rate().unwrap_or(AUDIO_RATE_GUESS);
+                    continue;
+                }
+                if track.screen {
+                    // Beside last-N: a shared screen is what everyone came
+                    // to look at, whoever spoke last. Its one layer is
+                    // not ours to choose; the cameras share what it leaves.
+                    if p.receive_video {
+                        fixed += track.layers[0].meter.rate().unwrap_or(0);
+                    }
+                    decisions.push((*key, p.id, p.receive_video.then_some(0)));
                     continue;
                 }
                 match shown.iter().position(|o| *o == key.publisher) {
@@ -714,7 +752,7 @@ impl Room {
             simulcast.sort_by_key(|(rank, _, _)| *rank);
             let (keys, videos): (Vec<TrackKey>, Vec<Video>) =
                 simulcast.into_iter().map(|(_, k, v)| (k, v)).unzip();
-            let budget = p.estimate.saturating_sub(audio);
+            let budget = p.estimate.saturating_sub(fixed);
             let chosen = p.downlink.choose(budget, &videos, now);
             let wanted = allocator::allocate(u64::MAX, &videos);
             p.links.on_allocation(chosen != wanted);
@@ -722,7 +760,7 @@ impl Room {
             // padding target: a subscriber's link carries media, not
             // filler (with "audio only" on a weak link, filler would take
             // what the voice needs).
-            let desired = audio + allocator::total(&videos, &wanted);
+            let desired = fixed + allocator::total(&videos, &wanted);
             if p.bwe_desired != desired {
                 p.bwe_desired = desired;
                 p.rtc
@@ -760,7 +798,8 @@ impl Room {
                         "layer chosen"
                     );
                 }
-                if let Some(v) = forwarded.get_mut(&subscriber) {
+                // `forwarded` is about cameras (last-N): a screen is apart.
+                if let Some(v) = forwarded.get_mut(&subscriber).filter(|_| !track.screen) {
                     v.push(key.publisher);
                 }
             } else if was.is_some() {
@@ -794,10 +833,15 @@ impl Room {
         self.next_quality = now + QUALITY_INTERVAL;
         let mut camera: HashMap<ParticipantId, CameraArrival> = HashMap::new();
         for (key, track) in self.router.tracks() {
-            if track.kind != MediaKind::Video {
+            // A screen has still pictures and pauses: its silence says
+            // nothing of the uplink.
+            if track.kind != MediaKind::Video || track.screen {
                 continue;
             }
-            let on = self.peers.get(&key.publisher).is_some_and(|p| p.info.video);
+            let on = self
+                .peers
+                .get(&key.publisher)
+                .is_some_and(|p| p.info.state.video);
             let asked: Vec<bool> = track.layers.iter().map(|l| !l.paused).collect();
             let arriving: Vec<bool> = track
                 .layers
@@ -946,7 +990,9 @@ impl Room {
             let Some(peer) = self.peers.get_mut(&id) else {
                 continue;
             };
-            if let Some((offer, added)) = peer.offer(&plan) {
+            let router = &self.router;
+            let is_screen = |key: &TrackKey| router.track(key).is_some_and(|t| t.screen);
+            if let Some((offer, added)) = peer.offer(&plan, is_screen) {
                 self.router.offered(id, &added);
                 out.events.push_back((
                     id,

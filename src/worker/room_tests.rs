@@ -32,6 +32,8 @@ struct Harness {
     dropped: usize,
     /// Events other than server offers (which the clients answer).
     events: Vec<(ParticipantId, PeerEvent)>,
+    /// Server offers, as sent.
+    offers: Vec<(ParticipantId, String)>,
 }
 
 /// RTP rather than RTCP, DTLS or STUN (RFC 5761, RFC 7983).
@@ -54,6 +56,7 @@ impl Harness {
             drop_rtp_to: None,
             dropped: 0,
             events: Vec::new(),
+            offers: Vec::new(),
         }
     }
 
@@ -67,8 +70,7 @@ impl Harness {
         let info = crate::ids::ParticipantInfo {
             id,
             name: format!("p{id}"),
-            audio: true,
-            video: true,
+            state: crate::ids::ParticipantState::joining(true, true),
         };
         let peer = Peer::new(
             info,
@@ -82,7 +84,7 @@ impl Harness {
         self.room.add(peer, &mut self.out);
         let mut client = Client::new(id, addr, self.now);
         let offer = client.offer();
-        let answer = self.room.accept_offer(id, &offer, self.now).unwrap();
+        let answer = self.room.accept_offer(id, &offer, None, self.now).unwrap();
         client.accept_answer(&answer);
         self.clients.push(client);
         self.room.drain(self.now, &mut self.out);
@@ -107,6 +109,7 @@ impl Harness {
                     self.events.push((to, ev));
                     continue;
                 };
+                self.offers.push((to, sdp.clone()));
                 {
                     let Some(c) = self.clients.iter_mut().find(|c| c.id == to) else {
                         continue;
@@ -452,4 +455,83 @@ fn audio_only_stops_the_video_and_resumes_it_on_a_keyframe() {
         1,
         "video again from the next keyframe"
     );
+}
+
+#[test]
+fn a_shared_screen_reaches_everyone_beside_last_n_in_a_stream_of_its_own() {
+    let mut h = Harness::with_last_n(1);
+    for id in 1..=3 {
+        h.join(id);
+    }
+    h.run(Duration::from_millis(1500));
+    let (offer, mid) = h.client(3).share_screen();
+    let answer = h
+        .room
+        .accept_offer(3, &offer, Some(&mid.to_string()), h.now)
+        .unwrap();
+    h.client(3).accept_answer(&answer);
+    h.room.drain(h.now, &mut h.out);
+    h.run(Duration::from_millis(500));
+    for id in [1, 2] {
+        assert!(
+            h.offers
+                .iter()
+                .any(|(to, sdp)| *to == id && sdp.contains("a=msid:3-screen ")),
+            "{id} was offered 3's screen as a stream of its own"
+        );
+    }
+    // Last-N of one: 1 and 2 see each other's camera (first to come), not
+    // 3's; the screen comes anyway, and is not counted as a camera.
+    let now = h.now;
+    h.client(3).send_screen(now, 500, 9000, &[0x10, 0, 0, 7, 3]);
+    h.run(Duration::from_millis(50));
+    for id in [1, 2] {
+        assert_eq!(
+            h.client(id).got(&[0x10, 0, 0, 7, 3]),
+            1,
+            "{id} gets the screen"
+        );
+        let told = h.events.iter().rev().find_map(|(p, e)| match e {
+            PeerEvent::Forwarded { video } if *p == id => Some(video.clone()),
+            _ => None,
+        });
+        assert!(
+            !told.unwrap_or_default().contains(&3),
+            "{id}: 3's camera stays off"
+        );
+    }
+}
+
+#[test]
+fn chat_reaches_everyone_and_states_reach_the_others() {
+    let mut h = Harness::new();
+    for id in 1..=3 {
+        h.join(id);
+    }
+    h.run(Duration::from_millis(200));
+    h.events.clear();
+    h.room.chat(2, "Bonjour <b>".into(), &mut h.out);
+    let raised = crate::ids::ParticipantState {
+        hand: true,
+        ..crate::ids::ParticipantState::joining(true, true)
+    };
+    h.room.set_state(1, raised, &mut h.out);
+    // The same state again is no news.
+    h.room.set_state(1, raised, &mut h.out);
+    h.run(Duration::from_millis(10));
+    let chats: Vec<ParticipantId> = h
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, PeerEvent::Chat { from: 2, name, text } if name == "p2" && text == "Bonjour <b>"))
+        .map(|(to, _)| *to)
+        .collect();
+    assert_eq!(chats, vec![1, 2, 3], "once to each, the sender too");
+    let states: Vec<ParticipantId> = h
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, PeerEvent::State { id: 1, state } if state.hand))
+        .map(|(to, _)| *to)
+        .collect();
+    assert_eq!(states, vec![2, 3], "once to each other");
+    assert!(h.room.others(3).iter().any(|p| p.id == 1 && p.state.hand));
 }

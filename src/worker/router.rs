@@ -37,6 +37,9 @@ pub struct Track {
     pub kind: MediaKind,
     /// One, or its simulcast layers, smallest first.
     pub layers: Vec<Layer>,
+    /// A shared screen: forwarded to everyone who receives video, beside
+    /// last-N (it is what everyone looks at).
+    pub screen: bool,
     pub subscriptions: Vec<Subscription>,
 }
 
@@ -178,7 +181,14 @@ impl Router {
 
     /// A participant publishes a track, in one layer (`rids` empty) or in
     /// these simulcast layers, smallest first: every other member wants it.
-    pub fn publish(&mut self, p: ParticipantId, mid: Mid, kind: MediaKind, rids: &[Rid]) {
+    pub fn publish(
+        &mut self,
+        p: ParticipantId,
+        mid: Mid,
+        kind: MediaKind,
+        rids: &[Rid],
+        screen: bool,
+    ) {
         if !self.members.contains_key(&p) {
             return;
         }
@@ -203,6 +213,7 @@ impl Router {
             Track {
                 kind,
                 layers,
+                screen,
                 subscriptions: Vec::new(),
             },
         );
@@ -332,6 +343,10 @@ impl Router {
     }
 
     /// Hot path: the track a packet arrived on.
+    pub fn track(&self, key: &TrackKey) -> Option<&Track> {
+        self.tracks.get(key)
+    }
+
     pub fn track_mut(&mut self, key: &TrackKey) -> Option<&mut Track> {
         self.tracks.get_mut(key)
     }
@@ -397,8 +412,8 @@ mod tests {
         let mut r = Router::default();
         for p in [1, 2] {
             r.join(p);
-            r.publish(p, mid("a"), MediaKind::Audio, &[]);
-            r.publish(p, mid("v"), MediaKind::Video, &[]);
+            r.publish(p, mid("a"), MediaKind::Audio, &[], false);
+            r.publish(p, mid("v"), MediaKind::Video, &[], false);
             r.set_ready(p);
         }
         r
@@ -424,7 +439,7 @@ mod tests {
         let mut r = Router::default();
         r.join(1);
         r.join(2);
-        r.publish(2, mid("v"), MediaKind::Video, &[]);
+        r.publish(2, mid("v"), MediaKind::Video, &[], false);
         assert_eq!(r.plan(1), None);
         r.set_ready(1);
         assert!(r.plan(1).is_some());
@@ -437,7 +452,7 @@ mod tests {
         r.offered(1, &[(plan.add[0].0, mid("x")), (plan.add[1].0, mid("y"))]);
         // A third participant publishes while the offer is in flight.
         r.join(3);
-        r.publish(3, mid("v"), MediaKind::Video, &[]);
+        r.publish(3, mid("v"), MediaKind::Video, &[], false);
         assert_eq!(r.plan(1), None, "must wait for the answer");
         r.answered(1, sub(1));
         let next = r.plan(1).unwrap();
@@ -493,7 +508,7 @@ mod tests {
         let rids: Vec<Rid> = (0..1000)
             .map(|i| Rid::from(format!("r{i}").as_str()))
             .collect();
-        r.publish(1, mid("v"), MediaKind::Video, &rids);
+        r.publish(1, mid("v"), MediaKind::Video, &rids, false);
         let key = TrackKey {
             publisher: 1,
             mid: mid("v"),

@@ -22,7 +22,8 @@ pub struct Client {
     pub rtc: Rtc,
     pub received: Vec<RtpPacket>,
     pub keyframe_requests: usize,
-    /// Mids of the tracks this client publishes (audio, video).
+    /// Mids of the tracks this client publishes (audio, video, and the
+    /// screen once shared).
     pub own: Vec<Mid>,
     /// Mids the server added to send us the others' tracks.
     pub incoming: Vec<Mid>,
@@ -61,6 +62,17 @@ impl Client {
         self.own = vec![a, v];
         self.pending = Some(pending);
         offer.to_sdp_string()
+    }
+
+    /// An offer adding a screen share (a third track, video); returns the
+    /// offer and the screen's mid.
+    pub fn share_screen(&mut self) -> (String, Mid) {
+        let mut change = self.rtc.sdp_api();
+        let s = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+        let (offer, pending) = change.apply().expect("an offer");
+        self.own.push(s);
+        self.pending = Some(pending);
+        (offer.to_sdp_string(), s)
     }
 
     /// An offer restarting ICE, as a browser makes after a network change.
@@ -143,7 +155,16 @@ impl Client {
 
     /// Sends one VP8 packet on the camera track.
     pub fn send_video(&mut self, now: Instant, seq: u64, ts: u32, payload: &[u8]) {
-        self.write(1, Codec::Vp8, |pt| {
+        self.send_vp8(1, now, seq, ts, payload);
+    }
+
+    /// Sends one VP8 packet on the shared screen (see `share_screen`).
+    pub fn send_screen(&mut self, now: Instant, seq: u64, ts: u32, payload: &[u8]) {
+        self.send_vp8(2, now, seq, ts, payload);
+    }
+
+    fn send_vp8(&mut self, track: usize, now: Instant, seq: u64, ts: u32, payload: &[u8]) {
+        self.write(track, Codec::Vp8, |pt| {
             RtpWrite::new(pt, SeqNo::from(seq), ts, now, payload.to_vec()).marker(true)
         });
     }

@@ -217,7 +217,9 @@ impl Tab<'_> {
     /// A tab just opened, or navigating, has no page to evaluate in for a
     /// moment: that is waited out.
     pub async fn eval(&self, expr: &str) -> Value {
-        let params = json!({ "expression": expr, "awaitPromise": true, "returnByValue": true });
+        // As if the user had just clicked: what needs a gesture (sharing the
+        // screen) can be driven from a test.
+        let params = json!({ "expression": expr, "awaitPromise": true, "returnByValue": true, "userGesture": true });
         let mut attempts = 0;
         let r = loop {
             match self
@@ -265,5 +267,13 @@ impl Tab<'_> {
                 json!({ "targetId": self.target }),
             )
             .await;
+    }
+}
+
+impl Tab<'_> {
+    /// Any other DevTools command on this tab (a screen size to emulate,
+    /// `Page.navigate`, ...): its result.
+    pub async fn cdp(&self, method: &str, params: Value) -> Value {
+        self.browser.call(Some(&self.session), method, params).await
     }
 }
