@@ -50,6 +50,16 @@ impl Browser {
     /// flags (`--unsafely-treat-insecure-origin-as-secure=...` for a page
     /// that is not on its loopback).
     pub async fn launch_in(ns: Option<&NetNs>, extra: &[String]) -> Browser {
+        Browser::launch_with(ns, extra, true).await
+    }
+
+    /// A Chromium that grants the camera and microphone only as a person
+    /// would: by what `set_permission` says (no prompt accepted for them).
+    pub async fn launch_asking() -> Browser {
+        Browser::launch_with(None, &[], false).await
+    }
+
+    async fn launch_with(ns: Option<&NetNs>, extra: &[String], accept_prompts: bool) -> Browser {
         let dir = std::env::temp_dir().join(format!("parloir-chromium-{}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir).expect("profile dir");
         // PARLOIR_TEST_CHROMIUM_LOG=FILE keeps Chromium's own log (WebRTC
@@ -80,7 +90,6 @@ impl Browser {
                 "--disable-component-update",
                 "--disable-sync",
                 "--use-fake-device-for-media-stream",
-                "--use-fake-ui-for-media-stream",
                 "--autoplay-policy=no-user-gesture-required",
                 "--mute-audio",
                 "--disable-features=WebRtcHideLocalIpsWithMdns",
@@ -91,6 +100,7 @@ impl Browser {
                 "--disable-backgrounding-occluded-windows",
                 "--remote-debugging-port=0",
             ])
+            .args(accept_prompts.then_some("--use-fake-ui-for-media-stream"))
             .args(extra)
             .arg(format!("--user-data-dir={}", dir.display()))
             .args(log.iter().map(|_| "--enable-logging=stderr"))
@@ -176,6 +186,17 @@ impl Browser {
                 return Ok(v["result"].clone());
             }
         }
+    }
+
+    /// Grants or refuses a permission (`camera`, `microphone`) to pages of
+    /// `origin`, as a person would in the browser's prompt or settings.
+    pub async fn set_permission(&self, origin: &str, name: &str, setting: &str) {
+        self.call(
+            None,
+            "Browser.setPermission",
+            json!({ "permission": { "name": name }, "setting": setting, "origin": origin }),
+        )
+        .await;
     }
 
     /// Opens a new tab at `url`.
