@@ -64,7 +64,7 @@ async fn refused_camera_and_full_room() {
             .is_some_and(|n| n.contains("camera cannot be used")),
         "Ana is told her camera is not used: {notice}"
     );
-    let s = state(&ana).await;
+    let s = state(ana).await;
     assert_eq!(s["video"], false, "not said to send video: {s}");
     assert_eq!(s["sending"], serde_json::json!(["audio"]), "{s}");
     assert_eq!(
@@ -93,7 +93,7 @@ async fn refused_camera_and_full_room() {
     ana.eval("document.getElementById('toggle-cam').click()")
         .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(state(&ana).await["video"], false);
+    assert_eq!(state(ana).await["video"], false);
     // Allowed now (she changed the browser's setting): pressed again, her
     // camera goes out, and Ben decodes it, with no new join.
     browser
@@ -102,7 +102,7 @@ async fn refused_camera_and_full_room() {
     ana.eval("document.getElementById('toggle-cam').click()")
         .await;
     wait_for("Ana's camera to go out", CALL, || async {
-        (state(&ana).await["video"] == true).then_some(())
+        (state(ana).await["video"] == true).then_some(())
     })
     .await;
     wait_full_mesh("Ana and Ben see each other", &tabs, CALL).await;
