@@ -3,7 +3,7 @@
 // URLs: `/` home; `/r/ROOM` pre-join then call; `/r/ROOM?name=NAME&join=1`
 // joins at once (bedside tablets and kiosks open such links).
 
-import { t, translatePage } from './i18n.js';
+import { lang, t, translatePage } from './i18n.js';
 import { Call } from './call.js';
 import { ReceiveWatch, worst } from './quality.js';
 import { Devices } from './devices.js';
@@ -88,17 +88,13 @@ async function home() {
   };
 }
 
-/** Where device problems are said: the screen the person looks at. */
-function deviceNotice() {
-  return $('call').hidden ? $('device-error') : $('device-notice');
-}
-
+/** Device problems are said on both the pre-join and the call screens:
+ * whichever the person looks at (a kiosk never sees the pre-join). */
 function showDeviceProblem(key) {
   for (const el of [$('device-error'), $('device-notice')]) {
     el.textContent = key ? t(key) : '';
     el.hidden = !key;
   }
-  deviceNotice().hidden = !key;
 }
 
 async function prejoin(room, params) {
@@ -107,7 +103,7 @@ async function prejoin(room, params) {
   // pre-join screen asks for one instead of joining.
   const name = (params.get('name') || localStorage.getItem('parloir.name') || '').trim();
   if (params.get('join') === '1' && name) {
-    enterCall(room, name);
+    enterCall(room);
     await devices.open(true, true);
     return startCall(room, name);
   }
@@ -140,20 +136,19 @@ async function prejoin(room, params) {
     const n = $('name').value.trim();
     if (!n) return;
     localStorage.setItem('parloir.name', n);
-    enterCall(room, n);
+    enterCall(room);
     startCall(room, n);
   };
 }
 
 /** The call screen, before the devices are open (kiosk) or after. */
-function enterCall(room, name) {
+function enterCall(room) {
   show('call');
   $('call-title').textContent = room;
   $('devices-call').append($('devices'));
   showDeviceProblem(devices.problem);
   setStatus(t('connecting'));
   keepAwake();
-  window.parloirName = name;
 }
 
 function startCall(room, name) {
@@ -351,7 +346,8 @@ function onChat({ name, text, mine }) {
   const who = document.createElement('strong');
   who.textContent = mine ? t('you') : name;
   const time = document.createElement('time');
-  time.textContent = new Date().toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  // In the interface's language ("14:05" in French, not "2:05 PM").
+  time.textContent = new Date().toLocaleTimeString(lang, { hour: '2-digit', minute: '2-digit' });
   const body = document.createElement('p');
   // Text, never markup: what was typed is what is shown.
   body.textContent = text;
@@ -442,9 +438,8 @@ function initials(name) {
 function render() {
   const grid = $('grid');
   if (!call) return;
-  const myName = window.parloirName || '';
   const wanted = new Map([['self', {
-    key: 'self', name: `${myName} (${t('you').toLowerCase()})`, audio: call.audio, video: call.video,
+    key: 'self', name: `${call.name} (${t('you').toLowerCase()})`, audio: call.audio, video: call.video,
     hand: call.hand, stream: call.stream,
   }]]);
   for (const p of call.participants.values()) {
@@ -513,6 +508,9 @@ function render() {
   reportTileSizes();
 }
 
+// Whose hand was up at the last look: a hand that goes up is announced once.
+let handsUp = new Set();
+
 function renderPeople() {
   if (!call) return;
   const list = $('people');
@@ -531,7 +529,7 @@ function renderPeople() {
     li.append(n, s);
     return li;
   };
-  list.append(row(`${window.parloirName} (${t('you').toLowerCase()})`, {
+  list.append(row(`${call.name} (${t('you').toLowerCase()})`, {
     audio: call.audio, video: call.video, screen: Boolean(call.screenTrack), hand: call.hand,
   }));
   for (const p of call.participants.values()) {
@@ -544,7 +542,6 @@ function renderPeople() {
   handsUp = new Set([...call.participants.values()].filter((p) => p.hand).map((p) => p.id));
   $('open-people').textContent = `${t('people')} (${call.participants.size + 1})`;
 }
-let handsUp = new Set();
 
 function applySpeaker(id) {
   for (const v of document.querySelectorAll('#grid .tile:not(.self) video')) {

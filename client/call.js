@@ -78,9 +78,7 @@ export class Call extends EventTarget {
     // camera is released meanwhile).
     this.acquire = acquire;
     this.waiting = false; // the room was full: asking for a place
-    // What the others are told we send: only what really goes out.
-    this.audio = stream.getAudioTracks().some((t) => t.enabled);
-    this.video = stream.getVideoTracks().some((t) => t.enabled);
+    this.readSending();
     this.hand = false;
     this.screenTrack = null; // the shared screen, while shared
     this.screenStream = new MediaStream();
@@ -408,33 +406,27 @@ export class Call extends EventTarget {
   /** Shares `track` (from getDisplayMedia): its own m-line, negotiated
    * once by an offer of ours; later shares reuse it without a new offer. */
   shareScreen(track) {
+    // Text stays readable when the link is short: with this hint the
+    // browser drops frames, never pixels (its degradation preference
+    // follows the hint), on this m-line and after a rejoin alike.
     if ('contentHint' in track) track.contentHint = 'detail';
     this.screenTrack = track;
     track.addEventListener('ended', () => this.stopScreen(track));
     return this.enqueue(async () => {
       const pc = this.pc;
       if (!pc || this.screenTrack !== track) return;
-      let tr = pc.getTransceivers().find((x) => x.sender.track === null && x.mid && this.isScreenMid(x.mid));
+      const tr = this.screenMid && pc.getTransceivers().find((x) => x.mid === this.screenMid);
       if (tr) {
         await tr.sender.replaceTrack(track);
       } else {
         if (pc.signalingState === 'have-local-offer') await pc.setLocalDescription({ type: 'rollback' });
-        tr = this.addScreenTransceiver(pc);
+        const added = this.addScreenTransceiver(pc);
         await pc.setLocalDescription(await pc.createOffer());
-        this.screenMid = tr.mid;
-        this.send({ type: 'offer', sdp: pc.localDescription.sdp, screen: tr.mid });
+        this.screenMid = added.mid;
+        this.send({ type: 'offer', sdp: pc.localDescription.sdp, screen: added.mid });
       }
-      // Text stays readable when the link is short: fewer frames, never
-      // fewer pixels.
-      const params = tr.sender.getParameters();
-      params.degradationPreference = 'maintain-resolution';
-      await tr.sender.setParameters(params).catch(() => { /* not supported */ });
       this.sendState();
     });
-  }
-
-  isScreenMid(mid) {
-    return mid === this.screenMid;
   }
 
   stopScreen(track = this.screenTrack) {
@@ -453,8 +445,7 @@ export class Call extends EventTarget {
   async useTrack(track) {
     const sender = this.pc && this.senders[track.kind];
     if (sender) await sender.replaceTrack(track);
-    this.audio = this.stream.getAudioTracks().some((t) => t.enabled);
-    this.video = this.stream.getVideoTracks().some((t) => t.enabled);
+    this.readSending();
     this.sendState();
     this.emit('participants');
   }
@@ -462,8 +453,13 @@ export class Call extends EventTarget {
   /** After waiting for a place: the stream to send from now on. */
   setStream(stream) {
     this.stream = stream;
-    this.audio = stream.getAudioTracks().some((t) => t.enabled);
-    this.video = stream.getVideoTracks().some((t) => t.enabled);
+    this.readSending();
+  }
+
+  /** What the others are told we send: only what really goes out. */
+  readSending() {
+    this.audio = this.stream.getAudioTracks().some((t) => t.enabled);
+    this.video = this.stream.getVideoTracks().some((t) => t.enabled);
   }
 
   // The network changed under us (Wi-Fi to 4G...): new ICE credentials,

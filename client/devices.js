@@ -70,15 +70,17 @@ export class Devices {
     for (const t of this.stream.getTracks()) if (t.kind in was) t.enabled = was[t.kind];
   }
 
-  /** Asks again for a device that was refused or missing. */
+  /** Asks again for a device that was refused or missing, or for the one
+   * just chosen; the call is given the new track. */
   async retry(kind) {
     const s = await userMedia({ [kind]: this.constraints(kind) });
     if (s) {
       const track = s.getTracks()[0];
       this.put(track);
       await this.onTrack(track);
+      // Names appear once access is given.
       await this.list();
-      this.startMeter();
+      if (kind === 'audio') this.startMeter();
     }
     this.said();
   }
@@ -145,17 +147,9 @@ export class Devices {
   }
 
   bindSelects() {
-    const change = (kind) => async (e) => {
+    const change = (kind) => (e) => {
       this.ids[kind] = e.target.value;
-      const s = await userMedia({ [kind]: this.constraints(kind) });
-      if (!s) {
-        this.said();
-        return;
-      }
-      const track = s.getTracks()[0];
-      this.put(track);
-      await this.onTrack(track);
-      this.startMeter();
+      return this.retry(kind);
     };
     document.getElementById('camera-select').onchange = change('video');
     document.getElementById('mic-select').onchange = change('audio');
