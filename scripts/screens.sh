@@ -16,13 +16,16 @@ echo "== screenshots"
 PARLOIR_SCREENS_DIR="$PWD/$out" \
   cargo test --release --test screens -- --ignored --nocapture --test-threads=1
 
-screens=(home invalid-link prejoin call-2 call-3 call-interrupted left)
+screens=(home invalid-link prejoin call-2 call-chat call-people call-3 full call-interrupted left)
 declare -A title=(
   [home]="Home"
   [invalid-link]="Home, after an invalid room link"
-  [prejoin]="Pre-join (camera preview, name)"
+  [prejoin]="Pre-join (camera preview, name, devices)"
   [call-2]="Call of two"
+  [call-chat]="Call of two, chat open"
+  [call-people]="Call of two, participant list, a hand raised"
   [call-3]="Call of three"
+  [full]="The room is full: waiting for a place"
   [call-interrupted]="Call interrupted (server gone)"
   [left]="After leaving"
 )

@@ -5,10 +5,8 @@
 //! is allowed. Every violation found, minor ones included, is printed with
 //! the elements concerned, for humans to read (`-- --nocapture`).
 //!
-//! Screens: home, home with an invalid room link, pre-join, a call of two
-//! (in the browser's window and on a phone's screen), the call while it is
-//! interrupted (the server stopped), the screen after leaving, and the one
-//! left alone in the call.
+//! Screens: every one of `common::screens::walk` (the same as the
+//! screenshots'), at a phone's size and a laptop's.
 //!
 //! axe.min.js is read from `PARLOIR_AXE_JS` if set, else from
 //! `target/axe/node_modules/axe-core/axe.min.js` (what
@@ -17,12 +15,12 @@
 mod common;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use common::browser::{Browser, Tab};
-use common::{join, wait_for, wait_full_mesh, wait_full_mesh_rejoined, Server};
+use common::browser::Tab;
+use common::screens::{self, Shown, Visit};
+use common::Server;
 
 fn axe_source() -> String {
     let path = std::env::var_os("PARLOIR_AXE_JS")
@@ -103,151 +101,57 @@ async fn audit(tab: &Tab<'_>, axe: &str, lang: &str, screen: &str) -> Vec<String
     failing
 }
 
-/// Waits until `expr` is true in the tab.
-async fn until(tab: &Tab<'_>, what: &str, expr: &str, timeout: Duration) {
-    wait_for(what, timeout, || async {
-        (tab.eval(expr).await == true).then_some(())
-    })
-    .await;
+/// Audits every screen it is shown; keeps the serious and critical
+/// violations.
+struct Auditor<'a> {
+    axe: &'a str,
+    failing: Vec<String>,
+    /// Whether axe was shown to find what it should (checked once).
+    checked: bool,
 }
 
-/// Waits up to `timeout` for `expr` to be true in the tab; whether it was.
-async fn perhaps(tab: &Tab<'_>, expr: &str, timeout: Duration) -> bool {
-    let start = Instant::now();
-    loop {
-        if tab.eval(expr).await == true {
-            return true;
+impl Visit for Auditor<'_> {
+    async fn visit(&mut self, shown: Shown<'_, '_>) {
+        let what = format!("{} ({})", shown.screen, shown.size);
+        self.failing
+            .extend(audit(shown.tab, self.axe, shown.lang, &what).await);
+        if !self.checked {
+            // The audit can see: a button without a name is a critical
+            // violation.
+            let found = shown
+                .tab
+                .eval(
+                    "(() => { const b = document.createElement('button'); document.body.append(b); \
+                     return axe.run(document).then((r) => { b.remove(); \
+                     return r.violations.map((v) => v.id); }); })()",
+                )
+                .await;
+            assert!(
+                found
+                    .as_array()
+                    .is_some_and(|a| a.contains(&"button-name".into())),
+                "axe finds a button without a name: {found}"
+            );
+            self.checked = true;
         }
-        if start.elapsed() > timeout {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
-}
-
-const SHOWN: &str = "((id) => !document.getElementById(id).hidden)";
-
-/// Walks every screen in a browser that asks for `lang`; the serious and
-/// critical violations found.
-async fn audit_all(server: &mut Server, axe: &str, lang: &str) -> Vec<String> {
-    let browser = Browser::launch_in(None, &[format!("--accept-lang={lang}")]).await;
-    let base = server.http.clone();
-    let t = Duration::from_secs(20);
-    let mut failing = Vec::new();
-
-    let home = browser.open(&format!("{base}/")).await;
-    until(&home, "the home screen", &format!("{SHOWN}('home')"), t).await;
-    failing.extend(audit(&home, axe, lang, "home").await);
-    // The audit can see: a button without a name is a critical violation.
-    let found = home
-        .eval(
-            "document.body.append(document.createElement('button')); \
-             axe.run(document).then((r) => r.violations.map((v) => v.id))",
-        )
-        .await;
-    assert!(
-        found
-            .as_array()
-            .is_some_and(|a| a.contains(&"button-name".into())),
-        "axe finds a button without a name: {found}"
-    );
-    home.close().await;
-
-    let invalid = browser.open(&format!("{base}/r/x!")).await;
-    until(
-        &invalid,
-        "the home screen saying the link is not valid",
-        &format!("{SHOWN}('home') && {SHOWN}('home-error')"),
-        t,
-    )
-    .await;
-    failing.extend(audit(&invalid, axe, lang, "invalid link").await);
-    invalid.close().await;
-
-    let room = format!("a11y-{lang}");
-    let prejoin = browser.open(&format!("{base}/r/{room}")).await;
-    until(
-        &prejoin,
-        "the pre-join screen with the camera's preview",
-        &format!("{SHOWN}('prejoin') && document.getElementById('preview').readyState >= 2"),
-        t,
-    )
-    .await;
-    failing.extend(audit(&prejoin, axe, lang, "pre-join").await);
-    prejoin.close().await;
-
-    let tabs = [
-        join(&browser, &base, &room, "Ana").await,
-        join(&browser, &base, &room, "Ben").await,
-    ];
-    wait_full_mesh("Ana and Ben in a call", &tabs, Duration::from_secs(30)).await;
-    let (ana, ben) = (&tabs[0].0, &tabs[1].0);
-    // The connection indicators come with the first quality reports: the
-    // audit should see them (they are labelled images).
-    let indicators = perhaps(
-        ana,
-        "window.parloir.state().link !== null && window.parloir.tiles().every((t) => t.link)",
-        Duration::from_secs(10),
-    )
-    .await;
-    if !indicators {
-        eprintln!("(no connection indicators shown yet: audited without them)");
-    }
-    failing.extend(audit(ana, axe, lang, "call of two").await);
-    // On a phone the controls wrap and the tiles stack.
-    ana.cdp(
-        "Emulation.setDeviceMetricsOverride",
-        json!({ "width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true }),
-    )
-    .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    failing.extend(audit(ana, axe, lang, "call of two on a phone").await);
-    ana.cdp("Emulation.clearDeviceMetricsOverride", json!({}))
-        .await;
-
-    // The server goes away: the call says it is interrupted.
-    server.stop();
-    until(
-        ana,
-        "the call to say it is interrupted",
-        &format!("{SHOWN}('status') && {SHOWN}('retry-now')"),
-        t,
-    )
-    .await;
-    failing.extend(audit(ana, axe, lang, "call interrupted").await);
-    server.start_again();
-    wait_full_mesh_rejoined("the call back", &[ana, ben], Duration::from_secs(30)).await;
-
-    ana.eval("document.getElementById('leave').click()").await;
-    until(
-        ana,
-        "the screen after leaving",
-        &format!("{SHOWN}('left')"),
-        t,
-    )
-    .await;
-    failing.extend(audit(ana, axe, lang, "left").await);
-
-    until(
-        ben,
-        "Ben alone in the call",
-        "window.parloir.tiles().length === 0",
-        t,
-    )
-    .await;
-    failing.extend(audit(ben, axe, lang, "call alone").await);
-    failing
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_serious_accessibility_violation_on_any_screen_in_english_or_french() {
     let axe = axe_source();
-    let mut server = Server::start();
-    let mut failing = audit_all(&mut server, &axe, "en").await;
-    failing.extend(audit_all(&mut server, &axe, "fr").await);
+    let mut server = Server::start_args(&screens::SERVER_ARGS);
+    let mut auditor = Auditor {
+        axe: &axe,
+        failing: Vec::new(),
+        checked: false,
+    };
+    for lang in ["en", "fr"] {
+        screens::walk(&mut server, lang, &mut auditor).await;
+    }
     assert!(
-        failing.is_empty(),
+        auditor.failing.is_empty(),
         "serious or critical accessibility violations (details above):\n{}",
-        failing.join("\n")
+        auditor.failing.join("\n")
     );
 }

@@ -90,10 +90,18 @@ async fn refused_camera_and_full_room() {
     browser
         .set_permission(&server.http, "camera", "denied")
         .await;
-    ana.eval("document.getElementById('toggle-cam').click()")
+    // The button's handler is awaited: the browser answered before we look.
+    ana.eval("document.getElementById('toggle-cam').onclick()")
         .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(state(ana).await["video"], false);
+    let s = state(ana).await;
+    assert_eq!(s["video"], false, "{s}");
+    assert_eq!(s["sending"], serde_json::json!(["audio"]), "{s}");
+    assert_eq!(
+        ana.eval("document.getElementById('device-notice').hidden")
+            .await,
+        false,
+        "still said"
+    );
     // Allowed now (she changed the browser's setting): pressed again, her
     // camera goes out, and Ben decodes it, with no new join.
     browser

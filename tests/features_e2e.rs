@@ -43,6 +43,7 @@ async fn chat_hand_screen_share_and_device_switch() {
     ];
     wait_full_mesh("three in a call", &tabs, CALL).await;
     let [(ana, a), (ben, _), (cleo, c)] = &tabs;
+    let a = *a;
 
     // Chat: Ben writes markup; everyone, Ben included, reads it as text.
     let typed = r#"<img src=x onerror="window.pwned=1">Bonjour & « ça va » ?"#;
@@ -127,6 +128,20 @@ async fn chat_hand_screen_share_and_device_switch() {
         let shown = tile(tab, &screen_key).await.expect("a tile for the screen");
         assert_eq!(shown["large"], true, "{who} sees the screen large");
     }
+    // Ana's call starts over (a negotiation her browser refuses) while she
+    // shares: her new join carries the screen, and the others decode it
+    // again under her new id.
+    common::refuse_next_negotiation(ana).await;
+    let a = wait_for("Ana joined again", CALL, || async {
+        common::you(ana).await.filter(|id| *id != a)
+    })
+    .await;
+    let screen_key = format!("{a}-screen");
+    wait_for("Ben to decode Ana's screen again", CALL, || async {
+        let s = &ben.eval("window.parloir.stats()").await[&screen_key];
+        (s["framesDecoded"].as_u64()? > 0 && s["frameWidth"].as_u64()? == size.0).then_some(())
+    })
+    .await;
     click(ana, "share-screen").await;
     wait_for("the screen tile to go", CALL, || async {
         tile(ben, &screen_key).await.is_none().then_some(())
@@ -148,7 +163,7 @@ async fn chat_hand_screen_share_and_device_switch() {
     })
     .await;
     eprintln!("Ana's camera: {before} → {after}");
-    let frames_before = frames_decoded(ben).await[a];
+    let frames_before = frames_decoded(ben).await[&a];
     still_decoding(&[ana, ben, cleo], CALL).await;
-    assert!(frames_decoded(ben).await[a] > frames_before);
+    assert!(frames_decoded(ben).await[&a] > frames_before);
 }

@@ -119,13 +119,7 @@ async fn calls_come_back_after_a_long_outage_and_an_ice_restart() {
     // once) falls back to a clean join: she is back in the call under a
     // new id, and the three decode each other again.
     let old_id = ids[0];
-    ana.eval(
-        "(() => { const p = RTCPeerConnection.prototype; const real = p.setLocalDescription; \
-         p.setLocalDescription = function () { p.setLocalDescription = real; \
-         return Promise.reject(new Error('refused for the test')); }; \
-         return window.parloir.restartIce().then(() => 'ok', (e) => String(e)); })()",
-    )
-    .await;
+    common::refuse_next_negotiation(ana).await;
     let start = Instant::now();
     wait_for("Ana joined again", Duration::from_secs(10), || async {
         common::you(ana).await.filter(|id| *id != old_id)

@@ -1,29 +1,22 @@
-//! Screenshots of every screen of the web client, in English and in
-//! French, on a phone (390×844) and on a laptop (1280×800): what
-//! scripts/screens.sh runs to make docs/screens/. Not a test (it checks
-//! nothing about the client beyond the screens being shown): ignored
-//! unless asked for with `--ignored`.
+//! Screenshots of every screen of the web client (those of
+//! `common::screens::walk`, the same the accessibility audit checks), in
+//! English and in French, on a phone (390×844) and on a laptop
+//! (1280×800): what scripts/screens.sh runs to make docs/screens/. Not a
+//! test (it checks nothing about the client beyond the screens being
+//! shown): ignored unless asked for with `--ignored`.
 //!
 //! Files: `{en,fr}-{phone,laptop}-SCREEN.png` in `PARLOIR_SCREENS_DIR`
-//! (default docs/screens), SCREEN one of home, invalid-link, prejoin,
-//! call-2, call-3, call-interrupted, left. Before every shot of a call,
-//! each video shown plays real frames of the fake camera.
+//! (default docs/screens). Before every shot of a call, each video shown
+//! plays real frames of the fake camera.
 
 mod common;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde_json::json;
-
-use common::browser::{Browser, Tab};
-use common::{frames_decoded, join, wait_for, wait_full_mesh, wait_full_mesh_rejoined, Server};
-
-/// Name, width, height, device pixel ratio, mobile.
-const SIZES: [(&str, u32, u32, u32, bool); 2] = [
-    ("phone", 390, 844, 1, true),
-    ("laptop", 1280, 800, 1, false),
-];
+use common::browser::Tab;
+use common::screens::{self, Shown, Visit};
+use common::{frames_decoded, until, wait_for, Server};
 
 fn out_dir() -> PathBuf {
     let dir = std::env::var_os("PARLOIR_SCREENS_DIR")
@@ -32,16 +25,6 @@ fn out_dir() -> PathBuf {
     std::fs::create_dir_all(&dir).expect("screenshots directory");
     dir
 }
-
-/// Waits until `expr` is true in the tab.
-async fn until(tab: &Tab<'_>, what: &str, expr: &str) {
-    wait_for(what, Duration::from_secs(30), || async {
-        (tab.eval(expr).await == true).then_some(())
-    })
-    .await;
-}
-
-const SHOWN: &str = "((id) => !document.getElementById(id).hidden)";
 
 /// Every video the tab shows (in a tile with its camera on and forwarded,
 /// or the pre-join preview) has a picture.
@@ -64,25 +47,29 @@ async fn frames_flow(tab: &Tab<'_>, more: u64) {
     .await;
 }
 
-/// Takes the tab's screen at every size, as `LANG-SIZE-SCREEN.png`.
-async fn shoot(tab: &Tab<'_>, lang: &str, screen: &str, in_call: bool) {
-    let dir = out_dir();
-    for (size, width, height, dpr, mobile) in SIZES {
-        tab.cdp(
-            "Emulation.setDeviceMetricsOverride",
-            json!({ "width": width, "height": height, "deviceScaleFactor": dpr,
-                    "mobile": mobile }),
-        )
-        .await;
-        tab.cdp("Page.bringToFront", json!({})).await;
+/// Takes each screen shown as `LANG-SIZE-SCREEN.png`.
+struct Camera(PathBuf);
+
+impl Visit for Camera {
+    async fn visit(&mut self, shown: Shown<'_, '_>) {
+        let tab = shown.tab;
         // The layout settles, the tiles' new sizes are told to the server,
         // and the pictures follow.
         tokio::time::sleep(Duration::from_millis(1200)).await;
-        if in_call {
+        if shown.live {
             frames_flow(tab, 25).await;
         }
-        until(tab, "every video shown to play", VIDEOS_PLAY).await;
-        let path = dir.join(format!("{lang}-{size}-{screen}.png"));
+        until(
+            tab,
+            "every video shown to play",
+            VIDEOS_PLAY,
+            Duration::from_secs(30),
+        )
+        .await;
+        let path = self.0.join(format!(
+            "{}-{}-{}.png",
+            shown.lang, shown.size, shown.screen
+        ));
         let _ = std::fs::remove_file(&path);
         tab.screenshot(path.to_str().expect("a UTF-8 path")).await;
         let bytes = std::fs::metadata(&path)
@@ -92,82 +79,12 @@ async fn shoot(tab: &Tab<'_>, lang: &str, screen: &str, in_call: bool) {
     }
 }
 
-async fn screens_in(server: &mut Server, lang: &str) {
-    let browser = Browser::launch_in(None, &[format!("--accept-lang={lang}")]).await;
-    let base = server.http.clone();
-    let is_lang = format!("document.documentElement.lang === '{lang}'");
-
-    let home = browser.open(&format!("{base}/")).await;
-    until(&home, "home", &format!("{SHOWN}('home') && {is_lang}")).await;
-    shoot(&home, lang, "home", false).await;
-    home.close().await;
-
-    let invalid = browser.open(&format!("{base}/r/x!")).await;
-    until(
-        &invalid,
-        "the invalid link said",
-        &format!("{SHOWN}('home-error') && {is_lang}"),
-    )
-    .await;
-    shoot(&invalid, lang, "invalid-link", false).await;
-    invalid.close().await;
-
-    let room = if lang == "fr" {
-        "chambre-12"
-    } else {
-        "room-12"
-    };
-    let prejoin = browser.open(&format!("{base}/r/{room}")).await;
-    until(
-        &prejoin,
-        "the pre-join screen and its preview",
-        &format!(
-            "{SHOWN}('prejoin') && {is_lang} && document.getElementById('preview').readyState >= 2"
-        ),
-    )
-    .await;
-    shoot(&prejoin, lang, "prejoin", false).await;
-    prejoin.close().await;
-
-    // Names as families write them.
-    let mut tabs = vec![
-        join(&browser, &base, room, "Ana").await,
-        join(&browser, &base, room, "Mamie%20Jos%C3%A9e").await,
-    ];
-    wait_full_mesh("a call of two", &tabs, Duration::from_secs(30)).await;
-    let quality_shown =
-        "window.parloir.state().link !== null && window.parloir.tiles().every((t) => t.link)";
-    until(&tabs[0].0, "the connection indicators", quality_shown).await;
-    shoot(&tabs[0].0, lang, "call-2", true).await;
-
-    tabs.push(join(&browser, &base, room, "Dr%20Ben%20Martin").await);
-    wait_full_mesh("a call of three", &tabs, Duration::from_secs(30)).await;
-    until(&tabs[0].0, "the connection indicators", quality_shown).await;
-    shoot(&tabs[0].0, lang, "call-3", true).await;
-
-    let ana = &tabs[0].0;
-    server.stop();
-    until(
-        ana,
-        "the call said interrupted",
-        &format!("{SHOWN}('status') && {SHOWN}('retry-now')"),
-    )
-    .await;
-    shoot(ana, lang, "call-interrupted", false).await;
-    server.start_again();
-    let all: Vec<&Tab> = tabs.iter().map(|(t, _)| t).collect();
-    wait_full_mesh_rejoined("the call back", &all, Duration::from_secs(30)).await;
-
-    ana.eval("document.getElementById('leave').click()").await;
-    until(ana, "the screen after leaving", &format!("{SHOWN}('left')")).await;
-    shoot(ana, lang, "left", false).await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "makes docs/screens: run by scripts/screens.sh"]
 async fn screenshots_of_every_screen() {
-    let mut server = Server::start();
+    let mut server = Server::start_args(&screens::SERVER_ARGS);
+    let mut camera = Camera(out_dir());
     for lang in ["en", "fr"] {
-        screens_in(&mut server, lang).await;
+        screens::walk(&mut server, lang, &mut camera).await;
     }
 }

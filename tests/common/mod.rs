@@ -6,6 +6,7 @@ pub mod browser;
 pub mod certificate;
 pub mod netns;
 pub mod redis_server;
+pub mod screens;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -345,6 +346,27 @@ pub fn closed_by_server(s: &mut std::net::TcpStream) -> bool {
             std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
         ),
     }
+}
+
+/// Makes the browser refuse the tab's next negotiation once (as an offer
+/// it cannot apply), and starts one (an ICE restart): the client falls
+/// back to a clean join, under a new id.
+pub async fn refuse_next_negotiation(tab: &Tab<'_>) {
+    tab.eval(
+        "(() => { const p = RTCPeerConnection.prototype; const real = p.setLocalDescription; \
+         p.setLocalDescription = function () { p.setLocalDescription = real; \
+         return Promise.reject(new Error('refused for the test')); }; \
+         return window.parloir.restartIce().then(() => 'ok', (e) => String(e)); })()",
+    )
+    .await;
+}
+
+/// Waits until `expr` (JavaScript) is true in the tab.
+pub async fn until(tab: &Tab<'_>, what: &str, expr: &str, timeout: Duration) {
+    wait_for(what, timeout, || async {
+        (tab.eval(expr).await == true).then_some(())
+    })
+    .await;
 }
 
 /// Waits until every tab decodes more frames of every other one (by the
