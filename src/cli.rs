@@ -18,6 +18,8 @@ pub enum CliError {
     },
     #[error("unexpected answer from {url}: {source}")]
     Body { url: String, source: reqwest::Error },
+    #[error("cannot make an HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
 }
 
 async fn request(req: reqwest::RequestBuilder, url: &str) -> Result<reqwest::Response, CliError> {
@@ -44,7 +46,7 @@ async fn request(req: reqwest::RequestBuilder, url: &str) -> Result<reqwest::Res
 pub async fn nodes(signal: &str, secret: &str) -> Result<Vec<NodeSummary>, CliError> {
     let url = format!("{}/api/nodes", signal.trim_end_matches('/'));
     let res = request(
-        crate::net::http_client(None).get(&url).bearer_auth(secret),
+        crate::net::http_client(None)?.get(&url).bearer_auth(secret),
         &url,
     )
     .await?;
@@ -56,7 +58,9 @@ pub async fn nodes(signal: &str, secret: &str) -> Result<Vec<NodeSummary>, CliEr
 pub async fn drain(signal: &str, secret: &str, id: &str) -> Result<(), CliError> {
     let url = format!("{}/api/nodes/{id}/drain", signal.trim_end_matches('/'));
     request(
-        crate::net::http_client(None).post(&url).bearer_auth(secret),
+        crate::net::http_client(None)?
+            .post(&url)
+            .bearer_auth(secret),
         &url,
     )
     .await?;

@@ -67,17 +67,28 @@ pub fn raise_open_files_limit() -> usize {
 pub trait Conn: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> Conn for T {}
 
+/// Installs the process's one TLS crypto provider (aws-lc-rs, the one
+/// str0m uses too), which rustls and reqwest look up; every TLS set-up
+/// calls this first, and a second call changes nothing.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
 /// An HTTP client, checking `https://` servers against `tls` (the cluster
 /// CA) when given. Every client is made here: reqwest's own default TLS
-/// set-up needs a process-wide crypto provider, installed first.
-pub fn http_client(tls: Option<&crate::cluster::tls::ClusterTls>) -> reqwest::Client {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+/// set-up needs the crypto provider installed first. An error (a TLS
+/// set-up reqwest refuses) is returned, never replaced by a client that
+/// would not check the cluster's certificates.
+pub fn http_client(
+    tls: Option<&crate::cluster::tls::ClusterTls>,
+) -> reqwest::Result<reqwest::Client> {
+    install_crypto_provider();
     let builder = reqwest::Client::builder();
     let builder = match tls {
         Some(tls) => builder.use_preconfigured_tls((*tls.config).clone()),
         None => builder,
     };
-    builder.build().unwrap_or_default()
+    builder.build()
 }
 
 #[cfg(test)]

@@ -208,6 +208,7 @@ async fn bad_input_gets_errors_and_the_call_goes_on() {
     // A stranger's load report is refused for its missing secret, before
     // its body is read (this server has no secret: the API is off).
     let refused = parloir::net::http_client(None)
+        .expect("an HTTP client")
         .post(format!("{}/cluster/report", server.http))
         .body("{not a report")
         .send()

@@ -60,6 +60,7 @@ fn worker(signal: &str, redis: &str, ip: &str, id: &str) -> Proc {
 
 async fn api(signal: &str, path: &str) -> Value {
     parloir::net::http_client(None)
+        .expect("an HTTP client")
         .get(format!("{signal}{path}"))
         .bearer_auth(SECRET)
         .send()
@@ -211,6 +212,7 @@ async fn prometheus_sees_every_node(targets: &[String], workers: &[&str]) {
         Duration::from_secs(45),
         || async {
             let v: Value = parloir::net::http_client(None)
+                .expect("an HTTP client")
                 .get(&url)
                 .send()
                 .await

@@ -56,11 +56,30 @@ async fn a_call_over_https_survives_a_renewed_certificate() {
     )
     .await;
 
-    // Renewed: written in place, as certbot's deploy step or a copy does.
+    // Renewed: written in place, as certbot's deploy step or a copy does,
+    // and caught half done: the new key beside a certificate not yet
+    // written, both files with the time stamps they will keep.
     let (new_cert, new_key) = (dir.join("new-cert.pem"), dir.join("new-key.pem"));
     let second = make_certificate(&new_cert, &new_key, "second");
+    let stamp = std::time::SystemTime::now() - Duration::from_secs(60);
+    let set_stamp = |path: &std::path::Path| {
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_modified(stamp))
+            .unwrap();
+    };
     std::fs::copy(&new_key, &key).unwrap();
+    std::fs::write(&cert, "-----BEGIN CERTIFICATE-----\nhalf writ").unwrap();
+    set_stamp(&key);
+    set_stamp(&cert);
+    // Nothing to poll: the server looks every 2 s and keeps the old
+    // certificate; two looks and a half.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(fingerprint_served(&addr), first, "the old one is kept");
+    // The copy finishes; its time stamp does not change again.
     std::fs::copy(&new_cert, &cert).unwrap();
+    set_stamp(&cert);
     wait_for(
         "new connections to get the renewed certificate",
         Duration::from_secs(15),

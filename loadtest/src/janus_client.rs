@@ -71,7 +71,7 @@ impl Session {
     }
 
     async fn open(base: &str) -> anyhow::Result<Session> {
-        let http = parloir::net::http_client(None);
+        let http = parloir::net::http_client(None)?;
         let v = Self::post(&http, &format!("{base}/janus"), json!({"janus":"create"})).await?;
         let session = v["data"]["id"]
             .as_u64()

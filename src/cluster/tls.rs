@@ -42,7 +42,7 @@ pub enum ClusterTlsError {
 impl ClusterTls {
     /// Trusts the PEM certificates in `path` (one or several).
     pub fn load(path: &Path) -> Result<Self, ClusterTlsError> {
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        crate::net::install_crypto_provider();
         let display = || path.display().to_string();
         let pem = std::fs::read(path).map_err(|source| ClusterTlsError::Read {
             path: display(),

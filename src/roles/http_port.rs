@@ -60,14 +60,14 @@ pub struct HttpPort {
 struct Opener {
     tls: Option<Arc<ServerTls>>,
     /// Where ICE-TCP connections go, when the media shares the port.
-    media: Option<mpsc::Sender<std::net::TcpStream>>,
+    media: Option<mpsc::Sender<crate::worker::HandedConnection>>,
 }
 
 impl HttpPort {
     pub fn new(
         listener: TcpListener,
         tls: Option<Arc<ServerTls>>,
-        media: Option<mpsc::Sender<std::net::TcpStream>>,
+        media: Option<mpsc::Sender<crate::worker::HandedConnection>>,
     ) -> std::io::Result<Self> {
         let local = listener.local_addr()?;
         let (tx, opened) = mpsc::channel(64);
@@ -144,7 +144,7 @@ impl Opener {
             tracing::trace!(%addr, ?protocol, "connection opened");
             if protocol == Protocol::IceTcp {
                 let stream = stream.into_std().ok()?;
-                if media.try_send(stream).is_err() {
+                if media.try_send((stream, addr)).is_err() {
                     tracing::debug!(%addr, "media thread busy: ICE-TCP connection closed");
                 }
                 return None;

@@ -48,6 +48,8 @@ pub enum StartError {
     Refused(String),
     #[error(transparent)]
     ClusterTls(#[from] crate::cluster::tls::ClusterTlsError),
+    #[error("cannot make the HTTP client for the signal servers: {0}")]
+    HttpClient(#[from] reqwest::Error),
     #[error("cannot use the TLS certificate {path}: {source}")]
     Tls {
         path: String,
@@ -70,7 +72,7 @@ pub async fn http(
     listener: tokio::net::TcpListener,
     app: axum::Router,
     tls: Option<tls::TlsFiles>,
-    media: Option<tokio::sync::mpsc::Sender<std::net::TcpStream>>,
+    media: Option<tokio::sync::mpsc::Sender<crate::worker::HandedConnection>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Running, StartError> {
     let http = listener.local_addr().map_err(|source| StartError::Http {

@@ -21,12 +21,11 @@ pub async fn start(config: ServeConfig) -> Result<(Running, std::net::SocketAddr
     // connections that speak ICE-TCP.
     let (tcp, shared_port) = match MediaTcpAddr::resolve(config.media_tcp, config.media) {
         MediaTcpAddr::At(addr) if addr == config.http => {
-            let port = listener
+            let addr = listener
                 .local_addr()
-                .map_err(|source| StartError::Http { addr, source })?
-                .port();
+                .map_err(|source| StartError::Http { addr, source })?;
             let (tx, connections) = tokio::sync::mpsc::channel(256);
-            (MediaTcp::Shared { port, connections }, Some(tx))
+            (MediaTcp::Shared { addr, connections }, Some(tx))
         }
         MediaTcpAddr::At(addr) => (MediaTcp::Listen(addr), None),
         MediaTcpAddr::Off => (MediaTcp::Off, None),

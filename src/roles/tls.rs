@@ -57,9 +57,7 @@ impl TlsFiles {
 
     /// Two small files: read in place, not worth a thread.
     fn read(&self) -> std::io::Result<Arc<ServerConfig>> {
-        // One process-wide provider, the one str0m uses too; installing it
-        // twice is harmless.
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        crate::net::install_crypto_provider();
         let invalid = |what: &str, e: &dyn std::fmt::Display| {
             std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{what}: {e}"))
         };
@@ -87,27 +85,33 @@ impl TlsFiles {
 
     /// Reloads `tls` whenever the files change, for as long as the process
     /// runs. A renewal written in two steps (the certificate, then the key)
-    /// may fail to load after the first, is logged once, and loads when
-    /// the second changes the files again; meanwhile the previous
-    /// certificate is served.
+    /// may fail to load after the first, and loads when the second changes
+    /// the files again; files that fail are tried again at every look (a
+    /// file caught half written keeps its time stamp once finished), and
+    /// logged once. Meanwhile the previous certificate is served.
     pub async fn watch(self, tls: Arc<ServerTls>) {
-        let mut seen = self.modified();
+        let mut loaded = self.modified();
+        let mut warned = None;
         loop {
             tokio::time::sleep(RELOAD_EVERY).await;
             let now = self.modified();
-            if now.is_none() || now == seen {
+            if now.is_none() || now == loaded {
                 continue;
             }
-            seen = now;
             match self.read() {
                 Ok(config) => {
                     tls.replace(config);
+                    loaded = now;
                     tracing::info!(cert = %self.cert.display(), "TLS certificate reloaded");
                 }
-                Err(e) => tracing::warn!(
-                    cert = %self.cert.display(),
-                    "TLS certificate not reloaded, the previous one is kept: {e}"
-                ),
+                Err(e) if warned != now => {
+                    warned = now;
+                    tracing::warn!(
+                        cert = %self.cert.display(),
+                        "TLS certificate not reloaded, the previous one is kept: {e}"
+                    );
+                }
+                Err(_) => {}
             }
         }
     }

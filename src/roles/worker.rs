@@ -42,7 +42,7 @@ pub async fn run(args: WorkerConfig) -> Result<(), StartError> {
         .as_deref()
         .map(|path| ClusterTls::load(Path::new(path)))
         .transpose()?;
-    let client = crate::net::http_client(cluster_tls.as_ref());
+    let client = crate::net::http_client(cluster_tls.as_ref())?;
     hello(&client, &signal, &args.secret).await?;
 
     let (worker, stats) = worker::spawn(MediaConfig {

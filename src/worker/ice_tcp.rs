@@ -69,6 +69,10 @@ pub fn each_frame(
 #[derive(Debug, PartialEq, Eq)]
 pub struct FrameTooLarge(pub usize);
 
+/// An ICE-TCP connection the HTTP listener accepted and handed over, with
+/// its peer's address (known from the accept: no system call to ask).
+pub type HandedConnection = (std::net::TcpStream, SocketAddr);
+
 /// Where ICE-TCP connections come from, as configured.
 #[derive(Debug)]
 pub enum MediaTcp {
@@ -76,11 +80,11 @@ pub enum MediaTcp {
     Off,
     /// A listener of the media thread's own, on this address.
     Listen(SocketAddr),
-    /// The HTTP listener on `port` (one port for everything), which hands
+    /// The HTTP listener on `addr` (one port for everything), which hands
     /// over the connections that speak ICE-TCP.
     Shared {
-        port: u16,
-        connections: mpsc::Receiver<std::net::TcpStream>,
+        addr: SocketAddr,
+        connections: mpsc::Receiver<HandedConnection>,
     },
 }
 
@@ -89,14 +93,14 @@ pub enum MediaTcp {
 pub enum Incoming {
     None,
     Listener(std::net::TcpListener),
-    Handed(mpsc::Receiver<std::net::TcpStream>),
+    Handed(mpsc::Receiver<HandedConnection>),
 }
 
 /// [`Incoming`], in the media thread's runtime.
 enum Source {
     None,
     Listener(TcpListener),
-    Handed(mpsc::Receiver<std::net::TcpStream>),
+    Handed(mpsc::Receiver<HandedConnection>),
 }
 
 impl Source {
@@ -104,13 +108,16 @@ impl Source {
         match self {
             Source::None => std::future::pending().await,
             Source::Listener(l) => l.accept().await,
-            Source::Handed(rx) => match rx.recv().await {
-                Some(s) => {
-                    let s = TcpStream::from_std(s)?;
-                    let addr = s.peer_addr()?;
-                    Ok((s, addr))
+            // One connection that cannot be taken (closed under us) is
+            // dropped alone: an error here would pause all accepting.
+            Source::Handed(rx) => loop {
+                let Some((s, addr)) = rx.recv().await else {
+                    return std::future::pending().await;
+                };
+                match TcpStream::from_std(s) {
+                    Ok(s) => return Ok((s, addr)),
+                    Err(e) => tracing::debug!(%addr, "handed ICE-TCP connection lost: {e}"),
                 }
-                None => std::future::pending().await,
             },
         }
     }

@@ -76,24 +76,32 @@ pub fn spawn(config: MediaConfig) -> Result<(WorkerHandle, Arc<Shared>), WorkerE
     let local = socket
         .local_addr()
         .map_err(|e| WorkerError::Internal(e.to_string()))?;
-    let ip = config
-        .announce
-        .unwrap_or_else(|| crate::net::announce_ip_for(local.ip()));
-    let media_addr = SocketAddr::new(ip, local.port());
-    let (incoming, tcp_port) = match config.tcp {
+    let (incoming, tcp_local) = match config.tcp {
         MediaTcp::Off => (Incoming::None, None),
         MediaTcp::Listen(addr) => {
             let listener = std::net::TcpListener::bind(addr)
                 .and_then(|l| l.set_nonblocking(true).map(|()| l))
-                .and_then(|l| Ok((l.local_addr()?.port(), l)))
                 .map_err(|e| WorkerError::Internal(format!("cannot listen on TCP {addr}: {e}")))?;
-            (Incoming::Listener(listener.1), Some(listener.0))
+            let local = listener
+                .local_addr()
+                .map_err(|e| WorkerError::Internal(e.to_string()))?;
+            (Incoming::Listener(listener), Some(local))
         }
-        MediaTcp::Shared { port, connections } => (Incoming::Handed(connections), Some(port)),
+        MediaTcp::Shared { addr, connections } => (Incoming::Handed(connections), Some(addr)),
+    };
+    let ip = config
+        .announce
+        .unwrap_or_else(|| crate::net::announce_ip_for(local.ip()));
+    let media_addr = SocketAddr::new(ip, local.port());
+    // TCP bound to an address of its own is announced there; bound to
+    // every address (0.0.0.0:443 for the one port), at the media's.
+    let tcp_ip = |tcp: SocketAddr| match config.announce {
+        None if !tcp.ip().is_unspecified() => tcp.ip(),
+        _ => ip,
     };
     let candidates = Candidates {
         udp: media_addr,
-        tcp: tcp_port.map(|port| SocketAddr::new(ip, port)),
+        tcp: tcp_local.map(|tcp| SocketAddr::new(tcp_ip(tcp), tcp.port())),
     };
     let (tx, rx) = mpsc::channel(1024);
     let stats = Arc::new(Shared::default());

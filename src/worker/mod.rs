@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ids::{ParticipantId, ParticipantInfo, ParticipantState};
-pub use ice_tcp::{MediaTcp, MAX_FRAME as MAX_TCP_FRAME};
+pub use ice_tcp::{HandedConnection, MediaTcp, MAX_FRAME as MAX_TCP_FRAME};
 pub use link_quality::{Level, LinkQuality};
 pub use media_loop::{spawn, MediaConfig};
 pub use stats::Shared as WorkerStats;

@@ -200,6 +200,7 @@ pub async fn wait_full_mesh(what: &str, tabs: &[(Tab<'_>, u64)], timeout: Durati
 /// Status code of a GET on `base` + `path` (0 if unreachable).
 pub async fn http_status(base: &str, path: &str) -> u16 {
     match parloir::net::http_client(None)
+        .expect("an HTTP client")
         .get(format!("{base}{path}"))
         .send()
         .await
