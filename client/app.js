@@ -70,9 +70,51 @@ function show(screen) {
   for (const el of document.querySelectorAll('.screen')) el.hidden = el.id !== screen;
 }
 
+/** A new call the service does not start now: why, and the partner
+ * services to start it on instead (those speaking our language first). */
+function showRefused({ code, partners }) {
+  const redirected = code === 'redirected';
+  $('busy-title').textContent = t(redirected ? 'redirectedTitle' : 'busyTitle');
+  $('busy-text').textContent = t(redirected ? 'redirectedText' : 'busyText');
+  const ours = (p) => (p.languages?.length && !p.languages.includes(lang) ? 1 : 0);
+  const list = $('partners');
+  list.replaceChildren();
+  for (const p of [...partners].sort((a, b) => ours(a) - ours(b))) {
+    const a = document.createElement('a');
+    a.href = p.url;
+    a.rel = 'noopener noreferrer';
+    a.className = 'partner';
+    a.textContent = p.name;
+    if (p.languages?.length) {
+      const l = document.createElement('span');
+      l.className = 'languages';
+      l.textContent = ` (${p.languages.join(', ')})`;
+      a.append(l);
+    }
+    const li = document.createElement('li');
+    li.append(a);
+    list.append(li);
+  }
+  $('partners-intro').hidden = partners.length === 0;
+  list.hidden = partners.length === 0;
+  show('busy');
+}
+
 function roomFromPath() {
   const m = location.pathname.match(/^\/r\/([^/]+)\/?$/);
   return m ? decodeURIComponent(m[1]) : null;
+}
+
+/** A priority link's grant: after `#`, so that it reaches no server's
+ * logs and no page's Referer. */
+function grantFromLink() {
+  return new URLSearchParams(location.hash.slice(1)).get('grant');
+}
+
+/** The room's link to share: a priority room's carries its grant. */
+function roomLink(room) {
+  const grant = grantFromLink();
+  return `${location.origin}/r/${room}${grant ? `#grant=${encodeURIComponent(grant)}` : ''}`;
 }
 
 async function home() {
@@ -110,7 +152,7 @@ async function prejoin(room, params) {
   show('prejoin');
   $('devices-home').append($('devices'));
   $('prejoin-title').textContent = room;
-  $('share-link').textContent = `${location.origin}/r/${room}`;
+  $('share-link').textContent = roomLink(room);
   $('prejoin-invite').onclick = () => invite(room);
   $('name').value = name;
   await devices.open(true, true);
@@ -155,7 +197,7 @@ function startCall(room, name) {
   // ?relay=1: media only through TURN (to check a TURN setup).
   const relayOnly = new URLSearchParams(location.search).get('relay') === '1';
   call = new Call({
-    room, name, stream: devices.stream, relayOnly,
+    room, name, stream: devices.stream, relayOnly, grant: grantFromLink(),
     // After waiting for a place: the devices as they were chosen.
     acquire: async () => { await devices.reopen(); return devices.stream; },
   });
@@ -169,10 +211,17 @@ function startCall(room, name) {
   call.addEventListener('state', (e) => onState(e.detail));
   call.addEventListener('fatal', (e) => setStatus(t(e.detail)));
   call.addEventListener('chat', (e) => onChat(e.detail));
-  call.addEventListener('full', () => {
+  call.addEventListener('full', (e) => {
     // The camera is released while waiting: its light goes off.
     devices.close();
+    const server = e.detail === 'server-full';
+    $('full-title').textContent = t(server ? 'serverFull' : 'roomFull');
+    $('full-text').textContent = t(server ? 'serverFullWaiting' : 'roomFullWaiting');
     show('full');
+  });
+  call.addEventListener('refused', (e) => {
+    devices.close();
+    showRefused(e.detail);
   });
   call.addEventListener('entered', () => {
     show('call');
@@ -180,6 +229,7 @@ function startCall(room, name) {
   });
   updateControls();
   $('retry-now').onclick = () => call.retryNow();
+  $('busy-retry').onclick = () => call.tryAgain();
   const toggleMic = () => deviceButton('audio');
   const toggleCam = () => deviceButton('video');
   $('toggle-mic').onclick = toggleMic;
@@ -301,7 +351,7 @@ async function deviceButton(kind) {
 }
 
 async function invite(room) {
-  const url = `${location.origin}/r/${room}`;
+  const url = roomLink(room);
   // The phone's share sheet where there is one (messages, mail...).
   if (navigator.share) {
     try {

@@ -8,9 +8,10 @@
 //
 // Events: 'state' (detail: connecting | connected | reconnecting | left),
 // 'participants' (the list or someone's state changed), 'chat' (detail:
-// { from, name, text, mine }), 'full' (the room is full: waiting for a
-// place, joining by itself when one frees), 'entered' (in after waiting),
-// 'fatal' (detail: i18n key).
+// { from, name, text, mine }), 'full' (detail: room-full | server-full;
+// waiting for a place, joining by itself when one frees), 'refused'
+// (detail: { code, partners }; a new call the service does not start now),
+// 'entered' (in after waiting or a refusal), 'fatal' (detail: i18n key).
 
 // A WebSocket whose network went away (Wi-Fi to 4G) stays "open" for
 // minutes: we ping every PING_EVERY_MS, and one that brought nothing for
@@ -67,9 +68,10 @@ export function streamOwner(streamId) {
 const NO_PATH_AFTER_MS = 20000;
 
 export class Call extends EventTarget {
-  constructor({ room, name, stream, relayOnly = false, acquire = null }) {
+  constructor({ room, name, stream, relayOnly = false, acquire = null, grant = null }) {
     super();
     this.room = room;
+    this.grant = grant; // a priority link's grant: the room may use the capacity kept for them
     this.iceServers = []; // TURN servers with our credentials, from the welcome
     this.relayOnly = relayOnly; // media only through TURN (diagnostics, tests)
     this.name = name;
@@ -179,6 +181,11 @@ export class Call extends EventTarget {
     this.join();
   }
 
+  /** "Try again" after a refusal: one more join. */
+  tryAgain() {
+    if (!this.left) this.join();
+  }
+
   /** "Retry now": the next attempt without waiting for the backoff. */
   retryNow() {
     if (this.left) return;
@@ -201,7 +208,9 @@ export class Call extends EventTarget {
   }
 
   join() {
-    this.send({ type: 'join', v: 1, room: this.room, name: this.name, audio: this.audio, video: this.video });
+    const join = { type: 'join', v: 1, room: this.room, name: this.name, audio: this.audio, video: this.video };
+    if (this.grant) join.grant = this.grant;
+    this.send(join);
   }
 
   /** Tells the others what we send and show now. */
@@ -302,7 +311,7 @@ export class Call extends EventTarget {
     }
   }
 
-  onError({ code, message }) {
+  onError({ code, message, partners = [] }) {
     console.warn(`parloir: ${code}: ${message}`);
     if (code === 'media-lost' || code === 'resume-failed') {
       // Our media connection is gone (its server failed or moved us):
@@ -311,20 +320,30 @@ export class Call extends EventTarget {
     } else if (code === 'unavailable' && this.you === null) {
       this.emit('state', 'reconnecting');
       this.retryTimer = setTimeout(() => this.left || this.join(), this.nextBackoff());
-    } else if (code === 'overloaded') {
-      this.emit('fatal', 'overloaded');
+    } else if ((code === 'overloaded' || code === 'redirected') && this.you === null) {
+      // The service starts no new call now: said with the partners to go
+      // to. Nothing is retried by itself (a surge is not the time), the
+      // camera is released, and "Try again" joins anew.
+      this.waiting = true;
+      this.dropMedia();
+      this.emit('refused', { code, partners });
+    } else if (code === 'grant-expired' || code === 'grant-invalid') {
+      this.left = true;
+      this.ws.close();
+      this.emit('fatal', code === 'grant-expired' ? 'grantExpired' : 'grantInvalid');
     } else if (code === 'invalid-name') {
       this.left = true;
       this.ws.close();
       this.emit('fatal', 'invalidName');
-    } else if (code === 'room-full' && this.you === null) {
+    } else if ((code === 'room-full' || code === 'server-full') && this.you === null) {
       // Wait for a place rather than give up: asked again every few
-      // seconds on this socket, the camera released meanwhile.
+      // seconds on this socket, the camera released meanwhile. A full room
+      // waits for someone to leave; a full server, for its load to fall.
       if (!this.waiting) {
         this.waiting = true;
         this.dropMedia();
-        this.emit('full');
       }
+      this.emit('full', code);
       clearTimeout(this.retryTimer);
       this.retryTimer = setTimeout(() => this.left || this.join(), FULL_RETRY_MS * (0.8 + 0.4 * Math.random()));
     } else if (code === 'invalid-room' || code === 'unsupported-version') {

@@ -1,10 +1,12 @@
-//! Operator commands against a running signal server: `parloir nodes` and
-//! `parloir drain`.
+//! Operator commands against a running signal server: `parloir nodes`,
+//! `parloir drain`, `parloir priority-room` and `parloir admission`.
 
 use std::fmt::Write;
 use std::time::Duration;
 
-use crate::signal::api_types::NodeSummary;
+pub use crate::signal::api_types::{
+    AdmissionState, NodeSummary, PriorityRoom, PriorityRoomRequest,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -67,6 +69,46 @@ pub async fn drain(signal: &str, secret: &str, id: &str) -> Result<(), CliError>
     Ok(())
 }
 
+/// Creates a priority room; its link is the signal URL and `path`.
+pub async fn priority_room(
+    signal: &str,
+    secret: &str,
+    req: &PriorityRoomRequest,
+) -> Result<PriorityRoom, CliError> {
+    let url = format!("{}/api/priority-rooms", signal.trim_end_matches('/'));
+    let res = request(
+        crate::net::http_client(None)?
+            .post(&url)
+            .bearer_auth(secret)
+            .json(req),
+        &url,
+    )
+    .await?;
+    res.json()
+        .await
+        .map_err(|source| CliError::Body { url, source })
+}
+
+/// The admission state; with `redirect`, sets it first.
+pub async fn admission(
+    signal: &str,
+    secret: &str,
+    redirect: Option<bool>,
+) -> Result<AdmissionState, CliError> {
+    let url = format!("{}/api/admission", signal.trim_end_matches('/'));
+    let client = crate::net::http_client(None)?;
+    let req = match redirect {
+        Some(on) => client
+            .put(&url)
+            .json(&serde_json::json!({ "redirect": on })),
+        None => client.get(&url),
+    };
+    let res = request(req.bearer_auth(secret), &url).await?;
+    res.json()
+        .await
+        .map_err(|source| CliError::Body { url, source })
+}
+
 /// The `parloir nodes` table.
 pub fn table(nodes: &[NodeSummary]) -> String {
     let mut out = format!(
@@ -83,6 +125,23 @@ pub fn table(nodes: &[NodeSummary]) -> String {
             "{:<24} {:<28} {:<9} {:>6.2} {:>5} {:>12}",
             n.id, n.address, state, n.stress, n.rooms, n.participants
         );
+    }
+    out
+}
+
+/// The `parloir admission` summary.
+pub fn admission_text(a: &AdmissionState) -> String {
+    let mut out = format!(
+        "new ordinary rooms below stress {:.2}; joins and priority rooms below {:.2}\n\
+         headroom: {} rooms of the usual size\n\
+         redirect new rooms to partners: {}\n",
+        a.soft,
+        a.hard,
+        a.headroom,
+        if a.redirect { "on" } else { "off" }
+    );
+    for p in &a.partners {
+        let _ = writeln!(out, "partner: {} {}", p.name, p.url);
     }
     out
 }

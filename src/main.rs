@@ -35,6 +35,30 @@ enum Command {
         #[command(flatten)]
         op: OperatorArgs,
     },
+    /// Creates a priority room and prints its link: it may use the headroom
+    /// kept between the two admission thresholds.
+    PriorityRoom {
+        /// Room name [default: a fresh, hard-to-guess one].
+        #[arg(long)]
+        room: Option<String>,
+        /// Hours the link is valid [default: 24].
+        #[arg(long)]
+        hours: Option<f64>,
+        /// Base of the printed link, when people reach the signal server at
+        /// another URL (a reverse proxy) [default: --signal].
+        #[arg(long)]
+        public_url: Option<String>,
+        #[command(flatten)]
+        op: OperatorArgs,
+    },
+    /// Shows admission (thresholds, headroom, redirection), or turns the
+    /// redirection of new rooms to partner instances on or off.
+    Admission {
+        #[arg(long, value_parser = ["on", "off"])]
+        redirect: Option<String>,
+        #[command(flatten)]
+        op: OperatorArgs,
+    },
 }
 
 #[derive(Args)]
@@ -92,6 +116,32 @@ fn main() -> anyhow::Result<()> {
             Some(Command::Drain { id, op }) => {
                 parloir::cli::drain(&op.signal, &op.secret, &id).await?;
                 println!("{id} is draining: no new rooms; it exits when its calls end.");
+                Ok(())
+            }
+            Some(Command::PriorityRoom {
+                room,
+                hours,
+                public_url,
+                op,
+            }) => {
+                let req = parloir::cli::PriorityRoomRequest { room, hours };
+                let p = parloir::cli::priority_room(&op.signal, &op.secret, &req).await?;
+                if op.json {
+                    println!("{}", serde_json::to_string_pretty(&p)?);
+                } else {
+                    let base = public_url.as_deref().unwrap_or(&op.signal);
+                    println!("{}{}", base.trim_end_matches('/'), p.path);
+                }
+                Ok(())
+            }
+            Some(Command::Admission { redirect, op }) => {
+                let on = redirect.map(|r| r == "on");
+                let a = parloir::cli::admission(&op.signal, &op.secret, on).await?;
+                if op.json {
+                    println!("{}", serde_json::to_string_pretty(&a)?);
+                } else {
+                    print!("{}", parloir::cli::admission_text(&a));
+                }
                 Ok(())
             }
         }

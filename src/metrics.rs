@@ -11,7 +11,11 @@ pub struct Metrics {
     pub signal_nodes: Gauge,
     pub signal_sessions: Gauge,
     pub rooms_placed: IntCounter,
+    pub priority_rooms_placed: IntCounter,
     pub rooms_refused: IntCounter,
+    pub rooms_redirected: IntCounter,
+    pub joins_refused: IntCounter,
+    pub headroom: Gauge,
 }
 
 /// Which figures a process exports.
@@ -66,9 +70,26 @@ impl Metrics {
                 "parloir_signal_rooms_placed_total",
                 "Rooms placed on a worker",
             ),
+            priority_rooms_placed: counter(
+                "parloir_signal_priority_rooms_placed_total",
+                "Priority rooms placed on a worker (also counted in rooms placed)",
+            ),
             rooms_refused: counter(
                 "parloir_signal_rooms_refused_total",
-                "New rooms refused for lack of capacity",
+                "New rooms refused for lack of capacity, with no partner to send them to",
+            ),
+            rooms_redirected: counter(
+                "parloir_signal_rooms_redirected_total",
+                "New rooms refused and sent to partner instances (full, or redirect on)",
+            ),
+            joins_refused: counter(
+                "parloir_signal_joins_refused_total",
+                "Joins to running rooms refused: their worker above the hard threshold",
+            ),
+            headroom: gauge(
+                "parloir_cluster_headroom_rooms",
+                "Ordinary rooms of the usual size the cluster still takes below the soft threshold",
+                signal,
             ),
             registry,
         }

@@ -2,10 +2,11 @@
 //! of nodes and rooms (in memory or in Redis), and the control channel
 //! between signal servers and workers.
 
+pub mod admission;
 pub(crate) mod auth;
 pub(crate) mod control;
 pub mod load;
-pub(crate) mod placement;
+pub mod placement;
 pub(crate) mod registry;
 pub(crate) mod report;
 pub(crate) mod reporter;

@@ -1,22 +1,37 @@
-//! Placement: which worker a new room goes to.
+//! Placement: which worker a new room goes to, and how much a room is
+//! expected to weigh there.
 //!
-//! Plain data and a clock passed in. The signal server keeps the rooms it
-//! placed since each worker's last report ("pending"): until the report
-//! that counts them arrives, they are added to the worker's load, so a burst
-//! of new rooms is spread instead of piled on the worker that looked idle.
+//! Plain data and a clock passed in. A worker's report shows a room's load
+//! only seconds after the room was placed (people join, media starts, the
+//! CPU figure is smoothed), so the rooms placed on a worker within
+//! [`PENDING_FOR`] count as "pending": each adds the expected stress of a
+//! room, so a burst of new rooms is spread instead of piled on the worker
+//! that looked idle. The registry keeps these counts, shared by every
+//! signal server (Redis), and the compare-and-set that places a room
+//! checks that the chosen worker's count did not grow meanwhile: two
+//! servers placing at the same instant do not both take the idle worker.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::report::{LoadReport, NodeState};
 
-/// Load a new room is assumed to add before its worker reports it.
-pub const PENDING_ROOM_STRESS: f64 = 0.05;
+/// How long a placed room counts as pending on its worker: its first
+/// participants' handshakes (a second or two), then the smoothing of the
+/// CPU figure (`report::CPU_SMOOTHING`). Counting it a little after its
+/// load shows refuses slightly early in a surge rather than late.
+pub const PENDING_FOR: Duration = Duration::from_secs(5);
+/// The stress a new room is expected to add while the cluster has too few
+/// rooms to tell: a meeting of four with video at the default capacity
+/// (~2,400 packets per second of 50,000).
+pub const DEFAULT_ROOM_STRESS: f64 = 0.05;
+/// Rooms the cluster must carry before their average is believed.
+const ROOMS_TO_LEARN: usize = 4;
+/// Bounds of a learnt room's stress: never free (empty rooms would make
+/// an idle cluster look endless), never more than a large share of a worker.
+const ROOM_STRESS_BOUNDS: (f64, f64) = (0.005, 0.5);
 /// Ties in stress (idle workers) are broken by rooms: this much stress per
 /// room, small enough not to outweigh a real difference in load.
 pub const ROOM_TIE_BREAK: f64 = 0.001;
-/// A placement is pending for at most this long (a lost report).
-const PENDING_TTL: Duration = Duration::from_secs(3);
 
 /// A worker as placement sees it.
 #[derive(Debug, Clone)]
@@ -24,158 +39,166 @@ pub struct NodeView {
     pub report: LoadReport,
     /// When the report was received.
     pub at: Instant,
+    /// Rooms placed on it within [`PENDING_FOR`], by any signal server.
+    pub pending: usize,
+}
+
+impl NodeView {
+    /// Its stress once the rooms pending on it weigh what a room weighs.
+    pub fn expected_stress(&self, room_stress: f64) -> f64 {
+        self.report.admission_stress() + self.pending as f64 * room_stress
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.report.state == NodeState::Active
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlacementError {
     #[error("no media worker is available")]
     NoWorker,
-    #[error("every media worker is above the admission threshold")]
+    #[error("every media worker is above its admission threshold")]
     Overloaded,
 }
 
-#[derive(Debug, Default)]
-pub struct Placement {
-    /// Rooms placed per node, with when.
-    pending: HashMap<String, Vec<Instant>>,
+/// What a room weighs on average in this cluster: the active workers'
+/// stress over their rooms, once they carry a few; otherwise
+/// [`DEFAULT_ROOM_STRESS`].
+pub fn room_stress(nodes: &[NodeView]) -> f64 {
+    let (stress, rooms) = nodes
+        .iter()
+        .filter(|n| n.is_active())
+        .fold((0.0, 0), |(s, r), n| {
+            (s + n.report.admission_stress(), r + n.report.rooms.len())
+        });
+    if rooms < ROOMS_TO_LEARN {
+        return DEFAULT_ROOM_STRESS;
+    }
+    (stress / rooms as f64).clamp(ROOM_STRESS_BOUNDS.0, ROOM_STRESS_BOUNDS.1)
 }
 
-impl Placement {
-    /// The node with the lowest stress (counting pending rooms), among
-    /// active nodes under `threshold`.
-    pub fn choose(
-        &mut self,
-        nodes: &[NodeView],
-        threshold: f64,
-        now: Instant,
-    ) -> Result<String, PlacementError> {
-        let mut best: Option<(f64, &str)> = None;
-        let mut any = false;
-        for n in nodes {
-            if n.report.state != NodeState::Active {
-                continue;
-            }
-            any = true;
-            let pending = self.pending_for(&n.report.id, n.at, now);
-            let stress = n.report.stress + pending as f64 * PENDING_ROOM_STRESS;
-            if stress >= threshold {
-                continue;
-            }
-            let score = stress + (n.report.rooms.len() + pending) as f64 * ROOM_TIE_BREAK;
-            if best.is_none_or(|(s, id)| score < s || (score == s && n.report.id.as_str() < id)) {
-                best = Some((score, &n.report.id));
-            }
+/// The active worker with the lowest expected stress below `limit`.
+pub fn choose(
+    nodes: &[NodeView],
+    room_stress: f64,
+    limit: f64,
+) -> Result<&NodeView, PlacementError> {
+    let mut best: Option<(f64, &NodeView)> = None;
+    let mut any = false;
+    for n in nodes.iter().filter(|n| n.is_active()) {
+        any = true;
+        let stress = n.expected_stress(room_stress);
+        if stress >= limit {
+            continue;
         }
-        match best {
-            Some((_, id)) => {
-                let id = id.to_string();
-                self.pending.entry(id.clone()).or_default().push(now);
-                Ok(id)
-            }
-            None if any => Err(PlacementError::Overloaded),
-            None => Err(PlacementError::NoWorker),
+        let score = stress + (n.report.rooms.len() + n.pending) as f64 * ROOM_TIE_BREAK;
+        let better = best.is_none_or(|(s, b)| {
+            score < s || (score == s && n.report.id.as_str() < b.report.id.as_str())
+        });
+        if better {
+            best = Some((score, n));
         }
     }
+    match best {
+        Some((_, n)) => Ok(n),
+        None if any => Err(PlacementError::Overloaded),
+        None => Err(PlacementError::NoWorker),
+    }
+}
 
-    /// Rooms placed on `id` after its last report (received at `report_at`).
-    fn pending_for(&mut self, id: &str, report_at: Instant, now: Instant) -> usize {
-        let Some(v) = self.pending.get_mut(id) else {
-            return 0;
-        };
-        v.retain(|t| *t >= report_at && now.saturating_duration_since(*t) < PENDING_TTL);
-        v.len()
+#[cfg(test)]
+pub(crate) fn test_node(id: &str, stress: f64, rooms: usize) -> NodeView {
+    NodeView {
+        report: super::report::test_report(id, stress, rooms),
+        at: Instant::now(),
+        pending: 0,
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::cluster::report::test_report;
+    use std::collections::HashMap;
 
-    fn node(id: &str, stress: f64, rooms: usize, at: Instant) -> NodeView {
-        NodeView {
-            report: test_report(id, stress, rooms),
-            at,
-        }
+    use super::*;
+
+    fn id(r: Result<&NodeView, PlacementError>) -> Result<String, PlacementError> {
+        r.map(|n| n.report.id.clone())
     }
 
     #[test]
     fn lowest_stress_wins() {
-        let t = Instant::now();
-        let mut p = Placement::default();
         let nodes = [
-            node("a", 0.5, 0, t),
-            node("b", 0.2, 0, t),
-            node("c", 0.3, 0, t),
+            test_node("a", 0.5, 0),
+            test_node("b", 0.2, 0),
+            test_node("c", 0.3, 0),
         ];
-        assert_eq!(p.choose(&nodes, 0.9, t).unwrap(), "b");
+        assert_eq!(id(choose(&nodes, 0.05, 0.9)).unwrap(), "b");
     }
 
     #[test]
-    fn a_burst_is_spread_before_reports_arrive() {
-        let t = Instant::now();
-        let mut p = Placement::default();
-        let nodes = [
-            node("a", 0.0, 0, t),
-            node("b", 0.0, 0, t),
-            node("c", 0.0, 0, t),
+    fn a_burst_is_spread_by_pending_rooms() {
+        let mut nodes = [
+            test_node("a", 0.0, 0),
+            test_node("b", 0.0, 0),
+            test_node("c", 0.0, 0),
         ];
         let mut count: HashMap<String, usize> = HashMap::new();
-        for i in 0..6 {
-            let id = p.choose(&nodes, 0.9, t + Duration::from_millis(i)).unwrap();
-            *count.entry(id).or_default() += 1;
+        for _ in 0..6 {
+            let chosen = id(choose(&nodes, 0.05, 0.9)).unwrap();
+            // The registry counts it pending there.
+            nodes
+                .iter_mut()
+                .find(|n| n.report.id == chosen)
+                .unwrap()
+                .pending += 1;
+            *count.entry(chosen).or_default() += 1;
         }
         assert_eq!(count.len(), 3);
         assert!(count.values().all(|c| *c == 2), "{count:?}");
     }
 
     #[test]
-    fn a_new_report_replaces_the_pending_count() {
-        let t = Instant::now();
-        let mut p = Placement::default();
-        let nodes = [node("a", 0.1, 0, t), node("b", 0.12, 0, t)];
-        assert_eq!(p.choose(&nodes, 0.9, t).unwrap(), "a");
-        // "a" now counts one pending room: 0.15 > 0.12.
-        assert_eq!(p.choose(&nodes, 0.9, t).unwrap(), "b");
-        // A report from "a" (counting its room, still 0.1) clears pending.
-        let later = t + Duration::from_millis(500);
-        let nodes = [node("a", 0.1, 1, later), node("b", 0.12, 1, t)];
-        assert_eq!(p.choose(&nodes, 0.9, later).unwrap(), "a");
+    fn pending_rooms_count_toward_the_limit() {
+        let mut a = test_node("a", 0.6, 10);
+        assert!(choose(std::slice::from_ref(&a), 0.05, 0.8).is_ok());
+        a.pending = 4; // 0.6 + 4 × 0.05 = 0.8
+        assert_eq!(id(choose(&[a], 0.05, 0.8)), Err(PlacementError::Overloaded));
     }
 
     #[test]
     fn draining_and_overloaded_nodes_get_nothing() {
-        let t = Instant::now();
-        let mut p = Placement::default();
-        let mut d = node("d", 0.0, 0, t);
+        let mut d = test_node("d", 0.0, 0);
         d.report.state = NodeState::Draining;
         assert_eq!(
-            p.choose(&[d.clone()], 0.9, t),
+            id(choose(std::slice::from_ref(&d), 0.05, 0.9)),
             Err(PlacementError::NoWorker)
         );
-        let busy = node("busy", 0.95, 0, t);
+        let busy = test_node("busy", 0.95, 0);
         assert_eq!(
-            p.choose(&[d, busy], 0.9, t),
+            id(choose(&[d, busy], 0.05, 0.9)),
             Err(PlacementError::Overloaded)
         );
-        assert_eq!(p.choose(&[], 0.9, t), Err(PlacementError::NoWorker));
+        assert_eq!(id(choose(&[], 0.05, 0.9)), Err(PlacementError::NoWorker));
     }
 
     #[test]
-    fn a_busy_worker_gets_fewer_rooms() {
-        let t = Instant::now();
-        let mut p = Placement::default();
-        let nodes = [
-            node("busy", 0.4, 2, t),
-            node("idle1", 0.05, 0, t),
-            node("idle2", 0.05, 0, t),
-        ];
-        let mut busy = 0;
-        for i in 0..6 {
-            if p.choose(&nodes, 0.9, t + Duration::from_millis(i)).unwrap() == "busy" {
-                busy += 1;
-            }
-        }
-        assert_eq!(busy, 0);
+    fn the_smoothed_stress_is_what_counts() {
+        let mut a = test_node("a", 0.95, 0);
+        a.report.stress_smoothed = Some(0.3);
+        assert_eq!(id(choose(&[a], 0.05, 0.8)).unwrap(), "a");
+    }
+
+    #[test]
+    fn a_rooms_stress_is_learnt_from_the_cluster() {
+        // Too few rooms to tell.
+        let few = [test_node("a", 0.3, 2)];
+        assert_eq!(room_stress(&few), DEFAULT_ROOM_STRESS);
+        // 0.6 over 6 rooms and 0.2 over 2: 0.1 a room.
+        let nodes = [test_node("a", 0.6, 6), test_node("b", 0.2, 2)];
+        assert!((room_stress(&nodes) - 0.1).abs() < 1e-9);
+        // Many near-empty rooms on an idle worker: bounded below.
+        let idle = [test_node("a", 0.01, 100)];
+        assert_eq!(room_stress(&idle), ROOM_STRESS_BOUNDS.0);
     }
 }

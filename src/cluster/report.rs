@@ -1,6 +1,8 @@
 //! The load report a worker sends at least once a second, and the stress
 //! figure placement compares.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use super::load::Rates;
@@ -36,8 +38,19 @@ pub struct LoadReport {
     #[serde(flatten)]
     pub rates: Rates,
     pub capacity_pps: f64,
-    /// See [`stress`].
+    /// See [`stress`]: the figure of the last half second.
     pub stress: f64,
+    /// See [`StressSmoother`]: what admission reads. Absent from the
+    /// reports of earlier workers, which are read by their `stress`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stress_smoothed: Option<f64>,
+}
+
+impl LoadReport {
+    /// The stress admission and placement compare with thresholds.
+    pub fn admission_stress(&self) -> f64 {
+        self.stress_smoothed.unwrap_or(self.stress)
+    }
 }
 
 /// A figure of a report that a worker exports as a Prometheus gauge.
@@ -54,6 +67,11 @@ pub const FIGURES: &[Figure] = &[
         name: "parloir_worker_stress",
         help: "Load in 0..1: max of CPU and packet rate over capacity",
         read: |r| r.stress,
+    },
+    Figure {
+        name: "parloir_worker_stress_smoothed",
+        help: "Stress as admission reads it: CPU smoothed over seconds, packet rate as is",
+        read: |r| r.admission_stress(),
     },
     Figure {
         name: "parloir_worker_rooms",
@@ -133,6 +151,38 @@ pub fn stress(cpu_process: f64, packets_per_s: f64, capacity_pps: f64) -> f64 {
     cpu.max(pps).clamp(0.0, 1.0)
 }
 
+/// How fast the smoothed CPU follows the measured one: a step is followed
+/// to 63 % after this long. A burst of joins costs a second or two of DTLS
+/// handshakes; smoothed over 5 s, 80 joins in one second lift the figure by
+/// a fifth of what they cost at their peak, while a lasting rise is
+/// followed within ten seconds (and placement counts the rooms it placed
+/// meanwhile, `placement::PENDING_FOR`).
+pub const CPU_SMOOTHING: Duration = Duration::from_secs(5);
+
+/// The stress admission reads: [`stress`] with its CPU part smoothed
+/// (exponentially, over [`CPU_SMOOTHING`]). The packet-rate part is taken
+/// as is: handshakes carry no media, so it does not jump in a burst of
+/// joins, and when media does arrive it is the load to follow at once.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StressSmoother {
+    cpu: Option<f64>,
+}
+
+impl StressSmoother {
+    /// Takes the CPU measured over the last `dt`; returns the smoothed
+    /// stress.
+    pub fn update(&mut self, cpu: f64, dt: Duration, packets_per_s: f64, capacity_pps: f64) -> f64 {
+        let alpha = 1.0 - (-dt.as_secs_f64() / CPU_SMOOTHING.as_secs_f64()).exp();
+        let cpu = cpu.max(0.0);
+        let smoothed = match self.cpu {
+            Some(prev) => prev + alpha * (cpu - prev),
+            None => cpu,
+        };
+        self.cpu = Some(smoothed);
+        stress(smoothed, packets_per_s, capacity_pps)
+    }
+}
+
 /// A report for tests: an idle worker listing these rooms, one
 /// participant each.
 #[cfg(test)]
@@ -170,6 +220,7 @@ pub(crate) fn test_report(id: &str, stress: f64, rooms: usize) -> LoadReport {
         rates: Rates::default(),
         capacity_pps: 1.0,
         stress,
+        stress_smoothed: None,
     }
 }
 
@@ -183,6 +234,29 @@ mod tests {
         assert_eq!(stress(0.7, 5_000.0, 10_000.0), 0.7);
         assert_eq!(stress(3.0, 0.0, 10_000.0), 1.0);
         assert_eq!(stress(0.1, 1e9, 0.0), 0.1);
+    }
+
+    #[test]
+    fn a_burst_of_handshakes_is_smoothed_and_a_lasting_load_is_followed() {
+        let half = Duration::from_millis(500);
+        let mut s = StressSmoother::default();
+        assert_eq!(s.update(0.1, half, 0.0, 1000.0), 0.1);
+        // A second at a full core (80 DTLS handshakes), then back.
+        let mut peak: f64 = 0.0;
+        for cpu in [1.0, 1.0, 0.1, 0.1, 0.1, 0.1] {
+            peak = peak.max(s.update(cpu, half, 0.0, 1000.0));
+        }
+        assert!(peak < 0.3, "a one-second burst peaks at {peak}");
+        // A lasting 0.9 is followed: above 0.8 within 12 s.
+        let mut t = 0.0;
+        let mut x = 0.0;
+        while x < 0.8 {
+            x = s.update(0.9, half, 0.0, 1000.0);
+            t += 0.5;
+        }
+        assert!(t <= 12.0, "{t} s to follow");
+        // Packets are not smoothed: media that arrives counts at once.
+        assert_eq!(s.update(0.0, half, 950.0, 1000.0), 0.95);
     }
 
     /// A report as a worker of the previous version sent it, when every

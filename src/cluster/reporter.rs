@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::load::{Rates, Sample};
 use super::registry::{Moment, Registry};
-use super::report::{stress, LoadReport, NodeState};
+use super::report::{stress, LoadReport, NodeState, StressSmoother};
 use crate::metrics::Metrics;
 use crate::worker::WorkerStats;
 
@@ -77,6 +77,7 @@ pub struct Reporter {
     stats: Arc<WorkerStats>,
     seq: u64,
     last: Option<Sample>,
+    smoother: StressSmoother,
 }
 
 impl Reporter {
@@ -86,6 +87,7 @@ impl Reporter {
             stats,
             seq: 0,
             last: None,
+            smoother: StressSmoother::default(),
         }
     }
 
@@ -96,7 +98,14 @@ impl Reporter {
             .last
             .map(|prev| Rates::between(&prev, &sample))
             .unwrap_or_default();
+        let dt = self.last.map_or(REPORT_EVERY, |prev| {
+            sample.at.saturating_duration_since(prev.at)
+        });
         self.last = Some(sample);
+        let capacity = self.info.capacity_pps;
+        let smoothed = self
+            .smoother
+            .update(rates.cpu_process, dt, rates.packets_per_s(), capacity);
         self.seq += 1;
         LoadReport {
             id: self.info.id.clone(),
@@ -114,11 +123,8 @@ impl Reporter {
             tracks_out: figures.tracks_out,
             rates,
             capacity_pps: self.info.capacity_pps,
-            stress: stress(
-                rates.cpu_process,
-                rates.packets_per_s(),
-                self.info.capacity_pps,
-            ),
+            stress: stress(rates.cpu_process, rates.packets_per_s(), capacity),
+            stress_smoothed: Some(smoothed),
         }
     }
 

@@ -126,6 +126,9 @@ where
 /// name: Type, env "PARLOIR_NAME", default(EXPR);  // resolved as Type
 /// name: Type, env "PARLOIR_NAME", required;       // resolved as Type
 /// name: Type, env "PARLOIR_NAME", optional;       // resolved as Option<Type>
+/// names: Vec<T>, env "PARLOIR_NAME", list, flag "name";
+///     // resolved as Vec<T>: a repeated flag (named after `flag`, the key
+///     // otherwise), or a list in the file
 /// ```
 macro_rules! layer {
     (
@@ -135,7 +138,8 @@ macro_rules! layer {
         pub struct $resolved:ident {
             $(
                 $(#[doc = $doc:literal])*
-                $field:ident: $ty:ty, env $env:literal, $kind:ident $(($default:expr))?;
+                $field:ident: $ty:ty, env $env:literal, $kind:ident $(($default:expr))?
+                    $(, flag $flag:literal)?;
             )*
         }
     ) => {
@@ -146,11 +150,13 @@ macro_rules! layer {
             $(
                 $(#[doc = $doc])*
                 #[arg(
-                    long,
+                    long $(= $flag)?,
                     env = $env,
                     help = crate::config::layer::help(
                         &[$($doc),*],
-                        <$layer as crate::config::Layer>::defaults().$field,
+                        crate::config::layer::field!(
+                            shown $kind <$layer as crate::config::Layer>::defaults().$field
+                        ),
                         crate::config::layer::field!(required $kind),
                     ),
                 )]
@@ -202,13 +208,20 @@ macro_rules! field {
     (type default $ty:ty) => { $ty };
     (type required $ty:ty) => { $ty };
     (type optional $ty:ty) => { Option<$ty> };
+    (type list $ty:ty) => { $ty };
     (default default($default:expr)) => { Some($default) };
     (default required) => { None };
     (default optional) => { None };
+    (default list) => { None };
+    // The default --help shows: a list has none.
+    (shown list $value:expr) => { None::<&str> };
+    (shown $kind:ident $value:expr) => { $value };
     (required required) => { true };
     (required default) => { false };
     (required optional) => { false };
+    (required list) => { false };
     (resolve optional $value:expr, $key:ident, $env:literal) => { $value };
+    (resolve list $value:expr, $key:ident, $env:literal) => { $value.unwrap_or_default() };
     // Fields with a default always have a value here.
     (resolve $kind:ident $value:expr, $key:ident, $env:literal) => {
         $value.ok_or(crate::config::ConfigError::Missing {

@@ -25,7 +25,12 @@ pub const DEFAULT_MAX_PARTICIPANTS: usize = 12;
 pub const DEFAULT_LAST_N: usize = 9;
 /// Packets per second (in plus out) a worker is sized for.
 pub const DEFAULT_CAPACITY_PPS: f64 = 50_000.0;
-pub const DEFAULT_ADMISSION_THRESHOLD: f64 = 0.85;
+/// Above it on every worker, new ordinary rooms are refused
+/// (`cluster::admission`).
+pub const DEFAULT_ADMISSION_THRESHOLD: f64 = 0.8;
+/// Above it, a worker takes no one, not even into a running call; between
+/// the two, joins and priority rooms.
+pub const DEFAULT_ADMISSION_HARD: f64 = 0.95;
 
 /// `--media-tcp`: where ICE-TCP listens, or `off` (no TCP candidate).
 /// Unset, it listens on the media address's port number.
@@ -97,6 +102,10 @@ pub enum ConfigError {
     TooFewParticipants(usize),
     #[error("admission_threshold must be above 0 and at most 1, not {0}")]
     AdmissionThreshold(f64),
+    #[error("admission_hard ({hard}) must be at least admission_threshold ({soft}) and at most 1")]
+    AdmissionHard { soft: f64, hard: f64 },
+    #[error("{0}")]
+    Partner(String),
     #[error("last_n must be at least 1, not {0}")]
     LastN(usize),
     #[error("capacity_pps must be above 0, not {0}")]
@@ -126,12 +135,23 @@ fn check_last_n(n: usize) -> Result<(), ConfigError> {
 }
 
 /// Stress is clamped to 0..1, so a threshold above 1 would never refuse
-/// and one at 0 would refuse everything.
-fn check_admission_threshold(x: f64) -> Result<(), ConfigError> {
-    if !(x > 0.0 && x <= 1.0) {
-        return Err(ConfigError::AdmissionThreshold(x));
+/// and one at 0 would refuse everything; the hard one is not below the
+/// soft one.
+fn check_admission(soft: f64, hard: f64) -> Result<(), ConfigError> {
+    if !(soft > 0.0 && soft <= 1.0) {
+        return Err(ConfigError::AdmissionThreshold(soft));
+    }
+    if !(hard >= soft && hard <= 1.0) {
+        return Err(ConfigError::AdmissionHard { soft, hard });
     }
     Ok(())
+}
+
+/// Partners from the file are checked as those from the command line.
+fn check_partners(partners: &[crate::signal::partner::Partner]) -> Result<(), ConfigError> {
+    partners
+        .iter()
+        .try_for_each(|p| p.check().map_err(ConfigError::Partner))
 }
 
 /// TURN needs its URIs and its secret together; a URI a browser would
@@ -184,4 +204,10 @@ fn check_capacity(pps: f64) -> Result<(), ConfigError> {
         return Err(ConfigError::Capacity(pps));
     }
     Ok(())
+}
+
+/// Grants are signed with their own secret, or the cluster's.
+fn grant_key(grant: Option<&str>, cluster: Option<&str>) -> Option<crate::signal::grant::GrantKey> {
+    let secret = grant.or(cluster).filter(|s| !s.is_empty())?;
+    Some(crate::signal::grant::GrantKey::new(secret.as_bytes()))
 }

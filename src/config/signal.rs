@@ -4,11 +4,14 @@ use std::net::SocketAddr;
 
 use super::layer::layer;
 use super::{
-    check_admission_threshold, check_last_n, check_max_participants, check_tls, check_turn,
-    tls_files, turn_config, ConfigError, DEFAULT_ADMISSION_THRESHOLD, DEFAULT_HTTP, DEFAULT_LAST_N,
-    DEFAULT_MAX_PARTICIPANTS,
+    check_admission, check_last_n, check_max_participants, check_partners, check_tls, check_turn,
+    tls_files, turn_config, ConfigError, DEFAULT_ADMISSION_HARD, DEFAULT_ADMISSION_THRESHOLD,
+    DEFAULT_HTTP, DEFAULT_LAST_N, DEFAULT_MAX_PARTICIPANTS,
 };
+use crate::cluster::admission::Thresholds;
 use crate::roles::tls::TlsFiles;
+use crate::signal::grant::GrantKey;
+use crate::signal::partner::Partner;
 use crate::signal::turn::TurnConfig;
 
 layer! {
@@ -29,9 +32,20 @@ layer! {
         max_participants: usize, env "PARLOIR_MAX_PARTICIPANTS", default(DEFAULT_MAX_PARTICIPANTS);
         /// Videos a participant receives at most: the most recent speakers'.
         last_n: usize, env "PARLOIR_LAST_N", default(DEFAULT_LAST_N);
-        /// Refuse new rooms when every worker's stress is at or above this.
+        /// Refuse new ordinary rooms when every worker's smoothed stress is
+        /// at or above this (the soft threshold).
         admission_threshold: f64, env "PARLOIR_ADMISSION_THRESHOLD",
             default(DEFAULT_ADMISSION_THRESHOLD);
+        /// Above this a worker takes no one, not even into a running call;
+        /// between the two thresholds, joins and priority rooms only.
+        admission_hard: f64, env "PARLOIR_ADMISSION_HARD", default(DEFAULT_ADMISSION_HARD);
+        /// A partner instance refused new rooms are sent to: NAME=URL, or
+        /// NAME=URL;fr,en with its languages ({room} in the URL is the
+        /// room's name). Repeat for several.
+        partners: Vec<Partner>, env "PARLOIR_PARTNER", list, flag "partner";
+        /// Secret priority links are signed with, to share with a system
+        /// that mints them [default: the cluster secret].
+        grant_secret: String, env "PARLOIR_GRANT_SECRET", optional;
         /// TURN server(s) clients may relay through (turn: or turns: URIs,
         /// comma-separated); needs --turn-secret.
         turn_uri: String, env "PARLOIR_TURN_URI", optional;
@@ -61,7 +75,8 @@ impl SignalConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         check_max_participants(self.max_participants)?;
         check_last_n(self.last_n)?;
-        check_admission_threshold(self.admission_threshold)?;
+        check_admission(self.admission_threshold, self.admission_hard)?;
+        check_partners(&self.partners)?;
         check_turn(self.turn_uri.as_deref(), self.turn_secret.as_deref())?;
         check_tls(self.tls_cert.as_deref(), self.tls_key.as_deref())
     }
@@ -69,6 +84,18 @@ impl SignalConfig {
     /// The certificate and key to serve HTTPS with, if configured.
     pub fn tls(&self) -> Option<TlsFiles> {
         tls_files(self.tls_cert.as_deref(), self.tls_key.as_deref())
+    }
+
+    pub fn admission(&self) -> Thresholds {
+        Thresholds {
+            soft: self.admission_threshold,
+            hard: self.admission_hard,
+        }
+    }
+
+    /// The key of priority links, if there is a secret to sign them with.
+    pub fn grant_key(&self) -> Option<GrantKey> {
+        super::grant_key(self.grant_secret.as_deref(), Some(self.secret.as_str()))
     }
 
     /// The TURN servers clients are given, if configured.

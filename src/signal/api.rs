@@ -9,6 +9,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::time::Duration;
 
 use super::AppState;
 use crate::cluster::auth;
@@ -51,6 +52,55 @@ impl From<LoadReport> for NodeSummary {
     }
 }
 
+/// `POST /api/priority-rooms`: the room (a fresh name by default) and how
+/// long its link is valid.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PriorityRoomRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
+    /// Hours the link is valid [default: 24; at most 90 days].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hours: Option<f64>,
+}
+
+/// A priority room: its link's path (`/r/ROOM#grant=...`; the grant after
+/// `#` never reaches a server's logs), the grant, and when it expires.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PriorityRoom {
+    pub room: String,
+    pub grant: String,
+    /// Unix seconds.
+    pub expires: u64,
+    pub path: String,
+}
+
+/// Default validity of a priority link: a day of visits.
+const DEFAULT_GRANT_HOURS: f64 = 24.0;
+
+/// `GET /api/admission`, and `PUT` with `redirect` to turn redirection of
+/// new rooms on or off.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct AdmissionState {
+    /// New ordinary rooms go to the partners at once.
+    pub redirect: bool,
+    #[serde(default)]
+    pub soft: f64,
+    #[serde(default)]
+    pub hard: f64,
+    /// Ordinary rooms of the usual size the cluster still takes.
+    #[serde(default)]
+    pub headroom: usize,
+    #[serde(default)]
+    pub partners: Vec<crate::signal::partner::Partner>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetAdmission {
+    redirect: bool,
+}
+
 /// One room, as `GET /api/rooms` shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RoomSummary {
@@ -64,6 +114,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/nodes", get(nodes))
         .route("/api/rooms", get(rooms))
         .route("/api/nodes/{id}/drain", post(drain))
+        .route("/api/priority-rooms", post(priority_room))
+        .route("/api/admission", get(admission).put(set_admission))
         .route("/cluster/hello", get(hello))
         .route("/cluster/report", post(report))
 }
@@ -158,6 +210,91 @@ async fn drain(
         Json(json!({ "id": id, "state": "draining" })),
     )
         .into_response()
+}
+
+async fn priority_room(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = check(&state, &headers) {
+        return *r;
+    }
+    let req: PriorityRoomRequest = if body.is_empty() {
+        PriorityRoomRequest::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &format!("invalid request: {e}")),
+        }
+    };
+    let Some(key) = &state.0.config.grants else {
+        return error(
+            StatusCode::FORBIDDEN,
+            "no secret to sign priority links with",
+        );
+    };
+    let room = req.room.unwrap_or_else(super::room_name::generate);
+    if let Err(e) = super::room_name::validate(&room) {
+        return error(StatusCode::BAD_REQUEST, &e.to_string());
+    }
+    let hours = req.hours.unwrap_or(DEFAULT_GRANT_HOURS);
+    let max = crate::signal::grant::MAX_VALIDITY.as_secs_f64() / 3600.0;
+    if !(hours > 0.0 && hours <= max) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("hours must be above 0 and at most {max}"),
+        );
+    }
+    let now = crate::worker::stats::unix_ms() / 1000;
+    let valid_for = Duration::from_secs_f64(hours * 3600.0);
+    let grant = key.mint(&room, now, valid_for);
+    tracing::info!(room, hours, "priority room created");
+    let out = PriorityRoom {
+        path: format!("/r/{room}#grant={grant}"),
+        expires: now + valid_for.as_secs(),
+        room,
+        grant,
+    };
+    (StatusCode::CREATED, Json(out)).into_response()
+}
+
+async fn admission(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(r) = check(&state, &headers) {
+        return *r;
+    }
+    let control = &state.0;
+    let now = Moment::now();
+    let read = async {
+        let nodes = control.live_nodes(now).await?;
+        let redirect = control.registry.redirect().await?;
+        Ok::<_, crate::cluster::registry::RegistryError>((nodes, redirect))
+    };
+    match read.await {
+        Ok((nodes, redirect)) => {
+            let t = control.config.admission;
+            Json(AdmissionState {
+                redirect,
+                soft: t.soft,
+                hard: t.hard,
+                headroom: t.headroom(&nodes),
+                partners: control.config.partners.clone(),
+            })
+            .into_response()
+        }
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
+}
+
+async fn set_admission(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = check(&state, &headers) {
+        return *r;
+    }
+    let set: SetAdmission = match serde_json::from_slice(&body) {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("invalid request: {e}")),
+    };
+    if let Err(e) = state.0.registry.set_redirect(set.redirect).await {
+        return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+    }
+    tracing::info!(redirect = set.redirect, "new rooms redirect switched");
+    admission(State(state), headers).await
 }
 
 async fn hello(State(state): State<AppState>, headers: HeaderMap) -> Response {

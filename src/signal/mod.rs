@@ -4,8 +4,12 @@
 mod api;
 /// Types of the operators' API, shared with the command line.
 pub mod api_types {
-    pub use super::api::{NodeSummary, DEFAULT_DRAIN_SECS};
+    pub use super::api::{
+        AdmissionState, NodeSummary, PriorityRoom, PriorityRoomRequest, DEFAULT_DRAIN_SECS,
+    };
 }
+pub mod grant;
+pub mod partner;
 pub mod pool;
 pub mod protocol;
 pub mod room_name;
@@ -19,10 +23,11 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use crate::cluster::placement::{NodeView, Placement, PlacementError};
-use crate::cluster::registry::{Moment, Registry, RegistryError};
+use crate::cluster::admission::{Refusal, Thresholds};
+use crate::cluster::placement::NodeView;
+use crate::cluster::registry::{Assigned, Moment, Registry, RegistryError};
 use crate::metrics::Metrics;
 use crate::worker::{WorkerHandle, WorkerStats};
 use pool::Pool;
@@ -35,8 +40,12 @@ pub struct SignalConfig {
     pub max_participants: usize,
     /// Videos a participant receives at most (the most recent speakers').
     pub last_n: usize,
-    /// New rooms are refused when every worker's stress is at or above it.
-    pub admission_threshold: f64,
+    /// Who may start a room or join one, by the workers' stress.
+    pub admission: Thresholds,
+    /// Where refused new rooms are sent.
+    pub partners: Vec<partner::Partner>,
+    /// The key priority links are checked with; `None`: no priority links.
+    pub grants: Option<grant::GrantKey>,
     /// TURN servers handed to clients, with credentials.
     pub turn: Option<turn::TurnConfig>,
 }
@@ -45,12 +54,16 @@ pub struct Control {
     pub config: SignalConfig,
     pub registry: Arc<dyn Registry>,
     pub pool: Pool,
-    placement: Mutex<Placement>,
     pub metrics: Arc<Metrics>,
     /// The in-process worker's figures (`parloir serve`): `/readyz` follows
     /// its media loop.
     pub local_stats: Option<Arc<WorkerStats>>,
 }
+
+/// Rounds of reading the cluster and placing, when placements race.
+const MAX_PLACEMENT_ROUNDS: usize = 20;
+/// Workers found unreachable before a join gives up.
+const MAX_UNREACHABLE: usize = 3;
 
 /// Shared state of the HTTP handlers.
 #[derive(Clone)]
@@ -59,7 +72,7 @@ pub struct AppState(pub Arc<Control>);
 #[derive(Debug, thiserror::Error)]
 pub enum PlaceError {
     #[error(transparent)]
-    Placement(#[from] PlacementError),
+    Refused(#[from] Refusal),
     #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error("no media worker could be reached")]
@@ -78,7 +91,6 @@ impl Control {
             config,
             registry,
             pool,
-            placement: Mutex::new(Placement::default()),
             metrics,
             local_stats,
         }
@@ -89,51 +101,88 @@ impl Control {
         let mut nodes = self.registry.nodes(now).await?;
         nodes.retain(|n| !self.pool.is_lost(&n.report.id));
         self.metrics.signal_nodes.set(nodes.len() as f64);
+        self.metrics
+            .headroom
+            .set(self.config.admission.headroom(&nodes) as f64);
         Ok(nodes)
     }
 
-    /// The worker of `room`: where it already is, or a new placement.
-    pub async fn place(&self, room: &str) -> Result<(String, WorkerHandle), PlaceError> {
-        for _ in 0..3 {
+    /// The worker of `room`: where it already is (a join, admitted below
+    /// the hard threshold), or a new placement (admitted as `priority` or
+    /// not, see `cluster::admission`).
+    pub async fn place(
+        &self,
+        room: &str,
+        priority: bool,
+    ) -> Result<(String, WorkerHandle), PlaceError> {
+        let admission = &self.config.admission;
+        let mut unreachable = 0;
+        // A race (another placement on the chosen worker since it was
+        // read) is settled by reading again; someone wins each round.
+        for _ in 0..MAX_PLACEMENT_ROUNDS {
             let now = Moment::now();
             let nodes = self.live_nodes(now).await?;
             let current = self.registry.room_node(room, now).await?;
-            if let Some(node) = current
+            let running = current
                 .as_ref()
-                .and_then(|c| nodes.iter().find(|n| &n.report.id == c))
-            {
-                match self.pool.link(node).await {
-                    Ok(h) => return Ok((node.report.id.clone(), h)),
-                    Err(_) => continue,
+                .and_then(|c| nodes.iter().find(|n| &n.report.id == c));
+            let chosen = match running {
+                Some(node) => {
+                    if let Err(refusal) = admission.admit_join(node) {
+                        self.metrics.joins_refused.inc();
+                        return Err(refusal.into());
+                    }
+                    node
                 }
-            }
-            let chosen = {
-                let mut placement = self.placement.lock().unwrap_or_else(|p| p.into_inner());
-                placement.choose(&nodes, self.config.admission_threshold, now.instant)
-            };
-            let chosen = match chosen {
-                Ok(c) => c,
-                Err(e) => {
-                    self.metrics.rooms_refused.inc();
-                    return Err(e.into());
+                None => {
+                    let redirect = !priority && self.registry.redirect().await?;
+                    let node = admission
+                        .place_new(&nodes, priority, redirect)
+                        .inspect_err(|r| self.count_refused(*r))?;
+                    let placed = self
+                        .registry
+                        .assign_room(room, &node.report.id, current.as_deref(), node.pending, now)
+                        .await?;
+                    match placed {
+                        Assigned::Placed => {
+                            self.metrics.rooms_placed.inc();
+                            if priority {
+                                self.metrics.priority_rooms_placed.inc();
+                            }
+                            tracing::info!(room, node = node.report.id, priority, "room placed");
+                            node
+                        }
+                        // Someone placed it first: a join there.
+                        Assigned::Elsewhere(id) => match nodes.iter().find(|n| n.report.id == id) {
+                            Some(n) => n,
+                            None => continue,
+                        },
+                        Assigned::Raced => continue,
+                    }
                 }
             };
-            let actual = self
-                .registry
-                .assign_room(room, &chosen, current.as_deref(), now)
-                .await?;
-            if actual == chosen {
-                self.metrics.rooms_placed.inc();
-                tracing::info!(room, node = chosen, "room placed");
-            }
-            let Some(node) = nodes.iter().find(|n| n.report.id == actual) else {
-                continue;
-            };
-            if let Ok(h) = self.pool.link(node).await {
-                return Ok((actual, h));
+            match self.pool.link(chosen).await {
+                Ok(h) => return Ok((chosen.report.id.clone(), h)),
+                Err(_) => {
+                    unreachable += 1;
+                    if unreachable == MAX_UNREACHABLE {
+                        break;
+                    }
+                }
             }
         }
         Err(PlaceError::Unreachable)
+    }
+
+    /// A new room not placed: sent to partners when there are some.
+    fn count_refused(&self, refusal: Refusal) {
+        match refusal {
+            Refusal::Busy | Refusal::Redirected if !self.config.partners.is_empty() => {
+                self.metrics.rooms_redirected.inc()
+            }
+            Refusal::Busy | Refusal::Redirected => self.metrics.rooms_refused.inc(),
+            Refusal::Full | Refusal::NoWorker => {}
+        }
     }
 
     /// The worker a room is on now, without placing it.
@@ -171,6 +220,8 @@ async fn ws(upgrade: WebSocketUpgrade, State(state): State<AppState>) -> Respons
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    // Headroom as of this scrape (it is also refreshed by every placement).
+    let _ = state.0.live_nodes(Moment::now()).await;
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.0.metrics.render(),

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::ParticipantId;
 pub use crate::ids::{ParticipantInfo, ParticipantState};
+use crate::signal::partner::Partner;
 use crate::signal::turn::IceServer;
 use crate::worker::LinkQuality;
 pub use crate::worker::TileSize;
@@ -31,6 +32,9 @@ pub enum ClientMessage {
         audio: bool,
         #[serde(default = "yes")]
         video: bool,
+        /// A priority grant from the room's link (`signal::grant`).
+        #[serde(default)]
+        grant: Option<String>,
     },
     /// Takes a session up again after the WebSocket was lost; the media
     /// connection was kept.
@@ -152,6 +156,10 @@ pub enum ServerMessage {
     Error {
         code: ErrorCode,
         message: String,
+        /// Other services to start the call on, when this one refuses a
+        /// new room (`overloaded`, `redirected`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        partners: Vec<Partner>,
     },
 }
 
@@ -170,7 +178,14 @@ pub enum ErrorCode {
     InvalidRoom,
     InvalidName,
     RoomFull,
+    /// A new room refused: every worker is busy.
     Overloaded,
+    /// A new room refused: an operator sends new rooms to partners.
+    Redirected,
+    /// A join refused: the call's worker is above its hard threshold.
+    ServerFull,
+    GrantExpired,
+    GrantInvalid,
     ResumeFailed,
     InvalidSdp,
     InvalidCandidate,
@@ -183,6 +198,7 @@ impl ServerMessage {
         ServerMessage::Error {
             code,
             message: message.into(),
+            partners: Vec::new(),
         }
     }
 }

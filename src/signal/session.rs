@@ -12,13 +12,15 @@ use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
+use super::grant::GrantError;
+use super::partner::Partner;
 use super::protocol::{
     self, ClientMessage, ErrorCode, ParticipantInfo, ParticipantState, ServerMessage,
     MAX_CHAT_CHARS, MAX_TILES,
 };
 use super::turn::IceServer;
 use super::{room_name, AppState, PlaceError};
-use crate::cluster::placement::PlacementError;
+use crate::cluster::admission::Refusal;
 use crate::ids::{new_participant_id, new_resume_token, ParticipantId};
 use crate::rate::TokenBucket;
 use crate::worker::{Command, JoinRequest, PeerEvent, SessionId, WorkerError, WorkerHandle};
@@ -165,7 +167,8 @@ impl Session {
                 name,
                 audio,
                 video,
-            } => self.join(v, room, name, audio, video).await,
+                grant,
+            } => self.join(v, room, name, (audio, video), grant).await,
             ClientMessage::Resume {
                 v,
                 room,
@@ -288,8 +291,8 @@ impl Session {
         v: u32,
         room: String,
         name: String,
-        audio: bool,
-        video: bool,
+        (audio, video): (bool, bool),
+        grant: Option<String>,
     ) -> Result<Vec<ServerMessage>, ServerMessage> {
         self.may_enter(v)?;
         room_name::validate(&room)
@@ -297,9 +300,19 @@ impl Session {
         let name = clean_name(&name).ok_or_else(|| {
             ServerMessage::error(ErrorCode::InvalidName, "a display name is needed")
         })?;
+        let priority = match grant {
+            Some(g) => {
+                self.check_grant(&g, &room)?;
+                true
+            }
+            None => false,
+        };
 
         let control = &self.state.0;
-        let (node, worker) = control.place(&room).await.map_err(place_error)?;
+        let (node, worker) = control
+            .place(&room, priority)
+            .await
+            .map_err(|e| place_error(e, &control.config.partners, &room))?;
         let id = new_participant_id();
         let token = new_resume_token();
         let req = JoinRequest {
@@ -378,11 +391,26 @@ impl Session {
         Ok(out)
     }
 
+    /// A priority grant for `room`, valid now.
+    fn check_grant(&self, grant: &str, room: &str) -> Result<(), ServerMessage> {
+        let Some(key) = &self.state.0.config.grants else {
+            return Err(ServerMessage::error(
+                ErrorCode::GrantInvalid,
+                "this server gives no priority: it has no secret to check links with",
+            ));
+        };
+        key.check(grant, room, unix_now()).map(|_| ()).map_err(|e| {
+            let code = match e {
+                GrantError::Expired => ErrorCode::GrantExpired,
+                GrantError::OtherRoom | GrantError::Invalid => ErrorCode::GrantInvalid,
+            };
+            ServerMessage::error(code, e.to_string())
+        })
+    }
+
     /// TURN credentials for `participant`, when TURN is configured.
     fn ice_servers(&self, participant: ParticipantId) -> Vec<IceServer> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = unix_now();
         self.state
             .0
             .config
@@ -441,6 +469,12 @@ impl Session {
     }
 }
 
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// Trims, drops control characters, and cuts the display name.
 fn clean_name(name: &str) -> Option<String> {
     let cleaned: String = name
@@ -483,11 +517,26 @@ fn worker_error(e: WorkerError) -> ServerMessage {
     ServerMessage::error(code, e.to_string())
 }
 
-fn place_error(e: PlaceError) -> ServerMessage {
+/// A refused join, said for people: a new room is offered the partners
+/// (each with its link for this room).
+fn place_error(e: PlaceError, partners: &[Partner], room: &str) -> ServerMessage {
+    let with_partners = |code, message: &str| ServerMessage::Error {
+        code,
+        message: message.into(),
+        partners: partners.iter().map(|p| p.for_room(room)).collect(),
+    };
     match e {
-        PlaceError::Placement(PlacementError::Overloaded) => ServerMessage::error(
+        PlaceError::Refused(Refusal::Busy) => with_partners(
             ErrorCode::Overloaded,
             "all media servers are busy; new calls are refused for now, please try again in a few minutes",
+        ),
+        PlaceError::Refused(Refusal::Redirected) => with_partners(
+            ErrorCode::Redirected,
+            "this service is not starting new calls for now; please use a partner service",
+        ),
+        PlaceError::Refused(Refusal::Full) => ServerMessage::error(
+            ErrorCode::ServerFull,
+            "this call's media server is full; you can join as soon as it has room",
         ),
         other => {
             tracing::warn!("placement failed: {other}");

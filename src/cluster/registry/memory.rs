@@ -10,13 +10,14 @@
 //! use; an assignment past its grace and not swept yet reads as absent.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futures_util::future::{self, BoxFuture, FutureExt};
 
-use super::{Moment, Registry, Result, NODE_TTL, ROOM_GRACE};
-use crate::cluster::placement::NodeView;
+use super::{Assigned, Moment, Registry, Result, NODE_TTL, ROOM_GRACE};
+use crate::cluster::placement::{NodeView, PENDING_FOR};
 use crate::cluster::report::{LoadReport, NodeState};
 
 /// Sweeps cost a pass over every room: once a second, not once a report.
@@ -26,6 +27,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 pub struct Memory {
     nodes: Mutex<Nodes>,
     rooms: Mutex<Rooms>,
+    redirect: AtomicBool,
 }
 
 #[derive(Default)]
@@ -38,6 +40,8 @@ struct Nodes {
 #[derive(Default)]
 struct Rooms {
     assigned: HashMap<String, Assignment>,
+    /// When rooms were placed, per node, within `PENDING_FOR`.
+    pending: HashMap<String, Vec<Instant>>,
     swept: Option<Instant>,
 }
 
@@ -95,6 +99,19 @@ impl Rooms {
         }
     }
 
+    /// Rooms placed on `node` within `PENDING_FOR` of `now`.
+    fn pending(&mut self, node: &str, now: Instant) -> usize {
+        let Some(placed) = self.pending.get_mut(node) else {
+            return 0;
+        };
+        placed.retain(|t| now.saturating_duration_since(*t) < PENDING_FOR);
+        let n = placed.len();
+        if n == 0 {
+            self.pending.remove(node);
+        }
+        n
+    }
+
     fn sweep(&mut self, now: Instant) {
         if self
             .swept
@@ -104,6 +121,10 @@ impl Rooms {
         }
         self.swept = Some(now);
         self.assigned.retain(|_, a| a.live(now));
+        self.pending.retain(|_, placed| {
+            placed.retain(|t| now.saturating_duration_since(*t) < PENDING_FOR);
+            !placed.is_empty()
+        });
     }
 }
 
@@ -125,6 +146,7 @@ impl Memory {
 
     fn nodes_at(&self, now: Instant) -> Vec<NodeView> {
         let mut nodes = lock(&self.nodes);
+        let mut rooms = lock(&self.rooms);
         nodes.forget_dead(now);
         let mut out: Vec<NodeView> = nodes
             .reports
@@ -134,29 +156,41 @@ impl Memory {
                 if nodes.draining.contains(&r.id) {
                     report.state = NodeState::Draining;
                 }
-                NodeView { report, at: *at }
+                NodeView {
+                    pending: rooms.pending(&r.id, now),
+                    report,
+                    at: *at,
+                }
             })
             .collect();
         out.sort_by(|a, b| a.report.id.cmp(&b.report.id));
         out
     }
 
-    fn assign(&self, room: &str, node: &str, expect: Option<&str>, now: Instant) -> String {
+    fn assign(
+        &self,
+        room: &str,
+        node: &str,
+        expect: Option<&str>,
+        seen: usize,
+        now: Instant,
+    ) -> Assigned {
         let mut rooms = lock(&self.rooms);
-        match rooms.live(room, now) {
-            Some(current) if Some(current) != expect => current.to_string(),
-            _ => {
-                let node = node.to_string();
-                rooms.assigned.insert(
-                    room.to_string(),
-                    Assignment {
-                        node: node.clone(),
-                        fresh: now,
-                    },
-                );
-                node
-            }
+        if let Some(current) = rooms.live(room, now).filter(|c| Some(*c) != expect) {
+            return Assigned::Elsewhere(current.to_string());
         }
+        if rooms.pending(node, now) > seen {
+            return Assigned::Raced;
+        }
+        rooms.assigned.insert(
+            room.to_string(),
+            Assignment {
+                node: node.to_string(),
+                fresh: now,
+            },
+        );
+        rooms.pending.entry(node.to_string()).or_default().push(now);
+        Assigned::Placed
     }
 
     /// Assignments held, forgotten or not yet.
@@ -198,9 +232,19 @@ impl Registry for Memory {
         room: &'a str,
         node: &'a str,
         expect: Option<&'a str>,
+        seen: usize,
         now: Moment,
-    ) -> BoxFuture<'a, Result<String>> {
-        ready(self.assign(room, node, expect, now.instant))
+    ) -> BoxFuture<'a, Result<Assigned>> {
+        ready(self.assign(room, node, expect, seen, now.instant))
+    }
+
+    fn redirect(&self) -> BoxFuture<'_, Result<bool>> {
+        ready(self.redirect.load(Ordering::Relaxed))
+    }
+
+    fn set_redirect(&self, on: bool) -> BoxFuture<'_, Result<()>> {
+        self.redirect.store(on, Ordering::Relaxed);
+        ready(())
     }
 }
 
@@ -208,6 +252,10 @@ impl Registry for Memory {
 mod tests {
     use super::*;
     use crate::cluster::report::{test_listing, test_report};
+    use Assigned::{Elsewhere, Placed};
+
+    /// Tests of rooms, not of pending counts: any count was seen.
+    const ANY: usize = usize::MAX;
 
     fn report(id: &str) -> LoadReport {
         test_report(id, 0.0, 1)
@@ -217,6 +265,16 @@ mod tests {
     async fn memory_rooms_compare_and_set() {
         super::super::contract::placement_is_a_compare_and_set(&Memory::default(), Moment::now())
             .await;
+    }
+
+    #[tokio::test]
+    async fn memory_pending_rooms_are_shared() {
+        super::super::contract::pending_rooms_are_shared(&Memory::default(), Moment::now()).await;
+    }
+
+    #[tokio::test]
+    async fn memory_redirect() {
+        super::super::contract::redirect_is_a_shared_switch(&Memory::default()).await;
     }
 
     #[tokio::test]
@@ -264,7 +322,10 @@ mod tests {
         let t = Moment::now();
         let rooms: Vec<String> = (0..1000).map(|i| format!("room{i}")).collect();
         for room in &rooms {
-            assert_eq!(r.assign_room(room, "w1", None, t).await.unwrap(), "w1");
+            assert_eq!(
+                r.assign_room(room, "w1", None, ANY, t).await.unwrap(),
+                Placed
+            );
         }
         // The calls go on for a minute, then end: the worker lists nothing.
         let last = t + secs(60.0);
@@ -287,8 +348,10 @@ mod tests {
         assert_eq!(r.room_node("room0", after).await.unwrap(), None);
         // A room of that name is a new room, placed anew.
         assert_eq!(
-            r.assign_room("room0", "w2", None, after).await.unwrap(),
-            "w2"
+            r.assign_room("room0", "w2", None, ANY, after)
+                .await
+                .unwrap(),
+            Placed
         );
     }
 
@@ -297,7 +360,10 @@ mod tests {
         let r = Memory::default();
         let t = Moment::now();
         let room = vec!["new".to_string()];
-        assert_eq!(r.assign_room("new", "w1", None, t).await.unwrap(), "w1");
+        assert_eq!(
+            r.assign_room("new", "w1", None, ANY, t).await.unwrap(),
+            Placed
+        );
         // Reports that do not list it yet (sampled before the join) keep it
         // for the grace: a second joiner finds it on w1, not unplaced.
         let first = t + (ROOM_GRACE - secs(0.5));
@@ -306,7 +372,10 @@ mod tests {
             r.room_node("new", first).await.unwrap().as_deref(),
             Some("w1")
         );
-        assert_eq!(r.assign_room("new", "w2", None, first).await.unwrap(), "w1");
+        assert_eq!(
+            r.assign_room("new", "w2", None, ANY, first).await.unwrap(),
+            Elsewhere("w1".into())
+        );
         // Listed from then on, it stays as long as the call.
         reports(&r, "w1", &room, first, first + ROOM_GRACE * 3).await;
         let later = first + ROOM_GRACE * 3;
@@ -320,8 +389,10 @@ mod tests {
     async fn a_placement_never_reported_or_on_a_dead_worker_is_forgotten() {
         let r = Memory::default();
         let t = Moment::now();
-        r.assign_room("failed-join", "w1", None, t).await.unwrap();
-        r.assign_room("on-dead", "w2", None, t).await.unwrap();
+        r.assign_room("failed-join", "w1", None, ANY, t)
+            .await
+            .unwrap();
+        r.assign_room("on-dead", "w2", None, ANY, t).await.unwrap();
         let on_dead = vec!["on-dead".to_string()];
         reports(&r, "w1", &[], t, t + secs(40.0)).await;
         // w2 reported the room, then died.
@@ -339,13 +410,15 @@ mod tests {
     async fn a_forgotten_assignment_is_placed_whatever_the_placer_saw() {
         let r = Memory::default();
         let t = Moment::now();
-        r.assign_room("room", "a", None, t).await.unwrap();
+        r.assign_room("room", "a", None, ANY, t).await.unwrap();
         // A placer saw "a" (dead); before its compare-and-set the
         // assignment passed its grace.
         let later = t + ROOM_GRACE;
         assert_eq!(
-            r.assign_room("room", "b", Some("a"), later).await.unwrap(),
-            "b"
+            r.assign_room("room", "b", Some("a"), ANY, later)
+                .await
+                .unwrap(),
+            Placed
         );
         assert_eq!(
             r.room_node("room", later).await.unwrap().as_deref(),

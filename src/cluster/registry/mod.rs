@@ -70,16 +70,38 @@ pub trait Registry: Send + Sync {
     fn room_node<'a>(&'a self, room: &'a str, now: Moment)
         -> BoxFuture<'a, Result<Option<String>>>;
 
-    /// Places `room` on `node` if its assignment is still `expect`, or
-    /// the room is not (or no longer) placed. Returns the node the room is
-    /// on afterwards, which is another one if someone else placed it first.
+    /// Places `room` on `node` if its assignment is still `expect` (or
+    /// the room is not, or no longer, placed) and no more than `seen`
+    /// rooms are pending on `node` (what the placer read in [`nodes`]);
+    /// the room then counts as pending on `node` for
+    /// [`PENDING_FOR`](crate::cluster::placement::PENDING_FOR).
+    ///
+    /// [`nodes`]: Registry::nodes
     fn assign_room<'a>(
         &'a self,
         room: &'a str,
         node: &'a str,
         expect: Option<&'a str>,
+        seen: usize,
         now: Moment,
-    ) -> BoxFuture<'a, Result<String>>;
+    ) -> BoxFuture<'a, Result<Assigned>>;
+
+    /// Whether an operator sends new ordinary rooms to partner instances.
+    fn redirect(&self) -> BoxFuture<'_, Result<bool>>;
+
+    fn set_redirect(&self, on: bool) -> BoxFuture<'_, Result<()>>;
+}
+
+/// What [`Registry::assign_room`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assigned {
+    /// The room is on the node asked for, pending there.
+    Placed,
+    /// Someone placed the room first, on this node.
+    Elsewhere(String),
+    /// Rooms were placed on the node since the placer read it: its stress
+    /// is not what was compared; choose again.
+    Raced,
 }
 
 /// When a registry call happens, on both clocks (see the module doc).
@@ -118,15 +140,84 @@ impl Add<Duration> for Moment {
 pub(crate) mod contract {
     use super::{Moment, Registry};
 
+    use super::Assigned::{Elsewhere, Placed, Raced};
+    use crate::cluster::placement::PENDING_FOR;
+    use crate::cluster::report::test_listing;
+    use std::time::Duration;
+
     /// Two placers that saw the same state: the first wins, and a room is
     /// moved off a dead worker only once.
     pub async fn placement_is_a_compare_and_set(r: &dyn Registry, t: Moment) {
-        assert_eq!(r.assign_room("room", "a", None, t).await.unwrap(), "a");
+        assert_eq!(
+            r.assign_room("room", "a", None, 0, t).await.unwrap(),
+            Placed
+        );
         // A second placer that also saw "unplaced" loses.
-        assert_eq!(r.assign_room("room", "b", None, t).await.unwrap(), "a");
+        let a = Elsewhere("a".into());
+        assert_eq!(r.assign_room("room", "b", None, 0, t).await.unwrap(), a);
         // Re-placing after "a" died succeeds once.
-        assert_eq!(r.assign_room("room", "b", Some("a"), t).await.unwrap(), "b");
-        assert_eq!(r.assign_room("room", "c", Some("a"), t).await.unwrap(), "b");
+        assert_eq!(
+            r.assign_room("room", "b", Some("a"), 0, t).await.unwrap(),
+            Placed
+        );
+        let b = Elsewhere("b".into());
+        assert_eq!(
+            r.assign_room("room", "c", Some("a"), 0, t).await.unwrap(),
+            b
+        );
         assert_eq!(r.room_node("room", t).await.unwrap().as_deref(), Some("b"));
+    }
+
+    /// Placed rooms count on their worker for `PENDING_FOR`, for every
+    /// placer; one that read an older count chooses again.
+    pub async fn pending_rooms_are_shared(r: &dyn Registry, t: Moment) {
+        for id in ["idle", "other"] {
+            r.put_report(&test_listing::<&str>(id, &[]), t)
+                .await
+                .unwrap();
+        }
+        let pending = |nodes: Vec<crate::cluster::placement::NodeView>| {
+            nodes.iter().map(|n| n.pending).collect::<Vec<_>>()
+        };
+        assert_eq!(pending(r.nodes(t).await.unwrap()), [0, 0]);
+        // Two servers read "idle" with nothing pending; the first places.
+        assert_eq!(
+            r.assign_room("r1", "idle", None, 0, t).await.unwrap(),
+            Placed
+        );
+        assert_eq!(
+            r.assign_room("r2", "idle", None, 0, t).await.unwrap(),
+            Raced
+        );
+        assert_eq!(r.room_node("r2", t).await.unwrap(), None, "not placed");
+        assert_eq!(pending(r.nodes(t).await.unwrap()), [1, 0]);
+        // Reading again, it places knowing of the first.
+        assert_eq!(
+            r.assign_room("r2", "idle", None, 1, t).await.unwrap(),
+            Placed
+        );
+        let later = t + Duration::from_millis(10);
+        assert_eq!(pending(r.nodes(later).await.unwrap()), [2, 0]);
+        // Past the window they no longer count (and their reports do).
+        let after = t + PENDING_FOR + Duration::from_millis(1);
+        for id in ["idle", "other"] {
+            r.put_report(&test_listing::<&str>(id, &[]), after)
+                .await
+                .unwrap();
+        }
+        assert_eq!(pending(r.nodes(after).await.unwrap()), [0, 0]);
+        // A count that fell since the read is no race.
+        assert_eq!(
+            r.assign_room("r3", "idle", None, 2, after).await.unwrap(),
+            Placed
+        );
+    }
+
+    pub async fn redirect_is_a_shared_switch(r: &dyn Registry) {
+        assert!(!r.redirect().await.unwrap());
+        r.set_redirect(true).await.unwrap();
+        assert!(r.redirect().await.unwrap());
+        r.set_redirect(false).await.unwrap();
+        assert!(!r.redirect().await.unwrap());
     }
 }

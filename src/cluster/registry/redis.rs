@@ -3,7 +3,10 @@
 //!
 //! Keys: `parloir:node:ID` (the last report and its wall-clock time, expiring
 //! after [`NODE_TTL`]), the set `parloir:nodes` of ids that may have one,
-//! `parloir:drain:ID`, and `parloir:room:NAME` (the node id).
+//! `parloir:drain:ID`, `parloir:room:NAME` (the node id),
+//! `parloir:pending:ID` (the rooms placed on a node, scored by when, kept
+//! [`PENDING_FOR`]) and `parloir:redirect` (present while new rooms go to
+//! partners).
 //!
 //! Forgetting is Redis's expiry, with the memory registry's rules: a room's
 //! key expires [`ROOM_GRACE`] after its placement, and every report of its
@@ -16,8 +19,8 @@ use futures_util::future::{BoxFuture, FutureExt};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 
-use super::{Moment, Registry, Result, NODE_TTL, ROOM_GRACE};
-use crate::cluster::placement::NodeView;
+use super::{Assigned, Moment, Registry, Result, NODE_TTL, ROOM_GRACE};
+use crate::cluster::placement::{NodeView, PENDING_FOR};
 use crate::cluster::report::{LoadReport, NodeState};
 
 /// A flag that outlives a node that never reports again.
@@ -54,16 +57,29 @@ end
 return 0
 ";
 
-/// Sets KEYS[1] to ARGV[1] for ARGV[3] ms if it holds ARGV[2] or nothing;
-/// returns what it holds afterwards.
+/// Places room KEYS[1] on node ARGV[1] for ARGV[3] ms if it holds ARGV[2]
+/// or nothing, and if the rooms pending on the node (the sorted set
+/// KEYS[2], scored by placement time, those after ARGV[4] - ARGV[5] ms)
+/// are no more than ARGV[6]; the room is then added there as of ARGV[4].
+/// Returns {0, ''} (placed), {1, node} (placed there by someone else) or
+/// {2, ''} (the node got rooms since it was read).
 const CAS: &str = r"
 local cur = redis.call('GET', KEYS[1])
-if not cur or cur == ARGV[2] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-  return ARGV[1]
+if cur and cur ~= ARGV[2] then
+  return {1, cur}
 end
-return cur
+local now = tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[5]))
+if redis.call('ZCARD', KEYS[2]) > tonumber(ARGV[6]) then
+  return {2, ''}
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+redis.call('ZADD', KEYS[2], now, ARGV[7])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+return {0, ''}
 ";
+
+const REDIRECT: &str = "parloir:redirect";
 
 fn node_key(id: &str) -> String {
     format!("parloir:node:{id}")
@@ -75,6 +91,10 @@ fn drain_key(id: &str) -> String {
 
 fn room_key(room: &str) -> String {
     format!("parloir:room:{room}")
+}
+
+fn pending_key(id: &str) -> String {
+    format!("parloir:pending:{id}")
 }
 
 impl RedisRegistry {
@@ -127,8 +147,18 @@ impl RedisRegistry {
             .arg(ids.iter().map(|i| drain_key(i)).collect::<Vec<_>>())
             .query_async(&mut c)
             .await?;
+        // Placed after this (exclusive), they are pending.
+        let since = format!(
+            "({}",
+            now.unix_ms.saturating_sub(PENDING_FOR.as_millis() as u64)
+        );
+        let mut counts = redis::pipe();
+        for id in &ids {
+            counts.zcount(pending_key(id), &since, "+inf");
+        }
+        let pending: Vec<usize> = counts.query_async(&mut c).await?;
         let mut out = Vec::new();
-        for ((id, value), drain) in ids.iter().zip(values).zip(drains) {
+        for (((id, value), drain), pending) in ids.iter().zip(values).zip(drains).zip(pending) {
             let Some(value) = value else {
                 // Gone: a process back under this id is a new one.
                 let _: () = redis::pipe()
@@ -160,6 +190,7 @@ impl RedisRegistry {
             out.push(NodeView {
                 report,
                 at: now.instant.checked_sub(age).unwrap_or(now.instant),
+                pending,
             });
         }
         out.sort_by(|a, b| a.report.id.cmp(&b.report.id));
@@ -208,19 +239,50 @@ impl Registry for RedisRegistry {
         room: &'a str,
         node: &'a str,
         expect: Option<&'a str>,
-        _now: Moment,
-    ) -> BoxFuture<'a, Result<String>> {
+        seen: usize,
+        now: Moment,
+    ) -> BoxFuture<'a, Result<Assigned>> {
         async move {
             let mut c = self.conn.clone();
-            let placed: String = self
+            let (status, other): (u8, String) = self
                 .cas
                 .key(room_key(room))
+                .key(pending_key(node))
                 .arg(node)
                 .arg(expect.unwrap_or(""))
                 .arg(ROOM_GRACE.as_millis() as u64)
+                .arg(now.unix_ms)
+                .arg(PENDING_FOR.as_millis() as u64)
+                .arg(seen)
+                .arg(room)
                 .invoke_async(&mut c)
                 .await?;
-            Ok(placed)
+            Ok(match (status, other) {
+                (0, _) => Assigned::Placed,
+                (1, node) => Assigned::Elsewhere(node),
+                _ => Assigned::Raced,
+            })
+        }
+        .boxed()
+    }
+
+    fn redirect(&self) -> BoxFuture<'_, Result<bool>> {
+        async move {
+            let mut c = self.conn.clone();
+            Ok(c.exists(REDIRECT).await?)
+        }
+        .boxed()
+    }
+
+    fn set_redirect(&self, on: bool) -> BoxFuture<'_, Result<()>> {
+        async move {
+            let mut c = self.conn.clone();
+            if on {
+                let _: () = c.set(REDIRECT, 1).await?;
+            } else {
+                let _: () = c.del(REDIRECT).await?;
+            }
+            Ok(())
         }
         .boxed()
     }
@@ -260,8 +322,14 @@ mod tests {
     async fn rooms_live_by_their_workers_reports() {
         let (_server, r, mut c) = start().await;
         let t = Moment::now();
-        assert_eq!(r.assign_room("a", "w1", None, t).await.unwrap(), "w1");
-        assert_eq!(r.assign_room("b", "w2", None, t).await.unwrap(), "w2");
+        assert_eq!(
+            r.assign_room("a", "w1", None, 0, t).await.unwrap(),
+            Assigned::Placed
+        );
+        assert_eq!(
+            r.assign_room("b", "w2", None, 0, t).await.unwrap(),
+            Assigned::Placed
+        );
         let grace = ROOM_GRACE.as_millis() as i64;
         assert!(ttl_ms(&mut c, "parloir:room:a").await > grace - 5_000);
         // Time passes (made short by hand); w1 then reports both rooms:
@@ -286,7 +354,59 @@ mod tests {
         super::super::contract::placement_is_a_compare_and_set(&r, t).await;
         // Expired between a placer's read and its compare-and-set.
         let _: () = c.del("parloir:room:room").await.unwrap();
-        assert_eq!(r.assign_room("room", "d", Some("b"), t).await.unwrap(), "d");
+        assert_eq!(
+            r.assign_room("room", "d", Some("b"), 0, t).await.unwrap(),
+            Assigned::Placed
+        );
+    }
+
+    #[tokio::test]
+    async fn pending_rooms_are_shared() {
+        let (_server, r, _) = start().await;
+        super::super::contract::pending_rooms_are_shared(&r, Moment::now()).await;
+    }
+
+    /// Two registries on one Redis are two signal servers: in a burst of
+    /// placements from both at once, each reading then placing, no two
+    /// placements are made on the same view of the node (each one that
+    /// lands saw every earlier one).
+    #[tokio::test]
+    async fn two_servers_placing_at_once_see_each_other() {
+        let (server, a, _) = start().await;
+        let b = RedisRegistry::connect(&server.url).await.unwrap();
+        let t = Moment::now();
+        a.put_report(&test_listing::<&str>("idle", &[]), t)
+            .await
+            .unwrap();
+        let place = |r: RedisRegistry, tag: &'static str| async move {
+            let mut placed_on_seen = Vec::new();
+            let mut raced = 0;
+            for i in 0..20 {
+                let seen = r.nodes(t).await.unwrap()[0].pending;
+                let room = format!("{tag}{i}");
+                match r.assign_room(&room, "idle", None, seen, t).await.unwrap() {
+                    Assigned::Placed => placed_on_seen.push(seen),
+                    _ => raced += 1,
+                }
+            }
+            (placed_on_seen, raced)
+        };
+        let ((mut x, rx), (y, ry)) = tokio::join!(place(a, "a"), place(b, "b"));
+        x.extend(y);
+        x.sort_unstable();
+        let placed = x.len();
+        x.dedup();
+        assert_eq!(x.len(), placed, "two placements on one view");
+        assert_eq!(placed + rx + ry, 40);
+    }
+
+    #[tokio::test]
+    async fn redirect_is_shared() {
+        let (server, r, _) = start().await;
+        super::super::contract::redirect_is_a_shared_switch(&r).await;
+        let other = RedisRegistry::connect(&server.url).await.unwrap();
+        r.set_redirect(true).await.unwrap();
+        assert!(other.redirect().await.unwrap());
     }
 
     #[tokio::test]
