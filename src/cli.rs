@@ -160,6 +160,7 @@ mod tests {
             media: "10.0.0.1:10000".into(),
             state: NodeState::Draining,
             stress: 0.25,
+            stress_smoothed: None,
             rooms: 3,
             participants: 7,
             rates: Rates::default(),

@@ -157,9 +157,12 @@ mod tests {
         let idle = [test_node("a", 0.0, 0), test_node("b", 0.0, 0)];
         let per_worker = (0.8 / DEFAULT_ROOM_STRESS).floor() as usize;
         assert_eq!(T.headroom(&idle), 2 * per_worker);
-        // 10 rooms weigh 0.5 (0.05 each): a has 0.4 left → 8 rooms; b,
+        // 10 calls weigh 0.5 (0.05 each): a has 0.4 left → 8 rooms; b,
         // with 2 pending, 0.8 - 0.1 - 0.1 → 12.
         let mut nodes = [test_node("a", 0.4, 8), test_node("b", 0.1, 2)];
+        for r in nodes.iter_mut().flat_map(|n| &mut n.report.rooms) {
+            r.participants = 3;
+        }
         nodes[1].pending = 2;
         assert_eq!(T.headroom(&nodes), 8 + 12);
         // A draining worker and one above soft add nothing.

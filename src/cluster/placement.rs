@@ -26,9 +26,10 @@ pub const PENDING_FOR: Duration = Duration::from_secs(5);
 pub const DEFAULT_ROOM_STRESS: f64 = 0.05;
 /// Rooms the cluster must carry before their average is believed.
 const ROOMS_TO_LEARN: usize = 4;
-/// Bounds of a learnt room's stress: never free (empty rooms would make
-/// an idle cluster look endless), never more than a large share of a worker.
-const ROOM_STRESS_BOUNDS: (f64, f64) = (0.005, 0.5);
+/// Bounds of a learnt room's stress: never nearly free (rooms whose media
+/// has not started yet would make a cluster in a burst look endless),
+/// never more than a large share of a worker.
+const ROOM_STRESS_BOUNDS: (f64, f64) = (0.01, 0.5);
 /// Ties in stress (idle workers) are broken by rooms: this much stress per
 /// room, small enough not to outweigh a real difference in load.
 pub const ROOM_TIE_BREAK: f64 = 0.001;
@@ -63,14 +64,16 @@ pub enum PlacementError {
 }
 
 /// What a room weighs on average in this cluster: the active workers'
-/// stress over their rooms, once they carry a few; otherwise
-/// [`DEFAULT_ROOM_STRESS`].
+/// stress over their calls (rooms of two or more: one person alone is no
+/// call yet, and a burst of new rooms would make rooms look free), once
+/// they carry a few; otherwise [`DEFAULT_ROOM_STRESS`].
 pub fn room_stress(nodes: &[NodeView]) -> f64 {
     let (stress, rooms) = nodes
         .iter()
         .filter(|n| n.is_active())
         .fold((0.0, 0), |(s, r), n| {
-            (s + n.report.admission_stress(), r + n.report.rooms.len())
+            let calls = n.report.rooms.iter().filter(|r| r.participants >= 2);
+            (s + n.report.admission_stress(), r + calls.count())
         });
     if rooms < ROOMS_TO_LEARN {
         return DEFAULT_ROOM_STRESS;
@@ -189,16 +192,28 @@ mod tests {
         assert_eq!(id(choose(&[a], 0.05, 0.8)).unwrap(), "a");
     }
 
+    /// `test_node`'s rooms have one participant; these have two.
+    fn calls(id: &str, stress: f64, rooms: usize) -> NodeView {
+        let mut n = test_node(id, stress, rooms);
+        for r in &mut n.report.rooms {
+            r.participants = 2;
+        }
+        n
+    }
+
     #[test]
     fn a_rooms_stress_is_learnt_from_the_cluster() {
-        // Too few rooms to tell.
-        let few = [test_node("a", 0.3, 2)];
+        // Too few calls to tell.
+        let few = [calls("a", 0.3, 2)];
         assert_eq!(room_stress(&few), DEFAULT_ROOM_STRESS);
-        // 0.6 over 6 rooms and 0.2 over 2: 0.1 a room.
-        let nodes = [test_node("a", 0.6, 6), test_node("b", 0.2, 2)];
+        // 0.6 over 6 calls and 0.2 over 2: 0.1 a call.
+        let nodes = [calls("a", 0.6, 6), calls("b", 0.2, 2)];
         assert!((room_stress(&nodes) - 0.1).abs() < 1e-9);
-        // Many near-empty rooms on an idle worker: bounded below.
-        let idle = [test_node("a", 0.01, 100)];
+        // People alone in their rooms are not calls yet.
+        let alone = [test_node("a", 0.6, 6), test_node("b", 0.2, 2)];
+        assert_eq!(room_stress(&alone), DEFAULT_ROOM_STRESS);
+        // Many calls whose media has not started: bounded below.
+        let idle = [calls("a", 0.01, 100)];
         assert_eq!(room_stress(&idle), ROOM_STRESS_BOUNDS.0);
     }
 }

@@ -30,6 +30,9 @@ pub struct NodeSummary {
     pub media: String,
     pub state: NodeState,
     pub stress: f64,
+    /// What admission reads (absent from earlier servers' answers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stress_smoothed: Option<f64>,
     pub rooms: usize,
     pub participants: usize,
     /// Flattened, as in the report.
@@ -45,6 +48,7 @@ impl From<LoadReport> for NodeSummary {
             media: r.media,
             state: r.state,
             stress: r.stress,
+            stress_smoothed: r.stress_smoothed,
             rooms: r.rooms.len(),
             participants: r.participants,
             rates: r.rates,
@@ -334,6 +338,7 @@ mod tests {
     fn a_summary_keeps_its_keys_and_adds_the_reports_other_rates() {
         let mut r = test_report("w1", 0.25, 3);
         r.rates.packets_in_per_s = 50.0;
+        r.stress_smoothed = Some(0.2);
         let json = serde_json::to_value(NodeSummary::from(r)).unwrap();
         let mut keys: Vec<&str> = json
             .as_object()
@@ -349,6 +354,7 @@ mod tests {
             "media",
             "state",
             "stress",
+            "stress_smoothed",
             "rooms",
             "participants",
             "packets_in_per_s",
