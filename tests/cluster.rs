@@ -11,17 +11,14 @@ use std::time::{Duration, Instant};
 
 use common::browser::{Browser, Tab};
 use common::redis_server::Redis;
-use common::{frames_decoded, join, wait_for, wait_full_mesh_rejoined, Proc};
-use futures_util::{SinkExt, StreamExt};
+use common::{frames_decoded, join, signalling_join, wait_for, wait_full_mesh_rejoined, Proc, Ws};
+use futures_util::SinkExt;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
 const SECRET: &str = "cluster-test-secret";
 /// Small, so that a 3-person call shows up clearly in the stress figure.
 const CAPACITY_PPS: &str = "3000";
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 fn signal(redis: &str) -> Proc {
     Proc::parloir(&[
@@ -99,27 +96,10 @@ async fn node_ids(signal: &str) -> BTreeSet<String> {
 
 /// A participant that only signals (no media): enough to create a room.
 async fn ws_join(signal: &str, room: &str) -> Ws {
-    let url = signal.replacen("http://", "ws://", 1) + "/ws";
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("ws");
-    let join = format!(r#"{{"type":"join","v":1,"room":"{room}","name":"bot"}}"#);
-    ws.send(Message::Text(join.into()))
-        .await
-        .expect("send join");
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("welcome in time")
-            .expect("open")
-            .expect("frame");
-        if let Message::Text(t) = msg {
-            let v: Value = serde_json::from_str(&t).unwrap();
-            match v["type"].as_str() {
-                Some("welcome") => return ws,
-                Some("error") => panic!("join {room}: {v}"),
-                _ => {}
-            }
-        }
-    }
+    let join = serde_json::json!({"type": "join", "v": 1, "room": room, "name": "bot"});
+    let (ws, answer) = signalling_join(signal, &join).await;
+    assert_eq!(answer["type"], "welcome", "join {room}: {answer}");
+    ws
 }
 
 async fn ws_leave(mut ws: Ws) {

@@ -86,14 +86,7 @@ struct LoadGenerator {
 
 impl LoadGenerator {
     fn start(target: &str, room: &str) -> LoadGenerator {
-        let bin =
-            std::path::Path::new(env!("CARGO_BIN_EXE_parloir")).with_file_name("parloir-loadtest");
-        assert!(
-            bin.exists(),
-            "{} is missing: cargo build --release --workspace",
-            bin.display()
-        );
-        let mut child = Command::new(bin)
+        let mut child = Command::new(common::loadtest_bin())
             .args([
                 "run", "--target", target, "--room", room, "--preset", "meeting",
             ])

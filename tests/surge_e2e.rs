@@ -18,8 +18,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::browser::{Browser, Tab};
-use common::{join, still_decoding, until, wait_for, wait_full_mesh, Proc};
-use futures_util::{SinkExt, StreamExt};
+use common::{
+    join, loadtest_bin, signalling_join, still_decoding, until, wait_for, wait_full_mesh, Proc,
+};
+use futures_util::SinkExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -102,17 +104,6 @@ impl Drop for Load {
     }
 }
 
-fn loadtest_bin() -> std::path::PathBuf {
-    let bin =
-        std::path::Path::new(env!("CARGO_BIN_EXE_parloir")).with_file_name("parloir-loadtest");
-    assert!(
-        bin.exists(),
-        "{} is missing: cargo build --release --workspace",
-        bin.display()
-    );
-    bin
-}
-
 fn client() -> reqwest::Client {
     parloir::net::http_client(None).expect("an HTTP client")
 }
@@ -166,31 +157,15 @@ async fn wait_stress(
     .await
 }
 
-/// A join over signalling alone: the welcome, or the error.
+/// A join over signalling alone, left at once: the welcome, or the error.
 async fn ws_join(signal: &str, room: &str, grant: Option<&str>) -> Value {
-    let url = signal.replacen("http://", "ws://", 1) + "/ws";
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("ws");
     let mut join = json!({"type": "join", "v": 1, "room": room, "name": "bot"});
     if let Some(g) = grant {
         join["grant"] = json!(g);
     }
-    ws.send(Message::Text(join.to_string().into()))
-        .await
-        .expect("send join");
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("an answer in time")
-            .expect("open")
-            .expect("frame");
-        if let Message::Text(t) = msg {
-            let v: Value = serde_json::from_str(&t).unwrap();
-            if matches!(v["type"].as_str(), Some("welcome" | "error")) {
-                let _ = ws.send(Message::Text(r#"{"type":"leave"}"#.into())).await;
-                return v;
-            }
-        }
-    }
+    let (mut ws, answer) = signalling_join(signal, &join).await;
+    let _ = ws.send(Message::Text(r#"{"type":"leave"}"#.into())).await;
+    answer
 }
 
 async fn metric(signal: &str, name: &str) -> f64 {

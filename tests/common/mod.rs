@@ -395,3 +395,44 @@ pub async fn still_decoding(tabs: &[&Tab<'_>], timeout: Duration) {
     })
     .await;
 }
+
+/// The load generator built beside `parloir` (`cargo build --workspace`).
+pub fn loadtest_bin() -> std::path::PathBuf {
+    let bin =
+        std::path::Path::new(env!("CARGO_BIN_EXE_parloir")).with_file_name("parloir-loadtest");
+    assert!(
+        bin.exists(),
+        "{} is missing: cargo build --release --workspace",
+        bin.display()
+    );
+    bin
+}
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A participant that only signals (no media): sends `join` (a JSON
+/// object) to the signal server at `base`; the socket and the server's
+/// answer, `welcome` or `error`.
+pub async fn signalling_join(base: &str, join: &serde_json::Value) -> (Ws, serde_json::Value) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let url = base.replacen("http://", "ws://", 1) + "/ws";
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("ws");
+    ws.send(Message::Text(join.to_string().into()))
+        .await
+        .expect("send join");
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("an answer in time")
+            .expect("open")
+            .expect("frame");
+        if let Message::Text(t) = msg {
+            let v: serde_json::Value = serde_json::from_str(&t).expect("JSON");
+            if matches!(v["type"].as_str(), Some("welcome" | "error")) {
+                return (ws, v);
+            }
+        }
+    }
+}
