@@ -16,7 +16,7 @@ echo "== screenshots"
 PARLOIR_SCREENS_DIR="$PWD/$out" \
   cargo test --release --test screens -- --ignored --nocapture --test-threads=1
 
-screens=(home invalid-link prejoin call-2 call-chat call-people call-3 full call-interrupted left)
+screens=(home invalid-link prejoin call-2 call-chat call-people call-3 full busy call-interrupted left)
 declare -A title=(
   [home]="Home"
   [invalid-link]="Home, after an invalid room link"
@@ -27,6 +27,7 @@ declare -A title=(
   [call-3]="Call of three"
   [full]="The room is full: waiting for a place"
   [call-interrupted]="Call interrupted (server gone)"
+  [busy]="A new call sent to partner services (redirect on)"
   [left]="After leaving"
 )
 {

@@ -140,7 +140,7 @@ impl Visit for Auditor<'_> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_serious_accessibility_violation_on_any_screen_in_english_or_french() {
     let axe = axe_source();
-    let mut server = Server::start_args(&screens::SERVER_ARGS);
+    let mut server = Server::start_args(screens::SERVER_ARGS);
     let mut auditor = Auditor {
         axe: &axe,
         failing: Vec::new(),

@@ -82,7 +82,7 @@ impl Visit for Camera {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "makes docs/screens: run by scripts/screens.sh"]
 async fn screenshots_of_every_screen() {
-    let mut server = Server::start_args(&screens::SERVER_ARGS);
+    let mut server = Server::start_args(screens::SERVER_ARGS);
     let mut camera = Camera(out_dir());
     for lang in ["en", "fr"] {
         screens::walk(&mut server, lang, &mut camera).await;

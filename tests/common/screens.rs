@@ -6,8 +6,9 @@
 //! Screens, in order: `home`, `invalid-link`, `prejoin`, `call-2`,
 //! `call-chat` (a message in the open chat), `call-people` (the list, a
 //! hand raised), `call-3`, `full` (the room's limit reached: the server
-//! must run with `--max-participants 3`), `call-interrupted` (the server
-//! stopped), `left`.
+//! must run with `--max-participants 3`), `busy` (a new room sent to the
+//! partner services: an operator's redirect, through the API),
+//! `call-interrupted` (the server stopped), `left`.
 
 use std::time::Duration;
 
@@ -16,8 +17,34 @@ use serde_json::json;
 use super::browser::{Browser, Tab};
 use super::{join, until, wait_full_mesh, wait_full_mesh_rejoined, Server};
 
-/// What `walk` needs of its server: room for three.
-pub const SERVER_ARGS: [&str; 2] = ["--max-participants", "3"];
+/// What `walk` needs of its server: room for three, the operators' API
+/// and partner services.
+pub const SERVER_ARGS: &[&str] = &[
+    "--max-participants",
+    "3",
+    "--secret",
+    SECRET,
+    "--partner",
+    "Visio Hôpital Nord=https://visio-nord.example/r/{room};fr",
+    "--partner",
+    "Jitsi Meet=https://meet.example/{room}",
+];
+
+const SECRET: &str = "screens-secret";
+
+/// Turns the redirection of new rooms to partners on or off.
+async fn redirect(base: &str, on: bool) {
+    let status = parloir::net::http_client(None)
+        .expect("an HTTP client")
+        .put(format!("{base}/api/admission"))
+        .bearer_auth(SECRET)
+        .json(&json!({ "redirect": on }))
+        .send()
+        .await
+        .expect("the operators' API")
+        .status();
+    assert!(status.is_success(), "PUT /api/admission: {status}");
+}
 
 /// Name, width, height, mobile.
 pub const SIZES: [(&str, u32, u32, bool); 2] =
@@ -160,6 +187,21 @@ pub async fn walk(server: &mut Server, lang: &str, v: &mut impl Visit) {
     until(&late, "the room said full", &shown("full"), WAIT).await;
     each_size(v, &late, lang, "full", false).await;
     late.close().await;
+
+    redirect(&base, true).await;
+    let refused = browser
+        .open(&format!("{base}/r/{room}-b?name=Zo%C3%A9&join=1"))
+        .await;
+    until(
+        &refused,
+        "a new room sent to partners",
+        &shown("busy"),
+        WAIT,
+    )
+    .await;
+    each_size(v, &refused, lang, "busy", false).await;
+    refused.close().await;
+    redirect(&base, false).await;
 
     let ana = &tabs[0].0;
     server.stop();
