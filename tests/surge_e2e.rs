@@ -29,7 +29,9 @@ const SECRET: &str = "surge-test-secret";
 /// Small, so that a few hundred packets per second move the stress.
 const CAPACITY_PPS: f64 = 4000.0;
 const SOFT: f64 = 0.5;
-const HARD: f64 = 0.8;
+/// Far enough above the load's 0.6 for the browsers' own rise (their
+/// simulcast layers come as their estimate grows) not to cross it.
+const HARD: f64 = 0.9;
 /// Packets per second (in + out) one load-generator participant adds to
 /// a fan-out room: its publisher's 30 fps of 1.3 Mbit/s video (five
 /// packets a frame) and 50 of voice, forwarded to it.
@@ -219,19 +221,19 @@ async fn above_the_thresholds_new_rooms_go_to_partners_and_calls_go_on() {
     wait_full_mesh("Ana and Ben see each other", &call, CALL).await;
     let tabs = [&call[0].0, &call[1].0];
 
-    // w2 to 0.65 with a fan-out room of its own (the idle worker takes it).
-    let target = 0.65 * CAPACITY_PPS;
+    // w2 to 0.6 with a fan-out room of its own (the idle worker takes it).
+    let target = 0.6 * CAPACITY_PPS;
     let n_b = (target / PPS_PER_SUBSCRIBER).round() as u32;
     let _load_b = Load::fanout(&base, "charge-b", n_b, 1);
     wait_for("w2 loaded", Duration::from_secs(60), || async {
-        (stress_of(&base, "w2").await.0 >= 0.55).then_some(())
+        (stress_of(&base, "w2").await.0 >= 0.52).then_some(())
     })
     .await;
-    // w1 to 0.65 too, counting the browsers' call already there.
+    // w1 to 0.6 too, counting the browsers' call already there.
     let (_, call_pps) = stress_of(&base, "w1").await;
     let n_a = ((target - call_pps) / PPS_PER_SUBSCRIBER).round().max(2.0) as u32;
     let _load_a = Load::fanout(&base, "charge-a", n_a, 1);
-    let loaded = wait_stress(&base, "both workers between the thresholds", 0.55..HARD).await;
+    let loaded = wait_stress(&base, "both workers between the thresholds", 0.52..0.75).await;
     eprintln!("between the thresholds: {loaded:?} (the call alone: {call_pps:.0} packets/s)");
     still_decoding(&tabs, CALL).await;
 
@@ -307,7 +309,7 @@ async fn above_the_thresholds_new_rooms_go_to_partners_and_calls_go_on() {
 
     // Above the hard threshold: more people join the load rooms (joins
     // are let in up to it), then nobody more.
-    let extra = ((0.35 * CAPACITY_PPS) / PPS_PER_SUBSCRIBER).round() as u32;
+    let extra = ((0.5 * CAPACITY_PPS) / PPS_PER_SUBSCRIBER).round() as u32;
     let more_a = Load::fanout(&base, "charge-a", extra, 0);
     let more_b = Load::fanout(&base, "charge-b", extra, 0);
     let above = wait_stress(&base, "both workers above the hard threshold", HARD..1.01).await;
