@@ -229,7 +229,7 @@ function startCall(room, name) {
   });
   updateControls();
   $('retry-now').onclick = () => call.retryNow();
-  $('busy-retry').onclick = () => call.tryAgain();
+  $('busy-retry').onclick = () => call.retryNow();
   const toggleMic = () => deviceButton('audio');
   const toggleCam = () => deviceButton('video');
   $('toggle-mic').onclick = toggleMic;

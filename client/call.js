@@ -181,12 +181,8 @@ export class Call extends EventTarget {
     this.join();
   }
 
-  /** "Try again" after a refusal: one more join. */
-  tryAgain() {
-    if (!this.left) this.join();
-  }
-
-  /** "Retry now": the next attempt without waiting for the backoff. */
+  /** "Retry now" (and "Try again" after a refusal): the next attempt
+   * without waiting for the backoff. */
   retryNow() {
     if (this.left) return;
     this.backoff = 500;

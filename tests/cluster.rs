@@ -56,16 +56,7 @@ fn worker(signal: &str, redis: &str, ip: &str, id: &str) -> Proc {
 }
 
 async fn api(signal: &str, path: &str) -> Value {
-    parloir::net::http_client(None)
-        .expect("an HTTP client")
-        .get(format!("{signal}{path}"))
-        .bearer_auth(SECRET)
-        .send()
-        .await
-        .expect("api reachable")
-        .json()
-        .await
-        .expect("api json")
+    common::api_get(signal, SECRET, path).await
 }
 
 /// room → node, from `GET /api/rooms`.

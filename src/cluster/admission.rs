@@ -13,7 +13,7 @@
 //! ordinary new rooms are then sent to the partner instances at once.
 //! Plain data, no clock: the decisions are tested on made-up workers.
 
-use super::placement::{choose, room_stress, NodeView, PlacementError};
+use super::placement::{choose, room_stress, NodeView};
 
 /// The two thresholds, `0 < soft <= hard <= 1`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -73,9 +73,12 @@ impl Thresholds {
             return Err(Refusal::Redirected);
         }
         let limit = self.limit(Entry::NewRoom { priority });
-        choose(nodes, room_stress(nodes), limit).map_err(|e| match e {
-            PlacementError::NoWorker => Refusal::NoWorker,
-            PlacementError::Overloaded => Refusal::Busy,
+        choose(nodes, room_stress(nodes), limit).ok_or_else(|| {
+            if nodes.iter().any(NodeView::is_active) {
+                Refusal::Busy
+            } else {
+                Refusal::NoWorker
+            }
         })
     }
 
@@ -146,8 +149,15 @@ mod tests {
         let mut d = test_node("d", 0.0, 0);
         d.report.state = NodeState::Draining;
         assert_eq!(
-            T.place_new(&[d], true, false).err(),
+            T.place_new(std::slice::from_ref(&d), true, false).err(),
             Some(Refusal::NoWorker)
+        );
+        assert_eq!(T.place_new(&[], true, false).err(), Some(Refusal::NoWorker));
+        // A draining worker beside a busy one: busy, not none.
+        let busy = test_node("busy", 0.97, 0);
+        assert_eq!(
+            T.place_new(&[d, busy], true, false).err(),
+            Some(Refusal::Busy)
         );
     }
 

@@ -55,14 +55,6 @@ impl NodeView {
     }
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum PlacementError {
-    #[error("no media worker is available")]
-    NoWorker,
-    #[error("every media worker is above its admission threshold")]
-    Overloaded,
-}
-
 /// What a room weighs on average in this cluster: the active workers'
 /// stress over their calls (rooms of two or more: one person alone is no
 /// call yet, and a burst of new rooms would make rooms look free), once
@@ -81,16 +73,11 @@ pub fn room_stress(nodes: &[NodeView]) -> f64 {
     (stress / rooms as f64).clamp(ROOM_STRESS_BOUNDS.0, ROOM_STRESS_BOUNDS.1)
 }
 
-/// The active worker with the lowest expected stress below `limit`.
-pub fn choose(
-    nodes: &[NodeView],
-    room_stress: f64,
-    limit: f64,
-) -> Result<&NodeView, PlacementError> {
+/// The active worker with the lowest expected stress below `limit`, if
+/// any (why there is none is admission's to say).
+pub fn choose(nodes: &[NodeView], room_stress: f64, limit: f64) -> Option<&NodeView> {
     let mut best: Option<(f64, &NodeView)> = None;
-    let mut any = false;
     for n in nodes.iter().filter(|n| n.is_active()) {
-        any = true;
         let stress = n.expected_stress(room_stress);
         if stress >= limit {
             continue;
@@ -103,11 +90,7 @@ pub fn choose(
             best = Some((score, n));
         }
     }
-    match best {
-        Some((_, n)) => Ok(n),
-        None if any => Err(PlacementError::Overloaded),
-        None => Err(PlacementError::NoWorker),
-    }
+    best.map(|(_, n)| n)
 }
 
 #[cfg(test)]
@@ -125,7 +108,7 @@ mod tests {
 
     use super::*;
 
-    fn id(r: Result<&NodeView, PlacementError>) -> Result<String, PlacementError> {
+    fn id(r: Option<&NodeView>) -> Option<String> {
         r.map(|n| n.report.id.clone())
     }
 
@@ -164,25 +147,19 @@ mod tests {
     #[test]
     fn pending_rooms_count_toward_the_limit() {
         let mut a = test_node("a", 0.6, 10);
-        assert!(choose(std::slice::from_ref(&a), 0.05, 0.8).is_ok());
+        assert!(choose(std::slice::from_ref(&a), 0.05, 0.8).is_some());
         a.pending = 4; // 0.6 + 4 × 0.05 = 0.8
-        assert_eq!(id(choose(&[a], 0.05, 0.8)), Err(PlacementError::Overloaded));
+        assert_eq!(id(choose(&[a], 0.05, 0.8)), None);
     }
 
     #[test]
     fn draining_and_overloaded_nodes_get_nothing() {
         let mut d = test_node("d", 0.0, 0);
         d.report.state = NodeState::Draining;
-        assert_eq!(
-            id(choose(std::slice::from_ref(&d), 0.05, 0.9)),
-            Err(PlacementError::NoWorker)
-        );
+        assert_eq!(id(choose(std::slice::from_ref(&d), 0.05, 0.9)), None);
         let busy = test_node("busy", 0.95, 0);
-        assert_eq!(
-            id(choose(&[d, busy], 0.05, 0.9)),
-            Err(PlacementError::Overloaded)
-        );
-        assert_eq!(id(choose(&[], 0.05, 0.9)), Err(PlacementError::NoWorker));
+        assert_eq!(id(choose(&[d, busy], 0.05, 0.9)), None);
+        assert_eq!(id(choose(&[], 0.05, 0.9)), None);
     }
 
     #[test]

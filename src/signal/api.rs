@@ -246,7 +246,7 @@ async fn priority_room(State(state): State<AppState>, headers: HeaderMap, body: 
             &format!("hours must be above 0 and at most {max}"),
         );
     }
-    let now = crate::worker::stats::unix_ms() / 1000;
+    let now = crate::worker::stats::unix_secs();
     let valid_for = Duration::from_secs_f64(hours * 3600.0);
     let grant = key.mint(&room, now, valid_for);
     tracing::info!(room, hours, "priority room created");

@@ -23,6 +23,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::cluster::admission::{Refusal, Thresholds};
@@ -58,7 +59,15 @@ pub struct Control {
     /// The in-process worker's figures (`parloir serve`): `/readyz` follows
     /// its media loop.
     pub local_stats: Option<Arc<WorkerStats>>,
+    /// When the cluster's gauges (live workers, headroom) were last
+    /// computed, in Unix ms.
+    gauges_at_ms: AtomicU64,
 }
+
+/// `/metrics` is open to anyone: a scrape reads the registry (Redis) for
+/// fresh gauges at most this often, so a flood of scrapes is no flood of
+/// registry reads.
+const GAUGES_EVERY_MS: u64 = 1_000;
 
 /// Rounds of reading the cluster and placing, when placements race.
 const MAX_PLACEMENT_ROUNDS: usize = 20;
@@ -93,6 +102,7 @@ impl Control {
             pool,
             metrics,
             local_stats,
+            gauges_at_ms: AtomicU64::new(0),
         }
     }
 
@@ -104,7 +114,16 @@ impl Control {
         self.metrics
             .headroom
             .set(self.config.admission.headroom(&nodes) as f64);
+        self.gauges_at_ms.store(now.unix_ms, Ordering::Relaxed);
         Ok(nodes)
+    }
+
+    /// Computes the cluster's gauges again unless they are fresh.
+    pub async fn refresh_gauges(&self, now: Moment) {
+        let at = self.gauges_at_ms.load(Ordering::Relaxed);
+        if now.unix_ms.saturating_sub(at) >= GAUGES_EVERY_MS {
+            let _ = self.live_nodes(now).await;
+        }
     }
 
     /// The worker of `room`: where it already is (a join, admitted below
@@ -152,12 +171,10 @@ impl Control {
                             tracing::info!(room, node = node.report.id, priority, "room placed");
                             node
                         }
-                        // Someone placed it first: a join there.
-                        Assigned::Elsewhere(id) => match nodes.iter().find(|n| n.report.id == id) {
-                            Some(n) => n,
-                            None => continue,
-                        },
-                        Assigned::Raced => continue,
+                        // Someone placed it first: the next round reads it
+                        // as running, and admits a join there as any other.
+                        // Or the chosen worker got rooms since it was read.
+                        Assigned::Elsewhere(_) | Assigned::Raced => continue,
                     }
                 }
             };
@@ -220,8 +237,8 @@ async fn ws(upgrade: WebSocketUpgrade, State(state): State<AppState>) -> Respons
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    // Headroom as of this scrape (it is also refreshed by every placement).
-    let _ = state.0.live_nodes(Moment::now()).await;
+    // Headroom as of this scrape, or of the last placement within a second.
+    state.0.refresh_gauges(Moment::now()).await;
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.0.metrics.render(),

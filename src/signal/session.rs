@@ -23,6 +23,7 @@ use super::{room_name, AppState, PlaceError};
 use crate::cluster::admission::Refusal;
 use crate::ids::{new_participant_id, new_resume_token, ParticipantId};
 use crate::rate::TokenBucket;
+use crate::worker::stats::unix_secs;
 use crate::worker::{Command, JoinRequest, PeerEvent, SessionId, WorkerError, WorkerHandle};
 
 /// Largest text frame we read; an SDP answer for a large room is ~100 KB.
@@ -399,18 +400,20 @@ impl Session {
                 "this server gives no priority: it has no secret to check links with",
             ));
         };
-        key.check(grant, room, unix_now()).map(|_| ()).map_err(|e| {
-            let code = match e {
-                GrantError::Expired => ErrorCode::GrantExpired,
-                GrantError::OtherRoom | GrantError::Invalid => ErrorCode::GrantInvalid,
-            };
-            ServerMessage::error(code, e.to_string())
-        })
+        key.check(grant, room, unix_secs())
+            .map(|_| ())
+            .map_err(|e| {
+                let code = match e {
+                    GrantError::Expired => ErrorCode::GrantExpired,
+                    GrantError::OtherRoom | GrantError::Invalid => ErrorCode::GrantInvalid,
+                };
+                ServerMessage::error(code, e.to_string())
+            })
     }
 
     /// TURN credentials for `participant`, when TURN is configured.
     fn ice_servers(&self, participant: ParticipantId) -> Vec<IceServer> {
-        let now = unix_now();
+        let now = unix_secs();
         self.state
             .0
             .config
@@ -467,12 +470,6 @@ impl Session {
             );
         }
     }
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// Trims, drops control characters, and cuts the display name.

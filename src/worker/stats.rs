@@ -91,6 +91,12 @@ pub(crate) fn unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Seconds since the Unix epoch: what expiries in credentials and grants
+/// are written in.
+pub(crate) fn unix_secs() -> u64 {
+    unix_ms() / 1000
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

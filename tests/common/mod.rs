@@ -436,3 +436,17 @@ pub async fn signalling_join(base: &str, join: &serde_json::Value) -> (Ws, serde
         }
     }
 }
+
+/// `GET base + path` of the operators' API with `secret`, as JSON.
+pub async fn api_get(base: &str, secret: &str, path: &str) -> serde_json::Value {
+    parloir::net::http_client(None)
+        .expect("an HTTP client")
+        .get(format!("{base}{path}"))
+        .bearer_auth(secret)
+        .send()
+        .await
+        .expect("api reachable")
+        .json()
+        .await
+        .expect("api json")
+}

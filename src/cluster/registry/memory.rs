@@ -79,6 +79,12 @@ impl Nodes {
     }
 }
 
+/// Keeps the placements of `placed` still pending at `now`; how many.
+fn keep_pending(placed: &mut Vec<Instant>, now: Instant) -> usize {
+    placed.retain(|t| now.saturating_duration_since(*t) < PENDING_FOR);
+    placed.len()
+}
+
 impl Rooms {
     fn live(&self, room: &str, now: Instant) -> Option<&str> {
         self.assigned
@@ -104,8 +110,7 @@ impl Rooms {
         let Some(placed) = self.pending.get_mut(node) else {
             return 0;
         };
-        placed.retain(|t| now.saturating_duration_since(*t) < PENDING_FOR);
-        let n = placed.len();
+        let n = keep_pending(placed, now);
         if n == 0 {
             self.pending.remove(node);
         }
@@ -121,10 +126,8 @@ impl Rooms {
         }
         self.swept = Some(now);
         self.assigned.retain(|_, a| a.live(now));
-        self.pending.retain(|_, placed| {
-            placed.retain(|t| now.saturating_duration_since(*t) < PENDING_FOR);
-            !placed.is_empty()
-        });
+        self.pending
+            .retain(|_, placed| keep_pending(placed, now) > 0);
     }
 }
 

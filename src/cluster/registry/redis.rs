@@ -397,7 +397,8 @@ mod tests {
         let placed = x.len();
         x.dedup();
         assert_eq!(x.len(), placed, "two placements on one view");
-        assert_eq!(placed + rx + ry, 40);
+        // And no livelock: of two tries at once, one lands.
+        assert!(placed >= 20, "{placed} placed, {} raced", rx + ry);
     }
 
     #[tokio::test]
