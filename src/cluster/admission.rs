@@ -1,7 +1,9 @@
 //! Admission in a surge: who may start a room or join one, by the
 //! workers' smoothed stress and two thresholds.
 //!
-//! - Below the **soft** threshold a worker takes new ordinary rooms.
+//! - Below the **soft** threshold a worker takes new ordinary rooms, as
+//!   long as one more room of the usual weight keeps it under
+//!   (`placement::choose`).
 //! - Between soft and **hard** it takes only joins to rooms it already
 //!   carries (a family is never cut in half) and new **priority** rooms
 //!   (a signed grant, `signal::grant`): the headroom between the two is

@@ -73,13 +73,23 @@ pub fn room_stress(nodes: &[NodeView]) -> f64 {
     (stress / rooms as f64).clamp(ROOM_STRESS_BOUNDS.0, ROOM_STRESS_BOUNDS.1)
 }
 
-/// The active worker with the lowest expected stress below `limit`, if
-/// any (why there is none is admission's to say).
+/// The active worker with the lowest expected stress that a new room of
+/// `room_stress` still fits on: with it, the worker stays at or under
+/// `limit`. A threshold is a level the room must not push a worker past,
+/// not only one it must find it under: a worker just under the soft
+/// threshold that took one more room would eat into the gap kept for
+/// priority rooms, and one just under the hard threshold would be pushed
+/// over its capacity (the first surge runs saw a priority room take a
+/// worker from 0.93 to 1.0). A worker with nothing on it takes a room
+/// below `limit` whatever the room weighs: that is what it is there for.
+/// `None` if none fits (why is admission's to say).
 pub fn choose(nodes: &[NodeView], room_stress: f64, limit: f64) -> Option<&NodeView> {
     let mut best: Option<(f64, &NodeView)> = None;
     for n in nodes.iter().filter(|n| n.is_active()) {
         let stress = n.expected_stress(room_stress);
-        if stress >= limit {
+        let empty = n.report.rooms.is_empty() && n.pending == 0;
+        let fits = stress + room_stress <= limit || (empty && stress < limit);
+        if !fits {
             continue;
         }
         let score = stress + (n.report.rooms.len() + n.pending) as f64 * ROOM_TIE_BREAK;
@@ -148,8 +158,20 @@ mod tests {
     fn pending_rooms_count_toward_the_limit() {
         let mut a = test_node("a", 0.6, 10);
         assert!(choose(std::slice::from_ref(&a), 0.05, 0.8).is_some());
-        a.pending = 4; // 0.6 + 4 × 0.05 = 0.8
+        a.pending = 4; // 0.6 + 4 × 0.05, and the new room: over 0.8
         assert_eq!(id(choose(&[a], 0.05, 0.8)), None);
+    }
+
+    #[test]
+    fn a_room_goes_only_where_it_stays_under_the_limit() {
+        let under = test_node("a", 0.7, 5);
+        assert_eq!(id(choose(&[under], 0.05, 0.8)).unwrap(), "a");
+        // Below the limit, but the room would take it past.
+        let near = test_node("a", 0.77, 5);
+        assert_eq!(id(choose(&[near], 0.05, 0.8)), None);
+        // An empty worker takes even a room heavier than its gap.
+        let empty = test_node("e", 0.1, 0);
+        assert_eq!(id(choose(&[empty], 0.3, 0.3)).unwrap(), "e");
     }
 
     #[test]
