@@ -1,5 +1,5 @@
 //! `parloir-loadtest`: synthetic participants for Parloir (and a bare UDP
-//! relay to compare with), and the benchmark that runs them.
+//! relay to compare with), the benchmark that runs them, and the surge.
 
 mod bench;
 mod dtls;
@@ -12,6 +12,7 @@ mod parloir_client;
 mod relay;
 mod run;
 mod stats;
+mod surge;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -44,6 +45,9 @@ enum Command {
     /// An attacker's signalling load on a Parloir on this machine: offers
     /// of thousands of m-lines, as fast as they are answered.
     FloodOffers(flood::FloodArgs),
+    /// A surge on a cluster of this machine (Redis, a signal server, two
+    /// workers, a third one midway): writes loadtest/results/surge.*.
+    Surge(surge::SurgeArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -170,5 +174,6 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Bench(b) => bench::main(b),
         Command::FloodOffers(f) => flood::main(f),
+        Command::Surge(s) => surge::main(s),
     }
 }

@@ -79,20 +79,34 @@ pub async fn next_json(ws: &mut Ws) -> anyhow::Result<Value> {
 /// Opens Parloir's signalling at `base` (`http://HOST:PORT`) and joins
 /// `room` as `name`: the socket, once welcomed.
 pub async fn join(base: &str, room: &str, name: &str) -> anyhow::Result<Ws> {
+    match join_with(base, room, name, None).await? {
+        Ok(ws) => Ok(ws),
+        Err(m) => bail!("join refused: {m}"),
+    }
+}
+
+/// The same with a priority `grant`: the socket once welcomed, or the
+/// `error` message that refused the join (a surge's figures count them).
+pub async fn join_with(
+    base: &str,
+    room: &str,
+    name: &str,
+    grant: Option<&str>,
+) -> anyhow::Result<Result<Ws, Value>> {
     let url = base.replacen("http://", "ws://", 1) + "/ws";
     let (mut ws, _) = tokio_tungstenite::connect_async(url)
         .await
         .context("signalling")?;
-    send(
-        &mut ws,
-        json!({"type":"join","v":1,"room":room,"name":name,"audio":true,"video":true}),
-    )
-    .await?;
+    let mut join = json!({"type":"join","v":1,"room":room,"name":name,"audio":true,"video":true});
+    if let Some(g) = grant {
+        join["grant"] = json!(g);
+    }
+    send(&mut ws, join).await?;
     loop {
         let m = next_json(&mut ws).await?;
         match m["type"].as_str() {
-            Some("welcome") => return Ok(ws),
-            Some("error") => bail!("join refused: {m}"),
+            Some("welcome") => return Ok(Ok(ws)),
+            Some("error") => return Ok(Err(m)),
             _ => {}
         }
     }
@@ -118,7 +132,17 @@ pub async fn run(
     base: String,
     counters: Arc<Counters>,
 ) -> anyhow::Result<ParticipantResult> {
-    let mut ws = join(&base, &p.room, &format!("load-{}", p.index)).await?;
+    let ws = join(&base, &p.room, &format!("load-{}", p.index)).await?;
+    call(ws, &p, &counters).await
+}
+
+/// A joined participant's call: its offer, its media connection, and the
+/// media until `p.until`.
+pub async fn call(
+    mut ws: Ws,
+    p: &Participant,
+    counters: &Counters,
+) -> anyhow::Result<ParticipantResult> {
     let (mut rtc, local, udp) = if p.tcp {
         let (rtc, local) = new_tcp_rtc(p.client_ip)?;
         (rtc, local, None)
@@ -159,7 +183,7 @@ pub async fn run(
     rtc.sdp_api()
         .accept_answer(pending, SdpAnswer::from_sdp_string(&answer)?)?;
     counters.joined();
-    let result = media_loop(rtc, link, local, &p, &counters, audio, video, Some(&mut ws)).await?;
+    let result = media_loop(rtc, link, local, p, counters, audio, video, Some(&mut ws)).await?;
     let _ = send(&mut ws, json!({"type":"leave"})).await;
     let _ = ws.close(None).await;
     Ok(result)

@@ -35,6 +35,10 @@ impl Counters {
     pub fn joined(&self) {
         self.joined.fetch_add(1, Ordering::Relaxed);
     }
+    /// What every publisher sent so far (complete once they stopped).
+    pub fn take_log(&self) -> crate::loss::SentTracks {
+        self.log.take()
+    }
 }
 
 /// One synthetic participant's orders.
@@ -350,7 +354,7 @@ pub async fn run(
         results.push(t.await);
     }
     // Every publisher has stopped: the log is complete.
-    let sent_log = counters.log.take();
+    let sent_log = counters.take_log();
     let cutoff_us = ((until - epoch).as_micros() as u64).saturating_sub(IN_FLIGHT_US);
     for (i, t) in (0..).zip(results) {
         match t {

@@ -10,9 +10,10 @@ use crate::media::Stamp;
 /// One subscriber's view of every track it receives.
 #[derive(Debug, Default)]
 pub struct Receiver {
-    /// Sequences received per track, as they came (loss is counted from
-    /// them against what was sent, see [`crate::loss`]).
-    seqs: HashMap<TrackId, Vec<u32>>,
+    /// (sequence, delay in µs) of what arrived per track, as it came
+    /// (loss is counted from them against what was sent, see
+    /// [`crate::loss`]).
+    arrivals: HashMap<TrackId, Vec<(u32, u32)>>,
     /// Forwarding delays in µs (sampled: every packet up to a cap).
     pub delays_us: Vec<u32>,
     /// RFC 3550 interarrival jitter, summed over tracks at the end.
@@ -23,13 +24,13 @@ const MAX_DELAY_SAMPLES: usize = 200_000;
 
 impl Receiver {
     pub fn on_packet(&mut self, s: &Stamp, now_us: u64) {
-        self.seqs
+        let delay = now_us.saturating_sub(s.sent_us).min(u32::MAX as u64) as u32;
+        self.arrivals
             .entry((s.publisher, s.track))
             .or_default()
-            .push(s.seq);
-        let delay = now_us.saturating_sub(s.sent_us);
+            .push((s.seq, delay));
         if self.delays_us.len() < MAX_DELAY_SAMPLES {
-            self.delays_us.push(delay.min(u32::MAX as u64) as u32);
+            self.delays_us.push(delay);
         }
         let transit = now_us as i64 - s.sent_us as i64;
         let j = self
@@ -54,10 +55,7 @@ impl Receiver {
     ) -> RxSummary {
         let mut s = RxSummary::default();
         for track in expect {
-            let mut seqs = self.seqs.get(track).cloned().unwrap_or_default();
-            seqs.sort_unstable();
-            // A retransmission arrives twice; the user got the packet once.
-            seqs.dedup();
+            let seqs: Vec<u32> = self.arrivals(*track).iter().map(|a| a.0).collect();
             let times = sent.get(track).map_or(&[][..], Vec::as_slice);
             let (expected, received) = track_loss(times, &seqs, from_us, cutoff_us);
             if expected == 0 {
@@ -77,6 +75,18 @@ impl Receiver {
             jitter_us: jitter,
             ..s
         }
+    }
+}
+
+impl Receiver {
+    /// What arrived of `track`: (sequence, delay in µs), by sequence, each
+    /// packet once (a retransmission arrives twice; the user got the
+    /// packet once, when it first came).
+    pub fn arrivals(&self, track: TrackId) -> Vec<(u32, u32)> {
+        let mut a = self.arrivals.get(&track).cloned().unwrap_or_default();
+        a.sort_by_key(|a| a.0);
+        a.dedup_by_key(|a| a.0);
+        a
     }
 }
 

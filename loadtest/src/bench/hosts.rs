@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use anyhow::Context;
 
 /// A target process, killed when dropped.
-pub(super) struct Proc(pub(super) Child);
+pub(crate) struct Proc(pub(crate) Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -25,7 +25,7 @@ pub(super) fn free_port() -> u16 {
         .unwrap_or(0)
 }
 
-pub(super) fn free_tcp_port() -> u16 {
+pub(crate) fn free_tcp_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())
         .map(|a| a.port())
@@ -172,7 +172,7 @@ pub(super) fn janus_config(dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(super) fn which(program: &str) -> Option<PathBuf> {
+pub(crate) fn which(program: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?
         .to_string_lossy()
         .split(':')

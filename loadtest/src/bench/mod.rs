@@ -7,7 +7,7 @@
 //! them; where targets run in [`hosts`], how a point is measured and read
 //! in [`measure`], what is written in [`report`].
 
-mod hosts;
+pub(crate) mod hosts;
 mod measure;
 mod report;
 
