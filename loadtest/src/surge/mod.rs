@@ -372,10 +372,13 @@ async fn room(r: PlannedRoom, grant: Option<String>, ctx: Arc<Ctx>) -> Vec<Membe
         )
         .await;
         let answered_us = ctx.now_us();
-        let refused = match &answer {
-            Ok(Ok(_)) => None,
-            Ok(Err(m)) => Some(m["code"].as_str().unwrap_or("error").to_string()),
-            Err(_) => Some("unreachable".to_string()),
+        let (refused, partners) = match &answer {
+            Ok(Ok(_)) => (None, 0),
+            Ok(Err(m)) => (
+                Some(m["code"].as_str().unwrap_or("error").to_string()),
+                m["partners"].as_array().map_or(0, Vec::len),
+            ),
+            Err(_) => (Some("unreachable".to_string()), 0),
         };
         ctx.joins
             .lock()
@@ -387,6 +390,7 @@ async fn room(r: PlannedRoom, grant: Option<String>, ctx: Arc<Ctx>) -> Vec<Membe
                 sent_us,
                 answered_us,
                 refused,
+                partners,
             });
         if let Ok(Ok(ws)) = answer {
             let p = participant(&ctx, &r, index, m);

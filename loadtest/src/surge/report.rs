@@ -141,6 +141,17 @@ fn totals(r: &Recorded, secs: &[SecondFigures]) -> Vec<(String, String)> {
         .flat_map(|s| s.delays_us.iter().copied())
         .collect();
     let admitted_joins = r.joins.iter().filter(|j| j.refused.is_none()).count();
+    let turned_away: Vec<&JoinRecord> = r
+        .joins
+        .iter()
+        .filter(|j| {
+            j.member == 0 && matches!(j.refused.as_deref(), Some("overloaded" | "redirected"))
+        })
+        .collect();
+    let offered = turned_away
+        .iter()
+        .filter(|j| j.partners == super::cluster::PARTNERS.len())
+        .count();
     vec![
         (
             "rooms that tried to start".into(),
@@ -161,6 +172,10 @@ fn totals(r: &Recorded, secs: &[SecondFigures]) -> Vec<(String, String)> {
         (
             "rooms redirected to partners (operator's switch)".into(),
             sum(|s| s.rooms_redirected).to_string(),
+        ),
+        (
+            "rooms turned away that were offered both partners".into(),
+            format!("{offered} of {}", turned_away.len()),
         ),
         (
             "joins to running rooms refused".into(),

@@ -20,6 +20,9 @@ pub struct JoinRecord {
     pub answered_us: u64,
     /// The error code that refused it; `None`: welcomed.
     pub refused: Option<String>,
+    /// Partner instances the refusal offered.
+    #[serde(default)]
+    pub partners: usize,
 }
 
 impl JoinRecord {
@@ -219,6 +222,7 @@ mod tests {
             sent_us: at_ms * 1000,
             answered_us: at_ms * 1000 + 20_000,
             refused: refused.map(String::from),
+            partners: 0,
         }
     }
 
