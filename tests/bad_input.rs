@@ -25,6 +25,14 @@ async fn connect(server: &Server) -> Ws {
 
 /// Sends one frame and returns the code of the error frame it earns.
 async fn error_code(ws: &mut Ws, frame: Message) -> String {
+    error_of(ws, frame).await["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Sends one frame and returns the error frame it earns.
+async fn error_of(ws: &mut Ws, frame: Message) -> Value {
     ws.send(frame).await.expect("send");
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
@@ -39,7 +47,7 @@ async fn error_code(ws: &mut Ws, frame: Message) -> String {
                     v["message"].as_str().is_some_and(|m| !m.is_empty()),
                     "a human sentence: {v}"
                 );
-                return v["code"].as_str().unwrap_or_default().to_string();
+                return v;
             }
         }
     }
@@ -88,14 +96,14 @@ async fn malformed_signalling(server: &Server) {
 
     // Joined (in a room of its own), then garbage negotiation.
     ws.send(join(1, "mallory-room", "Mallory")).await.unwrap();
-    assert_eq!(
-        error_code(
-            &mut ws,
-            text(r#"{"type":"offer","sdp":"v=0\r\nthis is not sdp"}"#)
-        )
-        .await,
-        "invalid-sdp"
-    );
+    let e = error_of(
+        &mut ws,
+        text(r#"{"type":"offer","sdp":"v=0\r\nthis is not sdp"}"#),
+    )
+    .await;
+    assert_eq!(e["code"], "invalid-sdp");
+    // The parser's own words (once a heap address) stay in the server.
+    assert_eq!(e["message"], "the SDP could not be read", "{e}");
     assert_eq!(
         error_code(&mut ws, text(r#"{"type":"answer","id":1,"sdp":"garbage"}"#)).await,
         "invalid-sdp"
@@ -173,6 +181,53 @@ async fn malformed_signalling(server: &Server) {
 }
 
 /// Random and protocol-shaped garbage to the media port, bounded in count.
+/// A WebSocket handshake to the signalling sent as a page of `origin`
+/// would: the HTTP status of the answer (101 when upgraded).
+async fn handshake_from(server: &Server, origin: &str) -> u16 {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = server.ws_url().into_client_request().expect("request");
+    req.headers_mut()
+        .insert("origin", origin.parse().expect("header"));
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((_, r)) => r.status().as_u16(),
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => r.status().as_u16(),
+        Err(e) => panic!("handshake: {e}"),
+    }
+}
+
+/// Pages of another site may not use the signalling (a visitor's open tab
+/// of a hostile site would otherwise join rooms in their name); the page
+/// runs only its own scripts and leaks no link in a Referer.
+async fn other_sites(server: &Server) {
+    assert_eq!(handshake_from(server, &server.http).await, 101);
+    for other in ["https://evil.example", "null", "http://127.0.0.1:1"] {
+        assert_eq!(handshake_from(server, other).await, 403, "{other}");
+    }
+    let page = parloir::net::http_client(None)
+        .expect("an HTTP client")
+        .get(format!("{}/r/some-room", server.http))
+        .send()
+        .await
+        .expect("the page");
+    let header = |name: &str| {
+        page.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let csp = header("content-security-policy");
+    for part in [
+        "script-src 'self'",
+        "object-src 'none'",
+        "frame-ancestors 'self'",
+    ] {
+        assert!(csp.contains(part), "{part} in {csp:?}");
+    }
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(header("referrer-policy"), "no-referrer");
+}
+
 async fn udp_garbage(server: &Server) {
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let target = format!("127.0.0.1:{}", server.media_port);
@@ -220,6 +275,7 @@ async fn bad_input_gets_errors_and_the_call_goes_on() {
     }
 
     malformed_signalling(&server).await;
+    other_sites(&server).await;
     udp_garbage(&server).await;
 
     // A stranger's load report is refused for its missing secret, before
@@ -254,4 +310,39 @@ async fn bad_input_gets_errors_and_the_call_goes_on() {
         .await;
     }
     wait_full_mesh("still a full call", &call, Duration::from_secs(5)).await;
+}
+
+/// A secret anyone could guess is refused before anything listens.
+#[test]
+fn a_short_secret_is_refused_at_start() {
+    for role in [
+        &["signal", "--http", "127.0.0.1:0"][..],
+        &["serve", "--http", "127.0.0.1:0", "--media", "127.0.0.1:0"][..],
+    ] {
+        for secret in ["", "short"] {
+            let mut p = std::process::Command::new(env!("CARGO_BIN_EXE_parloir"))
+                .args(role)
+                .args(["--secret", secret])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("run parloir");
+            let end = std::time::Instant::now() + Duration::from_secs(10);
+            let status = loop {
+                if let Some(s) = p.try_wait().expect("wait") {
+                    break s;
+                }
+                if std::time::Instant::now() > end {
+                    let _ = p.kill();
+                    panic!("{role:?} started with the secret {secret:?}");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            let mut said = String::new();
+            std::io::Read::read_to_string(&mut p.stderr.take().expect("stderr"), &mut said)
+                .expect("stderr");
+            assert!(!status.success(), "{role:?} with {secret:?}");
+            assert!(said.contains("too short"), "{role:?}: {said}");
+        }
+    }
 }

@@ -245,7 +245,7 @@ async fn a_cluster_places_spreads_survives_and_drains() {
             "--signal",
             &u1,
             "--secret",
-            "wrong",
+            "a-wrong-but-long-secret",
             "--media",
             "127.0.0.9:0",
         ])

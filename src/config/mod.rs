@@ -116,6 +116,26 @@ pub enum ConfigError {
     Turn(String),
     #[error("TLS: {0}")]
     Tls(&'static str),
+    #[error(
+        "{key} is too short ({len} characters): give at least {MIN_SECRET_LEN}, \
+         for instance `openssl rand -hex 16`"
+    )]
+    ShortSecret { key: &'static str, len: usize },
+}
+
+/// The shortest secret a server starts with. The cluster secret opens the
+/// operators' API and the workers' control channel, and signs priority
+/// links: a short one is guessed; an empty one is a mistake.
+pub const MIN_SECRET_LEN: usize = 16;
+
+fn check_secret(key: &'static str, secret: Option<&str>) -> Result<(), ConfigError> {
+    match secret {
+        Some(s) if s.chars().count() < MIN_SECRET_LEN => Err(ConfigError::ShortSecret {
+            key,
+            len: s.chars().count(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 // The checks more than one role shares.

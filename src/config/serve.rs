@@ -5,13 +5,14 @@ use std::net::{IpAddr, SocketAddr};
 use super::layer::layer;
 use super::{
     check_admission, check_capacity, check_last_n, check_max_participants, check_partners,
-    check_tls, check_turn, tls_files, turn_config, ConfigError, MediaTcpAddr,
+    check_secret, check_tls, check_turn, tls_files, turn_config, ConfigError, MediaTcpAddr,
     DEFAULT_ADMISSION_HARD, DEFAULT_ADMISSION_THRESHOLD, DEFAULT_CAPACITY_PPS, DEFAULT_HTTP,
     DEFAULT_LAST_N, DEFAULT_MAX_PARTICIPANTS, DEFAULT_MEDIA,
 };
 use crate::cluster::admission::Thresholds;
 use crate::roles::tls::TlsFiles;
 use crate::signal::grant::GrantKey;
+use crate::signal::origin::Origin;
 use crate::signal::partner::Partner;
 use crate::signal::turn::TurnConfig;
 
@@ -51,6 +52,10 @@ layer! {
         /// NAME=URL;fr,en with its languages ({room} in the URL is the
         /// room's name). Repeat for several.
         partners: Vec<Partner>, env "PARLOIR_PARTNER", list, flag "partner";
+        /// Another site whose pages may open the signalling WebSocket
+        /// (https://HOST[:PORT]): a portal that embeds the call. Pages of
+        /// this server's own address always may. Repeat for several.
+        allowed_origins: Vec<Origin>, env "PARLOIR_ALLOWED_ORIGIN", list, flag "allowed-origin";
         /// Secret priority links are signed with, to share with a system
         /// that mints them [default: the cluster secret].
         grant_secret: String, env "PARLOIR_GRANT_SECRET", optional;
@@ -70,6 +75,8 @@ layer! {
 
 impl ServeConfig {
     fn validate(&self) -> Result<(), ConfigError> {
+        check_secret("secret", self.secret.as_deref())?;
+        check_secret("grant_secret", self.grant_secret.as_deref())?;
         check_max_participants(self.max_participants)?;
         check_last_n(self.last_n)?;
         check_admission(self.admission_threshold, self.admission_hard)?;

@@ -4,13 +4,14 @@ use std::net::SocketAddr;
 
 use super::layer::layer;
 use super::{
-    check_admission, check_last_n, check_max_participants, check_partners, check_tls, check_turn,
-    tls_files, turn_config, ConfigError, DEFAULT_ADMISSION_HARD, DEFAULT_ADMISSION_THRESHOLD,
-    DEFAULT_HTTP, DEFAULT_LAST_N, DEFAULT_MAX_PARTICIPANTS,
+    check_admission, check_last_n, check_max_participants, check_partners, check_secret, check_tls,
+    check_turn, tls_files, turn_config, ConfigError, DEFAULT_ADMISSION_HARD,
+    DEFAULT_ADMISSION_THRESHOLD, DEFAULT_HTTP, DEFAULT_LAST_N, DEFAULT_MAX_PARTICIPANTS,
 };
 use crate::cluster::admission::Thresholds;
 use crate::roles::tls::TlsFiles;
 use crate::signal::grant::GrantKey;
+use crate::signal::origin::Origin;
 use crate::signal::partner::Partner;
 use crate::signal::turn::TurnConfig;
 
@@ -43,6 +44,10 @@ layer! {
         /// NAME=URL;fr,en with its languages ({room} in the URL is the
         /// room's name). Repeat for several.
         partners: Vec<Partner>, env "PARLOIR_PARTNER", list, flag "partner";
+        /// Another site whose pages may open the signalling WebSocket
+        /// (https://HOST[:PORT]): a portal that embeds the call. Pages of
+        /// this server's own address always may. Repeat for several.
+        allowed_origins: Vec<Origin>, env "PARLOIR_ALLOWED_ORIGIN", list, flag "allowed-origin";
         /// Secret priority links are signed with, to share with a system
         /// that mints them [default: the cluster secret].
         grant_secret: String, env "PARLOIR_GRANT_SECRET", optional;
@@ -73,6 +78,8 @@ impl SignalConfig {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        check_secret("secret", Some(&self.secret))?;
+        check_secret("grant_secret", self.grant_secret.as_deref())?;
         check_max_participants(self.max_participants)?;
         check_last_n(self.last_n)?;
         check_admission(self.admission_threshold, self.admission_hard)?;
@@ -112,7 +119,7 @@ mod tests {
 
     fn with_secret() -> SignalLayer {
         SignalLayer {
-            secret: Some("s".into()),
+            secret: Some("a-test-secret-16b".into()),
             ..SignalLayer::default()
         }
     }
@@ -127,15 +134,16 @@ mod tests {
         };
         let env = SignalLayer {
             http: Some("127.0.0.1:2".parse().unwrap()),
-            secret: Some("from-env".into()),
+            secret: Some("from-env-secret-16".into()),
             ..SignalLayer::default()
         };
-        let file: SignalLayer =
-            toml::from_str("http = \"127.0.0.1:3\"\nsecret = \"from-file\"\nmax_participants = 4")
-                .unwrap();
+        let file: SignalLayer = toml::from_str(
+            "http = \"127.0.0.1:3\"\nsecret = \"from-file-secret-16\"\nmax_participants = 4",
+        )
+        .unwrap();
         let c = flags.over(env).over(file).resolve().unwrap();
         assert_eq!(c.http, "127.0.0.1:1".parse().unwrap());
-        assert_eq!(c.secret, "from-env");
+        assert_eq!(c.secret, "from-env-secret-16");
         assert_eq!(c.max_participants, 4);
         assert_eq!(c.admission_threshold, DEFAULT_ADMISSION_THRESHOLD);
         assert_eq!(c.redis, None);
@@ -144,7 +152,8 @@ mod tests {
 
     #[test]
     fn unknown_keys_in_the_file_are_an_error() {
-        let e = toml::from_str::<SignalLayer>("secret = \"s\"\nredis_url = \"x\"").unwrap_err();
+        let e = toml::from_str::<SignalLayer>("secret = \"a-test-secret-16b\"\nredis_url = \"x\"")
+            .unwrap_err();
         assert!(e.to_string().contains("redis_url"), "{e}");
     }
 
@@ -160,22 +169,24 @@ mod tests {
     fn values_are_checked() {
         let resolve = |toml: &str| toml::from_str::<SignalLayer>(toml).unwrap().resolve();
         assert!(matches!(
-            resolve("secret = \"s\"\nmax_participants = 0"),
+            resolve("secret = \"a-test-secret-16b\"\nmax_participants = 0"),
             Err(ConfigError::TooFewParticipants(0))
         ));
         assert!(matches!(
-            resolve("secret = \"s\"\nadmission_threshold = 1.5"),
+            resolve("secret = \"a-test-secret-16b\"\nadmission_threshold = 1.5"),
             Err(ConfigError::AdmissionThreshold(_))
         ));
         assert!(matches!(
-            resolve("secret = \"s\"\nturn_uri = \"turn:t.example\""),
+            resolve("secret = \"a-test-secret-16b\"\nturn_uri = \"turn:t.example\""),
             Err(ConfigError::Turn(_))
         ));
         assert!(matches!(
-            resolve("secret = \"s\"\nturn_uri = \"stun:t.example\"\nturn_secret = \"x\""),
+            resolve("secret = \"a-test-secret-16b\"\nturn_uri = \"stun:t.example\"\nturn_secret = \"x\""),
             Err(ConfigError::Turn(_))
         ));
-        let turn = resolve("secret = \"s\"\nturn_uri = \"turn:t.example\"\nturn_secret = \"x\"");
+        let turn = resolve(
+            "secret = \"a-test-secret-16b\"\nturn_uri = \"turn:t.example\"\nturn_secret = \"x\"",
+        );
         assert_eq!(turn.unwrap().turn().unwrap().uris, ["turn:t.example"]);
         assert!(with_secret().resolve().is_ok());
     }

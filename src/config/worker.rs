@@ -4,8 +4,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use super::layer::layer;
 use super::{
-    check_capacity, check_tls, tls_files, ConfigError, MediaTcpAddr, DEFAULT_CAPACITY_PPS,
-    DEFAULT_MEDIA,
+    check_capacity, check_secret, check_tls, tls_files, ConfigError, MediaTcpAddr,
+    DEFAULT_CAPACITY_PPS, DEFAULT_MEDIA,
 };
 use crate::roles::tls::TlsFiles;
 use crate::signal::api_types::DEFAULT_DRAIN_SECS;
@@ -70,6 +70,7 @@ impl WorkerConfig {
                 "an https:// signal server needs --cluster-ca, to check its certificate",
             ));
         }
+        check_secret("secret", Some(&self.secret))?;
         check_tls(self.tls_cert.as_deref(), self.tls_key.as_deref())?;
         check_capacity(self.capacity_pps)
     }
@@ -90,7 +91,7 @@ mod tests {
     fn required() -> WorkerLayer {
         WorkerLayer {
             signal: Some("http://127.0.0.1:8080".into()),
-            secret: Some("s".into()),
+            secret: Some("a-test-secret-16b".into()),
             ..WorkerLayer::default()
         }
     }
@@ -105,18 +106,18 @@ mod tests {
         };
         let env = WorkerLayer {
             media: Some("127.0.0.1:2".parse().unwrap()),
-            secret: Some("from-env".into()),
+            secret: Some("from-env-secret-16".into()),
             id: Some("w-env".into()),
             ..WorkerLayer::default()
         };
         let file: WorkerLayer = toml::from_str(
-            "media = \"127.0.0.1:3\"\nsecret = \"from-file\"\nid = \"w-file\"\n\
+            "media = \"127.0.0.1:3\"\nsecret = \"from-file-secret-16\"\nid = \"w-file\"\n\
              signal = \"http://signal:8080\"\ndrain_timeout = 30",
         )
         .unwrap();
         let c = flags.over(env).over(file).resolve().unwrap();
         assert_eq!(c.media, "127.0.0.1:1".parse().unwrap());
-        assert_eq!(c.secret, "from-env");
+        assert_eq!(c.secret, "from-env-secret-16");
         assert_eq!(c.id.as_deref(), Some("w-env"));
         assert_eq!(c.signal, "http://signal:8080");
         assert_eq!(c.drain_timeout, 30);

@@ -59,6 +59,7 @@ pub async fn start(config: ServeConfig) -> Result<(Running, std::net::SocketAddr
             last_n: config.last_n,
             admission: config.admission(),
             partners: config.partners.clone(),
+            allowed_origins: config.allowed_origins.clone(),
             grants: config.grant_key(),
             turn: config.turn(),
         },

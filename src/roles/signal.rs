@@ -28,6 +28,7 @@ pub async fn start(args: crate::config::SignalConfig) -> Result<Running, StartEr
             last_n: args.last_n,
             admission: args.admission(),
             partners: args.partners.clone(),
+            allowed_origins: args.allowed_origins.clone(),
             grants: args.grant_key(),
             turn: args.turn(),
         },

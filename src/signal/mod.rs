@@ -9,6 +9,7 @@ pub mod api_types {
     };
 }
 pub mod grant;
+pub mod origin;
 pub mod partner;
 pub mod pool;
 pub mod protocol;
@@ -19,7 +20,7 @@ mod web;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -45,6 +46,8 @@ pub struct SignalConfig {
     pub admission: Thresholds,
     /// Where refused new rooms are sent.
     pub partners: Vec<partner::Partner>,
+    /// Other sites whose pages may open `/ws` (`origin`).
+    pub allowed_origins: Vec<origin::Origin>,
     /// The key priority links are checked with; `None`: no priority links.
     pub grants: Option<grant::GrantKey>,
     /// TURN servers handed to clients, with credentials.
@@ -226,7 +229,26 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn ws(upgrade: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+async fn ws(
+    headers: HeaderMap,
+    uri: Uri,
+    State(state): State<AppState>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    // A header that is not text is no origin a browser sends: refused.
+    let text = |name| {
+        headers
+            .get(name)
+            .map(|v: &HeaderValue| v.to_str().unwrap_or(""))
+    };
+    let host = text(header::HOST).or_else(|| uri.authority().map(|a| a.as_str()));
+    if !origin::allowed(text(header::ORIGIN), host, &state.0.config.allowed_origins) {
+        return (
+            StatusCode::FORBIDDEN,
+            "pages of another site may not use this server's signalling (Origin not allowed)",
+        )
+            .into_response();
+    }
     upgrade
         // Frames above this are refused by the WebSocket layer itself; the
         // session gives a clear error for anything between its own limit

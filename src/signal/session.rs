@@ -498,20 +498,29 @@ fn clean_chat(text: &str) -> Option<String> {
         .then(|| cleaned.to_string())
 }
 
+/// A worker's refusal, said to the client without what only the server
+/// should see: a parser's text (an SDP error once showed a heap address)
+/// and internal errors go to the log, the client gets a fixed sentence.
 fn worker_error(e: WorkerError) -> ServerMessage {
-    let code = match e {
-        WorkerError::InvalidSdp(_) => ErrorCode::InvalidSdp,
-        WorkerError::InvalidCandidate(_) => ErrorCode::InvalidCandidate,
-        WorkerError::TooManyOffers => ErrorCode::RateLimited,
-        WorkerError::UnknownParticipant => ErrorCode::MediaLost,
-        WorkerError::AlreadyJoined => ErrorCode::AlreadyJoined,
-        WorkerError::RoomFull(_) => ErrorCode::RoomFull,
-        WorkerError::ResumeRefused => ErrorCode::ResumeFailed,
-        WorkerError::Draining | WorkerError::Unavailable | WorkerError::Internal(_) => {
-            ErrorCode::Unavailable
-        }
+    let (code, message) = match &e {
+        WorkerError::InvalidSdp(_) => (ErrorCode::InvalidSdp, "the SDP could not be read".into()),
+        WorkerError::InvalidCandidate(_) => (
+            ErrorCode::InvalidCandidate,
+            "the ICE candidate could not be read".into(),
+        ),
+        WorkerError::Internal(_) => (
+            ErrorCode::Unavailable,
+            "the media server could not do this; please try again".into(),
+        ),
+        WorkerError::TooManyOffers => (ErrorCode::RateLimited, e.to_string()),
+        WorkerError::UnknownParticipant => (ErrorCode::MediaLost, e.to_string()),
+        WorkerError::AlreadyJoined => (ErrorCode::AlreadyJoined, e.to_string()),
+        WorkerError::RoomFull(_) => (ErrorCode::RoomFull, e.to_string()),
+        WorkerError::ResumeRefused => (ErrorCode::ResumeFailed, e.to_string()),
+        WorkerError::Draining | WorkerError::Unavailable => (ErrorCode::Unavailable, e.to_string()),
     };
-    ServerMessage::error(code, e.to_string())
+    tracing::debug!(error = %e, "refused by the worker");
+    ServerMessage::error(code, message)
 }
 
 /// A refused join, said for people: a new room is offered the partners

@@ -1,11 +1,13 @@
 //! The web client, embedded in the binary so that a copied binary runs
 //! alone. Plain ES modules, no build step.
 
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::extract::State;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+use super::origin::Origin;
 use super::AppState;
 
 const INDEX: &str = include_str!("../../client/index.html");
@@ -22,13 +24,39 @@ fn page(body: &'static str, mime: &'static str) -> impl IntoResponse {
             (header::CONTENT_TYPE, mime),
             (header::CACHE_CONTROL, "no-cache"),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            // A room's link is its key: it must not leave in a Referer.
+            (header::REFERRER_POLICY, "no-referrer"),
         ],
         body,
     )
 }
 
+/// The page's Content-Security-Policy: its own scripts, styles and
+/// signalling only (no inline script, nothing from elsewhere, no plugin),
+/// so an injected name or chat line can run nothing and send nothing
+/// away; framed only by itself and the sites allowed to embed it.
+pub fn content_security_policy(allowed_origins: &[Origin]) -> String {
+    let ancestors: Vec<String> = std::iter::once("'self'".to_string())
+        .chain(allowed_origins.iter().map(Origin::to_string))
+        .collect();
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
+         media-src 'self' blob: mediastream:; connect-src 'self'; object-src 'none'; \
+         base-uri 'none'; form-action 'self'; frame-ancestors {}",
+        ancestors.join(" ")
+    )
+}
+
+async fn html(State(state): State<AppState>) -> Response {
+    let csp = content_security_policy(&state.0.config.allowed_origins);
+    let mut r = page(INDEX, "text/html; charset=utf-8").into_response();
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    r
+}
+
 pub fn routes() -> Router<AppState> {
-    let html = || async { page(INDEX, "text/html; charset=utf-8") };
     Router::new()
         .route("/", get(html))
         .route("/r/{room}", get(html))

@@ -30,7 +30,7 @@ pub const SERVER_ARGS: &[&str] = &[
     "Jitsi Meet=https://meet.example/{room}",
 ];
 
-const SECRET: &str = "screens-secret";
+const SECRET: &str = "screens-test-secret";
 
 /// Turns the redirection of new rooms to partners on or off.
 async fn redirect(base: &str, on: bool) {
