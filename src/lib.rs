@@ -11,6 +11,7 @@ pub mod config;
 pub(crate) mod ids;
 pub(crate) mod metrics;
 pub mod net;
+pub mod privacy;
 pub(crate) mod rate;
 pub mod roles;
 pub(crate) mod secret;

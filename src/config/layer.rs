@@ -129,6 +129,7 @@ where
 /// names: Vec<T>, env "PARLOIR_NAME", list, flag "name";
 ///     // resolved as Vec<T>: a repeated flag (named after `flag`, the key
 ///     // otherwise), or a list in the file
+/// name: bool, env "PARLOIR_NAME", switch;         // `--name` alone is true
 /// ```
 macro_rules! layer {
     (
@@ -152,6 +153,8 @@ macro_rules! layer {
                 #[arg(
                     long $(= $flag)?,
                     env = $env,
+                    num_args = crate::config::layer::field!(num_args $kind),
+                    default_missing_value = crate::config::layer::field!(missing $kind),
                     help = crate::config::layer::help(
                         &[$($doc),*],
                         crate::config::layer::field!(
@@ -205,6 +208,15 @@ macro_rules! layer {
 
 /// One field's part of `layer!`, by kind.
 macro_rules! field {
+    // A switch is given alone (`--flag`) or with true/false.
+    (num_args switch) => { 0..=1 };
+    (num_args $kind:ident) => { 1 };
+    (missing switch) => { Some("true") };
+    (missing $kind:ident) => { None::<&'static str> };
+    (type switch $ty:ty) => { $ty };
+    (default switch) => { Some(false) };
+    (required switch) => { false };
+    (resolve switch $value:expr, $key:ident, $env:literal) => { $value.unwrap_or(false) };
     (type default $ty:ty) => { $ty };
     (type required $ty:ty) => { $ty };
     (type optional $ty:ty) => { Option<$ty> };

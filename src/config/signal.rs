@@ -62,6 +62,9 @@ layer! {
         tls_cert: String, env "PARLOIR_TLS_CERT", optional;
         /// PEM private key of --tls-cert.
         tls_key: String, env "PARLOIR_TLS_KEY", optional;
+        /// Show room names and client addresses in logs (otherwise opaque
+        /// ids): for an operator debugging a call, not for every day.
+        log_personal_data: bool, env "PARLOIR_LOG_PERSONAL_DATA", switch;
         /// PEM certificate(s) workers' control channels are checked against
         /// (a CA, their own certificates, or the system bundle); with it, a
         /// worker without TLS is refused.

@@ -117,7 +117,7 @@ async fn accept(listener: TcpListener, opener: Arc<Opener>, tx: mpsc::Sender<Ope
             continue;
         }
         let Ok(permit) = opening.clone().try_acquire_owned() else {
-            tracing::debug!(%addr, "too many connections opening: closed");
+            tracing::debug!(client = %crate::privacy::client(addr.ip()), "too many connections opening: closed");
             continue;
         };
         let (opener, tx) = (opener.clone(), tx.clone());
@@ -141,11 +141,11 @@ impl Opener {
                 return None; // closed before a word
             }
             let protocol = Protocol::of_first_byte(first[0]);
-            tracing::trace!(%addr, ?protocol, "connection opened");
+            tracing::trace!(client = %crate::privacy::client(addr.ip()), ?protocol, "connection opened");
             if protocol == Protocol::IceTcp {
                 let stream = stream.into_std().ok()?;
                 if media.try_send((stream, addr)).is_err() {
-                    tracing::debug!(%addr, "media thread busy: ICE-TCP connection closed");
+                    tracing::debug!(client = %crate::privacy::client(addr.ip()), "media thread busy: ICE-TCP connection closed");
                 }
                 return None;
             }
@@ -155,7 +155,7 @@ impl Opener {
             Some(tls) => match tls.acceptor().accept(stream).await {
                 Ok(tls) => Some((Box::new(tls), addr)),
                 Err(e) => {
-                    tracing::debug!(%addr, "TLS handshake failed: {e}");
+                    tracing::debug!(client = %crate::privacy::client(addr.ip()), "TLS handshake failed: {e}");
                     None
                 }
             },

@@ -16,6 +16,7 @@ use crate::worker::{self, MediaConfig, MediaTcp};
 pub const LOCAL_NODE: &str = "local";
 
 pub async fn start(config: ServeConfig) -> Result<(Running, std::net::SocketAddr), StartError> {
+    crate::privacy::log_personal_data(config.log_personal_data);
     let listener = bind(config.http).await?;
     // ICE-TCP on the HTTP port itself: the HTTP listener hands it the
     // connections that speak ICE-TCP.

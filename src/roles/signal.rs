@@ -12,6 +12,7 @@ use crate::signal::pool::Pool;
 use crate::signal::{self, AppState, Control, SignalConfig};
 
 pub async fn start(args: crate::config::SignalConfig) -> Result<Running, StartError> {
+    crate::privacy::log_personal_data(args.log_personal_data);
     let registry: Arc<dyn Registry> = match &args.redis {
         Some(url) => Arc::new(RedisRegistry::connect(url).await?),
         None => Arc::new(Memory::default()),

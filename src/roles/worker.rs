@@ -36,6 +36,7 @@ struct WorkerState {
 /// Runs a worker until it has drained (SIGTERM, or a drain from the API)
 /// or its secret is refused.
 pub async fn run(args: WorkerConfig) -> Result<(), StartError> {
+    crate::privacy::log_personal_data(args.log_personal_data);
     let signal = args.signal.trim_end_matches('/').to_string();
     let cluster_tls = args
         .cluster_ca

@@ -249,7 +249,7 @@ async fn priority_room(State(state): State<AppState>, headers: HeaderMap, body: 
     let now = crate::worker::stats::unix_secs();
     let valid_for = Duration::from_secs_f64(hours * 3600.0);
     let grant = key.mint(&room, now, valid_for);
-    tracing::info!(room, hours, "priority room created");
+    tracing::info!(room = %crate::privacy::room(&room), hours, "priority room created");
     let out = PriorityRoom {
         path: format!("/r/{room}#grant={grant}"),
         expires: now + valid_for.as_secs(),

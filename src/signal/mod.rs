@@ -171,7 +171,7 @@ impl Control {
                             if priority {
                                 self.metrics.priority_rooms_placed.inc();
                             }
-                            tracing::info!(room, node = node.report.id, priority, "room placed");
+                            tracing::info!(room = %crate::privacy::room(room), node = node.report.id, priority, "room placed");
                             node
                         }
                         // Someone placed it first: the next round reads it

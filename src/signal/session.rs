@@ -22,6 +22,7 @@ use super::turn::IceServer;
 use super::{room_name, AppState, PlaceError};
 use crate::cluster::admission::Refusal;
 use crate::ids::{new_participant_id, new_resume_token, ParticipantId};
+use crate::privacy;
 use crate::rate::TokenBucket;
 use crate::worker::stats::unix_secs;
 use crate::worker::{Command, JoinRequest, PeerEvent, SessionId, WorkerError, WorkerHandle};
@@ -262,7 +263,7 @@ impl Session {
             ClientMessage::Leave => {
                 if let Some(j) = self.joined.take() {
                     j.worker.post(Command::Leave { participant: j.id });
-                    tracing::info!(peer = j.id, room = j.room, "participant left");
+                    tracing::info!(peer = j.id, room = %privacy::room(&j.room), "participant left");
                 }
                 Ok(vec![])
             }
@@ -332,7 +333,7 @@ impl Session {
             .join(req, self.peer_tx.clone())
             .await
             .map_err(worker_error)?;
-        tracing::info!(peer = id, room, node, "participant joined");
+        tracing::info!(peer = id, room = %privacy::room(&room), node, "participant joined");
         self.joined = Some(Joined {
             room: room.clone(),
             id,
@@ -370,7 +371,7 @@ impl Session {
             .resume(participant, token.clone(), self.id, self.peer_tx.clone())
             .await
             .map_err(|_| refused())?;
-        tracing::info!(peer = participant, room, node, "participant resumed");
+        tracing::info!(peer = participant, room = %privacy::room(&room), node, "participant resumed");
         self.joined = Some(Joined {
             room: room.clone(),
             id: participant,
@@ -465,7 +466,7 @@ impl Session {
             });
             tracing::info!(
                 peer = j.id,
-                room = j.room,
+                room = %privacy::room(&j.room),
                 "signalling lost; media kept for resume"
             );
         }

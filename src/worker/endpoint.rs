@@ -316,7 +316,7 @@ impl Endpoint {
             .get_mut(&key)
             .ok_or(WorkerError::UnknownParticipant)?;
         let others = room.add(peer, &mut self.out);
-        tracing::info!(peer = participant, room = room.name(), "joined");
+        tracing::info!(peer = participant, room = %crate::privacy::room(room.name()), "joined");
         Ok(others)
     }
 

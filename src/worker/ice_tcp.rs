@@ -116,7 +116,9 @@ impl Source {
                 };
                 match TcpStream::from_std(s) {
                     Ok(s) => return Ok((s, addr)),
-                    Err(e) => tracing::debug!(%addr, "handed ICE-TCP connection lost: {e}"),
+                    Err(e) => {
+                        tracing::debug!(client = %crate::privacy::client(addr.ip()), "handed ICE-TCP connection lost: {e}")
+                    }
                 }
             },
         }
@@ -230,7 +232,7 @@ impl IceTcp {
             return; // dropped: closed
         }
         let _ = stream.set_nodelay(true);
-        tracing::trace!(%addr, "ICE-TCP connection");
+        tracing::trace!(client = %crate::privacy::client(addr.ip()), "ICE-TCP connection");
         let now = Instant::now();
         let stream = Arc::new(stream);
         self.ready.push(wait(stream.clone(), addr, Interest::Read));
@@ -285,7 +287,7 @@ impl IceTcp {
             }
         });
         if let Err(FrameTooLarge(len)) = framed {
-            tracing::debug!(%addr, len, "tcp frame too large: closed");
+            tracing::debug!(client = %crate::privacy::client(addr.ip()), len, "tcp frame too large: closed");
             self.counters.closed_bad_frame += 1;
             self.close(addr);
             return;

@@ -165,7 +165,7 @@ impl Room {
         self.renegotiate = true;
         self.broadcast(id, PeerEvent::ParticipantLeft { id }, out);
         self.allocate(now, out);
-        tracing::info!(peer = id, room = self.name, ?why, "participant removed");
+        tracing::info!(peer = id, room = %crate::privacy::room(&self.name), ?why, "participant removed");
         self.drain(now, out);
     }
 

@@ -1,0 +1,92 @@
+//! Personal data in logs. A room's name is the key to the room (whoever
+//! reads it in a log can join), and a client's address says who called
+//! whom: a hospital's logs must carry neither. Unless the operator asks
+//! (`--log-personal-data`), a room is shown as a short opaque id (the
+//! same room, the same id, within one process: log lines still follow a
+//! call) and an address as an opaque id of its IP (repeated abuse from
+//! one address still shows). The ids are keyed hashes whose key never
+//! leaves the process: they cannot be reversed by trying names.
+//! Participants are their opaque ids already; their display names are
+//! never logged. Metrics carry no room, name or address at all.
+
+use std::fmt;
+use std::hash::{BuildHasher, RandomState};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+
+static SHOW: AtomicBool = AtomicBool::new(false);
+static KEY: OnceLock<RandomState> = OnceLock::new();
+
+/// Whether logs show rooms and addresses as they are (set once at start).
+pub fn log_personal_data(on: bool) {
+    SHOW.store(on, Ordering::Relaxed);
+}
+
+fn shown() -> bool {
+    SHOW.load(Ordering::Relaxed)
+}
+
+fn opaque(prefix: &str, value: impl std::hash::Hash, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let h = KEY.get_or_init(RandomState::new).hash_one(value);
+    write!(f, "{prefix}{:08x}", h as u32)
+}
+
+/// A room's name as logs show it: `tracing::info!(room = %room(name))`.
+pub struct Room<'a>(&'a str);
+
+pub fn room(name: &str) -> Room<'_> {
+    Room(name)
+}
+
+impl fmt::Display for Room<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if shown() {
+            f.write_str(self.0)
+        } else {
+            opaque("room-", self.0, f)
+        }
+    }
+}
+
+/// A client's address as logs show it.
+pub struct Client(IpAddr);
+
+pub fn client(ip: IpAddr) -> Client {
+    Client(ip)
+}
+
+impl fmt::Display for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if shown() {
+            write!(f, "{}", self.0)
+        } else {
+            opaque("ip-", self.0, f)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One test for both settings: the switch is process-wide.
+    #[test]
+    fn rooms_and_addresses_are_opaque_unless_asked() {
+        let ip: IpAddr = "127.0.0.7".parse().unwrap();
+        log_personal_data(false);
+        let a = room("chambre-217").to_string();
+        assert!(a.starts_with("room-") && a.len() == 13, "{a}");
+        assert!(!a.contains("chambre"));
+        // The same room, the same id; another room, another.
+        assert_eq!(a, room("chambre-217").to_string());
+        assert_ne!(a, room("chambre-218").to_string());
+        let c = client(ip).to_string();
+        assert!(c.starts_with("ip-") && !c.contains("127"), "{c}");
+
+        log_personal_data(true);
+        assert_eq!(room("chambre-217").to_string(), "chambre-217");
+        assert_eq!(client(ip).to_string(), "127.0.0.7");
+        log_personal_data(false);
+    }
+}
