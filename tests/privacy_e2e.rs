@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::browser::Browser;
-use common::{join, signalling_join, wait_full_mesh};
+use common::{join, metrics_text, signalling_join, wait_full_mesh};
 use serde_json::json;
 
 /// `parloir serve` on 127.0.0.2 with its log (standard error) in a file,
@@ -96,15 +96,7 @@ async fn a_call_leaves_no_room_name_person_or_address_in_logs_or_metrics() {
         join(&browser, &base, ROOM, NAMES[1]).await,
     ];
     wait_full_mesh("the call is up", &call, Duration::from_secs(20)).await;
-    let metrics = parloir::net::http_client(None)
-        .expect("an HTTP client")
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_text(&base).await;
     assert!(metrics.contains("parloir_"), "metrics answered");
     // One leaves: the join, the leave and the removal are all logged.
     let (first, _) = call.into_iter().next().expect("a tab");

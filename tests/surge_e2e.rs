@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use common::browser::Browser;
 use common::{
-    api_get, join, loadtest_bin, signalling_join, still_decoding, until, wait_for, wait_full_mesh,
-    Proc,
+    api_get, join, loadtest_bin, metrics_text, signalling_join, still_decoding, until, wait_for,
+    wait_full_mesh, Proc,
 };
 use futures_util::SinkExt;
 use serde_json::{json, Value};
@@ -178,15 +178,9 @@ async fn priority_room(base: &str, room: &str) -> Value {
 }
 
 async fn metric(signal: &str, name: &str) -> f64 {
-    let text = client()
-        .get(format!("{signal}/metrics"))
-        .send()
+    metrics_text(signal)
         .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
+        .lines()
         .find(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
         .unwrap_or_else(|| panic!("{name} not in /metrics"))

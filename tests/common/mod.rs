@@ -437,6 +437,19 @@ pub async fn signalling_join(base: &str, join: &serde_json::Value) -> (Ws, serde
     }
 }
 
+/// The text of `base`'s `/metrics`.
+pub async fn metrics_text(base: &str) -> String {
+    parloir::net::http_client(None)
+        .expect("an HTTP client")
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
 /// `GET base + path` of the operators' API with `secret`, as JSON.
 pub async fn api_get(base: &str, secret: &str, path: &str) -> serde_json::Value {
     parloir::net::http_client(None)
