@@ -111,6 +111,12 @@ function grantFromLink() {
   return new URLSearchParams(location.hash.slice(1)).get('grant');
 }
 
+/** An invitation's room token (`#jwt=`), after `#` for the same reason.
+ * It names its bearer: the room's link to share never carries it. */
+function jwtFromLink() {
+  return new URLSearchParams(location.hash.slice(1)).get('jwt');
+}
+
 /** The room's link to share: a priority room's carries its grant. */
 function roomLink(room) {
   const grant = grantFromLink();
@@ -197,7 +203,7 @@ function startCall(room, name) {
   // ?relay=1: media only through TURN (to check a TURN setup).
   const relayOnly = new URLSearchParams(location.search).get('relay') === '1';
   call = new Call({
-    room, name, stream: devices.stream, relayOnly, grant: grantFromLink(),
+    room, name, stream: devices.stream, relayOnly, grant: grantFromLink(), jwt: jwtFromLink(),
     // After waiting for a place: the devices as they were chosen.
     acquire: async () => { await devices.reopen(); return devices.stream; },
   });

@@ -68,10 +68,11 @@ export function streamOwner(streamId) {
 const NO_PATH_AFTER_MS = 20000;
 
 export class Call extends EventTarget {
-  constructor({ room, name, stream, relayOnly = false, acquire = null, grant = null }) {
+  constructor({ room, name, stream, relayOnly = false, acquire = null, grant = null, jwt = null }) {
     super();
     this.room = room;
     this.grant = grant; // a priority link's grant: the room may use the capacity kept for them
+    this.jwt = jwt; // an invitation's room token: who may enter, under which name
     this.iceServers = []; // TURN servers with our credentials, from the welcome
     this.relayOnly = relayOnly; // media only through TURN (diagnostics, tests)
     this.name = name;
@@ -206,6 +207,7 @@ export class Call extends EventTarget {
   join() {
     const join = { type: 'join', v: 1, room: this.room, name: this.name, audio: this.audio, video: this.video };
     if (this.grant) join.grant = this.grant;
+    if (this.jwt) join.jwt = this.jwt;
     this.send(join);
   }
 
@@ -327,6 +329,10 @@ export class Call extends EventTarget {
       this.left = true;
       this.ws.close();
       this.emit('fatal', code === 'grant-expired' ? 'grantExpired' : 'grantInvalid');
+    } else if (code === 'token-required' || code === 'token-expired' || code === 'token-invalid') {
+      this.left = true;
+      this.ws.close();
+      this.emit('fatal', { 'token-required': 'tokenRequired', 'token-expired': 'tokenExpired', 'token-invalid': 'tokenInvalid' }[code]);
     } else if (code === 'invalid-name') {
       this.left = true;
       this.ws.close();

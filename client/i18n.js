@@ -89,6 +89,9 @@ const texts = {
     tryAgain: 'Try again here',
     grantExpired: 'This priority link has expired. Ask the person who sent it for a new one.',
     grantInvalid: 'This priority link is not valid for this room. Check that it was copied whole.',
+    tokenRequired: 'This call is by invitation only. Open the link you were sent to join it.',
+    tokenExpired: 'This invitation has expired. Ask the person who sent it for a new one.',
+    tokenInvalid: 'This invitation is not valid for this call. Check that the link was copied whole.',
   },
   fr: {
     tagline: 'Des appels vidéo dans votre navigateur. Rien à installer : partagez le lien.',
@@ -178,6 +181,9 @@ const texts = {
     tryAgain: 'Réessayer ici',
     grantExpired: 'Ce lien prioritaire a expiré. Demandez-en un nouveau à la personne qui vous l’a envoyé.',
     grantInvalid: 'Ce lien prioritaire n’est pas valable pour cet appel. Vérifiez qu’il a été copié en entier.',
+    tokenRequired: 'Cet appel est sur invitation. Ouvrez le lien que vous avez reçu pour le rejoindre.',
+    tokenExpired: 'Cette invitation a expiré. Demandez-en une nouvelle à la personne qui vous l’a envoyée.',
+    tokenInvalid: 'Cette invitation n’est pas valable pour cet appel. Vérifiez que le lien a été copié en entier.',
   },
 };
 

@@ -121,6 +121,53 @@ pub enum ConfigError {
          for instance `openssl rand -hex 16`"
     )]
     ShortSecret { key: &'static str, len: usize },
+    #[error("room tokens: {0}")]
+    RoomTokens(String),
+}
+
+/// The key room tokens are checked with: a shared secret (HS256), the
+/// issuer's public key (RS256, ES256, read from its PEM file), or both.
+fn room_tokens(
+    secret: Option<&str>,
+    public_key: Option<&str>,
+    issuer: Option<&str>,
+    audience: &str,
+    closed: bool,
+) -> Result<Option<crate::signal::room_token::TokenKey>, ConfigError> {
+    use crate::signal::room_token::TokenKey;
+    check_closed_rooms(secret, public_key, closed)?;
+    let issuer = issuer.map(String::from);
+    let read = |path: &str| {
+        std::fs::read(path).map_err(|e| ConfigError::RoomTokens(format!("cannot read {path}: {e}")))
+    };
+    let bad = |path: &str, e| ConfigError::RoomTokens(format!("{path}: {e}"));
+    Ok(match (secret, public_key) {
+        (Some(s), None) => Some(TokenKey::shared(s.as_bytes(), issuer, audience.into())),
+        (Some(s), Some(path)) => Some(
+            TokenKey::shared(s.as_bytes(), issuer, audience.into())
+                .and_public(&read(path)?)
+                .map_err(|e| bad(path, e))?,
+        ),
+        (None, Some(path)) => Some(
+            TokenKey::public(&read(path)?, issuer, audience.into()).map_err(|e| bad(path, e))?,
+        ),
+        (None, None) => None,
+    })
+}
+
+/// Closed rooms with no key to check invitations with would let nobody in.
+fn check_closed_rooms(
+    secret: Option<&str>,
+    public_key: Option<&str>,
+    closed: bool,
+) -> Result<(), ConfigError> {
+    if closed && secret.is_none() && public_key.is_none() {
+        return Err(ConfigError::RoomTokens(
+            "closed rooms need --token-secret or --token-public-key to check invitations with"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The shortest secret a server starts with. The cluster secret opens the

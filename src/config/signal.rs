@@ -4,15 +4,17 @@ use std::net::SocketAddr;
 
 use super::layer::layer;
 use super::{
-    check_admission, check_last_n, check_max_participants, check_partners, check_secret, check_tls,
-    check_turn, tls_files, turn_config, ConfigError, DEFAULT_ADMISSION_HARD,
-    DEFAULT_ADMISSION_THRESHOLD, DEFAULT_HTTP, DEFAULT_LAST_N, DEFAULT_MAX_PARTICIPANTS,
+    check_admission, check_closed_rooms, check_last_n, check_max_participants, check_partners,
+    check_secret, check_tls, check_turn, tls_files, turn_config, ConfigError,
+    DEFAULT_ADMISSION_HARD, DEFAULT_ADMISSION_THRESHOLD, DEFAULT_HTTP, DEFAULT_LAST_N,
+    DEFAULT_MAX_PARTICIPANTS,
 };
 use crate::cluster::admission::Thresholds;
 use crate::roles::tls::TlsFiles;
 use crate::signal::grant::GrantKey;
 use crate::signal::origin::Origin;
 use crate::signal::partner::Partner;
+use crate::signal::room_token::{TokenKey, DEFAULT_AUDIENCE};
 use crate::signal::turn::TurnConfig;
 
 layer! {
@@ -48,6 +50,20 @@ layer! {
         /// (https://HOST[:PORT]): a portal that embeds the call. Pages of
         /// this server's own address always may. Repeat for several.
         allowed_origins: Vec<Origin>, env "PARLOIR_ALLOWED_ORIGIN", list, flag "allowed-origin";
+        /// Secret room tokens (JWT, HS256) are signed with, shared with
+        /// the system that issues invitation links (docs/security.md).
+        token_secret: String, env "PARLOIR_TOKEN_SECRET", optional;
+        /// PEM public key of the issuer of room tokens (RS256 or ES256),
+        /// instead of --token-secret.
+        token_public_key: String, env "PARLOIR_TOKEN_PUBLIC_KEY", optional;
+        /// The issuer room tokens must name (their iss claim).
+        token_issuer: String, env "PARLOIR_TOKEN_ISSUER", optional;
+        /// The audience room tokens must name (their aud claim).
+        token_audience: String, env "PARLOIR_TOKEN_AUDIENCE",
+            default(DEFAULT_AUDIENCE.to_string());
+        /// Every room needs a token: nobody enters without an invitation
+        /// link (needs --token-secret or --token-public-key).
+        closed_rooms: bool, env "PARLOIR_CLOSED_ROOMS", switch;
         /// Secret priority links are signed with, to share with a system
         /// that mints them [default: the cluster secret].
         grant_secret: String, env "PARLOIR_GRANT_SECRET", optional;
@@ -83,12 +99,30 @@ impl SignalConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         check_secret("secret", Some(&self.secret))?;
         check_secret("grant_secret", self.grant_secret.as_deref())?;
+        check_secret("token_secret", self.token_secret.as_deref())?;
+        check_closed_rooms(
+            self.token_secret.as_deref(),
+            self.token_public_key.as_deref(),
+            self.closed_rooms,
+        )?;
         check_max_participants(self.max_participants)?;
         check_last_n(self.last_n)?;
         check_admission(self.admission_threshold, self.admission_hard)?;
         check_partners(&self.partners)?;
         check_turn(self.turn_uri.as_deref(), self.turn_secret.as_deref())?;
         check_tls(self.tls_cert.as_deref(), self.tls_key.as_deref())
+    }
+
+    /// The key room tokens are checked with, if any: its file is read
+    /// here, at start.
+    pub fn room_tokens(&self) -> Result<Option<TokenKey>, ConfigError> {
+        super::room_tokens(
+            self.token_secret.as_deref(),
+            self.token_public_key.as_deref(),
+            self.token_issuer.as_deref(),
+            &self.token_audience,
+            self.closed_rooms,
+        )
     }
 
     /// The certificate and key to serve HTTPS with, if configured.

@@ -50,6 +50,8 @@ pub enum StartError {
     ClusterTls(#[from] crate::cluster::tls::ClusterTlsError),
     #[error("cannot make the HTTP client for the signal servers: {0}")]
     HttpClient(#[from] reqwest::Error),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error("cannot use the TLS certificate {path}: {source}")]
     Tls {
         path: String,

@@ -61,6 +61,8 @@ pub async fn start(config: ServeConfig) -> Result<(Running, std::net::SocketAddr
             admission: config.admission(),
             partners: config.partners.clone(),
             allowed_origins: config.allowed_origins.clone(),
+            room_tokens: config.room_tokens()?,
+            closed_rooms: config.closed_rooms,
             grants: config.grant_key(),
             turn: config.turn(),
         },

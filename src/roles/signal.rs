@@ -30,6 +30,8 @@ pub async fn start(args: crate::config::SignalConfig) -> Result<Running, StartEr
             admission: args.admission(),
             partners: args.partners.clone(),
             allowed_origins: args.allowed_origins.clone(),
+            room_tokens: args.room_tokens()?,
+            closed_rooms: args.closed_rooms,
             grants: args.grant_key(),
             turn: args.turn(),
         },

@@ -14,6 +14,7 @@ pub mod partner;
 pub mod pool;
 pub mod protocol;
 pub mod room_name;
+pub mod room_token;
 mod session;
 pub mod turn;
 mod web;
@@ -48,6 +49,10 @@ pub struct SignalConfig {
     pub partners: Vec<partner::Partner>,
     /// Other sites whose pages may open `/ws` (`origin`).
     pub allowed_origins: Vec<origin::Origin>,
+    /// The key room tokens are checked with (`room_token`).
+    pub room_tokens: Option<room_token::TokenKey>,
+    /// Every join needs a valid room token.
+    pub closed_rooms: bool,
     /// The key priority links are checked with; `None`: no priority links.
     pub grants: Option<grant::GrantKey>,
     /// TURN servers handed to clients, with credentials.

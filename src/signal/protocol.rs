@@ -35,6 +35,9 @@ pub enum ClientMessage {
         /// A priority grant from the room's link (`signal::grant`).
         #[serde(default)]
         grant: Option<String>,
+        /// A room token from the room's link (`signal::room_token`).
+        #[serde(default)]
+        jwt: Option<String>,
     },
     /// Takes a session up again after the WebSocket was lost; the media
     /// connection was kept.
@@ -186,6 +189,11 @@ pub enum ErrorCode {
     ServerFull,
     GrantExpired,
     GrantInvalid,
+    /// This deployment's rooms need an invitation (a room token).
+    TokenRequired,
+    TokenExpired,
+    /// A token forged, for another room, another audience or issuer.
+    TokenInvalid,
     ResumeFailed,
     InvalidSdp,
     InvalidCandidate,

@@ -18,6 +18,7 @@ use super::protocol::{
     self, ClientMessage, ErrorCode, ParticipantInfo, ParticipantState, ServerMessage,
     MAX_CHAT_CHARS, MAX_TILES,
 };
+use super::room_token::{Pass, TokenError};
 use super::turn::IceServer;
 use super::{room_name, AppState, PlaceError};
 use crate::cluster::admission::Refusal;
@@ -170,7 +171,8 @@ impl Session {
                 audio,
                 video,
                 grant,
-            } => self.join(v, room, name, (audio, video), grant).await,
+                jwt,
+            } => self.join(v, room, name, (audio, video), grant, jwt).await,
             ClientMessage::Resume {
                 v,
                 room,
@@ -295,13 +297,19 @@ impl Session {
         name: String,
         (audio, video): (bool, bool),
         grant: Option<String>,
+        jwt: Option<String>,
     ) -> Result<Vec<ServerMessage>, ServerMessage> {
         self.may_enter(v)?;
         room_name::validate(&room)
             .map_err(|e| ServerMessage::error(ErrorCode::InvalidRoom, e.to_string()))?;
-        let name = clean_name(&name).ok_or_else(|| {
-            ServerMessage::error(ErrorCode::InvalidName, "a display name is needed")
-        })?;
+        let pass = self.check_room_token(jwt.as_deref(), &room)?;
+        // A token's name is the name: nobody enters under another on it.
+        let name = match pass.and_then(|p| p.name) {
+            Some(n) => n,
+            None => clean_name(&name).ok_or_else(|| {
+                ServerMessage::error(ErrorCode::InvalidName, "a display name is needed")
+            })?,
+        };
         let priority = match grant {
             Some(g) => {
                 self.check_grant(&g, &room)?;
@@ -391,6 +399,31 @@ impl Session {
             out.push(ServerMessage::Offer { id, sdp });
         }
         Ok(out)
+    }
+
+    /// What the join's room token (if any) lets in: refused when the
+    /// token is not valid for `room` now, or when rooms are closed and
+    /// there is none. A token sent to a server that checks none is not
+    /// read: its rooms are open.
+    fn check_room_token(
+        &self,
+        jwt: Option<&str>,
+        room: &str,
+    ) -> Result<Option<Pass>, ServerMessage> {
+        let config = &self.state.0.config;
+        let checked = match (jwt, &config.room_tokens) {
+            (Some(t), Some(key)) => key.check(t, room, unix_secs()).map(Some),
+            _ if config.closed_rooms => Err(TokenError::Required),
+            _ => Ok(None),
+        };
+        checked.map_err(|e| {
+            let code = match e {
+                TokenError::Required => ErrorCode::TokenRequired,
+                TokenError::Expired => ErrorCode::TokenExpired,
+                TokenError::OtherRoom | TokenError::Invalid => ErrorCode::TokenInvalid,
+            };
+            ServerMessage::error(code, e.to_string())
+        })
     }
 
     /// A priority grant for `room`, valid now.
