@@ -15,6 +15,7 @@ pub struct Metrics {
     pub rooms_refused: IntCounter,
     pub rooms_redirected: IntCounter,
     pub joins_refused: IntCounter,
+    pub limited: IntCounter,
     pub headroom: Gauge,
 }
 
@@ -85,6 +86,10 @@ impl Metrics {
             joins_refused: counter(
                 "parloir_signal_joins_refused_total",
                 "Joins to running rooms refused: their worker above the hard threshold",
+            ),
+            limited: counter(
+                "parloir_signal_limited_total",
+                "Sockets, joins and new rooms refused by the limits per client address",
             ),
             headroom: gauge(
                 "parloir_cluster_headroom_rooms",

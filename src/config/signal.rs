@@ -16,6 +16,7 @@ use crate::signal::origin::Origin;
 use crate::signal::partner::Partner;
 use crate::signal::room_token::{TokenKey, DEFAULT_AUDIENCE};
 use crate::signal::turn::TurnConfig;
+use ipnet::IpNet;
 
 layer! {
     /// One layer of `parloir signal`'s settings: the flags and the
@@ -64,6 +65,14 @@ layer! {
         /// Every room needs a token: nobody enters without an invitation
         /// link (needs --token-secret or --token-public-key).
         closed_rooms: bool, env "PARLOIR_CLOSED_ROOMS", switch;
+        /// No limits per client address (sockets, joins, new rooms): for
+        /// load generators and benchmarks, where one address stands for
+        /// many people.
+        no_address_limits: bool, env "PARLOIR_NO_ADDRESS_LIMITS", switch;
+        /// A reverse proxy in front (CIDR): from it, the client's address
+        /// is read from X-Forwarded-For (for the limits per address and
+        /// the logs). Repeat for several.
+        trusted_proxies: Vec<IpNet>, env "PARLOIR_TRUSTED_PROXY", list, flag "trusted-proxy";
         /// Secret priority links are signed with, to share with a system
         /// that mints them [default: the cluster secret].
         grant_secret: String, env "PARLOIR_GRANT_SECRET", optional;

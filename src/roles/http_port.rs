@@ -93,6 +93,18 @@ impl axum::serve::Listener for HttpPort {
     }
 }
 
+/// The TCP peer of a request, as handlers read it
+/// (`ConnectInfo<Peer>`): a type of Parloir's own, since axum knows only
+/// its own listener's addresses.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, HttpPort>> for Peer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, HttpPort>) -> Self {
+        Peer(*stream.remote_addr())
+    }
+}
+
 /// Accepts until axum stops taking connections.
 async fn accept(listener: TcpListener, opener: Arc<Opener>, tx: mpsc::Sender<Opened>) {
     let opening = Arc::new(Semaphore::new(MAX_OPENING));

@@ -95,9 +95,12 @@ pub async fn http(
     let port = http_port::HttpPort::new(listener, server_tls, media)
         .map_err(|source| StartError::Http { addr: http, source })?;
     let serve = Box::pin(async move {
-        axum::serve(port, app)
-            .with_graceful_shutdown(shutdown)
-            .await
+        axum::serve(
+            port,
+            app.into_make_service_with_connect_info::<http_port::Peer>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
     });
     Ok(Running {
         http,

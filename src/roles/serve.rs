@@ -63,6 +63,8 @@ pub async fn start(config: ServeConfig) -> Result<(Running, std::net::SocketAddr
             allowed_origins: config.allowed_origins.clone(),
             room_tokens: config.room_tokens()?,
             closed_rooms: config.closed_rooms,
+            address_limits: !config.no_address_limits,
+            trusted_proxies: config.trusted_proxies.clone(),
             grants: config.grant_key(),
             turn: config.turn(),
         },

@@ -32,6 +32,8 @@ pub async fn start(args: crate::config::SignalConfig) -> Result<Running, StartEr
             allowed_origins: args.allowed_origins.clone(),
             room_tokens: args.room_tokens()?,
             closed_rooms: args.closed_rooms,
+            address_limits: !args.no_address_limits,
+            trusted_proxies: args.trusted_proxies.clone(),
             grants: args.grant_key(),
             turn: args.turn(),
         },

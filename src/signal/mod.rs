@@ -8,7 +8,9 @@ pub mod api_types {
         AdmissionState, NodeSummary, PriorityRoom, PriorityRoomRequest, DEFAULT_DRAIN_SECS,
     };
 }
+pub mod client_addr;
 pub mod grant;
+pub mod limits;
 pub mod origin;
 pub mod partner;
 pub mod pool;
@@ -20,8 +22,10 @@ pub mod turn;
 mod web;
 
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::extract::{ConnectInfo, State};
+
+use crate::roles::http_port::Peer;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -53,6 +57,10 @@ pub struct SignalConfig {
     pub room_tokens: Option<room_token::TokenKey>,
     /// Every join needs a valid room token.
     pub closed_rooms: bool,
+    /// Sockets, joins and new rooms are limited per client address.
+    pub address_limits: bool,
+    /// Reverse proxies whose X-Forwarded-For is believed (`client_addr`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The key priority links are checked with; `None`: no priority links.
     pub grants: Option<grant::GrantKey>,
     /// TURN servers handed to clients, with credentials.
@@ -61,6 +69,10 @@ pub struct SignalConfig {
 
 pub struct Control {
     pub config: SignalConfig,
+    /// Sockets, joins and new rooms per client address, unless turned off.
+    pub limits: Option<limits::AddressLimits>,
+    /// Handshakes seen, to forget idle addresses now and then.
+    handshakes: AtomicU64,
     pub registry: Arc<dyn Registry>,
     pub pool: Pool,
     pub metrics: Arc<Metrics>,
@@ -94,6 +106,8 @@ pub enum PlaceError {
     Registry(#[from] RegistryError),
     #[error("no media worker could be reached")]
     Unreachable,
+    #[error(transparent)]
+    Limited(#[from] limits::Limited),
 }
 
 impl Control {
@@ -105,7 +119,9 @@ impl Control {
         local_stats: Option<Arc<WorkerStats>>,
     ) -> Self {
         Control {
+            limits: config.address_limits.then(limits::AddressLimits::default),
             config,
+            handshakes: AtomicU64::new(0),
             registry,
             pool,
             metrics,
@@ -136,11 +152,13 @@ impl Control {
 
     /// The worker of `room`: where it already is (a join, admitted below
     /// the hard threshold), or a new placement (admitted as `priority` or
-    /// not, see `cluster::admission`).
+    /// not, see `cluster::admission`) if `may_create` allows one (the
+    /// limits of the joining address).
     pub async fn place(
         &self,
         room: &str,
         priority: bool,
+        may_create: &(dyn Fn() -> Result<(), limits::Limited> + Send + Sync),
     ) -> Result<(String, WorkerHandle), PlaceError> {
         let admission = &self.config.admission;
         let mut unreachable = 0;
@@ -162,6 +180,7 @@ impl Control {
                     node
                 }
                 None => {
+                    may_create().inspect_err(|_| self.metrics.limited.inc())?;
                     let redirect = !priority && self.registry.redirect().await?;
                     let node = admission
                         .place_new(&nodes, priority, redirect)
@@ -234,9 +253,14 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// How often the tables of addresses are swept of idle ones (in
+/// handshakes).
+const FORGET_EVERY: u64 = 1024;
+
 async fn ws(
     headers: HeaderMap,
     uri: Uri,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     State(state): State<AppState>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
@@ -254,13 +278,31 @@ async fn ws(
         )
             .into_response();
     }
+    let control = &state.0;
+    let client = client_addr::client_addr(
+        peer.ip(),
+        text(HeaderName::from_static("x-forwarded-for")),
+        &control.config.trusted_proxies,
+    );
+    if let Some(limits) = &control.limits {
+        if control.handshakes.fetch_add(1, Ordering::Relaxed) % FORGET_EVERY == FORGET_EVERY - 1 {
+            limits.forget_idle();
+        }
+    }
+    let open = match control.limits.as_ref().map(|l| l.open(client)).transpose() {
+        Ok(open) => open,
+        Err(limited) => {
+            control.metrics.limited.inc();
+            return (StatusCode::TOO_MANY_REQUESTS, limited.to_string()).into_response();
+        }
+    };
     upgrade
         // Frames above this are refused by the WebSocket layer itself; the
         // session gives a clear error for anything between its own limit
         // and this one.
         .max_message_size(session::MAX_MESSAGE * 4)
         .max_frame_size(session::MAX_MESSAGE * 4)
-        .on_upgrade(move |socket| session::run(socket, state))
+        .on_upgrade(move |socket| session::run(socket, state, client, open))
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

@@ -6,6 +6,7 @@
 //! socket ends without `leave`, the participant is only detached: its media
 //! goes on, and it may `resume` through this or another signal server.
 
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
@@ -13,6 +14,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
 use super::grant::GrantError;
+use super::limits::OpenSocket;
 use super::partner::Partner;
 use super::protocol::{
     self, ClientMessage, ErrorCode, ParticipantInfo, ParticipantState, ServerMessage,
@@ -47,22 +49,42 @@ struct Joined {
     worker: WorkerHandle,
 }
 
-pub async fn run(socket: WebSocket, state: AppState) {
+/// Between the server's pings: a socket that answers nothing (no frame,
+/// no pong) for [`IDLE`] is closed, so silent sockets do not pile up.
+const PING_EVERY: Duration = Duration::from_secs(20);
+const IDLE: Duration = Duration::from_secs(60);
+
+/// One signalling socket, from `client`, counted open by `_open` until it
+/// ends.
+pub async fn run(socket: WebSocket, state: AppState, client: IpAddr, _open: Option<OpenSocket>) {
     let (mut sink, mut stream) = socket.split();
     let (peer_tx, mut peer_rx) = mpsc::channel::<PeerEvent>(256);
     state.0.metrics.signal_sessions.inc();
     let mut session = Session {
         state: state.clone(),
+        client,
         id: rand::random(),
         joined: None,
         peer_tx,
     };
     let mut bucket = TokenBucket::new(BURST, Duration::from_secs(1) / RATE, Instant::now());
     let mut refused = 0u32;
+    let mut ping = tokio::time::interval_at((Instant::now() + PING_EVERY).into(), PING_EVERY);
+    let mut heard = Instant::now();
 
     loop {
         let out: Vec<ServerMessage> = tokio::select! {
-            frame = stream.next() => match frame {
+            _ = ping.tick() => {
+                if heard.elapsed() > IDLE {
+                    tracing::debug!("signalling silent; closed");
+                    break;
+                }
+                if tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Ping(Default::default()))).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+            frame = stream.next() => { heard = Instant::now(); match frame {
                 Some(Ok(Message::Text(text))) => {
                     if !bucket.take(Instant::now()) {
                         refused += 1;
@@ -86,7 +108,7 @@ pub async fn run(socket: WebSocket, state: AppState) {
                     tracing::info!("websocket error: {e}");
                     break;
                 }
-            },
+            }},
             Some(ev) = peer_rx.recv() => session.on_peer_event(ev),
         };
         let mut failed = false;
@@ -128,6 +150,8 @@ async fn send(
 
 struct Session {
     state: AppState,
+    /// The client's address, for the limits per address.
+    client: IpAddr,
     /// Names this WebSocket to the worker, so that the detach it sends when
     /// it closes is ignored once another session resumed the participant.
     id: SessionId,
@@ -300,6 +324,12 @@ impl Session {
         jwt: Option<String>,
     ) -> Result<Vec<ServerMessage>, ServerMessage> {
         self.may_enter(v)?;
+        let limits = &self.state.0.limits;
+        let client = self.client;
+        if let Some(Err(e)) = limits.as_ref().map(|l| l.join(client)) {
+            self.state.0.metrics.limited.inc();
+            return Err(ServerMessage::error(ErrorCode::RateLimited, e.to_string()));
+        }
         room_name::validate(&room)
             .map_err(|e| ServerMessage::error(ErrorCode::InvalidRoom, e.to_string()))?;
         let pass = self.check_room_token(jwt.as_deref(), &room)?;
@@ -320,7 +350,9 @@ impl Session {
 
         let control = &self.state.0;
         let (node, worker) = control
-            .place(&room, priority)
+            .place(&room, priority, &|| {
+                limits.as_ref().map_or(Ok(()), |l| l.new_room(client))
+            })
             .await
             .map_err(|e| place_error(e, &control.config.partners, &room))?;
         let id = new_participant_id();
@@ -578,6 +610,7 @@ fn place_error(e: PlaceError, partners: &[Partner], room: &str) -> ServerMessage
             ErrorCode::ServerFull,
             "this call's media server is full; you can join as soon as it has room",
         ),
+        PlaceError::Limited(l) => ServerMessage::error(ErrorCode::RateLimited, l.to_string()),
         other => {
             tracing::warn!("placement failed: {other}");
             ServerMessage::error(ErrorCode::Unavailable, "no media server is available right now")

@@ -89,6 +89,16 @@ impl Server {
     pub fn cpu_seconds(&self) -> f64 {
         parloir::cluster::load::cpu_seconds_of(&self.proc_.pid().to_string())
     }
+
+    /// Resident memory of the process, KiB.
+    pub fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.proc_.pid()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
 }
 
 pub fn free_udp_port() -> u16 {
@@ -415,10 +425,23 @@ pub type Ws =
 /// object) to the signal server at `base`; the socket and the server's
 /// answer, `welcome` or `error`.
 pub async fn signalling_join(base: &str, join: &serde_json::Value) -> (Ws, serde_json::Value) {
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
     let url = base.replacen("http://", "ws://", 1) + "/ws";
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("ws");
+    let answer = join_answer(&mut ws, join).await;
+    (ws, answer)
+}
+
+/// Sends `join` on a signalling socket and returns the server's answer,
+/// `welcome` or `error` (other messages skipped).
+pub async fn join_answer<S>(
+    ws: &mut tokio_tungstenite::WebSocketStream<S>,
+    join: &serde_json::Value,
+) -> serde_json::Value
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
     ws.send(Message::Text(join.to_string().into()))
         .await
         .expect("send join");
@@ -431,7 +454,7 @@ pub async fn signalling_join(base: &str, join: &serde_json::Value) -> (Ws, serde
         if let Message::Text(t) = msg {
             let v: serde_json::Value = serde_json::from_str(&t).expect("JSON");
             if matches!(v["type"].as_str(), Some("welcome" | "error")) {
-                return (ws, v);
+                return v;
             }
         }
     }

@@ -144,6 +144,8 @@ pub fn main(a: BenchArgs) -> anyhow::Result<()> {
                 "10000000".into(),
                 "--admission-threshold".into(),
                 "1".into(),
+                // Every participant comes from one address here.
+                "--no-address-limits".into(),
             ],
         )?;
         if !line.contains("http://") {

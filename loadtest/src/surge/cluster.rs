@@ -93,6 +93,9 @@ pub fn signal(s: &Settings, redis: &str) -> anyhow::Result<(Proc, String)> {
         &s.soft.to_string(),
         "--admission-hard",
         &s.hard.to_string(),
+        // Every participant of the surge comes from this machine's one
+        // address; a surge is many people, not one address's flood.
+        "--no-address-limits",
     ]
     .map(String::from)
     .to_vec();

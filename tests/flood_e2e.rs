@@ -1,0 +1,172 @@
+//! Floods from one address, on loopback, while a call goes on: the limits
+//! per client address hold, another address still joins and starts rooms,
+//! the call keeps decoding, and the server's memory returns to its level.
+//!
+//! The attacker's sockets come from 127.0.0.2, the other address's from
+//! 127.0.0.3, the browsers' from 127.0.0.1 (all loopback).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::browser::Browser;
+use common::{join, join_answer, still_decoding, wait_full_mesh, Server};
+use futures_util::{SinkExt, StreamExt};
+use parloir::limits;
+use serde_json::{json, Value};
+use tokio::net::TcpSocket;
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// The server's HTTP address.
+fn addr(server: &Server) -> SocketAddr {
+    server
+        .http
+        .trim_start_matches("http://")
+        .parse()
+        .expect("an address")
+}
+
+/// A signalling socket from `source`: the socket, or the HTTP status that
+/// refused it.
+async fn open_from(server: &Server, source: &str) -> Result<Ws, u16> {
+    let sock = TcpSocket::new_v4().expect("socket");
+    sock.bind(format!("{source}:0").parse().unwrap())
+        .expect("bind");
+    let stream = sock.connect(addr(server)).await.map_err(|_| 0u16)?;
+    match tokio_tungstenite::client_async(server.ws_url(), stream).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
+        Err(_) => Err(0),
+    }
+}
+
+fn join_msg(room: &str) -> Value {
+    json!({"type": "join", "v": 1, "room": room, "name": "x", "audio": false, "video": false})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floods_from_one_address_leave_the_others_their_calls() {
+    let server = Server::start();
+    let browser = Browser::launch().await;
+    let call = vec![
+        join(&browser, &server.http, "famille", "Ana").await,
+        join(&browser, &server.http, "famille", "Ben").await,
+    ];
+    wait_full_mesh("the call is up", &call, Duration::from_secs(20)).await;
+    let tabs = [&call[0].0, &call[1].0];
+    let rss_before = server.rss_kib();
+
+    // 2,000 WebSockets from one address, all at once, held open.
+    let started = Instant::now();
+    let results: Vec<_> = futures_util::stream::iter(0..2000)
+        .map(|_| open_from(&server, "127.0.0.2"))
+        .buffer_unordered(200)
+        .collect()
+        .await;
+    let took = started.elapsed();
+    let (mut held, mut refused, mut other) = (Vec::new(), 0, 0);
+    for r in results {
+        match r {
+            Ok(ws) => held.push(ws),
+            Err(429) => refused += 1,
+            Err(_) => other += 1,
+        }
+    }
+    eprintln!(
+        "2,000 sockets from one address in {:.2} s: {} open, {refused} refused (429), {other} failed otherwise",
+        took.as_secs_f64(),
+        held.len()
+    );
+    assert!(held.len() <= limits::MAX_OPEN, "{} open", held.len());
+    assert!(refused >= 1900, "{refused} refused");
+    let rss_flooded = server.rss_kib();
+
+    // Another address still gets in, and starts a room.
+    let mut other_ws = open_from(&server, "127.0.0.3")
+        .await
+        .expect("another address");
+    let welcome = join_answer(&mut other_ws, &join_msg("chez-quelqu-un")).await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+
+    // 500 joins within a second from the attacker's sockets, each to a new
+    // room: a few burst through, the rest are refused.
+    let started = Instant::now();
+    let mut answers = Vec::new();
+    let per_socket = 500 / held.len().max(1) + 1;
+    let floods = held.iter_mut().enumerate().map(|(i, ws)| async move {
+        let mut out = Vec::new();
+        for k in 0..per_socket {
+            let a = join_answer(ws, &join_msg(&format!("squat-{i}-{k}"))).await;
+            if a["type"] == "welcome" {
+                let _ = ws.send(Message::Text(r#"{"type":"leave"}"#.into())).await;
+            }
+            out.push(a);
+        }
+        out
+    });
+    for out in futures_util::future::join_all(floods).await {
+        answers.extend(out);
+    }
+    let took = started.elapsed();
+    let welcomed = answers.iter().filter(|a| a["type"] == "welcome").count();
+    let limited = answers
+        .iter()
+        .filter(|a| a["code"] == "rate-limited")
+        .count();
+    eprintln!(
+        "{} joins to new rooms from one address in {:.2} s: {welcomed} let in, {limited} rate-limited",
+        answers.len(),
+        took.as_secs_f64()
+    );
+    assert!(answers.len() >= 500);
+    assert!(
+        welcomed <= limits::NEW_ROOMS_BURST as usize + 1,
+        "{welcomed} new rooms"
+    );
+    assert!(limited >= answers.len() - welcomed - 5, "{limited} limited");
+
+    // The other address is not concerned: it starts another room.
+    let mut second = open_from(&server, "127.0.0.3")
+        .await
+        .expect("another address");
+    let welcome = join_answer(&mut second, &join_msg("chez-quelqu-un-d-autre")).await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+
+    still_decoding(&tabs, Duration::from_secs(15)).await;
+
+    // The flood ends: its sockets close. The allocator keeps the pages it
+    // was given, so resident memory stays near its high-water mark; what
+    // must hold is that it is bounded, and that a second flood, once the
+    // first is gone, finds it again instead of taking more (nothing kept).
+    drop(held);
+    let rss_after = server.rss_kib();
+    let again: Vec<_> = futures_util::stream::iter(0..2000)
+        .map(|_| open_from(&server, "127.0.0.4"))
+        .buffer_unordered(200)
+        .collect()
+        .await;
+    let held_again = again.iter().filter(|r| r.is_ok()).count();
+    drop(again);
+    let rss_second = server.rss_kib();
+    eprintln!(
+        "server memory: {} MiB before, {} MiB flooded, {} MiB after, {} MiB after a second flood ({held_again} open)",
+        rss_before / 1024,
+        rss_flooded / 1024,
+        rss_after / 1024,
+        rss_second / 1024
+    );
+    assert!(held_again <= limits::MAX_OPEN);
+    assert!(
+        rss_flooded <= rss_before + 32 * 1024,
+        "a flood costs little"
+    );
+    assert!(
+        rss_second <= rss_after + 4 * 1024,
+        "a second flood takes no more"
+    );
+    // And the attacker's address may open a socket again.
+    wait_full_mesh("still a full call", &call, Duration::from_secs(5)).await;
+}
