@@ -315,7 +315,9 @@ export class Call extends EventTarget {
       // Our media connection is gone (its server failed or moved us):
       // join again, the room is placed on a live server.
       this.rejoin();
-    } else if (code === 'unavailable' && this.you === null) {
+    } else if ((code === 'unavailable' || code === 'rate-limited') && this.you === null) {
+      // No server now, or too many joins from this network (a ward behind
+      // one address): try again later, by itself.
       this.emit('state', 'reconnecting');
       this.retryTimer = setTimeout(() => this.left || this.join(), this.nextBackoff());
     } else if ((code === 'overloaded' || code === 'redirected') && this.you === null) {

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::browser::Browser;
-use common::{join, join_answer, still_decoding, wait_full_mesh, Server};
+use common::{join, join_answer, still_decoding, wait_for, wait_full_mesh, Server};
 use futures_util::{SinkExt, StreamExt};
 use parloir::limits;
 use serde_json::{json, Value};
@@ -167,6 +167,12 @@ async fn floods_from_one_address_leave_the_others_their_calls() {
         rss_second <= rss_after + 4 * 1024,
         "a second flood takes no more"
     );
-    // And the attacker's address may open a socket again.
+    // The attacker's address gets its sockets back once its own close.
+    wait_for(
+        "the attacker's sockets given back",
+        Duration::from_secs(5),
+        || async { open_from(&server, "127.0.0.2").await.ok() },
+    )
+    .await;
     wait_full_mesh("still a full call", &call, Duration::from_secs(5)).await;
 }

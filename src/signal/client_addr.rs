@@ -12,6 +12,8 @@ use ipnet::IpNet;
 
 /// The client's address: `peer`, or what trusted proxies say it is.
 pub fn client_addr(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpNet]) -> IpAddr {
+    // A server on [::] sees IPv4 peers as ::ffff:a.b.c.d.
+    let peer = peer.to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return peer;
@@ -20,7 +22,7 @@ pub fn client_addr(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpNet])
         return peer;
     };
     let mut client = peer;
-    for hop in header.rsplit(',').map(|h| h.trim().parse::<IpAddr>()) {
+    for hop in header.rsplit(',').map(|h| hop_addr(h.trim())) {
         match hop {
             Ok(ip) if is_trusted(&ip) => client = ip,
             Ok(ip) => return ip,
@@ -29,6 +31,15 @@ pub fn client_addr(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpNet])
         }
     }
     client
+}
+
+/// A hop as proxies write it: an address, or an address and port
+/// (`203.0.113.7:5678`, `[2001:db8::1]:443`).
+fn hop_addr(hop: &str) -> Result<IpAddr, ()> {
+    hop.parse::<IpAddr>()
+        .or_else(|_| hop.parse::<std::net::SocketAddr>().map(|s| s.ip()))
+        .map(|ip| ip.to_canonical())
+        .map_err(|_| ())
 }
 
 #[cfg(test)]
@@ -70,6 +81,15 @@ mod tests {
         assert_eq!(
             client_addr(ip("::1"), Some("2001:db8::5"), &proxies()),
             ip("2001:db8::5")
+        );
+        // Hops with ports, and a proxy seen through an IPv6 socket.
+        assert_eq!(
+            client_addr(ip("::ffff:10.0.0.2"), Some("198.51.100.1:5678"), &proxies()),
+            ip("198.51.100.1")
+        );
+        assert_eq!(
+            client_addr(proxy, Some("[2001:db8::9]:443"), &proxies()),
+            ip("2001:db8::9")
         );
     }
 

@@ -111,14 +111,13 @@ impl<C: Clock + Clone> AddressLimits<C> {
     pub fn open(&self, ip: IpAddr) -> Result<OpenSocket, Limited> {
         let k = key(ip);
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let n = open.entry(k).or_default();
-        if *n >= MAX_OPEN {
+        if open.get(&k).is_some_and(|n| *n >= MAX_OPEN) {
             return Err(Limited::Open);
         }
         if self.handshakes.check_key(&k).is_err() {
             return Err(Limited::Handshakes);
         }
-        *n += 1;
+        *open.entry(k).or_default() += 1;
         Ok(OpenSocket {
             key: k,
             open: self.open.clone(),

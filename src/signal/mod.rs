@@ -162,6 +162,8 @@ impl Control {
     ) -> Result<(String, WorkerHandle), PlaceError> {
         let admission = &self.config.admission;
         let mut unreachable = 0;
+        // Asked once per join, not once per round of a race.
+        let mut may = None;
         // A race (another placement on the chosen worker since it was
         // read) is settled by reading again; someone wins each round.
         for _ in 0..MAX_PLACEMENT_ROUNDS {
@@ -180,11 +182,14 @@ impl Control {
                     node
                 }
                 None => {
-                    may_create().inspect_err(|_| self.metrics.limited.inc())?;
                     let redirect = !priority && self.registry.redirect().await?;
                     let node = admission
                         .place_new(&nodes, priority, redirect)
                         .inspect_err(|r| self.count_refused(*r))?;
+                    // Charged only for a placement about to be made: a
+                    // page retrying while no worker takes rooms uses none.
+                    (*may.get_or_insert_with(may_create))
+                        .inspect_err(|_| self.metrics.limited.inc())?;
                     let placed = self
                         .registry
                         .assign_room(room, &node.report.id, current.as_deref(), node.pending, now)
@@ -279,9 +284,17 @@ async fn ws(
             .into_response();
     }
     let control = &state.0;
+    // Some proxies add a header line of their own rather than append to
+    // the client's: every line counts, in order.
+    let forwarded: Vec<&str> = headers
+        .get_all(HeaderName::from_static("x-forwarded-for"))
+        .iter()
+        .map(|v| v.to_str().unwrap_or("unknown"))
+        .collect();
+    let forwarded = (!forwarded.is_empty()).then(|| forwarded.join(","));
     let client = client_addr::client_addr(
         peer.ip(),
-        text(HeaderName::from_static("x-forwarded-for")),
+        forwarded.as_deref(),
         &control.config.trusted_proxies,
     );
     if let Some(limits) = &control.limits {

@@ -34,7 +34,8 @@ use serde::Deserialize;
 pub const DEFAULT_AUDIENCE: &str = "parloir";
 /// Clocks of the issuer and of Parloir may differ this much (seconds).
 const LEEWAY: u64 = 30;
-/// A display name from a token is held to the same bound as a typed one.
+/// A display name from a token is bounded here, then cleaned as a typed
+/// one by the session (control characters, length).
 const MAX_NAME_CHARS: usize = 64;
 
 /// What a valid token lets its bearer do.
@@ -163,10 +164,13 @@ impl TokenKey {
                 _ => TokenError::Invalid,
             })?
             .claims;
-        if claims.exp + LEEWAY <= now {
+        if claims.exp.saturating_add(LEEWAY) <= now {
             return Err(TokenError::Expired);
         }
-        if claims.nbf.is_some_and(|nbf| nbf > now + LEEWAY) {
+        if claims
+            .nbf
+            .is_some_and(|nbf| nbf > now.saturating_add(LEEWAY))
+        {
             return Err(TokenError::Invalid);
         }
         if claims.room != room && claims.room != "*" {

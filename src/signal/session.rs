@@ -79,7 +79,8 @@ pub async fn run(socket: WebSocket, state: AppState, client: IpAddr, _open: Opti
                     tracing::debug!("signalling silent; closed");
                     break;
                 }
-                if tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Ping(Default::default()))).await.is_err() {
+                let sent = tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Ping(Default::default()))).await;
+                if !matches!(sent, Ok(Ok(()))) {
                     break;
                 }
                 continue;
@@ -335,7 +336,9 @@ impl Session {
         let pass = self.check_room_token(jwt.as_deref(), &room)?;
         // A token's name is the name: nobody enters under another on it.
         let name = match pass.and_then(|p| p.name) {
-            Some(n) => n,
+            Some(n) => clean_name(&n).ok_or_else(|| {
+                ServerMessage::error(ErrorCode::TokenInvalid, "the invitation's name is empty")
+            })?,
             None => clean_name(&name).ok_or_else(|| {
                 ServerMessage::error(ErrorCode::InvalidName, "a display name is needed")
             })?,
@@ -585,7 +588,11 @@ fn worker_error(e: WorkerError) -> ServerMessage {
         WorkerError::ResumeRefused => (ErrorCode::ResumeFailed, e.to_string()),
         WorkerError::Draining | WorkerError::Unavailable => (ErrorCode::Unavailable, e.to_string()),
     };
-    tracing::debug!(error = %e, "refused by the worker");
+    match &e {
+        // A fault of the server's, not the client's: operators must see it.
+        WorkerError::Internal(_) => tracing::warn!(error = %e, "worker failed a request"),
+        _ => tracing::debug!(error = %e, "refused by the worker"),
+    }
     ServerMessage::error(code, message)
 }
 

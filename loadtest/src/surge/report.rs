@@ -52,6 +52,9 @@ struct Checks {
     /// Ordinary rooms let in while their worker showed at least the soft
     /// threshold, and the highest stress any ordinary room was let in at.
     over_soft: usize,
+    /// Ordinary rooms whose worker and reports were known: all of them,
+    /// or the check proves nothing.
+    judged: usize,
     highest_stress_at_admission: Option<f64>,
 }
 
@@ -86,13 +89,14 @@ impl Checks {
                 "ordinary rooms let in onto a worker above soft".into(),
                 "0".into(),
                 format!(
-                    "{} of {} (highest stress at a room let in: {})",
+                    "{} of {} ({} judged; highest stress at a room let in: {})",
                     self.over_soft,
                     self.ordinary_admitted,
+                    self.judged,
                     self.highest_stress_at_admission
                         .map_or("—".into(), |s| format!("{s:.3}"))
                 ),
-                pass(self.over_soft == 0),
+                pass(self.over_soft == 0 && self.judged == self.ordinary_admitted),
             ],
         ]
     }
@@ -125,6 +129,7 @@ fn checks(r: &Recorded, secs: &[SecondFigures]) -> Checks {
             .filter(|j| !j.priority && j.refused.is_none())
             .count(),
         over_soft: seen.iter().filter(|s| s.stress >= r.soft).count(),
+        judged: seen.len(),
         highest_stress_at_admission: seen.iter().map(|s| s.stress).reduce(f64::max),
     }
 }
