@@ -5,6 +5,7 @@
 //! - [`cluster`]: load reports, placement, registry, control channel.
 //! - [`roles`]: the processes: `serve` (all in one), `signal`, `worker`.
 
+pub mod access;
 pub mod cli;
 pub mod cluster;
 pub mod config;

@@ -95,13 +95,17 @@ fn main() -> anyhow::Result<()> {
             None => serve(cli.serve).await,
             Some(Command::Serve(a)) => serve(a).await,
             Some(Command::Signal(flags)) => {
-                let running = roles::signal::start(flags.resolve()?).await?;
+                let reload =
+                    access_reload(&flags, |c: &parloir::config::SignalConfig| c.access_rules());
+                let running = roles::signal::start(flags.resolve()?, Some(reload)).await?;
                 println!("Parloir signal server on {}", running.url());
                 running.serve.await.context("HTTP server")?;
                 Ok(())
             }
             Some(Command::Worker(flags)) => {
-                roles::worker::run(flags.resolve()?).await?;
+                let reload =
+                    access_reload(&flags, |c: &parloir::config::WorkerConfig| c.access_rules());
+                roles::worker::run(flags.resolve()?, Some(reload)).await?;
                 Ok(())
             }
             Some(Command::Nodes(op)) => {
@@ -148,8 +152,26 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
+/// Reads a role's access rules again as it was configured (flags,
+/// environment, file), for SIGHUP.
+fn access_reload<L, F>(flags: &Flags<L>, rules: F) -> parloir::access::Reload
+where
+    L: parloir::config::Layer + clap::Args + Clone + Send + Sync + 'static,
+    F: Fn(&L::Resolved) -> Result<parloir::access::AccessRules, parloir::config::ConfigError>
+        + Send
+        + Sync
+        + 'static,
+{
+    let flags = flags.clone();
+    Box::new(move || {
+        let config = flags.clone().resolve().map_err(|e| e.to_string())?;
+        rules(&config).map_err(|e| e.to_string())
+    })
+}
+
 async fn serve(flags: Flags<ServeLayer>) -> anyhow::Result<()> {
-    let (running, media) = roles::serve::start(flags.resolve()?).await?;
+    let reload = access_reload(&flags, |c: &parloir::config::ServeConfig| c.access_rules());
+    let (running, media) = roles::serve::start(flags.resolve()?, Some(reload)).await?;
     tracing::info!(%media, "Parloir is running");
     println!(
         "Parloir is running. Open {} in your browser.",

@@ -123,6 +123,8 @@ pub enum ConfigError {
     ShortSecret { key: &'static str, len: usize },
     #[error("room tokens: {0}")]
     RoomTokens(String),
+    #[error("access rules: {0}")]
+    Access(String),
 }
 
 /// The key room tokens are checked with: a shared secret (HS256), the

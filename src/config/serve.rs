@@ -97,6 +97,15 @@ layer! {
         /// Show room names and client addresses in logs (otherwise opaque
         /// ids): for an operator debugging a call, not for every day.
         log_personal_data: bool, env "PARLOIR_LOG_PERSONAL_DATA", switch;
+        /// A network (CIDR) or address refused everywhere: HTTP, the
+        /// signalling, media. Repeat for several; read again on SIGHUP.
+        block: Vec<IpNet>, env "PARLOIR_BLOCK", list, flag "block";
+        /// A file of networks to refuse, one CIDR per line (# comments): a
+        /// country's published list. Read again on SIGHUP.
+        block_file: String, env "PARLOIR_BLOCK_FILE", optional;
+        /// Only these networks (CIDR) are let in, when given. Repeat for
+        /// several; read again on SIGHUP.
+        allow: Vec<IpNet>, env "PARLOIR_ALLOW", list, flag "allow";
     }
 }
 
@@ -129,6 +138,13 @@ impl ServeConfig {
             &self.token_audience,
             self.closed_rooms,
         )
+    }
+
+    /// Who may reach this process (`access`): the block file is read
+    /// here.
+    pub fn access_rules(&self) -> Result<crate::access::AccessRules, ConfigError> {
+        crate::access::AccessRules::load(&self.block, self.block_file.as_deref(), &self.allow)
+            .map_err(|e| ConfigError::Access(e.to_string()))
     }
 
     /// The certificate and key to serve HTTPS with, if configured.

@@ -9,6 +9,7 @@ use super::{
 };
 use crate::roles::tls::TlsFiles;
 use crate::signal::api_types::DEFAULT_DRAIN_SECS;
+use ipnet::IpNet;
 
 /// Control channel and `/metrics`: reached from the signal servers and
 /// Prometheus, so not only on loopback.
@@ -55,6 +56,15 @@ layer! {
         /// Show room names and client addresses in logs (otherwise opaque
         /// ids): for an operator debugging a call, not for every day.
         log_personal_data: bool, env "PARLOIR_LOG_PERSONAL_DATA", switch;
+        /// A network (CIDR) or address refused everywhere: HTTP, the
+        /// signalling, media. Repeat for several; read again on SIGHUP.
+        block: Vec<IpNet>, env "PARLOIR_BLOCK", list, flag "block";
+        /// A file of networks to refuse, one CIDR per line (# comments): a
+        /// country's published list. Read again on SIGHUP.
+        block_file: String, env "PARLOIR_BLOCK_FILE", optional;
+        /// Only these networks (CIDR) are let in, when given. Repeat for
+        /// several; read again on SIGHUP.
+        allow: Vec<IpNet>, env "PARLOIR_ALLOW", list, flag "allow";
         /// PEM certificate(s) a signal server reached at https:// is checked
         /// against (a CA, its own certificate, or the system bundle).
         cluster_ca: String, env "PARLOIR_CLUSTER_CA", optional;
@@ -76,6 +86,13 @@ impl WorkerConfig {
         check_secret("secret", Some(&self.secret))?;
         check_tls(self.tls_cert.as_deref(), self.tls_key.as_deref())?;
         check_capacity(self.capacity_pps)
+    }
+
+    /// Who may reach this process (`access`): the block file is read
+    /// here.
+    pub fn access_rules(&self) -> Result<crate::access::AccessRules, ConfigError> {
+        crate::access::AccessRules::load(&self.block, self.block_file.as_deref(), &self.allow)
+            .map_err(|e| ConfigError::Access(e.to_string()))
     }
 
     /// The certificate and key to serve the control channel with, if

@@ -68,10 +68,16 @@ impl HttpPort {
         listener: TcpListener,
         tls: Option<Arc<ServerTls>>,
         media: Option<mpsc::Sender<crate::worker::HandedConnection>>,
+        access: crate::access::Access,
     ) -> std::io::Result<Self> {
         let local = listener.local_addr()?;
         let (tx, opened) = mpsc::channel(64);
-        tokio::spawn(accept(listener, Arc::new(Opener { tls, media }), tx));
+        tokio::spawn(accept(
+            listener,
+            Arc::new(Opener { tls, media }),
+            tx,
+            access,
+        ));
         Ok(HttpPort { opened, local })
     }
 }
@@ -106,7 +112,12 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Http
 }
 
 /// Accepts until axum stops taking connections.
-async fn accept(listener: TcpListener, opener: Arc<Opener>, tx: mpsc::Sender<Opened>) {
+async fn accept(
+    listener: TcpListener,
+    opener: Arc<Opener>,
+    tx: mpsc::Sender<Opened>,
+    access: crate::access::Access,
+) {
     let opening = Arc::new(Semaphore::new(MAX_OPENING));
     let direct = opener.tls.is_none() && opener.media.is_none();
     loop {
@@ -121,6 +132,10 @@ async fn accept(listener: TcpListener, opener: Arc<Opener>, tx: mpsc::Sender<Ope
             },
             _ = tx.closed() => return,
         };
+        if !access.admits(addr.ip()) {
+            // Blocked: closed before a byte is read (HTTP, TLS, ICE-TCP).
+            continue;
+        }
         let _ = stream.set_nodelay(true);
         if direct {
             if tx.send((Box::new(stream), addr)).await.is_err() {

@@ -76,6 +76,7 @@ pub async fn http(
     tls: Option<tls::TlsFiles>,
     media: Option<tokio::sync::mpsc::Sender<crate::worker::HandedConnection>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    access: crate::access::Access,
 ) -> Result<Running, StartError> {
     let http = listener.local_addr().map_err(|source| StartError::Http {
         addr: SocketAddr::from(([0, 0, 0, 0], 0)),
@@ -92,7 +93,7 @@ pub async fn http(
         }
         None => None,
     };
-    let port = http_port::HttpPort::new(listener, server_tls, media)
+    let port = http_port::HttpPort::new(listener, server_tls, media, access)
         .map_err(|source| StartError::Http { addr: http, source })?;
     let serve = Box::pin(async move {
         axum::serve(

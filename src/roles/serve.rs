@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::{bind, http, Running, StartError};
+use crate::access::{reload_on_hangup, Access, Reload};
 use crate::cluster::registry::{Memory, Moment, Registry};
 use crate::cluster::reporter::{NodeInfo, Reporter, Sink};
 use crate::config::{MediaTcpAddr, ServeConfig};
@@ -15,8 +16,17 @@ use crate::worker::{self, MediaConfig, MediaTcp};
 /// Node id of the embedded worker.
 pub const LOCAL_NODE: &str = "local";
 
-pub async fn start(config: ServeConfig) -> Result<(Running, std::net::SocketAddr), StartError> {
+/// Starts `parloir serve`; `reload` reads the access rules again on
+/// SIGHUP (`crate::access`).
+pub async fn start(
+    config: ServeConfig,
+    reload: Option<Reload>,
+) -> Result<(Running, std::net::SocketAddr), StartError> {
     crate::privacy::log_personal_data(config.log_personal_data);
+    let access = Access::new(config.access_rules()?);
+    if let Some(reload) = reload {
+        tokio::spawn(reload_on_hangup(access.clone(), reload));
+    }
     let listener = bind(config.http).await?;
     // ICE-TCP on the HTTP port itself: the HTTP listener hands it the
     // connections that speak ICE-TCP.
@@ -35,6 +45,7 @@ pub async fn start(config: ServeConfig) -> Result<(Running, std::net::SocketAddr
         bind: config.media,
         announce: config.announce,
         tcp,
+        access: access.clone(),
     })?;
     let media = worker.media_addr;
     let registry: Arc<dyn Registry> = Arc::new(Memory::default());
@@ -65,6 +76,7 @@ pub async fn start(config: ServeConfig) -> Result<(Running, std::net::SocketAddr
             closed_rooms: config.closed_rooms,
             address_limits: !config.no_address_limits,
             trusted_proxies: config.trusted_proxies.clone(),
+            access: access.clone(),
             grants: config.grant_key(),
             turn: config.turn(),
         },
@@ -83,6 +95,7 @@ pub async fn start(config: ServeConfig) -> Result<(Running, std::net::SocketAddr
         config.tls(),
         shared_port,
         super::shutdown_signal(),
+        access,
     )
     .await?;
     Ok((running, media))

@@ -5,14 +5,24 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{bind, http, Running, StartError};
+use crate::access::{reload_on_hangup, Access, Reload};
 use crate::cluster::registry::{Memory, RedisRegistry, Registry};
 use crate::cluster::tls::ClusterTls;
 use crate::metrics::{Metrics, Role};
 use crate::signal::pool::Pool;
 use crate::signal::{self, AppState, Control, SignalConfig};
 
-pub async fn start(args: crate::config::SignalConfig) -> Result<Running, StartError> {
+/// Starts `parloir signal`; `reload` reads the access rules again on
+/// SIGHUP (`crate::access`).
+pub async fn start(
+    args: crate::config::SignalConfig,
+    reload: Option<Reload>,
+) -> Result<Running, StartError> {
     crate::privacy::log_personal_data(args.log_personal_data);
+    let access = Access::new(args.access_rules()?);
+    if let Some(reload) = reload {
+        tokio::spawn(reload_on_hangup(access.clone(), reload));
+    }
     let registry: Arc<dyn Registry> = match &args.redis {
         Some(url) => Arc::new(RedisRegistry::connect(url).await?),
         None => Arc::new(Memory::default()),
@@ -34,6 +44,7 @@ pub async fn start(args: crate::config::SignalConfig) -> Result<Running, StartEr
             closed_rooms: args.closed_rooms,
             address_limits: !args.no_address_limits,
             trusted_proxies: args.trusted_proxies.clone(),
+            access: access.clone(),
             grants: args.grant_key(),
             turn: args.turn(),
         },
@@ -48,6 +59,7 @@ pub async fn start(args: crate::config::SignalConfig) -> Result<Running, StartEr
         args.tls(),
         None,
         super::shutdown_signal(),
+        access,
     )
     .await
 }

@@ -2,6 +2,7 @@
 //! secret with the signal server, reports its load (to Redis, or to the
 //! signal server), serves the control channel, and drains on SIGTERM.
 
+use crate::access::{reload_on_hangup, Access, Reload};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -34,9 +35,14 @@ struct WorkerState {
 }
 
 /// Runs a worker until it has drained (SIGTERM, or a drain from the API)
-/// or its secret is refused.
-pub async fn run(args: WorkerConfig) -> Result<(), StartError> {
+/// or its secret is refused; `reload` reads the access rules again on
+/// SIGHUP (`crate::access`).
+pub async fn run(args: WorkerConfig, reload: Option<Reload>) -> Result<(), StartError> {
     crate::privacy::log_personal_data(args.log_personal_data);
+    let access = Access::new(args.access_rules()?);
+    if let Some(reload) = reload {
+        tokio::spawn(reload_on_hangup(access.clone(), reload));
+    }
     let signal = args.signal.trim_end_matches('/').to_string();
     let cluster_tls = args
         .cluster_ca
@@ -53,6 +59,7 @@ pub async fn run(args: WorkerConfig) -> Result<(), StartError> {
             MediaTcpAddr::At(addr) => MediaTcp::Listen(addr),
             MediaTcpAddr::Off => MediaTcp::Off,
         },
+        access: access.clone(),
     })?;
     let media = worker.media_addr;
     let listener = bind(args.http).await?;
@@ -105,7 +112,15 @@ pub async fn run(args: WorkerConfig) -> Result<(), StartError> {
         .with_state(state);
     // The control channel stays open while draining: calls go on, and a
     // restarted signal server must still reach them.
-    let running = super::http(listener, app, args.tls(), None, std::future::pending()).await?;
+    let running = super::http(
+        listener,
+        app,
+        args.tls(),
+        None,
+        std::future::pending(),
+        access,
+    )
+    .await?;
     let server = tokio::spawn(running.serve);
     tracing::info!(id, control = info.control, %media, "worker ready");
     println!(

@@ -61,6 +61,8 @@ pub struct SignalConfig {
     pub address_limits: bool,
     /// Reverse proxies whose X-Forwarded-For is believed (`client_addr`).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Who may reach this server (`crate::access`), shared with its port.
+    pub access: crate::access::Access,
     /// The key priority links are checked with; `None`: no priority links.
     pub grants: Option<grant::GrantKey>,
     /// TURN servers handed to clients, with credentials.
@@ -297,6 +299,15 @@ async fn ws(
         forwarded.as_deref(),
         &control.config.trusted_proxies,
     );
+    // The TCP peer was checked at accept; a client behind a trusted proxy
+    // is checked here.
+    if !control.config.access.admits(client) {
+        return (
+            StatusCode::FORBIDDEN,
+            "this network may not use this service",
+        )
+            .into_response();
+    }
     if let Some(limits) = &control.limits {
         if control.handshakes.fetch_add(1, Ordering::Relaxed) % FORGET_EVERY == FORGET_EVERY - 1 {
             limits.forget_idle();

@@ -163,6 +163,8 @@ pub struct IceTcp {
     pending: Vec<SocketAddr>,
     accept_after: Option<Instant>,
     pub counters: TcpCounters,
+    /// Blocked networks get no ICE-TCP connection.
+    access: crate::access::Access,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -183,7 +185,7 @@ pub enum TcpEvent {
 impl IceTcp {
     /// Takes its connections from `incoming`; inside the media thread's
     /// runtime.
-    pub fn new(incoming: Incoming) -> std::io::Result<Self> {
+    pub fn new(incoming: Incoming, access: crate::access::Access) -> std::io::Result<Self> {
         let source = match incoming {
             Incoming::None => Source::None,
             Incoming::Listener(l) => Source::Listener(TcpListener::from_std(l)?),
@@ -197,6 +199,7 @@ impl IceTcp {
             pending: Vec::new(),
             accept_after: None,
             counters: TcpCounters::default(),
+            access,
         })
     }
 
@@ -227,6 +230,9 @@ impl IceTcp {
     }
 
     fn accept(&mut self, stream: TcpStream, addr: SocketAddr) {
+        if !self.access.admits(addr.ip()) {
+            return; // blocked: closed
+        }
         if self.connections.len() >= self.max_connections {
             self.counters.refused += 1;
             return; // dropped: closed

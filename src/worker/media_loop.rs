@@ -65,6 +65,8 @@ pub struct MediaConfig {
     pub announce: Option<std::net::IpAddr>,
     /// Where ICE-TCP connections come from.
     pub tcp: MediaTcp,
+    /// Who may send media at all (`crate::access`).
+    pub access: crate::access::Access,
 }
 
 /// Binds the media sockets and starts the media thread. Returns the handle
@@ -106,6 +108,7 @@ pub fn spawn(config: MediaConfig) -> Result<(WorkerHandle, Arc<Shared>), WorkerE
     let (tx, rx) = mpsc::channel(1024);
     let stats = Arc::new(Shared::default());
     let shared = stats.clone();
+    let access = config.access;
     std::thread::Builder::new()
         .name("parloir-media".into())
         .spawn(move || {
@@ -123,12 +126,12 @@ pub fn spawn(config: MediaConfig) -> Result<(WorkerHandle, Arc<Shared>), WorkerE
                     };
                     rt.block_on(async move {
                         let sockets = UdpSocket::from_std(socket)
-                            .and_then(|udp| Ok((udp, IceTcp::new(incoming)?)));
+                            .and_then(|udp| Ok((udp, IceTcp::new(incoming, access.clone())?)));
                         match sockets {
                             Ok((socket, tcp)) => {
                                 let endpoint =
                                     Endpoint::new(candidates, rand::random(), Instant::now());
-                                run(socket, tcp, endpoint, rx, shared).await
+                                run(socket, tcp, endpoint, rx, shared, access.cached()).await
                             }
                             Err(e) => tracing::error!("media socket: {e}"),
                         }
@@ -172,6 +175,7 @@ async fn run(
     mut endpoint: Endpoint,
     mut commands: mpsc::Receiver<Envelope>,
     shared: Arc<Shared>,
+    mut access: crate::access::CachedAccess,
 ) {
     let mut io = Io {
         socket,
@@ -187,7 +191,9 @@ async fn run(
         for n in 1..=RECV_BATCH {
             match io.socket.try_recv_from(&mut buf) {
                 Ok((len, source)) => {
-                    endpoint.handle_datagram(now, Protocol::Udp, source, &buf[..len]);
+                    if access.admits(source.ip()) {
+                        endpoint.handle_datagram(now, Protocol::Udp, source, &buf[..len]);
+                    }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) => {

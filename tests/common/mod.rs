@@ -90,6 +90,11 @@ impl Server {
         parloir::cluster::load::cpu_seconds_of(&self.proc_.pid().to_string())
     }
 
+    /// Sends the process a signal (`-HUP`, `-TERM`, ...).
+    pub fn signal(&self, sig: &str) {
+        self.proc_.signal(sig);
+    }
+
     /// Resident memory of the process, KiB.
     pub fn rss_kib(&self) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.proc_.pid()))
