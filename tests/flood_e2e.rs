@@ -135,6 +135,42 @@ async fn floods_from_one_address_leave_the_others_their_calls() {
     let welcome = join_answer(&mut second, &join_msg("chez-quelqu-un-d-autre")).await;
     assert_eq!(welcome["type"], "welcome", "{welcome}");
 
+    // A room squatted by twelve sockets that join and never connect
+    // media: full at first, a place for a newcomer once the squatters
+    // have held theirs past the grace.
+    let mut squatters = Vec::new();
+    for _ in 0..12 {
+        let mut ws = open_from(&server, "127.0.0.5").await.expect("a squatter");
+        let a = join_answer(&mut ws, &join_msg("squatted")).await;
+        assert_eq!(a["type"], "welcome", "{a}");
+        squatters.push(ws);
+    }
+    let squatted = Instant::now();
+    let refused_full = std::sync::atomic::AtomicUsize::new(0);
+    let (full, at) = (&refused_full, &server);
+    wait_for(
+        "a place in the squatted room",
+        Duration::from_secs(25),
+        || async move {
+            let mut ws = open_from(at, "127.0.0.3").await.ok()?;
+            let a = join_answer(&mut ws, &join_msg("squatted")).await;
+            if a["type"] == "welcome" {
+                return Some(());
+            }
+            assert_eq!(a["code"], "room-full", "{a}");
+            full.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            None
+        },
+    )
+    .await;
+    let refused_full = refused_full.into_inner();
+    eprintln!(
+        "a room squatted by 12 sockets without media: full {refused_full} times, a place for a newcomer after {:.1} s",
+        squatted.elapsed().as_secs_f64()
+    );
+    assert!(refused_full >= 1, "the room was full at first");
+
     still_decoding(&tabs, Duration::from_secs(15)).await;
 
     // The flood ends: its sockets close. The allocator keeps the pages it

@@ -286,7 +286,11 @@ impl Endpoint {
         }
         if let Some(room) = existing.and_then(|k| self.rooms.get(&k)) {
             if room.len() >= req.max_participants {
-                return Err(WorkerError::RoomFull(req.max_participants));
+                // A place held without media gives way to the newcomer.
+                match room.idle_seat(now) {
+                    Some(idle) => self.remove(idle, Departure::NeverConnected, now),
+                    None => return Err(WorkerError::RoomFull(req.max_participants)),
+                }
             }
         }
         let peer = Peer::new(

@@ -12,7 +12,7 @@ use str0m::net::Protocol;
 
 use super::endpoint::Endpoint;
 use super::peer::{
-    Candidates, CONNECT_DEADLINE, DETACH_GRACE, DISCONNECT_GRACE, MAX_MEDIA_SECTIONS,
+    Candidates, CONNECT_DEADLINE, DETACH_GRACE, DISCONNECT_GRACE, MAX_MEDIA_SECTIONS, SEAT_GRACE,
 };
 use super::test_client::{self, Client};
 use super::{Command, JoinRequest, PeerEvent, Reply, SessionId, WorkerError};
@@ -70,18 +70,7 @@ impl Net {
         room: &str,
         session: SessionId,
     ) -> Result<Vec<ParticipantInfo>, WorkerError> {
-        let req = JoinRequest {
-            room: room.into(),
-            info: ParticipantInfo {
-                id,
-                name: format!("p{id}"),
-                state: crate::ids::ParticipantState::joining(true, true),
-            },
-            token: format!("token-{id}"),
-            max_participants: 12,
-            last_n: 9,
-            session,
-        };
+        let req = join_request(id, room, session, 12);
         match self.command(Command::Join { req })? {
             Reply::Joined { others } => Ok(others),
             other => panic!("unexpected {other:?}"),
@@ -229,6 +218,22 @@ impl Net {
         self.events
             .iter()
             .any(|(to, e)| *to == by && *e == PeerEvent::ParticipantLeft { id: who })
+    }
+}
+
+/// A join as the signal server sends it, to a room of at most `max`.
+fn join_request(id: ParticipantId, room: &str, session: SessionId, max: usize) -> JoinRequest {
+    JoinRequest {
+        room: room.into(),
+        info: ParticipantInfo {
+            id,
+            name: format!("p{id}"),
+            state: crate::ids::ParticipantState::joining(true, true),
+        },
+        token: format!("token-{id}"),
+        max_participants: max,
+        last_n: 9,
+        session,
     }
 }
 
@@ -387,6 +392,39 @@ fn a_participant_whose_media_never_connects_is_removed() {
     }
     assert!(net.closed(1).is_some() && net.closed(2).is_some());
     assert_eq!(net.ep.rooms().count(), 0, "the empty room is gone");
+}
+
+#[test]
+fn a_full_room_of_joins_without_media_makes_way_for_a_newcomer() {
+    let mut net = Net::new();
+    // Twelve sockets join and never connect media: the room is full.
+    for id in 1..=12 {
+        net.join_only(id, "squat", id * 100).unwrap();
+    }
+    assert_eq!(
+        net.join_only(13, "squat", 1300).unwrap_err(),
+        WorkerError::RoomFull(12)
+    );
+    // Past the grace, the oldest of them gives way, one per newcomer.
+    net.now += SEAT_GRACE;
+    net.join_only(13, "squat", 1300).unwrap();
+    net.join_only(14, "squat", 1400).unwrap();
+    assert_eq!(net.ep.participants(), 12);
+    net.step(Duration::from_millis(1));
+    assert!(net.closed(1).is_some() && net.closed(2).is_some());
+    assert!(net.closed(3).is_none());
+}
+
+#[test]
+fn a_full_room_of_connected_people_stays_full() {
+    let mut net = call_of_two();
+    net.run_past(SEAT_GRACE + Duration::from_secs(1));
+    assert!(matches!(
+        net.command(Command::Join {
+            req: join_request(3, "a", 300, 2)
+        }),
+        Err(WorkerError::RoomFull(2))
+    ));
 }
 
 #[test]

@@ -34,6 +34,12 @@ pub const DETACH_GRACE: Duration = Duration::from_secs(30);
 /// How long a participant may stay in a room without its media ever
 /// connecting: it holds a place and shows as a frozen tile meanwhile.
 pub const CONNECT_DEADLINE: Duration = Duration::from_secs(30);
+/// In a full room, a participant whose media has not connected this long
+/// after joining gives its place to a newcomer: a browser connects within
+/// a few seconds, while sockets that join and never connect would keep a
+/// family out for the whole [`CONNECT_DEADLINE`], and again at every
+/// rejoin.
+pub const SEAT_GRACE: Duration = Duration::from_secs(10);
 /// Media sections an offer may carry: a browser's ICE-restart offer in a
 /// full room has two per participant. Parsing costs the media thread about
 /// 16 µs per section, so this bounds what one offer can take from
@@ -151,6 +157,12 @@ impl Candidates {
 }
 
 impl Peer {
+    /// Whether it holds a place without media past [`SEAT_GRACE`]: when
+    /// since it joined, if so.
+    pub fn idle_seat(&self, now: Instant) -> Option<Instant> {
+        (!self.connected && now >= self.joined_at + SEAT_GRACE).then_some(self.joined_at)
+    }
+
     pub fn new(
         info: ParticipantInfo,
         token: String,

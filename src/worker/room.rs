@@ -121,6 +121,16 @@ impl Room {
         self.peers.is_empty()
     }
 
+    /// The participant that has held a place without media the longest,
+    /// past `peer::SEAT_GRACE`, if any.
+    pub fn idle_seat(&self, now: Instant) -> Option<ParticipantId> {
+        self.peers
+            .values()
+            .filter_map(|p| Some((p.idle_seat(now)?, p.id)))
+            .min()
+            .map(|(_, id)| id)
+    }
+
     /// Adds a participant and tells the others; returns who was there.
     pub fn add(&mut self, peer: Peer, out: &mut Outputs) -> Vec<ParticipantInfo> {
         let others = self.others(peer.id);
