@@ -163,7 +163,7 @@ where
         + 'static,
 {
     let flags = flags.clone();
-    Box::new(move || {
+    std::sync::Arc::new(move || {
         let config = flags.clone().resolve().map_err(|e| e.to_string())?;
         rules(&config).map_err(|e| e.to_string())
     })

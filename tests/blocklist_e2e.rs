@@ -68,6 +68,11 @@ async fn media_from(server: &Server, source: &str, room: &str) -> u64 {
     })
     .await
     .expect("join");
+    assert!(
+        out.status.success(),
+        "parloir-loadtest: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
     summary["packets_received"].as_u64().unwrap_or(0)
 }
@@ -124,6 +129,16 @@ async fn a_blocked_network_gets_nothing_until_a_sighup_lifts_it() {
     );
     let received = media_from(&server, BLOCKED, "bloque-2").await;
     assert!(received > 100, "media after the reload: {received} packets");
+
+    // And blocked again the same way.
+    std::fs::write(&config, format!("block = [\"{BLOCKED}/32\"]\n")).unwrap();
+    server.signal("-HUP");
+    wait_for(
+        "the page refused again",
+        Duration::from_secs(10),
+        || async { (!page_from(&server, BLOCKED).await).then_some(()) },
+    )
+    .await;
 
     // The call went on through all of it.
     still_decoding(&tabs, Duration::from_secs(15)).await;

@@ -284,13 +284,15 @@ impl Endpoint {
         if existing.is_none() && self.draining {
             return Err(WorkerError::Draining);
         }
+        // A place held without media gives way to the newcomer, once the
+        // newcomer is sure to take it.
+        let mut idle = None;
         if let Some(room) = existing.and_then(|k| self.rooms.get(&k)) {
             if room.len() >= req.max_participants {
-                // A place held without media gives way to the newcomer.
-                match room.idle_seat(now) {
-                    Some(idle) => self.remove(idle, Departure::NeverConnected, now),
-                    None => return Err(WorkerError::RoomFull(req.max_participants)),
-                }
+                idle = Some(
+                    room.idle_seat(now)
+                        .ok_or(WorkerError::RoomFull(req.max_participants))?,
+                );
             }
         }
         let peer = Peer::new(
@@ -301,6 +303,9 @@ impl Endpoint {
             &mut self.rng,
             now,
         )?;
+        if let Some(idle) = idle {
+            self.remove(idle, Departure::NeverConnected, now);
+        }
         let key = existing.unwrap_or_else(|| {
             let k = self.next_room_key;
             self.next_room_key += 1;

@@ -34,12 +34,14 @@ pub const DETACH_GRACE: Duration = Duration::from_secs(30);
 /// How long a participant may stay in a room without its media ever
 /// connecting: it holds a place and shows as a frozen tile meanwhile.
 pub const CONNECT_DEADLINE: Duration = Duration::from_secs(30);
-/// In a full room, a participant whose media has not connected this long
-/// after joining gives its place to a newcomer: a browser connects within
-/// a few seconds, while sockets that join and never connect would keep a
-/// family out for the whole [`CONNECT_DEADLINE`], and again at every
-/// rejoin.
+/// In a full room, a participant that has not even offered this long
+/// after joining gives its place to a newcomer: a browser offers at once,
+/// while sockets that join and never connect would keep a family out for
+/// the whole [`CONNECT_DEADLINE`], and again at every rejoin.
 pub const SEAT_GRACE: Duration = Duration::from_secs(10);
+/// The same for a participant that offered but whose media has not
+/// connected: longer, for a browser working through TURN over TCP.
+pub const SEAT_GRACE_OFFERED: Duration = Duration::from_secs(20);
 /// Media sections an offer may carry: a browser's ICE-restart offer in a
 /// full room has two per participant. Parsing costs the media thread about
 /// 16 µs per section, so this bounds what one offer can take from
@@ -109,6 +111,8 @@ pub struct Peer {
     joined_at: Instant,
     /// Media connected at least once.
     pub connected: bool,
+    /// It sent an offer: a page negotiating, not a bare socket.
+    offered: bool,
     /// Set while ICE reports the connection as lost.
     pub disconnected_since: Option<Instant>,
     /// Set while the participant's signalling is gone.
@@ -157,10 +161,15 @@ impl Candidates {
 }
 
 impl Peer {
-    /// Whether it holds a place without media past [`SEAT_GRACE`]: when
-    /// since it joined, if so.
+    /// Whether it holds a place without media past its grace
+    /// ([`SEAT_GRACE`], or [`SEAT_GRACE_OFFERED`]): since when, if so.
     pub fn idle_seat(&self, now: Instant) -> Option<Instant> {
-        (!self.connected && now >= self.joined_at + SEAT_GRACE).then_some(self.joined_at)
+        let grace = if self.offered {
+            SEAT_GRACE_OFFERED
+        } else {
+            SEAT_GRACE
+        };
+        (!self.connected && now >= self.joined_at + grace).then_some(self.joined_at)
     }
 
     pub fn new(
@@ -222,6 +231,7 @@ impl Peer {
             wrote_media: false,
             joined_at: now,
             connected: false,
+            offered: false,
             disconnected_since: None,
             detached_since: None,
             receive_video: true,
@@ -285,6 +295,7 @@ impl Peer {
             .accept_offer(offer)
             .map_err(|e| WorkerError::InvalidSdp(e.to_string()))?;
         let rolled_back = self.pending.take().is_some();
+        self.offered = true;
         // An ICE restart changes our credentials too.
         self.ufrag = self.rtc.direct_api().local_ice_credentials().ufrag;
         Ok((answer.to_sdp_string(), rolled_back))
