@@ -11,9 +11,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::browser::Browser;
-use common::{join, loadtest_bin, still_decoding, wait_for, wait_full_mesh, Server};
+use common::{join, loadtest_bin, still_decoding, wait_for, wait_full_mesh, ws_from, Server};
 use serde_json::Value;
-use tokio::net::TcpSocket;
 
 const BLOCKED: &str = "127.0.0.3";
 
@@ -34,19 +33,7 @@ async fn page_from(server: &Server, source: &str) -> bool {
 
 /// Whether a signalling socket opens for a client at `source`.
 async fn signalling_from(server: &Server, source: &str) -> bool {
-    let sock = TcpSocket::new_v4().expect("socket");
-    sock.bind(format!("{source}:0").parse().unwrap())
-        .expect("bind");
-    let addr = server.http.trim_start_matches("http://").parse().unwrap();
-    let Ok(stream) = sock.connect(addr).await else {
-        return false;
-    };
-    let opened = tokio::time::timeout(
-        Duration::from_secs(3),
-        tokio_tungstenite::client_async(server.ws_url(), stream),
-    )
-    .await;
-    matches!(opened, Ok(Ok(_)))
+    ws_from(server, source).await.is_ok()
 }
 
 /// Packets two load-generator participants whose media comes from

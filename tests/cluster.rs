@@ -37,25 +37,15 @@ fn signal(redis: &str) -> Proc {
 
 /// A worker on its own loopback address, as on its own host.
 fn worker(signal: &str, redis: &str, ip: &str, id: &str) -> Proc {
-    Proc::parloir(&[
-        "worker",
-        "--signal",
-        signal,
-        "--secret",
-        SECRET,
+    let extra = [
         "--redis",
         redis,
-        "--media",
-        &format!("{ip}:0"),
-        "--http",
-        &format!("{ip}:0"),
-        "--id",
-        id,
         "--capacity-pps",
         CAPACITY_PPS,
         "--drain-timeout",
         "120",
-    ])
+    ];
+    Proc::worker(signal, SECRET, ip, id, &extra)
 }
 
 async fn api(signal: &str, path: &str) -> Value {

@@ -20,26 +20,11 @@ use serde_json::Value;
 const SECRET: &str = "control-tls-test-secret";
 
 fn worker(signal: &str, ca: &str, ip: &str, id: &str, tls: Option<(&str, &str)>) -> Proc {
-    let (media, http) = (format!("{ip}:0"), format!("{ip}:0"));
-    let mut args = vec![
-        "worker",
-        "--signal",
-        signal,
-        "--secret",
-        SECRET,
-        "--cluster-ca",
-        ca,
-        "--media",
-        &media,
-        "--http",
-        &http,
-        "--id",
-        id,
-    ];
+    let mut extra = vec!["--cluster-ca", ca];
     if let Some((cert, key)) = tls {
-        args.extend_from_slice(&["--tls-cert", cert, "--tls-key", key]);
+        extra.extend_from_slice(&["--tls-cert", cert, "--tls-key", key]);
     }
-    Proc::parloir(&args)
+    Proc::worker(signal, SECRET, ip, id, &extra)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,41 +7,14 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::browser::Browser;
-use common::{join, join_answer, still_decoding, wait_for, wait_full_mesh, Server};
+use common::{join, join_answer, still_decoding, wait_for, wait_full_mesh, ws_from, Server};
 use futures_util::{SinkExt, StreamExt};
 use parloir::limits;
 use serde_json::{json, Value};
-use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message;
-
-type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
-
-/// The server's HTTP address.
-fn addr(server: &Server) -> SocketAddr {
-    server
-        .http
-        .trim_start_matches("http://")
-        .parse()
-        .expect("an address")
-}
-
-/// A signalling socket from `source`: the socket, or the HTTP status that
-/// refused it.
-async fn open_from(server: &Server, source: &str) -> Result<Ws, u16> {
-    let sock = TcpSocket::new_v4().expect("socket");
-    sock.bind(format!("{source}:0").parse().unwrap())
-        .expect("bind");
-    let stream = sock.connect(addr(server)).await.map_err(|_| 0u16)?;
-    match tokio_tungstenite::client_async(server.ws_url(), stream).await {
-        Ok((ws, _)) => Ok(ws),
-        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
-        Err(_) => Err(0),
-    }
-}
 
 fn join_msg(room: &str) -> Value {
     json!({"type": "join", "v": 1, "room": room, "name": "x", "audio": false, "video": false})
@@ -62,7 +35,7 @@ async fn floods_from_one_address_leave_the_others_their_calls() {
     // 2,000 WebSockets from one address, all at once, held open.
     let started = Instant::now();
     let results: Vec<_> = futures_util::stream::iter(0..2000)
-        .map(|_| open_from(&server, "127.0.0.2"))
+        .map(|_| ws_from(&server, "127.0.0.2"))
         .buffer_unordered(200)
         .collect()
         .await;
@@ -85,7 +58,7 @@ async fn floods_from_one_address_leave_the_others_their_calls() {
     let rss_flooded = server.rss_kib();
 
     // Another address still gets in, and starts a room.
-    let mut other_ws = open_from(&server, "127.0.0.3")
+    let mut other_ws = ws_from(&server, "127.0.0.3")
         .await
         .expect("another address");
     let welcome = join_answer(&mut other_ws, &join_msg("chez-quelqu-un")).await;
@@ -129,7 +102,7 @@ async fn floods_from_one_address_leave_the_others_their_calls() {
     assert!(limited >= answers.len() - welcomed - 5, "{limited} limited");
 
     // The other address is not concerned: it starts another room.
-    let mut second = open_from(&server, "127.0.0.3")
+    let mut second = ws_from(&server, "127.0.0.3")
         .await
         .expect("another address");
     let welcome = join_answer(&mut second, &join_msg("chez-quelqu-un-d-autre")).await;
@@ -140,7 +113,7 @@ async fn floods_from_one_address_leave_the_others_their_calls() {
     // have held theirs past the grace.
     let mut squatters = Vec::new();
     for _ in 0..12 {
-        let mut ws = open_from(&server, "127.0.0.5").await.expect("a squatter");
+        let mut ws = ws_from(&server, "127.0.0.5").await.expect("a squatter");
         let a = join_answer(&mut ws, &join_msg("squatted")).await;
         assert_eq!(a["type"], "welcome", "{a}");
         squatters.push(ws);
@@ -152,7 +125,7 @@ async fn floods_from_one_address_leave_the_others_their_calls() {
         "a place in the squatted room",
         Duration::from_secs(25),
         || async move {
-            let mut ws = open_from(at, "127.0.0.3").await.ok()?;
+            let mut ws = ws_from(at, "127.0.0.3").await.ok()?;
             let a = join_answer(&mut ws, &join_msg("squatted")).await;
             if a["type"] == "welcome" {
                 return Some(());
@@ -180,7 +153,7 @@ async fn floods_from_one_address_leave_the_others_their_calls() {
     drop(held);
     let rss_after = server.rss_kib();
     let again: Vec<_> = futures_util::stream::iter(0..2000)
-        .map(|_| open_from(&server, "127.0.0.4"))
+        .map(|_| ws_from(&server, "127.0.0.4"))
         .buffer_unordered(200)
         .collect()
         .await;
@@ -207,7 +180,7 @@ async fn floods_from_one_address_leave_the_others_their_calls() {
     wait_for(
         "the attacker's sockets given back",
         Duration::from_secs(5),
-        || async { open_from(&server, "127.0.0.2").await.ok() },
+        || async { ws_from(&server, "127.0.0.2").await.ok() },
     )
     .await;
     wait_full_mesh("still a full call", &call, Duration::from_secs(5)).await;

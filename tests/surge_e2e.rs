@@ -55,21 +55,13 @@ fn signal(extra: &[&str]) -> Proc {
 }
 
 fn worker(signal: &str, ip: &str, id: &str, capacity: f64) -> Proc {
-    Proc::parloir(&[
-        "worker",
-        "--signal",
+    Proc::worker(
         signal,
-        "--secret",
         SECRET,
-        "--media",
-        &format!("{ip}:0"),
-        "--http",
-        &format!("{ip}:0"),
-        "--id",
+        ip,
         id,
-        "--capacity-pps",
-        &capacity.to_string(),
-    ])
+        &["--capacity-pps", &capacity.to_string()],
+    )
 }
 
 /// `parloir-loadtest run ARGS`, killed on drop.

@@ -300,6 +300,19 @@ impl Proc {
         Proc { child, first_line }
     }
 
+    /// A worker on its own loopback address `ip` (as on its own host),
+    /// joining the signal server at `signal` with `secret`, with `extra`
+    /// flags.
+    pub fn worker(signal: &str, secret: &str, ip: &str, id: &str, extra: &[&str]) -> Proc {
+        let addr = format!("{ip}:0");
+        let mut args = vec![
+            "worker", "--signal", signal, "--secret", secret, "--media", &addr, "--http", &addr,
+            "--id", id,
+        ];
+        args.extend_from_slice(extra);
+        Proc::parloir(&args)
+    }
+
     /// The first `http://` or `https://` URL the process printed.
     pub fn url(&self) -> String {
         self.first_line
@@ -462,6 +475,34 @@ where
                 return v;
             }
         }
+    }
+}
+
+/// A signalling socket to `server` from the local address `source` (a
+/// client on another loopback address): the socket, or the HTTP status
+/// that refused it (0 when the connection itself failed).
+pub async fn ws_from(
+    server: &Server,
+    source: &str,
+) -> Result<tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>, u16> {
+    let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+    sock.bind(format!("{source}:0").parse().expect("an address"))
+        .expect("bind");
+    let addr: std::net::SocketAddr = server
+        .http
+        .trim_start_matches("http://")
+        .parse()
+        .expect("the server's address");
+    let stream = sock.connect(addr).await.map_err(|_| 0u16)?;
+    let opened = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio_tungstenite::client_async(server.ws_url(), stream),
+    )
+    .await;
+    match opened {
+        Ok(Ok((ws, _))) => Ok(ws),
+        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(r))) => Err(r.status().as_u16()),
+        _ => Err(0),
     }
 }
 

@@ -222,7 +222,7 @@ async fn surge(a: SurgeArgs) -> anyhow::Result<()> {
             let (s, b) = (settings.clone(), base.clone());
             w3 = Some(tokio::task::spawn_blocking(move || cluster::worker(&s, &b, "w3")).await??);
         }
-        if let Some(at) = plan
+        if let Some(at) = shape
             .redirect_at
             .filter(|at| redirect_on_us.is_none() && now >= *at)
         {
@@ -262,9 +262,7 @@ async fn surge(a: SurgeArgs) -> anyhow::Result<()> {
     let recorded = report::Recorded {
         plan,
         shape,
-        soft: a.soft,
         hard: a.hard,
-        capacity_pps: a.capacity_pps,
         joins,
         samples,
         headroom,
@@ -307,13 +305,13 @@ async fn sample_nodes(api: &Api, t_us: u64, out: &mut Vec<NodeSample>) {
         return;
     };
     for n in v.as_array().into_iter().flatten() {
-        let rate = |k: &str| n[k].as_f64().unwrap_or(0.0);
         out.push(NodeSample {
             t_us,
             id: n["id"].as_str().unwrap_or_default().to_string(),
-            stress: n["stress_smoothed"].as_f64().unwrap_or(rate("stress")),
-            rooms: n["rooms"].as_u64().unwrap_or(0) as usize,
-            packets_per_s: rate("packets_in_per_s") + rate("packets_out_per_s"),
+            stress: n["stress_smoothed"]
+                .as_f64()
+                .or(n["stress"].as_f64())
+                .unwrap_or(0.0),
         });
     }
 }

@@ -53,7 +53,6 @@ pub struct Plan {
     /// Rooms two workers carry below the soft threshold.
     pub carried_by_two: u32,
     pub third_worker_at: Duration,
-    pub redirect_at: Option<Duration>,
     /// When every call ends.
     pub end: Duration,
 }
@@ -92,7 +91,6 @@ impl Plan {
             room_pps,
             carried_by_two,
             third_worker_at: s.ramp / 2,
-            redirect_at: s.redirect_at,
             end: s.ramp + s.hold,
         }
     }

@@ -19,9 +19,8 @@ use crate::stats::percentile;
 pub struct Recorded {
     pub plan: Plan,
     pub shape: Shape,
-    pub soft: f64,
+    /// The hard threshold (the soft one is the shape's).
     pub hard: f64,
-    pub capacity_pps: f64,
     pub joins: Vec<JoinRecord>,
     pub samples: Vec<NodeSample>,
     /// (µs, the headroom gauge).
@@ -128,7 +127,7 @@ fn checks(r: &Recorded, secs: &[SecondFigures]) -> Checks {
             .filter(first)
             .filter(|j| !j.priority && j.refused.is_none())
             .count(),
-        over_soft: seen.iter().filter(|s| s.stress >= r.soft).count(),
+        over_soft: seen.iter().filter(|s| s.stress >= r.shape.soft).count(),
         judged: seen.len(),
         highest_stress_at_admission: seen.iter().map(|s| s.stress).reduce(f64::max),
     }
@@ -248,9 +247,9 @@ pub fn write(r: &Recorded, dir: &Path, name: &str) -> anyhow::Result<Written> {
          Rooms of {} people, each publishing voice (50 packets/s) and video ({} fps, {} kbit/s): {:.0} packets/s per room at its worker, so two workers carry {} rooms below the soft threshold. \
          {} rooms ({}× that) try to start, evenly over {} s, one in {} a priority room with a grant from the operators' API ({} in all); the calls go on {} s after. \
          A third worker starts at {:.1} s{}. Refused rooms and refused joins do not retry.",
-        r.soft,
+        r.shape.soft,
         r.hard,
-        r.capacity_pps,
+        r.shape.capacity_pps,
         s.room_size,
         s.fps,
         s.video_bitrate / 1000,
@@ -331,7 +330,7 @@ pub fn write(r: &Recorded, dir: &Path, name: &str) -> anyhow::Result<Written> {
         "command": command,
         "setup": setup,
         "settings": {
-            "soft": r.soft, "hard": r.hard, "capacity_pps": r.capacity_pps,
+            "soft": r.shape.soft, "hard": r.hard, "capacity_pps": r.shape.capacity_pps,
             "room_size": s.room_size, "fps": s.fps, "video_bitrate": s.video_bitrate,
             "room_pps": r.plan.room_pps, "carried_by_two": r.plan.carried_by_two,
             "rooms": r.plan.rooms.len(), "priority_rooms": r.plan.priority_rooms(),
@@ -537,7 +536,7 @@ fn svg(r: &Recorded, secs: &[SecondFigures], workers: &[String]) -> String {
                 .collect(),
         })
         .collect();
-    stress.push(flat(&format!("soft {}", r.soft), r.soft));
+    stress.push(flat(&format!("soft {}", r.shape.soft), r.shape.soft));
     stress.push(flat(&format!("hard {}", r.hard), r.hard));
     let loss = vec![
         Line {

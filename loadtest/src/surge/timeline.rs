@@ -42,8 +42,6 @@ pub struct NodeSample {
     pub id: String,
     /// What admission reads (`stress_smoothed`).
     pub stress: f64,
-    pub rooms: usize,
-    pub packets_per_s: f64,
 }
 
 /// One second of the surge.
@@ -231,8 +229,6 @@ mod tests {
             t_us: t_ms * 1000,
             id: id.into(),
             stress,
-            rooms: 0,
-            packets_per_s: 0.0,
         }
     }
 
