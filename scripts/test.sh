@@ -46,3 +46,8 @@ echo "== cargo test"
 # One test binary at a time: each starts its own browser and server.
 # The workspace includes the load generator's smoke test (not the benchmark).
 cargo test --release --workspace -- --test-threads=1
+# Every fuzz target for a short while (the 10-minute runs are
+# `scripts/fuzz.sh`, docs/fuzzing.md): the targets build, and the corpus
+# of seeds and past crashes passes under libFuzzer too.
+echo "== fuzz (20 s per target)"
+scripts/fuzz.sh 20

@@ -140,7 +140,7 @@ impl AccessRules {
 
 /// Networks of a list, one per line; a bare address is its own network.
 /// The first line that is neither: its number (from 1) and text.
-fn parse_list(text: &str) -> Result<Vec<IpNet>, (usize, String)> {
+pub(crate) fn parse_list(text: &str) -> Result<Vec<IpNet>, (usize, String)> {
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.split('#').next().unwrap_or("").trim();

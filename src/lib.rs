@@ -9,6 +9,11 @@ pub mod access;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+/// Entry points of the fuzz targets (`fuzz/`), built by cargo fuzz; the
+/// unit tests replay the seeds and past crashes through them.
+#[cfg(any(test, fuzzing))]
+#[doc(hidden)]
+pub mod fuzz;
 pub(crate) mod ids;
 pub(crate) mod metrics;
 pub mod net;

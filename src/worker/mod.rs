@@ -11,17 +11,17 @@ mod allocator;
 pub mod batch_send;
 mod bitrate;
 mod demux;
-mod endpoint;
+pub(crate) mod endpoint;
 #[cfg(test)]
 mod endpoint_tests;
-mod ice_tcp;
+pub(crate) mod ice_tcp;
 mod layer;
 mod layer_switch;
 mod link_quality;
 mod media_clock;
 mod media_loop;
-mod peer;
-mod rewrite;
+pub(crate) mod peer;
+pub(crate) mod rewrite;
 mod room;
 #[cfg(test)]
 mod room_tests;
@@ -32,7 +32,7 @@ pub(crate) mod stats;
 #[cfg(test)]
 mod test_client;
 mod throttle;
-mod vp8;
+pub(crate) mod vp8;
 
 use std::net::SocketAddr;
 

@@ -143,7 +143,7 @@ pub struct Candidates {
 
 impl Candidates {
     /// UDP and TCP on the same address.
-    #[cfg(test)]
+    #[cfg(any(test, fuzzing))]
     pub fn on(addr: SocketAddr) -> Self {
         Candidates {
             udp: addr,
