@@ -25,15 +25,19 @@ command -v c++ >/dev/null 2>&1 || {
 cargo fuzz --version >/dev/null 2>&1 || cargo install --locked cargo-fuzz
 
 cd fuzz
+bin="target/$(rustc -vV | sed -n 's/^host: //p')/release"
 echo "== cargo fuzz build"
-cargo fuzz build --sanitizer none -O >/dev/null
+cargo fuzz build --sanitizer none -O
+[ -x "$bin/${targets[0]}" ]
 summary=()
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t" "artifacts/$t"
   echo "== $t: ${seconds} s"
   log="artifacts/$t/last-run.log"
   # -rss_limit_mb: one input must not take more than a browser tab would.
-  if ! cargo fuzz run --sanitizer none -O "$t" "corpus/$t" "seeds/$t" -- \
+  # The binaries of the one build above: sources edited meanwhile do not
+  # change what this run fuzzes.
+  if ! "$bin/$t" "corpus/$t" "seeds/$t" \
       -max_total_time="$seconds" -rss_limit_mb=1024 -timeout=10 \
       -print_final_stats=1 -close_fd_mask=3 >"$log" 2>&1; then
     tail -40 "$log"

@@ -50,6 +50,9 @@ fn endpoint(now: Instant) -> Option<Endpoint> {
         max_participants: 10,
         last_n: 10,
         session: 1,
+        password: None,
+        moderator: false,
+        rejoin: None,
     };
     ep.handle_command(now, Command::Join { req }).ok()?;
     Some(ep)

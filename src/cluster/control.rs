@@ -341,6 +341,9 @@ mod tests {
                     max_participants: 12,
                     last_n: 9,
                     session: 9,
+                    password: None,
+                    moderator: false,
+                    rejoin: None,
                 },
             },
             Command::Answer {

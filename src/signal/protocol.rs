@@ -17,6 +17,9 @@ pub const MAX_TILES: usize = 100;
 /// Longest chat message, in characters: a few paragraphs.
 pub const MAX_CHAT_CHARS: usize = 2000;
 
+/// Longest room password, in characters: a phrase, not a file.
+pub const MAX_PASSWORD_CHARS: usize = 64;
+
 /// Protocol version spoken by this server. A client sends it in `join`.
 pub const VERSION: u32 = 1;
 
@@ -38,6 +41,13 @@ pub enum ClientMessage {
         /// A room token from the room's link (`signal::room_token`).
         #[serde(default)]
         jwt: Option<String>,
+        /// The password of a locked room.
+        #[serde(default)]
+        password: Option<String>,
+        /// The `token` of the welcome before the media connection was
+        /// lost: who was let in comes back without knocking again.
+        #[serde(default)]
+        rejoin: Option<String>,
     },
     /// Takes a session up again after the WebSocket was lost; the media
     /// connection was kept.
@@ -82,6 +92,26 @@ pub enum ClientMessage {
     /// sent again when the layout changes.
     VideoSizes {
         tiles: Vec<TileSize>,
+    },
+    /// A moderator locks the room with a password, or unlocks it (`null`).
+    SetPassword {
+        password: Option<String>,
+    },
+    /// A moderator turns the lobby on or off.
+    SetLobby {
+        on: bool,
+    },
+    /// A moderator lets in someone waiting in the lobby.
+    Admit {
+        id: ParticipantId,
+    },
+    /// A moderator refuses someone waiting in the lobby.
+    Refuse {
+        id: ParticipantId,
+    },
+    /// A moderator removes someone from the call.
+    Remove {
+        id: ParticipantId,
     },
     Leave,
     Ping,
@@ -155,6 +185,25 @@ pub enum ServerMessage {
     Quality {
         links: Vec<LinkQuality>,
     },
+    /// The room's lobby is on: wait until a moderator lets you in (then
+    /// `welcome`) or not (an error `lobby-refused`).
+    Lobby,
+    /// To moderators: `id` waits in the lobby under `name`.
+    Knocking {
+        id: ParticipantId,
+        name: String,
+    },
+    /// To moderators: `id` no longer waits.
+    KnockEnded {
+        id: ParticipantId,
+    },
+    /// The room's settings, and whether you moderate it; sent after the
+    /// welcome and whenever they change.
+    RoomSettings {
+        moderator: bool,
+        locked: bool,
+        lobby: bool,
+    },
     Pong,
     Error {
         code: ErrorCode,
@@ -194,6 +243,16 @@ pub enum ErrorCode {
     TokenExpired,
     /// A token forged, for another room, another audience or issuer.
     TokenInvalid,
+    /// The room is locked: the join must carry its password.
+    PasswordRequired,
+    PasswordWrong,
+    /// Too many people wait in this room's lobby.
+    LobbyFull,
+    /// A moderator did not let you in (or nobody was left to).
+    LobbyRefused,
+    NotModerator,
+    /// A moderator removed you from the call.
+    Removed,
     ResumeFailed,
     InvalidSdp,
     InvalidCandidate,

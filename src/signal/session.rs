@@ -18,7 +18,7 @@ use super::limits::OpenSocket;
 use super::partner::Partner;
 use super::protocol::{
     self, ClientMessage, ErrorCode, ParticipantInfo, ParticipantState, ServerMessage,
-    MAX_CHAT_CHARS, MAX_TILES,
+    MAX_CHAT_CHARS, MAX_PASSWORD_CHARS, MAX_TILES,
 };
 use super::room_token::{Pass, TokenError};
 use super::turn::IceServer;
@@ -28,7 +28,7 @@ use crate::ids::{new_participant_id, new_resume_token, ParticipantId};
 use crate::privacy;
 use crate::rate::TokenBucket;
 use crate::worker::stats::unix_secs;
-use crate::worker::{Command, JoinRequest, PeerEvent, SessionId, WorkerError, WorkerHandle};
+use crate::worker::{Command, JoinRequest, PeerEvent, Reply, SessionId, WorkerError, WorkerHandle};
 
 /// Largest text frame we read; an SDP answer for a large room is ~100 KB.
 pub const MAX_MESSAGE: usize = 256 * 1024;
@@ -49,6 +49,13 @@ struct Joined {
     worker: WorkerHandle,
 }
 
+/// Waiting in a room's lobby: in once a moderator lets it in.
+struct Knocking {
+    joined: Joined,
+    /// For the welcome that follows.
+    token: String,
+}
+
 /// Between the server's pings: a socket that answers nothing (no frame,
 /// no pong) for [`IDLE`] is closed, so silent sockets do not pile up.
 const PING_EVERY: Duration = Duration::from_secs(20);
@@ -65,6 +72,7 @@ pub async fn run(socket: WebSocket, state: AppState, client: IpAddr, _open: Opti
         client,
         id: rand::random(),
         joined: None,
+        knocking: None,
         peer_tx,
     };
     let mut bucket = TokenBucket::new(BURST, Duration::from_secs(1) / RATE, Instant::now());
@@ -157,6 +165,7 @@ struct Session {
     /// it closes is ignored once another session resumed the participant.
     id: SessionId,
     joined: Option<Joined>,
+    knocking: Option<Knocking>,
     peer_tx: mpsc::Sender<PeerEvent>,
 }
 
@@ -197,7 +206,17 @@ impl Session {
                 video,
                 grant,
                 jwt,
-            } => self.join(v, room, name, (audio, video), grant, jwt).await,
+                password,
+                rejoin,
+            } => {
+                let entry = Entry {
+                    grant,
+                    jwt,
+                    password,
+                    rejoin,
+                };
+                self.join(v, room, name, (audio, video), entry).await
+            }
             ClientMessage::Resume {
                 v,
                 room,
@@ -287,7 +306,50 @@ impl Session {
                 });
                 Ok(vec![])
             }
+            ClientMessage::SetPassword { password } => {
+                let password = match password {
+                    Some(p) => Some(clean_password(&p)?),
+                    None => None,
+                };
+                self.moderate(|participant| Command::SetPassword {
+                    participant,
+                    password,
+                })
+                .await
+            }
+            ClientMessage::SetLobby { on } => {
+                self.moderate(|participant| Command::SetLobby { participant, on })
+                    .await
+            }
+            ClientMessage::Admit { id } => {
+                self.moderate(|participant| Command::Admit {
+                    participant,
+                    knocker: id,
+                    admit: true,
+                })
+                .await
+            }
+            ClientMessage::Refuse { id } => {
+                self.moderate(|participant| Command::Admit {
+                    participant,
+                    knocker: id,
+                    admit: false,
+                })
+                .await
+            }
+            ClientMessage::Remove { id } => {
+                self.moderate(|participant| Command::Remove {
+                    participant,
+                    target: id,
+                })
+                .await
+            }
             ClientMessage::Leave => {
+                if let Some(k) = self.knocking.take() {
+                    k.joined.worker.post(Command::Leave {
+                        participant: k.joined.id,
+                    });
+                }
                 if let Some(j) = self.joined.take() {
                     j.worker.post(Command::Leave { participant: j.id });
                     tracing::info!(peer = j.id, room = %privacy::room(&j.room), "participant left");
@@ -321,8 +383,12 @@ impl Session {
         room: String,
         name: String,
         (audio, video): (bool, bool),
-        grant: Option<String>,
-        jwt: Option<String>,
+        Entry {
+            grant,
+            jwt,
+            password,
+            rejoin,
+        }: Entry,
     ) -> Result<Vec<ServerMessage>, ServerMessage> {
         self.may_enter(v)?;
         let limits = &self.state.0.limits;
@@ -334,6 +400,8 @@ impl Session {
         room_name::validate(&room)
             .map_err(|e| ServerMessage::error(ErrorCode::InvalidRoom, e.to_string()))?;
         let pass = self.check_room_token(jwt.as_deref(), &room)?;
+        let moderator = pass.as_ref().is_some_and(|p| p.moderator);
+        let password = password.as_deref().map(clean_password).transpose()?;
         // A token's name is the name: nobody enters under another on it.
         let name = match pass.and_then(|p| p.name) {
             Some(n) => clean_name(&n).ok_or_else(|| {
@@ -371,19 +439,45 @@ impl Session {
             max_participants: control.config.max_participants,
             last_n: control.config.last_n,
             session: self.id,
+            password,
+            moderator,
+            rejoin,
         };
-        let participants = worker
+        let reply = worker
             .join(req, self.peer_tx.clone())
             .await
             .map_err(worker_error)?;
-        tracing::info!(peer = id, room = %privacy::room(&room), node, "participant joined");
-        self.joined = Some(Joined {
-            room: room.clone(),
+        let joined = Joined {
+            room,
             id,
             node,
             worker,
-        });
-        Ok(vec![ServerMessage::Welcome {
+        };
+        match reply {
+            Reply::Knocking => {
+                tracing::info!(peer = id, room = %privacy::room(&joined.room), "waiting in the lobby");
+                self.knocking = Some(Knocking { joined, token });
+                Ok(vec![ServerMessage::Lobby])
+            }
+            Reply::Joined { others } => Ok(vec![self.welcome(joined, others, token)]),
+            _ => Err(worker_error(WorkerError::Internal(
+                "unexpected reply".into(),
+            ))),
+        }
+    }
+
+    /// In the call: told who is there, and how to resume.
+    fn welcome(
+        &mut self,
+        joined: Joined,
+        participants: Vec<ParticipantInfo>,
+        token: String,
+    ) -> ServerMessage {
+        let id = joined.id;
+        tracing::info!(peer = id, room = %privacy::room(&joined.room), node = joined.node, "participant joined");
+        let room = joined.room.clone();
+        self.joined = Some(joined);
+        ServerMessage::Welcome {
             v: protocol::VERSION,
             you: id,
             room,
@@ -391,7 +485,17 @@ impl Session {
             token,
             resumed: false,
             ice_servers: self.ice_servers(id),
-        }])
+        }
+    }
+
+    /// A moderator's command about its room.
+    async fn moderate(
+        &self,
+        cmd: impl FnOnce(ParticipantId) -> Command,
+    ) -> Result<Vec<ServerMessage>, ServerMessage> {
+        let (id, w) = self.current()?;
+        w.request(cmd(id), None).await.map_err(worker_error)?;
+        Ok(vec![])
     }
 
     async fn resume(
@@ -515,6 +619,39 @@ impl Session {
                 }
                 vec![ServerMessage::error(ErrorCode::MediaLost, reason)]
             }
+            PeerEvent::Knocking { id, name } => vec![ServerMessage::Knocking { id, name }],
+            PeerEvent::KnockEnded { id } => vec![ServerMessage::KnockEnded { id }],
+            PeerEvent::RoomSettings {
+                moderator,
+                locked,
+                lobby,
+            } => vec![ServerMessage::RoomSettings {
+                moderator,
+                locked,
+                lobby,
+            }],
+            PeerEvent::Admitted { others } => match self.knocking.take() {
+                Some(k) => vec![self.welcome(k.joined, others, k.token)],
+                None => vec![],
+            },
+            PeerEvent::Refused { reason } => {
+                // Its events no longer come here.
+                if let Some(k) = self.knocking.take() {
+                    k.joined.worker.post(Command::Leave {
+                        participant: k.joined.id,
+                    });
+                }
+                vec![ServerMessage::error(ErrorCode::LobbyRefused, reason)]
+            }
+            PeerEvent::Removed => {
+                if let Some(j) = self.joined.take() {
+                    j.worker.post(Command::Leave { participant: j.id });
+                }
+                vec![ServerMessage::error(
+                    ErrorCode::Removed,
+                    "a moderator removed you from the call",
+                )]
+            }
         }
     }
 
@@ -525,8 +662,14 @@ impl Session {
             .ok_or_else(|| ServerMessage::error(ErrorCode::NotJoined, "send join first"))
     }
 
-    /// The socket ended without `leave`.
+    /// The socket ended without `leave`: a participant's media waits for
+    /// a resume; someone waiting in a lobby leaves it.
     fn detach(&mut self) {
+        if let Some(k) = self.knocking.take() {
+            k.joined.worker.post(Command::Leave {
+                participant: k.joined.id,
+            });
+        }
         if let Some(j) = self.joined.take() {
             j.worker.post(Command::Detach {
                 participant: j.id,
@@ -538,6 +681,29 @@ impl Session {
                 "signalling lost; media kept for resume"
             );
         }
+    }
+}
+
+/// What a join carries besides the room and the person: links' grant and
+/// token, a locked room's password, the token of a session lost.
+struct Entry {
+    grant: Option<String>,
+    jwt: Option<String>,
+    password: Option<String>,
+    rejoin: Option<String>,
+}
+
+/// A room password as given: 1 to [`MAX_PASSWORD_CHARS`] characters,
+/// compared as typed (spaces included).
+fn clean_password(password: &str) -> Result<String, ServerMessage> {
+    let len = password.chars().count();
+    if (1..=MAX_PASSWORD_CHARS).contains(&len) {
+        Ok(password.to_string())
+    } else {
+        Err(ServerMessage::error(
+            ErrorCode::BadMessage,
+            format!("a password has 1 to {MAX_PASSWORD_CHARS} characters"),
+        ))
     }
 }
 
@@ -587,6 +753,10 @@ fn worker_error(e: WorkerError) -> ServerMessage {
         WorkerError::RoomFull(_) => (ErrorCode::RoomFull, e.to_string()),
         WorkerError::ResumeRefused => (ErrorCode::ResumeFailed, e.to_string()),
         WorkerError::Draining | WorkerError::Unavailable => (ErrorCode::Unavailable, e.to_string()),
+        WorkerError::PasswordRequired => (ErrorCode::PasswordRequired, e.to_string()),
+        WorkerError::PasswordWrong => (ErrorCode::PasswordWrong, e.to_string()),
+        WorkerError::LobbyFull => (ErrorCode::LobbyFull, e.to_string()),
+        WorkerError::NotModerator => (ErrorCode::NotModerator, e.to_string()),
     };
     match &e {
         // A fault of the server's, not the client's: operators must see it.

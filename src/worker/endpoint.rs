@@ -22,6 +22,7 @@ use str0m::net::{Protocol, Receive, Transmit};
 use str0m::Input;
 
 use super::demux::{is_stun, Demux};
+use super::door::Entry;
 use super::peer::{Candidates, Departure, Peer};
 use super::room::{Outputs, Room};
 use super::stats::Counters;
@@ -63,6 +64,19 @@ fn room_of<'a>(
     Ok((route, room))
 }
 
+/// The room of `participant`, if it moderates it.
+fn moderated<'a>(
+    routes: &HashMap<ParticipantId, Route>,
+    rooms: &'a mut HashMap<RoomKey, Room>,
+    participant: ParticipantId,
+) -> Result<&'a mut Room, WorkerError> {
+    let (_, room) = room_of(routes, rooms, participant)?;
+    if !room.door().is_moderator(participant) {
+        return Err(WorkerError::NotModerator);
+    }
+    Ok(room)
+}
+
 /// The state of one worker's media plane.
 pub struct Endpoint {
     /// The addresses in our ICE candidates, and the destinations of the
@@ -72,6 +86,9 @@ pub struct Endpoint {
     room_keys: HashMap<String, RoomKey>,
     next_room_key: RoomKey,
     routes: HashMap<ParticipantId, Route>,
+    /// Who waits in which room's lobby (not in `routes`: no connection
+    /// until let in).
+    knocking: HashMap<ParticipantId, RoomKey>,
     demux: Demux<Route>,
     out: Outputs,
     /// Datagrams at the front of `out.transmits` already handed out by
@@ -97,6 +114,7 @@ impl Endpoint {
             room_keys: HashMap::new(),
             next_room_key: 1,
             routes: HashMap::new(),
+            knocking: HashMap::new(),
             demux: Demux::default(),
             out: Outputs::default(),
             handed_out: 0,
@@ -169,7 +187,7 @@ impl Endpoint {
     /// the server offer it triggers).
     pub fn handle_command(&mut self, now: Instant, cmd: Command) -> Result<Reply, WorkerError> {
         match cmd {
-            Command::Join { req } => self.join(req, now).map(|others| Reply::Joined { others }),
+            Command::Join { req } => self.join(req, now),
             Command::Offer {
                 participant,
                 sdp,
@@ -227,7 +245,13 @@ impl Endpoint {
                 Ok(Reply::Done)
             }
             Command::Leave { participant } => {
+                self.stop_knocking(participant);
                 self.remove(participant, Departure::Left, now);
+                Ok(Reply::Done)
+            }
+            // Someone waiting in a lobby that loses its signalling has
+            // nobody to be let in for: it leaves the lobby.
+            Command::Detach { participant, .. } if self.stop_knocking(participant) => {
                 Ok(Reply::Done)
             }
             Command::Detach {
@@ -253,6 +277,7 @@ impl Endpoint {
                 let (_, room) = room_of(&self.routes, &mut self.rooms, participant)
                     .map_err(|_| WorkerError::ResumeRefused)?;
                 let resumed = room.resume(participant, &token, session)?;
+                room.tell_settings(participant, &mut self.out);
                 tracing::info!(peer = participant, "session resumed");
                 Ok(Reply::Resumed { resumed })
             }
@@ -267,16 +292,71 @@ impl Endpoint {
                 tracing::info!(deadline_secs, "draining: no new rooms");
                 Ok(Reply::Done)
             }
+            Command::SetPassword {
+                participant,
+                password,
+            } => {
+                let room = moderated(&self.routes, &mut self.rooms, participant)?;
+                room.door_mut().set_password(password);
+                room.tell_everyone_settings(&mut self.out);
+                Ok(Reply::Done)
+            }
+            Command::SetLobby { participant, on } => {
+                let room = moderated(&self.routes, &mut self.rooms, participant)?;
+                room.door_mut().set_lobby(on);
+                room.tell_everyone_settings(&mut self.out);
+                if !on {
+                    // Whoever waits was waiting for this door to open.
+                    let waiting = room.door_mut().take_all_knocks();
+                    for req in waiting {
+                        self.let_in(req, now);
+                    }
+                }
+                Ok(Reply::Done)
+            }
+            Command::Admit {
+                participant,
+                knocker,
+                admit,
+            } => {
+                let key = self.routes.get(&participant).map(|r| r.room);
+                moderated(&self.routes, &mut self.rooms, participant)?;
+                if key.is_none() || self.knocking.get(&knocker).copied() != key {
+                    return Err(WorkerError::UnknownParticipant);
+                }
+                let req = self
+                    .take_knock(knocker)
+                    .ok_or(WorkerError::UnknownParticipant)?;
+                if admit {
+                    self.let_in(req, now);
+                } else {
+                    tracing::info!(peer = knocker, by = participant, "not let in");
+                    let reason = "a moderator did not let you in".into();
+                    self.out
+                        .events
+                        .push_back((knocker, PeerEvent::Refused { reason }));
+                }
+                Ok(Reply::Done)
+            }
+            Command::Remove {
+                participant,
+                target,
+            } => {
+                let room = self.routes.get(&participant).map(|r| r.room);
+                moderated(&self.routes, &mut self.rooms, participant)?;
+                if room.is_none() || self.routes.get(&target).map(|r| r.room) != room {
+                    return Err(WorkerError::UnknownParticipant);
+                }
+                tracing::info!(peer = target, by = participant, "removed by a moderator");
+                self.remove(target, Departure::Removed, now);
+                Ok(Reply::Done)
+            }
         }
     }
 
-    fn join(
-        &mut self,
-        req: JoinRequest,
-        now: Instant,
-    ) -> Result<Vec<ParticipantInfo>, WorkerError> {
+    fn join(&mut self, req: JoinRequest, now: Instant) -> Result<Reply, WorkerError> {
         let participant = req.info.id;
-        if self.routes.contains_key(&participant) {
+        if self.routes.contains_key(&participant) || self.knocking.contains_key(&participant) {
             return Err(WorkerError::AlreadyJoined);
         }
         let existing = self.room_keys.get(&req.room).copied();
@@ -284,6 +364,36 @@ impl Endpoint {
         if existing.is_none() && self.draining {
             return Err(WorkerError::Draining);
         }
+        let mut moderator = true;
+        if let Some((key, room)) = existing.and_then(|k| Some((k, self.rooms.get_mut(&k)?))) {
+            match room.door().check(&req)? {
+                Entry::Enter { moderator: m } => moderator = m,
+                Entry::Knock => {
+                    let knock = PeerEvent::Knocking {
+                        id: participant,
+                        name: req.info.name.clone(),
+                    };
+                    room.tell_moderators(knock, &mut self.out);
+                    room.door_mut().knock(req);
+                    self.knocking.insert(participant, key);
+                    tracing::info!(peer = participant, "waiting in the lobby");
+                    return Ok(Reply::Knocking);
+                }
+            }
+        }
+        let others = self.enter(req, moderator, now)?;
+        Ok(Reply::Joined { others })
+    }
+
+    /// Someone the door let in: its connection, in its room (made if new).
+    fn enter(
+        &mut self,
+        req: JoinRequest,
+        moderator: bool,
+        now: Instant,
+    ) -> Result<Vec<ParticipantInfo>, WorkerError> {
+        let participant = req.info.id;
+        let existing = self.room_keys.get(&req.room).copied();
         // A place held without media gives way to the newcomer, once the
         // newcomer is sure to take it.
         let mut idle = None;
@@ -324,9 +434,41 @@ impl Endpoint {
             .rooms
             .get_mut(&key)
             .ok_or(WorkerError::UnknownParticipant)?;
-        let others = room.add(peer, &mut self.out);
+        let others = room.add(peer, moderator, &mut self.out);
         tracing::info!(peer = participant, room = %crate::privacy::room(room.name()), "joined");
         Ok(others)
+    }
+
+    /// Takes `id` out of its room's lobby, and tells the moderators.
+    fn take_knock(&mut self, id: ParticipantId) -> Option<JoinRequest> {
+        let key = self.knocking.remove(&id)?;
+        let room = self.rooms.get_mut(&key)?;
+        let req = room.door_mut().take_knock(id);
+        room.tell_moderators(PeerEvent::KnockEnded { id }, &mut self.out);
+        req
+    }
+
+    /// Whether `id` was waiting in a lobby (it no longer is).
+    fn stop_knocking(&mut self, id: ParticipantId) -> bool {
+        self.take_knock(id).is_some()
+    }
+
+    /// Lets in someone who knocked: told [`PeerEvent::Admitted`] before
+    /// anything its entry causes, or [`PeerEvent::Refused`] if the room
+    /// filled meanwhile.
+    fn let_in(&mut self, req: JoinRequest, now: Instant) {
+        let id = req.info.id;
+        if let Some(room) = self.knocking.remove(&id).and_then(|k| self.rooms.get(&k)) {
+            room.tell_moderators(PeerEvent::KnockEnded { id }, &mut self.out);
+        }
+        let at = self.out.events.len();
+        let told = match self.enter(req, false, now) {
+            Ok(others) => PeerEvent::Admitted { others },
+            Err(e) => PeerEvent::Refused {
+                reason: e.to_string(),
+            },
+        };
+        self.out.events.insert(at, (id, told));
     }
 
     /// Takes a participant out of its room, and the room away once empty.
@@ -348,6 +490,8 @@ impl Endpoint {
             if let Some(room) = self.rooms.remove(&route.room) {
                 self.room_keys.remove(room.name());
             }
+            // Its lobby was emptied with it (`Room::remove`).
+            self.knocking.retain(|_, k| *k != route.room);
             self.busy.retain(|k| *k != route.room);
         }
     }

@@ -234,6 +234,9 @@ fn join_request(id: ParticipantId, room: &str, session: SessionId, max: usize) -
         max_participants: max,
         last_n: 9,
         session,
+        password: None,
+        moderator: false,
+        rejoin: None,
     }
 }
 
@@ -579,4 +582,174 @@ fn huge_offers_and_offer_floods_are_refused() {
     net.everyone_sends(7);
     net.run(Duration::from_millis(100));
     assert_eq!(net.received(1, 2, 7), 1);
+}
+
+/// The events `id` got, in order, from the last `step` on.
+fn events_of(net: &Net, id: ParticipantId) -> Vec<PeerEvent> {
+    net.events
+        .iter()
+        .filter(|(to, _)| *to == id)
+        .map(|(_, e)| e.clone())
+        .collect()
+}
+
+#[test]
+fn a_moderator_lets_in_refuses_and_removes() {
+    let mut net = Net::new();
+    net.join(1, "a");
+    net.join(2, "a");
+    net.step(STEP);
+    // The first in moderates; the second does not.
+    let settings = |moderator, locked, lobby| PeerEvent::RoomSettings {
+        moderator,
+        locked,
+        lobby,
+    };
+    assert!(events_of(&net, 1).contains(&settings(true, false, false)));
+    assert!(events_of(&net, 2).contains(&settings(false, false, false)));
+    let lobby_on = |p| Command::SetLobby {
+        participant: p,
+        on: true,
+    };
+    assert_eq!(net.command(lobby_on(2)), Err(WorkerError::NotModerator));
+    net.command(lobby_on(1)).expect("lobby on");
+    let locked = Command::SetPassword {
+        participant: 1,
+        password: Some("tulipe".into()),
+    };
+    net.command(locked).expect("locked");
+
+    // Without the password, no knock; with it, a knock the moderator sees.
+    let mut knock = join_request(3, "a", 300, 12);
+    let join = |req: &JoinRequest| Command::Join { req: req.clone() };
+    assert_eq!(
+        net.command(join(&knock)),
+        Err(WorkerError::PasswordRequired)
+    );
+    knock.password = Some("tulipe".into());
+    assert_eq!(net.command(join(&knock)), Ok(Reply::Knocking));
+    let mut other = join_request(4, "a", 400, 12);
+    other.password = Some("tulipe".into());
+    assert_eq!(net.command(join(&other)), Ok(Reply::Knocking));
+    net.events.clear();
+    net.step(STEP);
+    let knocking = |id| PeerEvent::Knocking {
+        id,
+        name: format!("p{id}"),
+    };
+    assert_eq!(
+        events_of(&net, 1)
+            .into_iter()
+            .filter(|e| matches!(e, PeerEvent::Knocking { .. }))
+            .collect::<Vec<_>>(),
+        vec![knocking(3), knocking(4)]
+    );
+    assert!(
+        !events_of(&net, 2).contains(&knocking(3)),
+        "not a moderator"
+    );
+
+    // Let in: told first, before what its entry causes; the others see it.
+    let admit = |knocker, admit| Command::Admit {
+        participant: 1,
+        knocker,
+        admit,
+    };
+    net.events.clear();
+    net.command(admit(3, true)).expect("admitted");
+    net.step(STEP);
+    let got = events_of(&net, 3);
+    assert!(
+        matches!(&got[0], PeerEvent::Admitted { others } if others.len() == 2),
+        "{got:?}"
+    );
+    assert!(events_of(&net, 1).contains(&PeerEvent::KnockEnded { id: 3 }));
+    assert!(events_of(&net, 2)
+        .iter()
+        .any(|e| matches!(e, PeerEvent::ParticipantJoined { participant } if participant.id == 3)));
+    // Refused: told so, and gone from the lobby.
+    net.events.clear();
+    net.command(admit(4, false)).expect("refused");
+    net.step(STEP);
+    assert!(matches!(
+        events_of(&net, 4)[..],
+        [PeerEvent::Refused { .. }]
+    ));
+    assert_eq!(
+        net.command(admit(4, true)),
+        Err(WorkerError::UnknownParticipant)
+    );
+
+    // Removed: told so (not "media lost", which would rejoin), the others
+    // see it leave, and its old token does not bring it back past the door.
+    net.events.clear();
+    let remove = Command::Remove {
+        participant: 1,
+        target: 2,
+    };
+    net.command(remove).expect("removed");
+    net.step(STEP);
+    assert_eq!(events_of(&net, 2), vec![PeerEvent::Removed]);
+    assert!(net.saw_leave(1, 2));
+    let mut back = join_request(12, "a", 1200, 12);
+    back.rejoin = Some("token-2".into());
+    assert_eq!(net.command(join(&back)), Err(WorkerError::PasswordRequired));
+    // Whoever was let in and lost its media comes back without knocking.
+    let mut again = join_request(13, "a", 1300, 12);
+    again.rejoin = Some("token-3".into());
+    assert!(matches!(
+        net.command(join(&again)),
+        Ok(Reply::Joined { .. })
+    ));
+}
+
+#[test]
+fn a_knock_ends_with_its_socket_or_with_the_call() {
+    let mut net = Net::new();
+    net.join(1, "a");
+    let lobby_on = Command::SetLobby {
+        participant: 1,
+        on: true,
+    };
+    net.command(lobby_on).expect("lobby on");
+    for id in [2, 3] {
+        let req = join_request(id, "a", id * 100, 12);
+        assert_eq!(net.command(Command::Join { req }), Ok(Reply::Knocking));
+    }
+    // A knocker whose signalling went away leaves the lobby.
+    net.detach(2, 200);
+    net.events.clear();
+    net.step(STEP);
+    assert!(events_of(&net, 1).contains(&PeerEvent::KnockEnded { id: 2 }));
+    // The last one in leaves: nobody can let 3 in any more.
+    net.command(Command::Leave { participant: 1 })
+        .expect("left");
+    net.step(STEP);
+    assert!(matches!(
+        events_of(&net, 3)[..],
+        [PeerEvent::Refused { .. }]
+    ));
+    // The room is gone: 3 may start it anew, as its moderator.
+    let req = join_request(3, "a", 301, 12);
+    assert!(matches!(
+        net.command(Command::Join { req }),
+        Ok(Reply::Joined { .. })
+    ));
+}
+
+#[test]
+fn turning_the_lobby_off_lets_in_whoever_waits() {
+    let mut net = Net::new();
+    net.join(1, "a");
+    let lobby = |on| Command::SetLobby { participant: 1, on };
+    net.command(lobby(true)).expect("lobby on");
+    let req = join_request(2, "a", 200, 12);
+    assert_eq!(net.command(Command::Join { req }), Ok(Reply::Knocking));
+    net.events.clear();
+    net.command(lobby(false)).expect("lobby off");
+    net.step(STEP);
+    assert!(matches!(
+        events_of(&net, 2).first(),
+        Some(PeerEvent::Admitted { others }) if others.len() == 1
+    ));
 }

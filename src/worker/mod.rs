@@ -11,6 +11,7 @@ mod allocator;
 pub mod batch_send;
 mod bitrate;
 mod demux;
+mod door;
 pub(crate) mod endpoint;
 #[cfg(test)]
 mod endpoint_tests;
@@ -64,6 +65,14 @@ pub enum WorkerError {
     TooManyOffers,
     #[error("invalid ICE candidate: {0}")]
     InvalidCandidate(String),
+    #[error("this call is locked with a password")]
+    PasswordRequired,
+    #[error("wrong password")]
+    PasswordWrong,
+    #[error("too many people are waiting to be let in")]
+    LobbyFull,
+    #[error("only a moderator of the call may do this")]
+    NotModerator,
     #[error("the media worker is not reachable")]
     Unavailable,
     #[error("{0}")]
@@ -105,6 +114,22 @@ pub enum PeerEvent {
     /// The media connection is gone; the participant was removed from the
     /// media plane and must join again (possibly on another worker).
     Closed { reason: String },
+    /// To a moderator: `id` waits in the lobby under `name`.
+    Knocking { id: ParticipantId, name: String },
+    /// To a moderator: `id` no longer waits (let in, refused, or gone).
+    KnockEnded { id: ParticipantId },
+    /// The room's settings, and whether the participant moderates.
+    RoomSettings {
+        moderator: bool,
+        locked: bool,
+        lobby: bool,
+    },
+    /// To a participant that knocked: it was let in; `others` are there.
+    Admitted { others: Vec<ParticipantInfo> },
+    /// To a participant that knocked: it was not let in.
+    Refused { reason: String },
+    /// A moderator removed the participant from the call.
+    Removed,
 }
 
 /// What a participant needs to pick its session up again.
@@ -128,6 +153,16 @@ pub struct JoinRequest {
     pub last_n: usize,
     /// The signalling session speaking for the participant.
     pub session: SessionId,
+    /// The password the participant gave, for a locked room.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Its room token makes it a moderator.
+    #[serde(default)]
+    pub moderator: bool,
+    /// Its resume token from before its media was lost: who was let in
+    /// comes back without knocking again.
+    #[serde(default)]
+    pub rejoin: Option<String>,
 }
 
 /// One signalling connection's claim on a participant. A participant that
@@ -210,6 +245,28 @@ pub enum Command {
     Drain {
         deadline_secs: u64,
     },
+    /// A moderator locks its room with a password, or unlocks it (`None`).
+    SetPassword {
+        participant: ParticipantId,
+        password: Option<String>,
+    },
+    /// A moderator turns its room's lobby on or off (off lets in whoever
+    /// waits).
+    SetLobby {
+        participant: ParticipantId,
+        on: bool,
+    },
+    /// A moderator lets `knocker` in, or refuses it.
+    Admit {
+        participant: ParticipantId,
+        knocker: ParticipantId,
+        admit: bool,
+    },
+    /// A moderator removes `target` from the call.
+    Remove {
+        participant: ParticipantId,
+        target: ParticipantId,
+    },
 }
 
 impl Command {
@@ -250,6 +307,10 @@ impl Command {
                 | Command::Answer { .. }
                 | Command::Candidate { .. }
                 | Command::Resume { .. }
+                | Command::SetPassword { .. }
+                | Command::SetLobby { .. }
+                | Command::Admit { .. }
+                | Command::Remove { .. }
         )
     }
 }
@@ -258,10 +319,19 @@ impl Command {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Reply {
-    Joined { others: Vec<ParticipantInfo> },
-    Answer { sdp: String },
+    Joined {
+        others: Vec<ParticipantInfo>,
+    },
+    /// The room's lobby is on: the participant waits to be let in
+    /// ([`PeerEvent::Admitted`] or [`PeerEvent::Refused`]).
+    Knocking,
+    Answer {
+        sdp: String,
+    },
     Done,
-    Resumed { resumed: Resumed },
+    Resumed {
+        resumed: Resumed,
+    },
 }
 
 pub(crate) type ReplySender = oneshot::Sender<Result<Reply, WorkerError>>;
@@ -329,15 +399,17 @@ impl WorkerHandle {
         }
     }
 
-    /// Creates the participant's connection in a room; returns the others
-    /// already there. Server offers and room events arrive on `events`.
+    /// Creates the participant's connection in a room ([`Reply::Joined`],
+    /// with the others already there), or puts it in the room's lobby
+    /// ([`Reply::Knocking`]). Server offers and room events arrive on
+    /// `events`.
     pub async fn join(
         &self,
         req: JoinRequest,
         events: mpsc::Sender<PeerEvent>,
-    ) -> Result<Vec<ParticipantInfo>, WorkerError> {
+    ) -> Result<Reply, WorkerError> {
         match self.request(Command::Join { req }, Some(events)).await? {
-            Reply::Joined { others } => Ok(others),
+            reply @ (Reply::Joined { .. } | Reply::Knocking) => Ok(reply),
             other => Err(unexpected(other)),
         }
     }

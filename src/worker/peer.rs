@@ -70,13 +70,15 @@ pub enum Departure {
     SignallingLost,
     /// The worker drained and its deadline passed.
     Draining,
+    /// A moderator removed it (told by [`super::PeerEvent::Removed`]).
+    Removed,
 }
 
 impl Departure {
     /// What the participant is told, if it is still listening.
     pub fn message(self) -> Option<&'static str> {
         match self {
-            Departure::Left => None,
+            Departure::Left | Departure::Removed => None,
             Departure::MediaLost => Some("media connection lost"),
             Departure::NeverConnected => Some("the media connection could not be established"),
             Departure::SignallingLost => Some("signalling lost for too long"),

@@ -19,6 +19,7 @@ use str0m::rtp::{RtpWrite, Vp8Descriptor};
 use str0m::{Event, IceConnectionState, Input, Output};
 
 use super::allocator::{self, LayerOption, Video};
+use super::door::Door;
 use super::layer_switch::{Incoming, LayerSwitch};
 use super::link_quality::{CameraArrival, LinkQuality};
 use super::peer::{Departure, Peer};
@@ -90,6 +91,8 @@ pub struct Room {
     next_allocation: Instant,
     /// When the links are judged again.
     next_quality: Instant,
+    /// Who may come in: password, lobby, moderators.
+    door: Door,
 }
 
 impl Room {
@@ -106,6 +109,7 @@ impl Room {
             watched: Default::default(),
             next_allocation: now,
             next_quality: now + QUALITY_INTERVAL,
+            door: Door::default(),
         }
     }
 
@@ -121,6 +125,37 @@ impl Room {
         self.peers.is_empty()
     }
 
+    pub fn door(&self) -> &Door {
+        &self.door
+    }
+
+    pub fn door_mut(&mut self) -> &mut Door {
+        &mut self.door
+    }
+
+    /// Tells `id` the room's settings, and a moderator who waits.
+    pub fn tell_settings(&self, id: ParticipantId, out: &mut Outputs) {
+        out.events.push_back((id, self.door.settings_for(id)));
+        if self.door.is_moderator(id) {
+            out.events
+                .extend(self.door.knocks().map(|knock| (id, knock)));
+        }
+    }
+
+    /// Tells everyone the room's settings (a moderator changed them).
+    pub fn tell_everyone_settings(&self, out: &mut Outputs) {
+        for id in self.peers.keys() {
+            out.events.push_back((*id, self.door.settings_for(*id)));
+        }
+    }
+
+    /// Tells every moderator `event` (someone knocks, or no longer does).
+    pub fn tell_moderators(&self, event: PeerEvent, out: &mut Outputs) {
+        for id in self.door.moderators() {
+            out.events.push_back((id, event.clone()));
+        }
+    }
+
     /// The participant that has held a place without media the longest,
     /// past `peer::SEAT_GRACE`, if any.
     pub fn idle_seat(&self, now: Instant) -> Option<ParticipantId> {
@@ -132,7 +167,8 @@ impl Room {
     }
 
     /// Adds a participant and tells the others; returns who was there.
-    pub fn add(&mut self, peer: Peer, out: &mut Outputs) -> Vec<ParticipantInfo> {
+    pub fn add(&mut self, peer: Peer, moderator: bool, out: &mut Outputs) -> Vec<ParticipantInfo> {
+        self.door.entered(peer.id, &peer.token, moderator);
         let others = self.others(peer.id);
         let joined = PeerEvent::ParticipantJoined {
             participant: peer.info.clone(),
@@ -151,16 +187,30 @@ impl Room {
                 links: self.link_qualities(),
             },
         ));
+        self.tell_settings(id, out);
         others
     }
 
     /// The one way out of a room: the participant is told why (unless it
     /// left by itself), the others see it leave, and its tracks stop.
     pub fn remove(&mut self, id: ParticipantId, why: Departure, now: Instant, out: &mut Outputs) {
-        if self.peers.remove(&id).is_none() {
+        let Some(peer) = self.peers.remove(&id) else {
             return;
+        };
+        let removed = why == Departure::Removed;
+        if let Some(promoted) = self.door.left(id, &peer.token, removed) {
+            self.tell_settings(promoted, out);
         }
-        if let Some(reason) = why.message() {
+        if self.peers.is_empty() {
+            for knock in self.door.take_all_knocks() {
+                let reason = "nobody is left in the call to let you in".into();
+                out.events
+                    .push_back((knock.info.id, PeerEvent::Refused { reason }));
+            }
+        }
+        if removed {
+            out.events.push_back((id, PeerEvent::Removed));
+        } else if let Some(reason) = why.message() {
             out.events.push_back((
                 id,
                 PeerEvent::Closed {
