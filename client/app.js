@@ -1,4 +1,5 @@
-// Screens of the web client: home, pre-join, call, full, left.
+// Screens of the web client: home, pre-join, call, full, busy, password,
+// lobby, ended, left.
 //
 // URLs: `/` home; `/r/ROOM` pre-join then call; `/r/ROOM?name=NAME&join=1`
 // joins at once (bedside tablets and kiosks open such links).
@@ -60,6 +61,11 @@ window.parloir = {
     sending: call ? call.stream.getTracks().filter((tr) => tr.enabled && tr.readyState === 'live').map((tr) => tr.kind) : [],
     // The screen we share, at the size it is captured.
     screen: call?.screenTrack ? (({ width, height }) => ({ width, height }))(call.screenTrack.getSettings()) : null,
+    // The room's door, as this tab is told it.
+    moderator: call?.moderator ?? false,
+    locked: call?.locked ?? false,
+    lobby: call?.lobby ?? false,
+    knocks: call ? [...call.knocks.values()] : [],
   }),
   // The screen shown: which `main` is visible.
   screen: () => document.querySelector('.screen:not([hidden])')?.id ?? null,
@@ -233,6 +239,41 @@ function startCall(room, name) {
     show('call');
     keepAwake();
   });
+  // A locked room: its password asked, then the same join again.
+  call.addEventListener('password', (e) => {
+    $('password-text').textContent = t(e.detail === 'password-wrong' ? 'passwordWrong' : 'passwordRequired');
+    show('password');
+    $('room-password').value = '';
+    $('room-password').focus();
+  });
+  $('password-form').onsubmit = (e) => {
+    e.preventDefault();
+    const password = $('room-password').value;
+    if (!password) return;
+    call.password = password;
+    show('call');
+    setStatus(t('connecting'));
+    call.join();
+  };
+  call.addEventListener('lobby', () => show('lobby'));
+  $('lobby-leave').onclick = () => $('leave').onclick();
+  call.addEventListener('ended', (e) => {
+    devices.close();
+    releaseWakeLock();
+    $('ended-title').textContent = t(`${e.detail}Title`);
+    $('ended-text').textContent = t(`${e.detail}Text`);
+    show('ended');
+  });
+  call.addEventListener('room', () => { renderDoor(); renderPeople(); });
+  $('lobby-toggle').onchange = (e) => call.setLobby(e.target.checked);
+  $('lock-form').onsubmit = (e) => {
+    e.preventDefault();
+    const password = $('lock-password').value;
+    if (!password) return;
+    call.setPassword(password);
+    $('lock-password').value = '';
+  };
+  $('unlock').onclick = () => call.setPassword(null);
   updateControls();
   $('retry-now').onclick = () => call.retryNow();
   $('busy-retry').onclick = () => call.retryNow();
@@ -591,12 +632,50 @@ function renderPeople() {
   for (const p of call.participants.values()) {
     const li = row(p.name, p);
     li.dataset.id = String(p.id);
+    if (call.moderator) {
+      const remove = document.createElement('button');
+      remove.className = 'remove';
+      remove.textContent = t('remove');
+      remove.setAttribute('aria-label', t('removeName').replace('{name}', p.name));
+      remove.onclick = () => call.remove(p.id);
+      li.append(remove);
+    }
     list.append(li);
     // A hand that goes up is said, not only shown.
     if (p.hand && !handsUp.has(p.id)) announce(`${p.name}: ${t('handRaised')}`);
   }
   handsUp = new Set([...call.participants.values()].filter((p) => p.hand).map((p) => p.id));
   $('open-people').textContent = `${t('people')} (${call.participants.size + 1})`;
+}
+
+/** A moderator's door: who knocks (at the top of the call, with large
+ * buttons: a kiosk's moderator never opens a panel), the lobby and the
+ * password in the people panel. */
+function renderDoor() {
+  const knocks = $('knock-list');
+  knocks.replaceChildren();
+  for (const [id, name] of call.knocks) {
+    const li = document.createElement('li');
+    li.className = 'notice';
+    li.dataset.id = String(id);
+    const text = document.createElement('span');
+    text.textContent = t('knocking').replace('{name}', name);
+    const yes = document.createElement('button');
+    yes.className = 'primary admit';
+    yes.textContent = t('letIn');
+    yes.onclick = () => call.admit(id, true);
+    const no = document.createElement('button');
+    no.className = 'refuse';
+    no.textContent = t('refuse');
+    no.onclick = () => call.admit(id, false);
+    li.append(text, yes, no);
+    knocks.append(li);
+  }
+  $('knocks').hidden = call.knocks.size === 0;
+  $('room-controls').hidden = !call.moderator;
+  $('lobby-toggle').checked = call.lobby;
+  $('lock-state').textContent = t(call.locked ? 'lockedState' : 'openState');
+  $('unlock').hidden = !call.locked;
 }
 
 function applySpeaker(id) {

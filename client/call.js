@@ -11,7 +11,11 @@
 // { from, name, text, mine }), 'full' (detail: room-full | server-full;
 // waiting for a place, joining by itself when one frees), 'refused'
 // (detail: { code, partners }; a new call the service does not start now),
-// 'entered' (in after waiting or a refusal), 'fatal' (detail: i18n key).
+// 'entered' (in after waiting, a refusal or the lobby), 'fatal' (detail:
+// i18n key), 'password' (detail: password-required | password-wrong; the
+// room is locked: set `password` and `join()`), 'lobby' (waiting to be let
+// in), 'ended' (detail: i18n key of why: not let in, removed), 'room'
+// (the room's settings or who waits in its lobby changed).
 
 // A WebSocket whose network went away (Wi-Fi to 4G) stays "open" for
 // minutes: we ping every PING_EVERY_MS, and one that brought nothing for
@@ -100,6 +104,12 @@ export class Call extends EventTarget {
     this.backoff = 500;
     this.resumes = 0; // sessions taken up again after a lost WebSocket
     this.queue = Promise.resolve();
+    this.password = null; // a locked room's, as typed
+    this.knocking = false; // waiting in the room's lobby
+    this.moderator = false; // may lock the room, let in, remove
+    this.locked = false;
+    this.lobby = false;
+    this.knocks = new Map(); // id -> name: who waits, told to moderators
   }
 
   start() {
@@ -177,6 +187,7 @@ export class Call extends EventTarget {
     if (this.left) return;
     this.dropMedia();
     this.you = null;
+    this.rejoinToken = this.token || this.rejoinToken;
     this.token = null;
     this.emit('state', 'reconnecting');
     this.join();
@@ -208,6 +219,9 @@ export class Call extends EventTarget {
     const join = { type: 'join', v: 1, room: this.room, name: this.name, audio: this.audio, video: this.video };
     if (this.grant) join.grant = this.grant;
     if (this.jwt) join.jwt = this.jwt;
+    if (this.password) join.password = this.password;
+    // Let in before: back in without knocking again.
+    if (this.rejoinToken) join.rejoin = this.rejoinToken;
     this.send(join);
   }
 
@@ -237,6 +251,10 @@ export class Call extends EventTarget {
           // A place freed up: the camera and microphone again, then in.
           this.waiting = false;
           if (this.acquire) this.setStream(await this.acquire());
+          this.emit('entered');
+          this.emit('state', 'connecting');
+        } else if (this.knocking) {
+          this.knocking = false;
           this.emit('entered');
           this.emit('state', 'connecting');
         }
@@ -301,6 +319,25 @@ export class Call extends EventTarget {
         this.emit('participants');
         break;
       }
+      case 'lobby':
+        this.knocking = true;
+        this.emit('lobby');
+        break;
+      case 'room-settings':
+        this.moderator = msg.moderator;
+        this.locked = msg.locked;
+        this.lobby = msg.lobby;
+        if (!this.moderator) this.knocks.clear();
+        this.emit('room');
+        break;
+      case 'knocking':
+        this.knocks.set(msg.id, msg.name);
+        this.emit('room');
+        break;
+      case 'knock-ended':
+        this.knocks.delete(msg.id);
+        this.emit('room');
+        break;
       case 'error':
         this.onError(msg);
         break;
@@ -350,11 +387,40 @@ export class Call extends EventTarget {
       this.emit('full', code);
       clearTimeout(this.retryTimer);
       this.retryTimer = setTimeout(() => this.left || this.join(), FULL_RETRY_MS * (0.8 + 0.4 * Math.random()));
+    } else if ((code === 'password-required' || code === 'password-wrong') && this.you === null) {
+      this.emit('password', code);
+    } else if (code === 'lobby-refused' || code === 'removed' || code === 'lobby-full') {
+      // Not an outage: nothing to retry by itself.
+      this.left = true;
+      this.dropMedia();
+      this.ws.close();
+      this.emit('ended', { 'lobby-refused': 'lobbyRefused', removed: 'removed', 'lobby-full': 'lobbyFull' }[code]);
     } else if (code === 'invalid-room' || code === 'unsupported-version') {
       this.left = true;
       this.ws.close();
       this.emit('fatal', 'invalidRoom');
     }
+  }
+
+  /** A moderator's door: a password (`null` unlocks), the lobby. */
+  setPassword(password) {
+    this.send({ type: 'set-password', password });
+  }
+
+  setLobby(on) {
+    this.send({ type: 'set-lobby', on });
+  }
+
+  /** A moderator lets in (or refuses) someone waiting in the lobby. */
+  admit(id, yes) {
+    this.send({ type: yes ? 'admit' : 'refuse', id });
+    this.knocks.delete(id);
+    this.emit('room');
+  }
+
+  /** A moderator removes someone from the call. */
+  remove(id) {
+    this.send({ type: 'remove', id });
   }
 
   async startMedia() {

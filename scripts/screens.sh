@@ -16,14 +16,18 @@ echo "== screenshots"
 PARLOIR_SCREENS_DIR="$PWD/$out" \
   cargo test --release --test screens -- --ignored --nocapture --test-threads=1
 
-screens=(home invalid-link prejoin call-2 call-chat call-people call-3 full busy call-interrupted left)
+screens=(home invalid-link prejoin call-2 call-chat call-people password lobby call-knock ended call-3 full busy call-interrupted left)
 declare -A title=(
   [home]="Home"
   [invalid-link]="Home, after an invalid room link"
   [prejoin]="Pre-join (camera preview, name, devices)"
   [call-2]="Call of two"
   [call-chat]="Call of two, chat open"
-  [call-people]="Call of two, participant list, a hand raised"
+  [call-people]="Call of two, participant list, a hand raised, the moderator's door"
+  [password]="A locked room asks for its password"
+  [lobby]="Waiting in the lobby to be let in"
+  [call-knock]="The moderator sees who knocks: let in or refuse"
+  [ended]="Not let in by the moderator"
   [call-3]="Call of three"
   [full]="The room is full: waiting for a place"
   [call-interrupted]="Call interrupted (server gone)"

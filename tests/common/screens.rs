@@ -5,7 +5,9 @@
 //!
 //! Screens, in order: `home`, `invalid-link`, `prejoin`, `call-2`,
 //! `call-chat` (a message in the open chat), `call-people` (the list, a
-//! hand raised), `call-3`, `full` (the room's limit reached: the server
+//! hand raised, the moderator's door controls), `password` (a locked
+//! room asks for it), `lobby` (waiting to be let in), `call-knock` (the
+//! moderator sees who knocks), `ended` (not let in), `call-3`, `full` (the room's limit reached: the server
 //! must run with `--max-participants 3`), `busy` (a new room sent to the
 //! partner services: an operator's redirect, through the API),
 //! `call-interrupted` (the server stopped), `left`.
@@ -175,8 +177,49 @@ pub async fn walk(server: &mut Server, lang: &str, v: &mut impl Visit) {
     )
     .await;
     each_size(v, ana, lang, "call-people", true).await;
+
+    // Ana, first in, moderates: she locks the room and turns the lobby on.
+    ana.eval(
+        "document.getElementById('lobby-toggle').click(); \
+         document.getElementById('lock-password').value = 'tulipe'; \
+         document.getElementById('lock-form').requestSubmit()",
+    )
+    .await;
+    let door = "window.parloir.state().locked && window.parloir.state().lobby";
+    until(ana, "the room locked, the lobby on", door, WAIT).await;
     ana.eval("document.getElementById('close-panel').click()")
         .await;
+    let knocker = browser
+        .open(&format!("{base}/r/{room}?name=Zo%C3%A9&join=1"))
+        .await;
+    until(&knocker, "the password asked", &shown("password"), WAIT).await;
+    each_size(v, &knocker, lang, "password", false).await;
+    knocker
+        .eval(
+            "document.getElementById('room-password').value = 'tulipe'; \
+             document.getElementById('password-form').requestSubmit()",
+        )
+        .await;
+    until(&knocker, "waiting in the lobby", &shown("lobby"), WAIT).await;
+    each_size(v, &knocker, lang, "lobby", false).await;
+    let knock = "!document.getElementById('knocks').hidden";
+    until(ana, "the knock shown", knock, WAIT).await;
+    each_size(v, ana, lang, "call-knock", true).await;
+    ana.eval("document.querySelector('#knocks .refuse').click()")
+        .await;
+    until(&knocker, "not let in", &shown("ended"), WAIT).await;
+    each_size(v, &knocker, lang, "ended", false).await;
+    knocker.close().await;
+    // The door open again for the rest of the walk.
+    ana.eval(
+        "document.getElementById('open-people').click(); \
+         document.getElementById('lobby-toggle').click(); \
+         document.getElementById('unlock').click(); \
+         document.getElementById('close-panel').click()",
+    )
+    .await;
+    let open = "!window.parloir.state().locked && !window.parloir.state().lobby";
+    until(ana, "the room open again", open, WAIT).await;
 
     tabs.push(join(&browser, &base, room, "Dr%20Ben%20Martin").await);
     wait_full_mesh("a call of three", &tabs, WAIT).await;
