@@ -158,9 +158,9 @@ async fn a_moderator_locks_the_room_lets_in_refuses_and_removes() {
     .await;
     // He does not come back by himself: his page stays where it is, with
     // no signalling socket, while Ana's call stays as it is.
-    let back = format!("window.parloir.state().signalling || window.parloir.screen() !== 'ended'");
+    let back = "window.parloir.state().signalling || window.parloir.screen() !== 'ended'";
     for _ in 0..8 {
-        assert_eq!(ben.eval(&back).await, json!(false), "Ben came back");
+        assert_eq!(ben.eval(back).await, json!(false), "Ben came back");
         assert!(tiles(&ana).await.is_empty(), "Ben back in Ana's call");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
