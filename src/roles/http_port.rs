@@ -7,9 +7,15 @@
 //! stay under 2 KB. The first byte is only peeked, so an ICE-TCP connection
 //! reaches the media thread whole.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tower::ServiceExt;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
@@ -20,6 +26,11 @@ use crate::net::Conn;
 /// A new connection has this long to send its first byte and finish its
 /// TLS handshake.
 pub const OPENING_DEADLINE: Duration = Duration::from_secs(10);
+/// A request's headers must arrive whole within this long, and a
+/// connection kept alive between requests is closed after as long
+/// without one. A browser sends its headers in one packet; a slow mobile
+/// link takes a second or two.
+pub const HEADER_DEADLINE: Duration = Duration::from_secs(10);
 /// Connections being opened at once; beyond, new ones are closed, so that
 /// silent connections cannot take every descriptor.
 const MAX_OPENING: usize = 1024;
@@ -53,7 +64,6 @@ type Opened = (Box<dyn Conn>, SocketAddr);
 /// of its own.
 pub struct HttpPort {
     opened: mpsc::Receiver<Opened>,
-    local: SocketAddr,
 }
 
 /// How the accepting task opens a connection.
@@ -70,7 +80,6 @@ impl HttpPort {
         media: Option<mpsc::Sender<crate::worker::HandedConnection>>,
         access: crate::access::Access,
     ) -> std::io::Result<Self> {
-        let local = listener.local_addr()?;
         let (tx, opened) = mpsc::channel(64);
         tokio::spawn(accept(
             listener,
@@ -78,40 +87,70 @@ impl HttpPort {
             tx,
             access,
         ));
-        Ok(HttpPort { opened, local })
-    }
-}
-
-impl axum::serve::Listener for HttpPort {
-    type Io = Box<dyn Conn>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> Opened {
-        match self.opened.recv().await {
-            Some(opened) => opened,
-            // The accepting task ended: nothing more will come.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        Ok(self.local)
+        Ok(HttpPort { opened })
     }
 }
 
 /// The TCP peer of a request, as handlers read it
-/// (`ConnectInfo<Peer>`): a type of Parloir's own, since axum knows only
-/// its own listener's addresses.
+/// (`ConnectInfo<Peer>`): a type of Parloir's own, since the address is
+/// the one this port accepted from.
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub SocketAddr);
 
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, HttpPort>> for Peer {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, HttpPort>) -> Self {
-        Peer(*stream.remote_addr())
+/// Serves `app` on the connections of `port` until `shutdown` resolves,
+/// then lets the requests under way finish (as `axum::serve` does).
+pub async fn serve(
+    mut port: HttpPort,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    // Closed when shutting down; each connection holds a `done` clone.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (io, addr) = tokio::select! {
+            opened = port.opened.recv() => match opened {
+                Some(opened) => opened,
+                None => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(Peer(addr)));
+            app.clone().oneshot(req.map(axum::body::Body::new))
+        });
+        let mut stop = stop_rx.clone();
+        let done = done_tx.clone();
+        tokio::spawn(async move {
+            let _done = done;
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_DEADLINE)
+                .serve_connection(TokioIo::new(io), service)
+                .with_upgrades();
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::trace!("HTTP connection: {e}");
+                    }
+                    return;
+                }
+                _ = stop.changed() => conn.as_mut().graceful_shutdown(),
+            }
+            let _ = conn.await;
+        });
     }
+    drop(stop_tx);
+    drop(done_tx);
+    // Every connection ended (their `done` dropped).
+    let _ = done_rx.recv().await;
+    Ok(())
 }
 
-/// Accepts until axum stops taking connections.
+/// Accepts until `serve` stops taking connections.
 async fn accept(
     listener: TcpListener,
     opener: Arc<Opener>,

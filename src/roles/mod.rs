@@ -95,14 +95,7 @@ pub async fn http(
     };
     let port = http_port::HttpPort::new(listener, server_tls, media, access)
         .map_err(|source| StartError::Http { addr: http, source })?;
-    let serve = Box::pin(async move {
-        axum::serve(
-            port,
-            app.into_make_service_with_connect_info::<http_port::Peer>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-    });
+    let serve = Box::pin(http_port::serve(port, app, shutdown));
     Ok(Running {
         http,
         tls: tls.is_some(),

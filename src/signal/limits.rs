@@ -28,6 +28,11 @@ use governor::{Quota, RateLimiter};
 
 /// Signalling sockets one address may hold open.
 pub const MAX_OPEN: usize = 64;
+/// A signalling socket is pinged this often, and closed once it answered
+/// nothing (no frame, no pong) for [`IDLE`]: silent sockets do not pile
+/// up. Browsers answer pings by themselves, and the page pings too.
+pub const PING_EVERY: std::time::Duration = std::time::Duration::from_secs(20);
+pub const IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 /// WebSocket handshakes per address: a burst, then one a second.
 const HANDSHAKES_BURST: u32 = 60;
 const HANDSHAKES_PER_MINUTE: u32 = 60;

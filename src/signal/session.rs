@@ -14,7 +14,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
 use super::grant::GrantError;
-use super::limits::OpenSocket;
+use super::limits::{OpenSocket, IDLE, PING_EVERY};
 use super::partner::Partner;
 use super::protocol::{
     self, ClientMessage, ErrorCode, ParticipantInfo, ParticipantState, ServerMessage,
@@ -55,11 +55,6 @@ struct Knocking {
     /// For the welcome that follows.
     token: String,
 }
-
-/// Between the server's pings: a socket that answers nothing (no frame,
-/// no pong) for [`IDLE`] is closed, so silent sockets do not pile up.
-const PING_EVERY: Duration = Duration::from_secs(20);
-const IDLE: Duration = Duration::from_secs(60);
 
 /// One signalling socket, from `client`, counted open by `_open` until it
 /// ends.

@@ -478,6 +478,19 @@ where
     }
 }
 
+/// A TCP connection to `server`'s HTTP port from the local address
+/// `source` (a client on another loopback address).
+pub async fn tcp_from(server: &Server, source: &str) -> std::io::Result<tokio::net::TcpStream> {
+    let sock = tokio::net::TcpSocket::new_v4()?;
+    sock.bind(format!("{source}:0").parse().expect("an address"))?;
+    let addr: std::net::SocketAddr = server
+        .http
+        .trim_start_matches("http://")
+        .parse()
+        .expect("the server's address");
+    sock.connect(addr).await
+}
+
 /// A signalling socket to `server` from the local address `source` (a
 /// client on another loopback address): the socket, or the HTTP status
 /// that refused it (0 when the connection itself failed).
@@ -485,15 +498,7 @@ pub async fn ws_from(
     server: &Server,
     source: &str,
 ) -> Result<tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>, u16> {
-    let sock = tokio::net::TcpSocket::new_v4().expect("socket");
-    sock.bind(format!("{source}:0").parse().expect("an address"))
-        .expect("bind");
-    let addr: std::net::SocketAddr = server
-        .http
-        .trim_start_matches("http://")
-        .parse()
-        .expect("the server's address");
-    let stream = sock.connect(addr).await.map_err(|_| 0u16)?;
+    let stream = tcp_from(server, source).await.map_err(|_| 0u16)?;
     let opened = tokio::time::timeout(
         Duration::from_secs(5),
         tokio_tungstenite::client_async(server.ws_url(), stream),
