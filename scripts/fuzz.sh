@@ -44,8 +44,8 @@ for t in "${targets[@]}"; do
     echo "FUZZ CRASH in $t: input in fuzz/artifacts/$t/" >&2
     exit 1
   fi
-  runs=$(grep -a -m1 -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')
-  cov=$(grep -a -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*')
+  runs=$(grep -a -m1 -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || true)
+  cov=$(grep -a -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*' || true)
   corpus=$(find "corpus/$t" -type f | wc -l)
   line="$t: ${seconds} s, ${runs:-?} inputs, $((${runs:-0} / seconds)) per second, coverage ${cov:-?} edges, corpus ${corpus}, no crash"
   echo "$line"
