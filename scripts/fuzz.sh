@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes every parser of network input Parloir owns (fuzz/, docs/fuzzing.md)
 # with cargo fuzz (libFuzzer) on the stable toolchain: no sanitizer, so no
-# nightly; Rust's own checks (bounds, overflow, debug assertions) find the
-# bugs. Installs cargo-fuzz where it is missing.
+# nightly; Rust's own checks (bounds, and with --debug-assertions overflow
+# and debug assertions) find the bugs. Installs cargo-fuzz where it is missing.
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]   (default: 600 s, every target)
 #
@@ -27,7 +27,7 @@ cargo fuzz --version >/dev/null 2>&1 || cargo install --locked cargo-fuzz
 cd fuzz
 bin="target/$(rustc -vV | sed -n 's/^host: //p')/release"
 echo "== cargo fuzz build"
-cargo fuzz build --sanitizer none -O
+cargo fuzz build --sanitizer none -O --debug-assertions
 [ -x "$bin/${targets[0]}" ]
 summary=()
 for t in "${targets[@]}"; do
@@ -39,7 +39,7 @@ for t in "${targets[@]}"; do
   # change what this run fuzzes.
   if ! "$bin/$t" "corpus/$t" "seeds/$t" \
       -max_total_time="$seconds" -rss_limit_mb=1024 -timeout=10 \
-      -print_final_stats=1 -close_fd_mask=3 >"$log" 2>&1; then
+      -print_final_stats=1 -close_fd_mask=1 >"$log" 2>&1; then
     tail -40 "$log"
     echo "FUZZ CRASH in $t: input in fuzz/artifacts/$t/" >&2
     exit 1
