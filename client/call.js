@@ -240,6 +240,8 @@ export class Call extends EventTarget {
         this.backoff = 500;
         this.you = msg.you;
         this.token = msg.token;
+        // Who waits is told again right after (some may have gone meanwhile).
+        this.knocks.clear();
         this.iceServers = msg.ice_servers || [];
         const old = new Map(this.participants);
         this.participants.clear();

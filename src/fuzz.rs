@@ -53,6 +53,7 @@ fn endpoint(now: Instant) -> Option<Endpoint> {
         password: None,
         moderator: false,
         rejoin: None,
+        network: None,
     };
     ep.handle_command(now, Command::Join { req }).ok()?;
     Some(ep)
@@ -234,8 +235,8 @@ mod tests {
     #[test]
     fn seeds_and_past_crashes_pass() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
-        let mut replayed = 0;
         for (name, target) in TARGETS {
+            let mut replayed = 0;
             for folder in ["seeds", "regressions"] {
                 let Ok(entries) = std::fs::read_dir(root.join(folder).join(name)) else {
                     continue;
@@ -246,7 +247,7 @@ mod tests {
                     replayed += 1;
                 }
             }
+            assert!(replayed > 0, "no seed for the target {name}");
         }
-        assert!(replayed >= TARGETS.len(), "only {replayed} inputs found");
     }
 }

@@ -57,7 +57,15 @@ impl ParticipantState {
 pub fn new_resume_token() -> String {
     rand::thread_rng()
         .sample_iter(&Alphanumeric)
-        .take(22)
+        .take(RESUME_TOKEN_LEN)
         .map(char::from)
         .collect()
+}
+
+const RESUME_TOKEN_LEN: usize = 22;
+
+/// Whether `text` could be a resume token: anything else a client sends
+/// in its place is not kept.
+pub fn is_resume_token(text: &str) -> bool {
+    text.len() == RESUME_TOKEN_LEN && text.bytes().all(|b| b.is_ascii_alphanumeric())
 }

@@ -66,6 +66,13 @@ impl fmt::Display for Client {
     }
 }
 
+/// An opaque id of a client's network, whatever the log setting: what a
+/// worker counts per network (the people of one room's lobby) without
+/// ever holding an address.
+pub fn network_id(ip: IpAddr) -> String {
+    format!("{:016x}", KEY.get_or_init(RandomState::new).hash_one(ip))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

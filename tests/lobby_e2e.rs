@@ -112,10 +112,13 @@ async fn a_moderator_locks_the_room_lets_in_refuses_and_removes() {
     give_password(&ben, PASSWORD).await;
     screen_is(&ben, "Ben waits in the lobby", "lobby").await;
     assert_eq!(you(&ben).await, None, "not in the call while waiting");
-    assert_eq!(
-        ana.eval("window.parloir.state().knocks").await,
-        json!(["Ben"])
-    );
+    until(
+        &ana,
+        "Ana told Ben knocks",
+        "JSON.stringify(window.parloir.state().knocks) === '[\"Ben\"]'",
+        CALL,
+    )
+    .await;
 
     // Let in: they see and hear each other.
     answer_knock(&ana, "Ben", "admit").await;

@@ -344,6 +344,7 @@ mod tests {
                     password: None,
                     moderator: false,
                     rejoin: None,
+                    network: None,
                 },
             },
             Command::Answer {

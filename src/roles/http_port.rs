@@ -112,7 +112,9 @@ pub async fn serve(
         let (io, addr) = tokio::select! {
             opened = port.opened.recv() => match opened {
                 Some(opened) => opened,
-                None => break,
+                None => {
+                    return Err(std::io::Error::other("the accepting task ended"));
+                }
             },
             () = &mut shutdown => break,
         };
@@ -143,6 +145,9 @@ pub async fn serve(
             let _ = conn.await;
         });
     }
+    // No new connections while the open ones finish: the accepting task
+    // ends with the port.
+    drop(port);
     drop(stop_tx);
     drop(done_tx);
     // Every connection ended (their `done` dropped).

@@ -251,6 +251,9 @@ pub enum ErrorCode {
     /// A moderator did not let you in (or nobody was left to).
     LobbyRefused,
     NotModerator,
+    /// A moderator's `admit`, `refuse` or `remove` named nobody waiting
+    /// or in the call (already gone, or answered by another moderator).
+    NoSuchPerson,
     /// A moderator removed you from the call.
     Removed,
     ResumeFailed,

@@ -363,10 +363,10 @@ impl Session {
                 format!("this server speaks protocol version {}", protocol::VERSION),
             ));
         }
-        if self.joined.is_some() {
+        if self.joined.is_some() || self.knocking.is_some() {
             return Err(ServerMessage::error(
                 ErrorCode::AlreadyJoined,
-                "already in a call; leave first",
+                "already in a call or waiting to enter one; leave first",
             ));
         }
         Ok(())
@@ -397,6 +397,7 @@ impl Session {
         let pass = self.check_room_token(jwt.as_deref(), &room)?;
         let moderator = pass.as_ref().is_some_and(|p| p.moderator);
         let password = password.as_deref().map(clean_password).transpose()?;
+        let rejoin = rejoin.filter(|t| crate::ids::is_resume_token(t));
         // A token's name is the name: nobody enters under another on it.
         let name = match pass.and_then(|p| p.name) {
             Some(n) => clean_name(&n).ok_or_else(|| {
@@ -437,6 +438,7 @@ impl Session {
             password,
             moderator,
             rejoin,
+            network: Some(privacy::network_id(super::limits::key(client))),
         };
         let reply = worker
             .join(req, self.peer_tx.clone())
@@ -606,7 +608,8 @@ impl Session {
             PeerEvent::Quality { links } => vec![ServerMessage::Quality { links }],
             PeerEvent::Closed { reason } => {
                 // The worker dropped the connection, or was lost: the client
-                // joins again and is placed anew.
+                // joins again and is placed anew (from a lobby too).
+                self.knocking = None;
                 if let Some(j) = self.joined.take() {
                     if j.worker.is_closed() {
                         self.state.0.pool.report_closed(&j.node);
@@ -752,6 +755,7 @@ fn worker_error(e: WorkerError) -> ServerMessage {
         WorkerError::PasswordWrong => (ErrorCode::PasswordWrong, e.to_string()),
         WorkerError::LobbyFull => (ErrorCode::LobbyFull, e.to_string()),
         WorkerError::NotModerator => (ErrorCode::NotModerator, e.to_string()),
+        WorkerError::NoSuchPerson => (ErrorCode::NoSuchPerson, e.to_string()),
     };
     match &e {
         // A fault of the server's, not the client's: operators must see it.

@@ -7,13 +7,17 @@
 //! the last moderator leaves, the participant there the longest becomes
 //! one, so that a lobby never waits for nobody.
 //!
-//! The door also remembers who was let in (by resume token), so that a
-//! participant whose media was lost joins again without knocking a second
-//! time (a phone moving from Wi-Fi to 4G, a worker failing over keeps the
-//! room's settings only if it is the same worker). Plain data: the room
-//! calls it, the tests drive it without sockets.
+//! Someone who was in and lost its media (a phone moving from Wi-Fi to
+//! 4G) joins again within [`RETURN_WINDOW`] without knocking: its join
+//! shows the resume token it had, once. Only an involuntary departure
+//! opens that way back: not leaving, not being removed. A moderator who
+//! comes back so takes its role back from whoever stood in.
+//!
+//! Plain data with time passed in: the room calls it, the tests drive it
+//! without sockets or sleeps.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use super::{JoinRequest, PeerEvent, WorkerError};
 use crate::ids::ParticipantId;
@@ -21,7 +25,12 @@ use crate::secret;
 
 /// People waiting in one room's lobby at most: more is a flood.
 pub const MAX_KNOCKS: usize = 20;
-/// Departed participants remembered, to let back in without knocking.
+/// People waiting in one room's lobby from one network at most: one
+/// address cannot fill the lobby for everyone else.
+pub const MAX_KNOCKS_PER_NETWORK: usize = 5;
+/// How long someone whose media was lost may come back without knocking.
+pub const RETURN_WINDOW: Duration = Duration::from_secs(120);
+/// Departed participants remembered for their return at most.
 const REMEMBERED: usize = 256;
 
 /// How a join may go in.
@@ -33,24 +42,53 @@ pub enum Entry {
     Knock,
 }
 
+/// Why someone went out of the door.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leaving {
+    /// By itself.
+    Left,
+    /// A moderator removed it.
+    Removed,
+    /// Its media or signalling was lost: it may come back.
+    Lost,
+}
+
+#[derive(Debug)]
+struct Member {
+    id: ParticipantId,
+    /// Its resume token: what it shows to come back after a loss.
+    token: String,
+    moderator: bool,
+    /// Moderates only until the moderator it stands in for comes back.
+    stand_in: bool,
+}
+
+#[derive(Debug)]
+struct Returning {
+    token: String,
+    moderator: bool,
+    until: Instant,
+}
+
 #[derive(Debug, Default)]
 pub struct Door {
     password: Option<String>,
     lobby: bool,
-    /// Who is in, in the order they came, and whether each moderates.
-    members: Vec<(ParticipantId, bool)>,
+    /// Who is in, in the order they came.
+    members: Vec<Member>,
     /// Who waits, first come first: their joins, as sent.
     knocks: VecDeque<JoinRequest>,
-    /// Resume tokens of everyone let in, with their role; the oldest are
-    /// forgotten past [`REMEMBERED`].
-    admitted: VecDeque<(String, bool)>,
+    /// Who lost its media and may come back, oldest first.
+    returning: VecDeque<Returning>,
 }
 
 impl Door {
     /// How `req` may enter the room now.
-    pub fn check(&self, req: &JoinRequest) -> Result<Entry, WorkerError> {
-        if let Some(moderator) = req.rejoin.as_deref().and_then(|t| self.admitted_as(t)) {
-            return Ok(Entry::Enter { moderator });
+    pub fn check(&self, req: &JoinRequest, now: Instant) -> Result<Entry, WorkerError> {
+        if let Some(back) = req.rejoin.as_deref().and_then(|t| self.returning(t, now)) {
+            return Ok(Entry::Enter {
+                moderator: back.moderator || req.moderator,
+            });
         }
         if self.members.is_empty() || req.moderator {
             return Ok(Entry::Enter { moderator: true });
@@ -65,7 +103,10 @@ impl Door {
             }
         }
         if self.lobby {
-            if self.knocks.len() >= MAX_KNOCKS {
+            let same_network = |k: &&JoinRequest| req.network.is_some() && k.network == req.network;
+            if self.knocks.len() >= MAX_KNOCKS
+                || self.knocks.iter().filter(same_network).count() >= MAX_KNOCKS_PER_NETWORK
+            {
                 return Err(WorkerError::LobbyFull);
             }
             return Ok(Entry::Knock);
@@ -73,47 +114,79 @@ impl Door {
         Ok(Entry::Enter { moderator: false })
     }
 
-    fn admitted_as(&self, token: &str) -> Option<bool> {
-        self.admitted
+    fn returning(&self, token: &str, now: Instant) -> Option<&Returning> {
+        self.returning
             .iter()
-            .find(|(t, _)| secret::equal(t.as_bytes(), token.as_bytes()))
-            .map(|(_, m)| *m)
+            .find(|r| now < r.until && secret::equal(r.token.as_bytes(), token.as_bytes()))
     }
 
-    /// `id` came in (with `token`, its resume token).
-    pub fn entered(&mut self, id: ParticipantId, token: &str, moderator: bool) {
-        self.members.push((id, moderator));
-        self.admitted.retain(|(t, _)| t != token);
-        self.admitted.push_back((token.to_string(), moderator));
-        while self.admitted.len() > REMEMBERED {
-            self.admitted.pop_front();
+    /// `id` came in, with `token` (its resume token), by `rejoin` (the
+    /// token it showed) if it came back. Returns who stood in as moderator
+    /// and no longer does (the moderator they stood in for is back).
+    pub fn entered(
+        &mut self,
+        (id, token, rejoin): (ParticipantId, &str, Option<&str>),
+        moderator: bool,
+        now: Instant,
+    ) -> Vec<ParticipantId> {
+        let mut demoted = Vec::new();
+        if let Some(shown) = rejoin {
+            // A way back is used once.
+            let at = self
+                .returning
+                .iter()
+                .position(|r| now < r.until && secret::equal(r.token.as_bytes(), shown.as_bytes()));
+            if let Some(back) = at.and_then(|i| self.returning.remove(i)) {
+                if back.moderator {
+                    for m in self.members.iter_mut().filter(|m| m.stand_in) {
+                        m.moderator = false;
+                        m.stand_in = false;
+                        demoted.push(m.id);
+                    }
+                }
+            }
         }
+        self.members.push(Member {
+            id,
+            token: token.to_string(),
+            moderator,
+            stand_in: false,
+        });
+        demoted
     }
 
-    /// `id` went out. A participant removed by a moderator is forgotten:
-    /// it does not come back in without the password and the lobby.
-    /// Returns who became moderator, if the last one left.
-    pub fn left(&mut self, id: ParticipantId, token: &str, removed: bool) -> Option<ParticipantId> {
-        self.members.retain(|(m, _)| *m != id);
-        if removed {
-            self.admitted.retain(|(t, _)| t != token);
+    /// `id` went out. Returns who became moderator, if the last one left.
+    pub fn left(&mut self, id: ParticipantId, why: Leaving, now: Instant) -> Option<ParticipantId> {
+        let at = self.members.iter().position(|m| m.id == id)?;
+        let gone = self.members.remove(at);
+        self.returning.retain(|r| now < r.until);
+        if why == Leaving::Lost {
+            self.returning.push_back(Returning {
+                token: gone.token,
+                moderator: gone.moderator,
+                until: now + RETURN_WINDOW,
+            });
+            while self.returning.len() > REMEMBERED {
+                self.returning.pop_front();
+            }
         }
-        if self.members.iter().any(|(_, m)| *m) {
+        if self.members.iter().any(|m| m.moderator) {
             return None;
         }
+        // A moderator who may come back is stood in for, not replaced.
+        let awaited = self.returning.iter().any(|r| r.moderator);
         let first = self.members.first_mut()?;
-        first.1 = true;
-        Some(first.0)
+        first.moderator = true;
+        first.stand_in = awaited;
+        Some(first.id)
     }
 
     pub fn is_moderator(&self, id: ParticipantId) -> bool {
-        self.members
-            .iter()
-            .any(|(m, moderator)| *m == id && *moderator)
+        self.members.iter().any(|m| m.id == id && m.moderator)
     }
 
     pub fn moderators(&self) -> impl Iterator<Item = ParticipantId> + '_ {
-        self.members.iter().filter(|(_, m)| *m).map(|(id, _)| *id)
+        self.members.iter().filter(|m| m.moderator).map(|m| m.id)
     }
 
     pub fn knock(&mut self, req: JoinRequest) {
@@ -180,26 +253,49 @@ mod tests {
             password: None,
             moderator: false,
             rejoin: None,
+            network: None,
         }
     }
 
-    fn enter(door: &mut Door, r: &JoinRequest) -> Result<Entry, WorkerError> {
-        let entry = door.check(r)?;
+    fn back(id: ParticipantId, was: ParticipantId) -> JoinRequest {
+        JoinRequest {
+            rejoin: Some(format!("token-{was}")),
+            ..req(id)
+        }
+    }
+
+    fn came(r: &JoinRequest) -> (ParticipantId, &str, Option<&str>) {
+        (r.info.id, &r.token, r.rejoin.as_deref())
+    }
+
+    fn enter(door: &mut Door, r: &JoinRequest, now: Instant) -> Result<Entry, WorkerError> {
+        let entry = door.check(r, now)?;
         if let Entry::Enter { moderator } = entry {
-            door.entered(r.info.id, &r.token, moderator);
+            door.entered(came(r), moderator, now);
         }
         Ok(entry)
     }
 
+    /// A door with 1 (moderator) and 2 in, locked, its lobby on.
+    fn closed_door(now: Instant) -> Door {
+        let mut door = Door::default();
+        enter(&mut door, &req(1), now).unwrap();
+        enter(&mut door, &req(2), now).unwrap();
+        door.set_lobby(true);
+        door.set_password(Some("secret".into()));
+        door
+    }
+
     #[test]
     fn the_first_in_moderates_and_an_open_room_lets_everyone_in() {
+        let now = Instant::now();
         let mut door = Door::default();
         assert_eq!(
-            enter(&mut door, &req(1)),
+            enter(&mut door, &req(1), now),
             Ok(Entry::Enter { moderator: true })
         );
         assert_eq!(
-            enter(&mut door, &req(2)),
+            enter(&mut door, &req(2), now),
             Ok(Entry::Enter { moderator: false })
         );
         assert!(door.is_moderator(1) && !door.is_moderator(2));
@@ -207,34 +303,45 @@ mod tests {
 
     #[test]
     fn a_locked_room_wants_the_right_password() {
+        let now = Instant::now();
         let mut door = Door::default();
-        enter(&mut door, &req(1)).unwrap();
+        enter(&mut door, &req(1), now).unwrap();
         door.set_password(Some("tulipe rouge".into()));
-        assert_eq!(door.check(&req(2)), Err(WorkerError::PasswordRequired));
+        assert_eq!(door.check(&req(2), now), Err(WorkerError::PasswordRequired));
         let mut wrong = req(2);
         wrong.password = Some("tulipe".into());
-        assert_eq!(door.check(&wrong), Err(WorkerError::PasswordWrong));
+        assert_eq!(door.check(&wrong, now), Err(WorkerError::PasswordWrong));
         let mut right = req(2);
         right.password = Some("tulipe rouge".into());
-        assert_eq!(door.check(&right), Ok(Entry::Enter { moderator: false }));
+        assert_eq!(
+            door.check(&right, now),
+            Ok(Entry::Enter { moderator: false })
+        );
         // A token's moderator needs no password.
         let mut moderator = req(3);
         moderator.moderator = true;
-        assert_eq!(door.check(&moderator), Ok(Entry::Enter { moderator: true }));
+        assert_eq!(
+            door.check(&moderator, now),
+            Ok(Entry::Enter { moderator: true })
+        );
         door.set_password(None);
-        assert_eq!(door.check(&req(4)), Ok(Entry::Enter { moderator: false }));
+        assert_eq!(
+            door.check(&req(4), now),
+            Ok(Entry::Enter { moderator: false })
+        );
     }
 
     #[test]
     fn the_lobby_holds_newcomers_until_taken_out() {
+        let now = Instant::now();
         let mut door = Door::default();
-        enter(&mut door, &req(1)).unwrap();
+        enter(&mut door, &req(1), now).unwrap();
         door.set_lobby(true);
         for id in 2..2 + MAX_KNOCKS as u64 {
-            assert_eq!(door.check(&req(id)), Ok(Entry::Knock));
+            assert_eq!(door.check(&req(id), now), Ok(Entry::Knock));
             door.knock(req(id));
         }
-        assert_eq!(door.check(&req(99)), Err(WorkerError::LobbyFull));
+        assert_eq!(door.check(&req(99), now), Err(WorkerError::LobbyFull));
         assert_eq!(door.knocks().count(), MAX_KNOCKS);
         assert_eq!(door.take_knock(3).map(|r| r.info.id), Some(3));
         assert_eq!(door.take_knock(3), None);
@@ -242,46 +349,111 @@ mod tests {
     }
 
     #[test]
-    fn who_was_let_in_comes_back_without_knocking_unless_removed() {
+    fn one_network_cannot_fill_the_lobby() {
+        let now = Instant::now();
         let mut door = Door::default();
-        enter(&mut door, &req(1)).unwrap();
-        enter(&mut door, &req(2)).unwrap();
+        enter(&mut door, &req(1), now).unwrap();
+        door.set_lobby(true);
+        let from = |id, network: &str| JoinRequest {
+            network: Some(network.into()),
+            ..req(id)
+        };
+        for id in 0..MAX_KNOCKS_PER_NETWORK as u64 {
+            assert_eq!(door.check(&from(10 + id, "a"), now), Ok(Entry::Knock));
+            door.knock(from(10 + id, "a"));
+        }
+        assert_eq!(door.check(&from(20, "a"), now), Err(WorkerError::LobbyFull));
+        assert_eq!(door.check(&from(21, "b"), now), Ok(Entry::Knock));
+    }
+
+    #[test]
+    fn who_lost_its_media_comes_back_once_within_the_window() {
+        let now = Instant::now();
+        let mut door = closed_door(now);
+        door.left(2, Leaving::Lost, now);
+        assert_eq!(
+            door.check(&back(12, 2), now),
+            Ok(Entry::Enter { moderator: false })
+        );
+        door.entered(came(&back(12, 2)), false, now);
+        // Used once: the same token does not let a second one in.
+        assert_eq!(
+            door.check(&back(22, 2), now),
+            Err(WorkerError::PasswordRequired)
+        );
+        // Nor a token of someone still in the call.
+        assert_eq!(
+            door.check(&back(23, 12), now),
+            Err(WorkerError::PasswordRequired)
+        );
+        // Past the window, the way back is closed.
+        door.left(12, Leaving::Lost, now);
+        let late = now + RETURN_WINDOW;
+        assert_eq!(
+            door.check(&back(32, 12), late),
+            Err(WorkerError::PasswordRequired)
+        );
+    }
+
+    #[test]
+    fn who_left_or_was_removed_has_no_way_back() {
+        let now = Instant::now();
+        let mut door = Door::default();
+        for id in 1..=3 {
+            enter(&mut door, &req(id), now).unwrap();
+        }
         door.set_lobby(true);
         door.set_password(Some("secret".into()));
-        // Media lost: 2 joins again, under a new id, showing its old token.
-        door.left(2, "token-2", false);
-        let mut again = req(12);
-        again.rejoin = Some("token-2".into());
-        assert_eq!(door.check(&again), Ok(Entry::Enter { moderator: false }));
-        door.entered(12, "token-12", false);
-        // Removed: its token no longer opens the door.
-        door.left(12, "token-12", true);
-        let mut after = req(22);
-        after.rejoin = Some("token-12".into());
-        assert_eq!(door.check(&after), Err(WorkerError::PasswordRequired));
-        // Someone else's made-up token opens nothing.
-        after.rejoin = Some("token-9".into());
-        assert_eq!(door.check(&after), Err(WorkerError::PasswordRequired));
-        // The moderator's rejoin keeps its role.
-        door.left(1, "token-1", false);
-        let mut host = req(11);
-        host.rejoin = Some("token-1".into());
-        assert_eq!(door.check(&host), Ok(Entry::Enter { moderator: true }));
+        // 2 lost its media and came back as 12; then 12 is removed.
+        door.left(2, Leaving::Lost, now);
+        enter(&mut door, &back(12, 2), now).unwrap();
+        door.left(12, Leaving::Removed, now);
+        for token_of in [2, 12] {
+            assert_eq!(
+                door.check(&back(40, token_of), now),
+                Err(WorkerError::PasswordRequired)
+            );
+        }
+        door.left(3, Leaving::Left, now);
+        assert_eq!(
+            door.check(&back(43, 3), now),
+            Err(WorkerError::PasswordRequired)
+        );
+    }
+
+    #[test]
+    fn a_moderator_back_from_a_loss_takes_its_role_back() {
+        let now = Instant::now();
+        let mut door = closed_door(now);
+        // The moderator's media is lost: 2 stands in, so the lobby is
+        // answered meanwhile.
+        assert_eq!(door.left(1, Leaving::Lost, now), Some(2));
+        assert!(door.is_moderator(2));
+        assert_eq!(
+            door.check(&back(11, 1), now),
+            Ok(Entry::Enter { moderator: true })
+        );
+        assert_eq!(door.entered(came(&back(11, 1)), true, now), vec![2]);
+        assert!(door.is_moderator(11) && !door.is_moderator(2));
     }
 
     #[test]
     fn when_the_last_moderator_leaves_the_longest_there_moderates() {
+        let now = Instant::now();
         let mut door = Door::default();
         for id in 1..=3 {
-            enter(&mut door, &req(id)).unwrap();
+            enter(&mut door, &req(id), now).unwrap();
         }
-        assert_eq!(door.left(2, "token-2", false), None);
-        assert_eq!(door.left(1, "token-1", false), Some(3));
+        assert_eq!(door.left(2, Leaving::Left, now), None);
+        assert_eq!(door.left(1, Leaving::Left, now), Some(3));
         assert!(door.is_moderator(3));
         assert_eq!(door.moderators().collect::<Vec<_>>(), vec![3]);
-        assert_eq!(door.left(3, "token-3", false), None);
+        assert_eq!(door.left(3, Leaving::Left, now), None);
         // An empty room lets the next one in as its moderator.
         door.set_password(Some("x".into()));
-        assert_eq!(door.check(&req(4)), Ok(Entry::Enter { moderator: true }));
+        assert_eq!(
+            door.check(&req(4), now),
+            Ok(Entry::Enter { moderator: true })
+        );
     }
 }

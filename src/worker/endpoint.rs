@@ -322,11 +322,9 @@ impl Endpoint {
                 let key = self.routes.get(&participant).map(|r| r.room);
                 moderated(&self.routes, &mut self.rooms, participant)?;
                 if key.is_none() || self.knocking.get(&knocker).copied() != key {
-                    return Err(WorkerError::UnknownParticipant);
+                    return Err(WorkerError::NoSuchPerson);
                 }
-                let req = self
-                    .take_knock(knocker)
-                    .ok_or(WorkerError::UnknownParticipant)?;
+                let req = self.take_knock(knocker).ok_or(WorkerError::NoSuchPerson)?;
                 if admit {
                     self.let_in(req, now);
                 } else {
@@ -345,7 +343,7 @@ impl Endpoint {
                 let room = self.routes.get(&participant).map(|r| r.room);
                 moderated(&self.routes, &mut self.rooms, participant)?;
                 if room.is_none() || self.routes.get(&target).map(|r| r.room) != room {
-                    return Err(WorkerError::UnknownParticipant);
+                    return Err(WorkerError::NoSuchPerson);
                 }
                 tracing::info!(peer = target, by = participant, "removed by a moderator");
                 self.remove(target, Departure::Removed, now);
@@ -366,7 +364,7 @@ impl Endpoint {
         }
         let mut moderator = true;
         if let Some((key, room)) = existing.and_then(|k| Some((k, self.rooms.get_mut(&k)?))) {
-            match room.door().check(&req)? {
+            match room.door().check(&req, now)? {
                 Entry::Enter { moderator: m } => moderator = m,
                 Entry::Knock => {
                     let knock = PeerEvent::Knocking {
@@ -393,6 +391,7 @@ impl Endpoint {
         now: Instant,
     ) -> Result<Vec<ParticipantInfo>, WorkerError> {
         let participant = req.info.id;
+        let rejoin = req.rejoin.clone();
         let existing = self.room_keys.get(&req.room).copied();
         // A place held without media gives way to the newcomer, once the
         // newcomer is sure to take it.
@@ -434,7 +433,7 @@ impl Endpoint {
             .rooms
             .get_mut(&key)
             .ok_or(WorkerError::UnknownParticipant)?;
-        let others = room.add(peer, moderator, &mut self.out);
+        let others = room.add(peer, (moderator, rejoin.as_deref()), now, &mut self.out);
         tracing::info!(peer = participant, room = %crate::privacy::room(room.name()), "joined");
         Ok(others)
     }

@@ -73,6 +73,8 @@ pub enum WorkerError {
     LobbyFull,
     #[error("only a moderator of the call may do this")]
     NotModerator,
+    #[error("nobody with this id is waiting or in this call")]
+    NoSuchPerson,
     #[error("the media worker is not reachable")]
     Unavailable,
     #[error("{0}")]
@@ -163,6 +165,10 @@ pub struct JoinRequest {
     /// comes back without knocking again.
     #[serde(default)]
     pub rejoin: Option<String>,
+    /// An opaque id of the client's network (`privacy::network_id`): how
+    /// many of one room's lobby come from one network is bounded.
+    #[serde(default)]
+    pub network: Option<String>,
 }
 
 /// One signalling connection's claim on a participant. A participant that

@@ -19,7 +19,7 @@ use str0m::rtp::{RtpWrite, Vp8Descriptor};
 use str0m::{Event, IceConnectionState, Input, Output};
 
 use super::allocator::{self, LayerOption, Video};
-use super::door::Door;
+use super::door::{Door, Leaving};
 use super::layer_switch::{Incoming, LayerSwitch};
 use super::link_quality::{CameraArrival, LinkQuality};
 use super::peer::{Departure, Peer};
@@ -166,9 +166,19 @@ impl Room {
             .map(|(_, id)| id)
     }
 
-    /// Adds a participant and tells the others; returns who was there.
-    pub fn add(&mut self, peer: Peer, moderator: bool, out: &mut Outputs) -> Vec<ParticipantInfo> {
-        self.door.entered(peer.id, &peer.token, moderator);
+    /// Adds a participant (a moderator or not, back with the token it
+    /// showed or not) and tells the others; returns who was there.
+    pub fn add(
+        &mut self,
+        peer: Peer,
+        (moderator, rejoin): (bool, Option<&str>),
+        now: Instant,
+        out: &mut Outputs,
+    ) -> Vec<ParticipantInfo> {
+        let came = (peer.id, peer.token.as_str(), rejoin);
+        for demoted in self.door.entered(came, moderator, now) {
+            self.tell_settings(demoted, out);
+        }
         let others = self.others(peer.id);
         let joined = PeerEvent::ParticipantJoined {
             participant: peer.info.clone(),
@@ -194,11 +204,15 @@ impl Room {
     /// The one way out of a room: the participant is told why (unless it
     /// left by itself), the others see it leave, and its tracks stop.
     pub fn remove(&mut self, id: ParticipantId, why: Departure, now: Instant, out: &mut Outputs) {
-        let Some(peer) = self.peers.remove(&id) else {
+        if self.peers.remove(&id).is_none() {
             return;
+        }
+        let leaving = match why {
+            Departure::Left => Leaving::Left,
+            Departure::Removed => Leaving::Removed,
+            _ => Leaving::Lost,
         };
-        let removed = why == Departure::Removed;
-        if let Some(promoted) = self.door.left(id, &peer.token, removed) {
+        if let Some(promoted) = self.door.left(id, leaving, now) {
             self.tell_settings(promoted, out);
         }
         if self.peers.is_empty() {
@@ -208,7 +222,7 @@ impl Room {
                     .push_back((knock.info.id, PeerEvent::Refused { reason }));
             }
         }
-        if removed {
+        if why == Departure::Removed {
             out.events.push_back((id, PeerEvent::Removed));
         } else if let Some(reason) = why.message() {
             out.events.push_back((
