@@ -1,4 +1,5 @@
-//! A blocked network gets nothing: no page, no signalling, no media; the
+//! A blocked network gets nothing: no page, no signalling, no media over
+//! UDP or over ICE-TCP; the
 //! operator lifts the block by editing the configuration file and sending
 //! SIGHUP, and the network gets in, while a call in progress never
 //! notices. The blocked client is 127.0.0.3; the call's browsers are on
@@ -11,8 +12,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::browser::Browser;
-use common::{join, loadtest_bin, still_decoding, wait_for, wait_full_mesh, ws_from, Server};
+use common::{
+    join, loadtest_bin, still_decoding, tcp_from, wait_for, wait_full_mesh, ws_from, Server,
+};
 use serde_json::Value;
+use tokio::io::AsyncReadExt;
 
 const BLOCKED: &str = "127.0.0.3";
 
@@ -34,6 +38,18 @@ async fn page_from(server: &Server, source: &str) -> bool {
 /// Whether a signalling socket opens for a client at `source`.
 async fn signalling_from(server: &Server, source: &str) -> bool {
     ws_from(server, source).await.is_ok()
+}
+
+/// Whether an ICE-TCP connection to the media port from `source` is
+/// kept: one from a blocked network is closed at accept, before a byte is
+/// read; another waits for its first frame (up to the handshake deadline).
+async fn ice_tcp_from(server: &Server, source: &str) -> bool {
+    let media = format!("127.0.0.1:{}", server.media_port).parse().unwrap();
+    let Ok(mut tcp) = tcp_from(source, media).await else {
+        return false;
+    };
+    let read = tokio::time::timeout(Duration::from_secs(1), tcp.read(&mut [0u8; 16])).await;
+    read.is_err()
 }
 
 /// Packets two load-generator participants whose media comes from
@@ -96,6 +112,11 @@ async fn a_blocked_network_gets_nothing_until_a_sighup_lifts_it() {
     );
     let received = media_from(&server, BLOCKED, "bloque-1").await;
     assert_eq!(received, 0, "no media from the blocked network");
+    assert!(!ice_tcp_from(&server, BLOCKED).await, "no ICE-TCP");
+    assert!(
+        ice_tcp_from(&server, "127.0.0.2").await,
+        "ICE-TCP for others"
+    );
     assert!(
         media_from(&server, "127.0.0.2", "libre-1").await > 100,
         "media for others"
@@ -116,6 +137,10 @@ async fn a_blocked_network_gets_nothing_until_a_sighup_lifts_it() {
     );
     let received = media_from(&server, BLOCKED, "bloque-2").await;
     assert!(received > 100, "media after the reload: {received} packets");
+    assert!(
+        ice_tcp_from(&server, BLOCKED).await,
+        "ICE-TCP after the reload"
+    );
 
     // And blocked again the same way.
     std::fs::write(&config, format!("block = [\"{BLOCKED}/32\"]\n")).unwrap();

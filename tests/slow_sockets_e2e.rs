@@ -103,13 +103,21 @@ async fn idle_and_slow_sockets_are_closed_and_harm_nobody() {
     let start = Instant::now();
     let (mut silent, mut slow, mut kept) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..EACH {
-        silent.push(tcp_from(&server, ATTACKER).await.expect("connect"));
-        let mut s = tcp_from(&server, ATTACKER).await.expect("connect");
+        silent.push(
+            tcp_from(ATTACKER, server.http_addr())
+                .await
+                .expect("connect"),
+        );
+        let mut s = tcp_from(ATTACKER, server.http_addr())
+            .await
+            .expect("connect");
         s.write_all(b"GET / HTTP/1.1\r\nHost: parloir\r\nX-Slow: ")
             .await
             .unwrap();
         slow.push(s);
-        let mut k = tcp_from(&server, ATTACKER).await.expect("connect");
+        let mut k = tcp_from(ATTACKER, server.http_addr())
+            .await
+            .expect("connect");
         k.write_all(b"GET /healthz HTTP/1.1\r\nHost: parloir\r\n\r\n")
             .await
             .unwrap();

@@ -64,6 +64,12 @@ impl Server {
         }
     }
 
+    /// The address of its HTTP port.
+    pub fn http_addr(&self) -> std::net::SocketAddr {
+        let addr = self.http.trim_start_matches("http://");
+        addr.parse().expect("the server's address")
+    }
+
     /// Stops the process at once (as a crash or a power cut would).
     pub fn stop(&mut self) {
         let _ = self.proc_.child.kill();
@@ -478,17 +484,15 @@ where
     }
 }
 
-/// A TCP connection to `server`'s HTTP port from the local address
-/// `source` (a client on another loopback address).
-pub async fn tcp_from(server: &Server, source: &str) -> std::io::Result<tokio::net::TcpStream> {
+/// A TCP connection to `to` from the local address `source` (a client on
+/// another loopback address).
+pub async fn tcp_from(
+    source: &str,
+    to: std::net::SocketAddr,
+) -> std::io::Result<tokio::net::TcpStream> {
     let sock = tokio::net::TcpSocket::new_v4()?;
     sock.bind(format!("{source}:0").parse().expect("an address"))?;
-    let addr: std::net::SocketAddr = server
-        .http
-        .trim_start_matches("http://")
-        .parse()
-        .expect("the server's address");
-    sock.connect(addr).await
+    sock.connect(to).await
 }
 
 /// A signalling socket to `server` from the local address `source` (a
@@ -498,7 +502,9 @@ pub async fn ws_from(
     server: &Server,
     source: &str,
 ) -> Result<tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>, u16> {
-    let stream = tcp_from(server, source).await.map_err(|_| 0u16)?;
+    let stream = tcp_from(source, server.http_addr())
+        .await
+        .map_err(|_| 0u16)?;
     let opened = tokio::time::timeout(
         Duration::from_secs(5),
         tokio_tungstenite::client_async(server.ws_url(), stream),
