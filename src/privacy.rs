@@ -68,9 +68,19 @@ impl fmt::Display for Client {
 
 /// An opaque id of a client's network, whatever the log setting: what a
 /// worker counts per network (the people of one room's lobby) without
-/// ever holding an address.
-pub fn network_id(ip: IpAddr) -> String {
-    format!("{:016x}", KEY.get_or_init(RandomState::new).hash_one(ip))
+/// ever holding an address. Keyed with the cluster's secret when there is
+/// one, so that every signal server of a cluster gives one network the
+/// same id; with this process's own key otherwise.
+pub fn network_id(ip: IpAddr, cluster_secret: Option<&str>) -> String {
+    let Some(secret) = cluster_secret else {
+        return format!("{:016x}", KEY.get_or_init(RandomState::new).hash_one(ip));
+    };
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_bytes());
+    let tag = aws_lc_rs::hmac::sign(&key, ip.to_string().as_bytes());
+    tag.as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -90,6 +100,13 @@ mod tests {
         assert_ne!(a, room("chambre-218").to_string());
         let c = client(ip).to_string();
         assert!(c.starts_with("ip-") && !c.contains("127"), "{c}");
+
+        // A network's id never shows its address; one cluster secret, one id.
+        let id = network_id(ip, Some("a-cluster-secret"));
+        assert_eq!(id.len(), 16);
+        assert!(!id.contains("127"));
+        assert_eq!(id, network_id(ip, Some("a-cluster-secret")));
+        assert_ne!(id, network_id(ip, Some("another-secret!!")));
 
         log_personal_data(true);
         assert_eq!(room("chambre-217").to_string(), "chambre-217");

@@ -26,6 +26,8 @@ use crate::net::Conn;
 /// A new connection has this long to send its first byte and finish its
 /// TLS handshake.
 pub const OPENING_DEADLINE: Duration = Duration::from_secs(10);
+/// How long requests under way may take to finish at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// A request's headers must arrive whole within this long, and a
 /// connection kept alive between requests is closed after as long
 /// without one. A browser sends its headers in one packet; a slow mobile
@@ -150,8 +152,14 @@ pub async fn serve(
     drop(port);
     drop(stop_tx);
     drop(done_tx);
-    // Every connection ended (their `done` dropped).
-    let _ = done_rx.recv().await;
+    // Every connection ended (their `done` dropped), or a client that
+    // stopped reading its response held on too long.
+    if tokio::time::timeout(SHUTDOWN_GRACE, done_rx.recv())
+        .await
+        .is_err()
+    {
+        tracing::warn!("HTTP connections still open at shutdown; closed");
+    }
     Ok(())
 }
 

@@ -438,7 +438,10 @@ impl Session {
             password,
             moderator,
             rejoin,
-            network: Some(privacy::network_id(super::limits::key(client))),
+            network: Some(privacy::network_id(
+                super::limits::key(client),
+                control.config.secret.as_deref(),
+            )),
         };
         let reply = worker
             .join(req, self.peer_tx.clone())
@@ -607,9 +610,17 @@ impl Session {
             PeerEvent::Layers { mid, active } => vec![ServerMessage::Layers { mid, active }],
             PeerEvent::Quality { links } => vec![ServerMessage::Quality { links }],
             PeerEvent::Closed { reason } => {
+                // Someone waiting in a lobby whose worker was lost is not
+                // let in: joining again at once, it could be first into
+                // the room made anew, and so its moderator.
+                if self.knocking.take().is_some() {
+                    return vec![ServerMessage::error(
+                        ErrorCode::LobbyRefused,
+                        "the call's server was lost while you waited; ask to join again",
+                    )];
+                }
                 // The worker dropped the connection, or was lost: the client
-                // joins again and is placed anew (from a lobby too).
-                self.knocking = None;
+                // joins again and is placed anew.
                 if let Some(j) = self.joined.take() {
                     if j.worker.is_closed() {
                         self.state.0.pool.report_closed(&j.node);

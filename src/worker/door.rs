@@ -121,23 +121,27 @@ impl Door {
     }
 
     /// `id` came in, with `token` (its resume token), by `rejoin` (the
-    /// token it showed) if it came back. Returns who stood in as moderator
-    /// and no longer does (the moderator they stood in for is back).
+    /// token it showed) if it came back, a moderator at least if
+    /// `moderator`. Returns who stood in as moderator and no longer does
+    /// (the moderator they stood in for is back).
     pub fn entered(
         &mut self,
         (id, token, rejoin): (ParticipantId, &str, Option<&str>),
-        moderator: bool,
+        mut moderator: bool,
         now: Instant,
     ) -> Vec<ParticipantId> {
+        self.settle(now);
         let mut demoted = Vec::new();
         if let Some(shown) = rejoin {
-            // A way back is used once.
+            // A way back is used once, and gives back the role it kept
+            // (whether the door said so at the knock or now).
             let at = self
                 .returning
                 .iter()
-                .position(|r| now < r.until && secret::equal(r.token.as_bytes(), shown.as_bytes()));
+                .position(|r| secret::equal(r.token.as_bytes(), shown.as_bytes()));
             if let Some(back) = at.and_then(|i| self.returning.remove(i)) {
                 if back.moderator {
+                    moderator = true;
                     for m in self.members.iter_mut().filter(|m| m.stand_in) {
                         m.moderator = false;
                         m.stand_in = false;
@@ -159,17 +163,18 @@ impl Door {
     pub fn left(&mut self, id: ParticipantId, why: Leaving, now: Instant) -> Option<ParticipantId> {
         let at = self.members.iter().position(|m| m.id == id)?;
         let gone = self.members.remove(at);
-        self.returning.retain(|r| now < r.until);
         if why == Leaving::Lost {
+            // A stand-in keeps no role to come back to: it was lent.
             self.returning.push_back(Returning {
                 token: gone.token,
-                moderator: gone.moderator,
+                moderator: gone.moderator && !gone.stand_in,
                 until: now + RETURN_WINDOW,
             });
             while self.returning.len() > REMEMBERED {
                 self.returning.pop_front();
             }
         }
+        self.settle(now);
         if self.members.iter().any(|m| m.moderator) {
             return None;
         }
@@ -179,6 +184,17 @@ impl Door {
         first.moderator = true;
         first.stand_in = awaited;
         Some(first.id)
+    }
+
+    /// Forgets the ways back that expired; a stand-in whose moderator can
+    /// no longer come back is a moderator of its own.
+    fn settle(&mut self, now: Instant) {
+        self.returning.retain(|r| now < r.until);
+        if !self.returning.iter().any(|r| r.moderator) {
+            for m in &mut self.members {
+                m.stand_in = false;
+            }
+        }
     }
 
     pub fn is_moderator(&self, id: ParticipantId) -> bool {
@@ -435,6 +451,57 @@ mod tests {
         );
         assert_eq!(door.entered(came(&back(11, 1)), true, now), vec![2]);
         assert!(door.is_moderator(11) && !door.is_moderator(2));
+    }
+
+    #[test]
+    fn a_stand_in_lost_in_turn_comes_back_without_the_role() {
+        let now = Instant::now();
+        let mut door = Door::default();
+        for id in 1..=3 {
+            enter(&mut door, &req(id), now).unwrap();
+        }
+        // A shared outage: the moderator 1, then its stand-in 2.
+        assert_eq!(door.left(1, Leaving::Lost, now), Some(2));
+        assert_eq!(door.left(2, Leaving::Lost, now), Some(3));
+        assert_eq!(
+            door.check(&back(12, 2), now),
+            Ok(Entry::Enter { moderator: false })
+        );
+        assert!(door.entered(came(&back(12, 2)), false, now).is_empty());
+        assert!(door.is_moderator(3) && !door.is_moderator(12));
+        // The moderator comes back: the role is its alone again.
+        assert_eq!(door.entered(came(&back(11, 1)), true, now), vec![3]);
+        assert_eq!(door.moderators().collect::<Vec<_>>(), vec![11]);
+    }
+
+    #[test]
+    fn a_moderator_let_in_from_the_lobby_by_its_old_token_moderates() {
+        let now = Instant::now();
+        let mut door = closed_door(now);
+        // Its page knocked before its old place was given up; by the time
+        // it is let in, the way back is open and its role kept.
+        assert_eq!(door.left(1, Leaving::Lost, now), Some(2));
+        assert_eq!(door.entered(came(&back(11, 1)), false, now), vec![2]);
+        assert!(door.is_moderator(11));
+        assert_eq!(door.moderators().count(), 1);
+    }
+
+    #[test]
+    fn a_stand_in_whose_moderator_never_returns_keeps_the_role() {
+        let now = Instant::now();
+        let mut door = closed_door(now);
+        door.left(1, Leaving::Lost, now);
+        let later = now + RETURN_WINDOW;
+        // Someone else, a moderator by its token, comes and goes: the
+        // stand-in is not demoted by it.
+        let token_moderator = JoinRequest {
+            moderator: true,
+            ..req(5)
+        };
+        enter(&mut door, &token_moderator, later).unwrap();
+        door.left(5, Leaving::Lost, later);
+        assert!(door.entered(came(&back(15, 5)), true, later).is_empty());
+        assert!(door.is_moderator(2));
     }
 
     #[test]
