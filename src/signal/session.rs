@@ -49,6 +49,16 @@ struct Joined {
     worker: WorkerHandle,
 }
 
+impl Joined {
+    /// Out of the room (or its lobby) on the worker, and no more of its
+    /// events to this socket.
+    fn leave(&self) {
+        self.worker.post(Command::Leave {
+            participant: self.id,
+        });
+    }
+}
+
 /// Waiting in a room's lobby: in once a moderator lets it in.
 struct Knocking {
     joined: Joined,
@@ -302,10 +312,7 @@ impl Session {
                 Ok(vec![])
             }
             ClientMessage::SetPassword { password } => {
-                let password = match password {
-                    Some(p) => Some(clean_password(&p)?),
-                    None => None,
-                };
+                let password = password.as_deref().map(check_password).transpose()?;
                 self.moderate(|participant| Command::SetPassword {
                     participant,
                     password,
@@ -316,22 +323,8 @@ impl Session {
                 self.moderate(|participant| Command::SetLobby { participant, on })
                     .await
             }
-            ClientMessage::Admit { id } => {
-                self.moderate(|participant| Command::Admit {
-                    participant,
-                    knocker: id,
-                    admit: true,
-                })
-                .await
-            }
-            ClientMessage::Refuse { id } => {
-                self.moderate(|participant| Command::Admit {
-                    participant,
-                    knocker: id,
-                    admit: false,
-                })
-                .await
-            }
+            ClientMessage::Admit { id } => self.answer_knock(id, true).await,
+            ClientMessage::Refuse { id } => self.answer_knock(id, false).await,
             ClientMessage::Remove { id } => {
                 self.moderate(|participant| Command::Remove {
                     participant,
@@ -341,12 +334,10 @@ impl Session {
             }
             ClientMessage::Leave => {
                 if let Some(k) = self.knocking.take() {
-                    k.joined.worker.post(Command::Leave {
-                        participant: k.joined.id,
-                    });
+                    k.joined.leave();
                 }
                 if let Some(j) = self.joined.take() {
-                    j.worker.post(Command::Leave { participant: j.id });
+                    j.leave();
                     tracing::info!(peer = j.id, room = %privacy::room(&j.room), "participant left");
                 }
                 Ok(vec![])
@@ -396,7 +387,7 @@ impl Session {
             .map_err(|e| ServerMessage::error(ErrorCode::InvalidRoom, e.to_string()))?;
         let pass = self.check_room_token(jwt.as_deref(), &room)?;
         let moderator = pass.as_ref().is_some_and(|p| p.moderator);
-        let password = password.as_deref().map(clean_password).transpose()?;
+        let password = password.as_deref().map(check_password).transpose()?;
         let rejoin = rejoin.filter(|t| crate::ids::is_resume_token(t));
         // A token's name is the name: nobody enters under another on it.
         let name = match pass.and_then(|p| p.name) {
@@ -486,6 +477,20 @@ impl Session {
             resumed: false,
             ice_servers: self.ice_servers(id),
         }
+    }
+
+    /// A moderator lets `knocker` in, or not.
+    async fn answer_knock(
+        &self,
+        knocker: ParticipantId,
+        admit: bool,
+    ) -> Result<Vec<ServerMessage>, ServerMessage> {
+        self.moderate(|participant| Command::Admit {
+            participant,
+            knocker,
+            admit,
+        })
+        .await
     }
 
     /// A moderator's command about its room.
@@ -646,15 +651,13 @@ impl Session {
             PeerEvent::Refused { reason } => {
                 // Its events no longer come here.
                 if let Some(k) = self.knocking.take() {
-                    k.joined.worker.post(Command::Leave {
-                        participant: k.joined.id,
-                    });
+                    k.joined.leave();
                 }
                 vec![ServerMessage::error(ErrorCode::LobbyRefused, reason)]
             }
             PeerEvent::Removed => {
                 if let Some(j) = self.joined.take() {
-                    j.worker.post(Command::Leave { participant: j.id });
+                    j.leave();
                 }
                 vec![ServerMessage::error(
                     ErrorCode::Removed,
@@ -675,9 +678,7 @@ impl Session {
     /// a resume; someone waiting in a lobby leaves it.
     fn detach(&mut self) {
         if let Some(k) = self.knocking.take() {
-            k.joined.worker.post(Command::Leave {
-                participant: k.joined.id,
-            });
+            k.joined.leave();
         }
         if let Some(j) = self.joined.take() {
             j.worker.post(Command::Detach {
@@ -704,7 +705,7 @@ struct Entry {
 
 /// A room password as given: 1 to [`MAX_PASSWORD_CHARS`] characters,
 /// compared as typed (spaces included).
-fn clean_password(password: &str) -> Result<String, ServerMessage> {
+fn check_password(password: &str) -> Result<String, ServerMessage> {
     let len = password.chars().count();
     if (1..=MAX_PASSWORD_CHARS).contains(&len) {
         Ok(password.to_string())

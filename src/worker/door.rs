@@ -215,8 +215,13 @@ impl Door {
         self.knocks.remove(at)
     }
 
-    /// Everyone waiting, taken out of the lobby (the lobby was turned off,
-    /// or nobody is left to let them in).
+    /// Who waits, first come first.
+    pub fn waiting(&self) -> impl Iterator<Item = ParticipantId> + '_ {
+        self.knocks.iter().map(|k| k.info.id)
+    }
+
+    /// Everyone waiting, taken out of the lobby: nobody is left to let
+    /// them in.
     pub fn take_all_knocks(&mut self) -> Vec<JoinRequest> {
         self.knocks.drain(..).collect()
     }
@@ -292,11 +297,18 @@ mod tests {
         Ok(entry)
     }
 
+    /// A door with 1 (its moderator) to `n` in.
+    fn door_of(n: ParticipantId, now: Instant) -> Door {
+        let mut door = Door::default();
+        for id in 1..=n {
+            enter(&mut door, &req(id), now).unwrap();
+        }
+        door
+    }
+
     /// A door with 1 (moderator) and 2 in, locked, its lobby on.
     fn closed_door(now: Instant) -> Door {
-        let mut door = Door::default();
-        enter(&mut door, &req(1), now).unwrap();
-        enter(&mut door, &req(2), now).unwrap();
+        let mut door = door_of(2, now);
         door.set_lobby(true);
         door.set_password(Some("secret".into()));
         door
@@ -320,8 +332,7 @@ mod tests {
     #[test]
     fn a_locked_room_wants_the_right_password() {
         let now = Instant::now();
-        let mut door = Door::default();
-        enter(&mut door, &req(1), now).unwrap();
+        let mut door = door_of(1, now);
         door.set_password(Some("tulipe rouge".into()));
         assert_eq!(door.check(&req(2), now), Err(WorkerError::PasswordRequired));
         let mut wrong = req(2);
@@ -350,8 +361,7 @@ mod tests {
     #[test]
     fn the_lobby_holds_newcomers_until_taken_out() {
         let now = Instant::now();
-        let mut door = Door::default();
-        enter(&mut door, &req(1), now).unwrap();
+        let mut door = door_of(1, now);
         door.set_lobby(true);
         for id in 2..2 + MAX_KNOCKS as u64 {
             assert_eq!(door.check(&req(id), now), Ok(Entry::Knock));
@@ -367,8 +377,7 @@ mod tests {
     #[test]
     fn one_network_cannot_fill_the_lobby() {
         let now = Instant::now();
-        let mut door = Door::default();
-        enter(&mut door, &req(1), now).unwrap();
+        let mut door = door_of(1, now);
         door.set_lobby(true);
         let from = |id, network: &str| JoinRequest {
             network: Some(network.into()),
@@ -414,10 +423,7 @@ mod tests {
     #[test]
     fn who_left_or_was_removed_has_no_way_back() {
         let now = Instant::now();
-        let mut door = Door::default();
-        for id in 1..=3 {
-            enter(&mut door, &req(id), now).unwrap();
-        }
+        let mut door = door_of(3, now);
         door.set_lobby(true);
         door.set_password(Some("secret".into()));
         // 2 lost its media and came back as 12; then 12 is removed.
@@ -456,10 +462,7 @@ mod tests {
     #[test]
     fn a_stand_in_lost_in_turn_comes_back_without_the_role() {
         let now = Instant::now();
-        let mut door = Door::default();
-        for id in 1..=3 {
-            enter(&mut door, &req(id), now).unwrap();
-        }
+        let mut door = door_of(3, now);
         // A shared outage: the moderator 1, then its stand-in 2.
         assert_eq!(door.left(1, Leaving::Lost, now), Some(2));
         assert_eq!(door.left(2, Leaving::Lost, now), Some(3));
@@ -507,10 +510,7 @@ mod tests {
     #[test]
     fn when_the_last_moderator_leaves_the_longest_there_moderates() {
         let now = Instant::now();
-        let mut door = Door::default();
-        for id in 1..=3 {
-            enter(&mut door, &req(id), now).unwrap();
-        }
+        let mut door = door_of(3, now);
         assert_eq!(door.left(2, Leaving::Left, now), None);
         assert_eq!(door.left(1, Leaving::Left, now), Some(3));
         assert!(door.is_moderator(3));

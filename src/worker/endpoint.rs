@@ -64,17 +64,17 @@ fn room_of<'a>(
     Ok((route, room))
 }
 
-/// The room of `participant`, if it moderates it.
+/// The route and room of `participant`, if it moderates that room.
 fn moderated<'a>(
     routes: &HashMap<ParticipantId, Route>,
     rooms: &'a mut HashMap<RoomKey, Room>,
     participant: ParticipantId,
-) -> Result<&'a mut Room, WorkerError> {
-    let (_, room) = room_of(routes, rooms, participant)?;
+) -> Result<(Route, &'a mut Room), WorkerError> {
+    let (route, room) = room_of(routes, rooms, participant)?;
     if !room.door().is_moderator(participant) {
         return Err(WorkerError::NotModerator);
     }
-    Ok(room)
+    Ok((route, room))
 }
 
 /// The state of one worker's media plane.
@@ -245,19 +245,19 @@ impl Endpoint {
                 Ok(Reply::Done)
             }
             Command::Leave { participant } => {
-                self.stop_knocking(participant);
+                self.take_knock(participant);
                 self.remove(participant, Departure::Left, now);
-                Ok(Reply::Done)
-            }
-            // Someone waiting in a lobby that loses its signalling has
-            // nobody to be let in for: it leaves the lobby.
-            Command::Detach { participant, .. } if self.stop_knocking(participant) => {
                 Ok(Reply::Done)
             }
             Command::Detach {
                 participant,
                 session,
             } => {
+                // Someone waiting in a lobby that loses its signalling has
+                // nobody to be let in for: it leaves the lobby.
+                if self.take_knock(participant).is_some() {
+                    return Ok(Reply::Done);
+                }
                 let (_, room) = room_of(&self.routes, &mut self.rooms, participant)?;
                 if room.detach(participant, session, now) {
                     tracing::info!(
@@ -296,20 +296,22 @@ impl Endpoint {
                 participant,
                 password,
             } => {
-                let room = moderated(&self.routes, &mut self.rooms, participant)?;
+                let (_, room) = moderated(&self.routes, &mut self.rooms, participant)?;
                 room.door_mut().set_password(password);
                 room.tell_everyone_settings(&mut self.out);
                 Ok(Reply::Done)
             }
             Command::SetLobby { participant, on } => {
-                let room = moderated(&self.routes, &mut self.rooms, participant)?;
+                let (_, room) = moderated(&self.routes, &mut self.rooms, participant)?;
                 room.door_mut().set_lobby(on);
                 room.tell_everyone_settings(&mut self.out);
                 if !on {
                     // Whoever waits was waiting for this door to open.
-                    let waiting = room.door_mut().take_all_knocks();
-                    for req in waiting {
-                        self.let_in(req, now);
+                    let waiting: Vec<ParticipantId> = room.door().waiting().collect();
+                    for id in waiting {
+                        if let Some(req) = self.take_knock(id) {
+                            self.let_in(req, now);
+                        }
                     }
                 }
                 Ok(Reply::Done)
@@ -319,9 +321,8 @@ impl Endpoint {
                 knocker,
                 admit,
             } => {
-                let key = self.routes.get(&participant).map(|r| r.room);
-                moderated(&self.routes, &mut self.rooms, participant)?;
-                if key.is_none() || self.knocking.get(&knocker).copied() != key {
+                let (route, _) = moderated(&self.routes, &mut self.rooms, participant)?;
+                if self.knocking.get(&knocker) != Some(&route.room) {
                     return Err(WorkerError::NoSuchPerson);
                 }
                 let req = self.take_knock(knocker).ok_or(WorkerError::NoSuchPerson)?;
@@ -340,9 +341,8 @@ impl Endpoint {
                 participant,
                 target,
             } => {
-                let room = self.routes.get(&participant).map(|r| r.room);
-                moderated(&self.routes, &mut self.rooms, participant)?;
-                if room.is_none() || self.routes.get(&target).map(|r| r.room) != room {
+                let (route, _) = moderated(&self.routes, &mut self.rooms, participant)?;
+                if self.routes.get(&target).map(|r| r.room) != Some(route.room) {
                     return Err(WorkerError::NoSuchPerson);
                 }
                 tracing::info!(peer = target, by = participant, "removed by a moderator");
@@ -438,7 +438,8 @@ impl Endpoint {
         Ok(others)
     }
 
-    /// Takes `id` out of its room's lobby, and tells the moderators.
+    /// The one way out of a lobby: takes `id` out of its room's, and tells
+    /// the moderators.
     fn take_knock(&mut self, id: ParticipantId) -> Option<JoinRequest> {
         let key = self.knocking.remove(&id)?;
         let room = self.rooms.get_mut(&key)?;
@@ -447,19 +448,11 @@ impl Endpoint {
         req
     }
 
-    /// Whether `id` was waiting in a lobby (it no longer is).
-    fn stop_knocking(&mut self, id: ParticipantId) -> bool {
-        self.take_knock(id).is_some()
-    }
-
-    /// Lets in someone who knocked: told [`PeerEvent::Admitted`] before
-    /// anything its entry causes, or [`PeerEvent::Refused`] if the room
-    /// filled meanwhile.
+    /// Lets in someone taken out of a lobby: told [`PeerEvent::Admitted`]
+    /// before anything its entry causes, or [`PeerEvent::Refused`] if the
+    /// room filled meanwhile.
     fn let_in(&mut self, req: JoinRequest, now: Instant) {
         let id = req.info.id;
-        if let Some(room) = self.knocking.remove(&id).and_then(|k| self.rooms.get(&k)) {
-            room.tell_moderators(PeerEvent::KnockEnded { id }, &mut self.out);
-        }
         let at = self.out.events.len();
         let told = match self.enter(req, false, now) {
             Ok(others) => PeerEvent::Admitted { others },
