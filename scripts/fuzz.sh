@@ -6,7 +6,8 @@
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]   (default: 600 s, every target)
 #
-# Each target starts from fuzz/seeds/TARGET and keeps what it learns in
+# Each target starts from fuzz/seeds/TARGET (config also from config/, the
+# example files) and keeps what it learns in
 # fuzz/corpus/TARGET. A crash stops the run: its input is in
 # fuzz/artifacts/TARGET/; copy it into fuzz/regressions/TARGET/ and
 # `cargo test` replays it from then on.
@@ -37,7 +38,10 @@ for t in "${targets[@]}"; do
   # -rss_limit_mb: one input must not take more than a browser tab would.
   # The binaries of the one build above: sources edited meanwhile do not
   # change what this run fuzzes.
-  if ! "$bin/$t" "corpus/$t" "seeds/$t" \
+  # The configuration target starts from the example files themselves.
+  seeds=("seeds/$t")
+  [ "$t" = config ] && seeds+=(../config)
+  if ! "$bin/$t" "corpus/$t" "${seeds[@]}" \
       -max_total_time="$seconds" -rss_limit_mb=1024 -timeout=10 \
       -print_final_stats=1 -close_fd_mask=1 >"$log" 2>&1; then
     tail -40 "$log"

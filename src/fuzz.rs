@@ -229,16 +229,25 @@ mod tests {
         ("config", super::config),
     ];
 
-    /// The seeds, and every input that once crashed a target (kept in
+    /// The seeds (the example configuration files among them), and every
+    /// input that once crashed a target (kept in
     /// `fuzz/regressions/TARGET/`), go through the targets on every test
     /// run, without cargo fuzz.
     #[test]
     fn seeds_and_past_crashes_pass() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         for (name, target) in TARGETS {
             let mut replayed = 0;
-            for folder in ["seeds", "regressions"] {
-                let Ok(entries) = std::fs::read_dir(root.join(folder).join(name)) else {
+            let mut folders = vec![
+                root.join("fuzz/seeds").join(name),
+                root.join("fuzz/regressions").join(name),
+            ];
+            // The configuration target's seeds are the example files too.
+            if name == "config" {
+                folders.push(root.join("config"));
+            }
+            for folder in folders {
+                let Ok(entries) = std::fs::read_dir(folder) else {
                     continue;
                 };
                 for entry in entries {

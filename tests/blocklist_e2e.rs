@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::browser::Browser;
 use common::{
-    join, loadtest_bin, still_decoding, tcp_from, wait_for, wait_full_mesh, ws_from, Server,
+    call_of_two, loadtest_bin, still_decoding, tcp_from, wait_for, wait_full_mesh, ws_from, Server,
 };
 use serde_json::Value;
 use tokio::io::AsyncReadExt;
@@ -89,11 +89,7 @@ async fn a_blocked_network_gets_nothing_until_a_sighup_lifts_it() {
     let server = Server::start_args(&["--config", config.to_str().unwrap()]);
 
     let browser = Browser::launch().await;
-    let call = vec![
-        join(&browser, &server.http, "famille", "Ana").await,
-        join(&browser, &server.http, "famille", "Ben").await,
-    ];
-    wait_full_mesh("the call is up", &call, Duration::from_secs(20)).await;
+    let call = call_of_two(&browser, &server.http, "famille").await;
     let tabs = [&call[0].0, &call[1].0];
 
     // Blocked: no page, no signalling, no media.

@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::browser::Browser;
-use common::{join, join_answer, still_decoding, wait_for, wait_full_mesh, ws_from, Server};
+use common::{call_of_two, join_answer, still_decoding, wait_for, wait_full_mesh, ws_from, Server};
 use futures_util::{SinkExt, StreamExt};
 use parloir::limits;
 use serde_json::{json, Value};
@@ -24,11 +24,7 @@ fn join_msg(room: &str) -> Value {
 async fn floods_from_one_address_leave_the_others_their_calls() {
     let server = Server::start();
     let browser = Browser::launch().await;
-    let call = vec![
-        join(&browser, &server.http, "famille", "Ana").await,
-        join(&browser, &server.http, "famille", "Ben").await,
-    ];
-    wait_full_mesh("the call is up", &call, Duration::from_secs(20)).await;
+    let call = call_of_two(&browser, &server.http, "famille").await;
     let tabs = [&call[0].0, &call[1].0];
     let rss_before = server.rss_kib();
 

@@ -18,7 +18,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::browser::Browser;
-use common::{join, still_decoding, tcp_from, wait_full_mesh, ws_from, Server};
+use common::{call_of_two, still_decoding, tcp_from, ws_from, Server};
 use futures_util::StreamExt;
 use parloir::limits::{IDLE, PING_EVERY};
 use parloir::roles::http_port::{HEADER_DEADLINE, OPENING_DEADLINE};
@@ -89,35 +89,28 @@ async fn idle_and_slow_sockets_are_closed_and_harm_nobody() {
     let server = Server::start();
     let base = server.http.clone();
     let browser = Browser::launch().await;
-    let mut call = Vec::new();
-    for name in ["Ana", "Ben"] {
-        call.push(join(&browser, &base, "salle-des-familles", name).await);
-    }
-    wait_full_mesh("Ana and Ben in a call", &call, Duration::from_secs(20)).await;
+    let call = call_of_two(&browser, &base, "salle-des-familles").await;
     let rss_before = server.rss_kib();
 
     // Someone quiet but alive: answers pings (tungstenite does while read).
     let mut quiet = ws_from(&server, "127.0.0.3").await.expect("a socket");
     let quiet_task = tokio::spawn(async move { while let Some(Ok(_)) = quiet.next().await {} });
 
+    let attacker = || async {
+        tcp_from(ATTACKER, server.http_addr())
+            .await
+            .expect("connect")
+    };
     let start = Instant::now();
     let (mut silent, mut slow, mut kept) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..EACH {
-        silent.push(
-            tcp_from(ATTACKER, server.http_addr())
-                .await
-                .expect("connect"),
-        );
-        let mut s = tcp_from(ATTACKER, server.http_addr())
-            .await
-            .expect("connect");
+        silent.push(attacker().await);
+        let mut s = attacker().await;
         s.write_all(b"GET / HTTP/1.1\r\nHost: parloir\r\nX-Slow: ")
             .await
             .unwrap();
         slow.push(s);
-        let mut k = tcp_from(ATTACKER, server.http_addr())
-            .await
-            .expect("connect");
+        let mut k = attacker().await;
         k.write_all(b"GET /healthz HTTP/1.1\r\nHost: parloir\r\n\r\n")
             .await
             .unwrap();

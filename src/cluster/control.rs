@@ -324,28 +324,50 @@ mod tests {
     use crate::ids::ParticipantInfo;
     use crate::worker::JoinRequest;
 
+    /// A join with every field set.
+    fn full_join() -> Command {
+        Command::Join {
+            req: JoinRequest {
+                room: "r".into(),
+                info: ParticipantInfo {
+                    id: 7,
+                    name: "Dupré".into(),
+                    state: crate::ids::ParticipantState::joining(true, false),
+                },
+                token: "t".into(),
+                max_participants: 12,
+                last_n: 9,
+                session: 9,
+                password: Some("tulipe rouge".into()),
+                moderator: true,
+                rejoin: Some("aB3dE5gH7jK9mN1pQ3sT5v".into()),
+                network: Some("0123456789abcdef".into()),
+            },
+        }
+    }
+
     /// The wire format is the command itself, numbered: what one version
     /// writes, the other reads, field for field.
     #[test]
     fn commands_cross_the_wire_unchanged() {
         let cmds = [
-            Command::Join {
-                req: JoinRequest {
-                    room: "r".into(),
-                    info: ParticipantInfo {
-                        id: 7,
-                        name: "Dupré".into(),
-                        state: crate::ids::ParticipantState::joining(true, false),
-                    },
-                    token: "t".into(),
-                    max_participants: 12,
-                    last_n: 9,
-                    session: 9,
-                    password: None,
-                    moderator: false,
-                    rejoin: None,
-                    network: None,
-                },
+            full_join(),
+            Command::SetPassword {
+                participant: 7,
+                password: None,
+            },
+            Command::SetLobby {
+                participant: 7,
+                on: true,
+            },
+            Command::Admit {
+                participant: 7,
+                knocker: 8,
+                admit: false,
+            },
+            Command::Remove {
+                participant: 7,
+                target: 8,
             },
             Command::Answer {
                 participant: 7,
@@ -369,10 +391,62 @@ mod tests {
             let back: Request = serde_json::from_str(&text).unwrap();
             assert_eq!((back.id, back.cmd), (5, cmd));
         }
+        // A join from a signal server older than the room's door (its
+        // fields absent): no password, not a moderator, no way back.
+        let mut older = serde_json::to_value(Request {
+            id: 1,
+            cmd: full_join(),
+        })
+        .unwrap();
+        for field in ["password", "moderator", "rejoin", "network"] {
+            older["req"].as_object_mut().unwrap().remove(field);
+        }
+        match serde_json::from_value::<Request>(older).unwrap().cmd {
+            Command::Join { req } => {
+                assert!(req.password.is_none() && !req.moderator);
+                assert!(req.rejoin.is_none() && req.network.is_none());
+            }
+            other => panic!("{other:?}"),
+        }
         let text = r#"{"id":1,"op":"answer","participant":7,"offer":3,"sdp":"x"}"#;
         assert!(matches!(
             serde_json::from_str::<Request>(text).unwrap().cmd,
             Command::Answer { offer: 3, .. }
         ));
+    }
+
+    /// What a worker sends back about the door crosses the wire too.
+    #[test]
+    fn door_replies_and_events_cross_the_wire_unchanged() {
+        let sent = [
+            FromWorker::Reply {
+                id: 3,
+                result: Ok(Reply::Knocking),
+            },
+            FromWorker::Reply {
+                id: 4,
+                result: Err(WorkerError::PasswordWrong),
+            },
+            FromWorker::Event {
+                participant: 7,
+                event: PeerEvent::Knocking {
+                    id: 8,
+                    name: "Zoé".into(),
+                },
+            },
+            FromWorker::Event {
+                participant: 8,
+                event: PeerEvent::Admitted { others: vec![] },
+            },
+            FromWorker::Event {
+                participant: 8,
+                event: PeerEvent::Removed,
+            },
+        ];
+        for msg in sent {
+            let text = serde_json::to_string(&msg).unwrap();
+            let back: FromWorker = serde_json::from_str(&text).unwrap();
+            assert_eq!(format!("{back:?}"), format!("{msg:?}"), "{text}");
+        }
     }
 }

@@ -199,6 +199,17 @@ pub async fn join<'a>(browser: &'a Browser, base: &str, room: &str, name: &str) 
     (tab, id)
 }
 
+/// Ana and Ben in `room`, seeing and hearing each other: the call that
+/// must go on while a test does something else to the server.
+pub async fn call_of_two<'a>(browser: &'a Browser, base: &str, room: &str) -> Vec<(Tab<'a>, u64)> {
+    let call = vec![
+        join(browser, base, room, "Ana").await,
+        join(browser, base, room, "Ben").await,
+    ];
+    wait_full_mesh("Ana and Ben in a call", &call, Duration::from_secs(20)).await;
+    call
+}
+
 pub fn others(all: &[u64], me: u64) -> BTreeSet<u64> {
     all.iter().copied().filter(|i| *i != me).collect()
 }
