@@ -15,6 +15,7 @@ pub mod config;
 #[doc(hidden)]
 pub mod fuzz;
 pub(crate) mod ids;
+pub mod memory;
 pub(crate) mod metrics;
 pub mod net;
 pub mod privacy;

@@ -95,6 +95,7 @@ fn main() -> anyhow::Result<()> {
             None => serve(cli.serve).await,
             Some(Command::Serve(a)) => serve(a).await,
             Some(Command::Signal(flags)) => {
+                parloir::memory::spawn_trimmer();
                 let reload =
                     access_reload(&flags, |c: &parloir::config::SignalConfig| c.access_rules());
                 let running = roles::signal::start(flags.resolve()?, Some(reload)).await?;
@@ -103,6 +104,7 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Some(Command::Worker(flags)) => {
+                parloir::memory::spawn_trimmer();
                 let reload =
                     access_reload(&flags, |c: &parloir::config::WorkerConfig| c.access_rules());
                 roles::worker::run(flags.resolve()?, Some(reload)).await?;
@@ -170,6 +172,7 @@ where
 }
 
 async fn serve(flags: Flags<ServeLayer>) -> anyhow::Result<()> {
+    parloir::memory::spawn_trimmer();
     let reload = access_reload(&flags, |c: &parloir::config::ServeConfig| c.access_rules());
     let (running, media) = roles::serve::start(flags.resolve()?, Some(reload)).await?;
     tracing::info!(%media, "Parloir is running");

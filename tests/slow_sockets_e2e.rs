@@ -18,7 +18,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::browser::Browser;
-use common::{call_of_two, still_decoding, tcp_from, ws_from, Server};
+use common::{call_of_two, memory_back_to, still_decoding, tcp_from, ws_from, Server};
 use futures_util::StreamExt;
 use parloir::limits::{IDLE, PING_EVERY};
 use parloir::roles::http_port::{HEADER_DEADLINE, OPENING_DEADLINE};
@@ -148,7 +148,7 @@ async fn idle_and_slow_sockets_are_closed_and_harm_nobody() {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let rss_after = server.rss_kib();
+    let rss_after = memory_back_to(&server, rss_before, "the slow sockets").await;
 
     println!(
         "{} connections of each kind from {ATTACKER}, opened in {:.1} s:",
@@ -162,11 +162,12 @@ async fn idle_and_slow_sockets_are_closed_and_harm_nobody() {
             k.latest().as_secs_f64()
         );
     }
+    let mib = |kib: u64| kib as f64 / 1024.0;
     println!(
-        "server memory: {} MiB before, {} MiB with them open, {} MiB after",
-        rss_before / 1024,
-        rss_flooded / 1024,
-        rss_after / 1024
+        "server memory (anonymous, resident): {:.1} MiB before, {:.1} MiB with them open, {:.1} MiB after",
+        mib(rss_before),
+        mib(rss_flooded),
+        mib(rss_after)
     );
 
     // Each kind at its own deadline: not before (every one was opened
@@ -188,8 +189,4 @@ async fn idle_and_slow_sockets_are_closed_and_harm_nobody() {
     quiet_task.abort();
     let tabs: Vec<_> = call.iter().map(|(t, _)| t).collect();
     still_decoding(&tabs, Duration::from_secs(10)).await;
-    assert!(
-        rss_after <= rss_before + 16 * 1024,
-        "memory after: {rss_after} KiB, before: {rss_before} KiB"
-    );
 }

@@ -101,12 +101,15 @@ impl Server {
         self.proc_.signal(sig);
     }
 
-    /// Resident memory of the process, KiB.
+    /// Memory of its own the process holds resident, KiB: anonymous pages
+    /// (heap, stacks). The binary's code pages, read from the file as new
+    /// paths run, are shared, clean and given back by the system when it
+    /// needs them: they are not what a flood costs.
     pub fn rss_kib(&self) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.proc_.pid()))
             .unwrap_or_default()
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix("RssAnon:"))
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
             .unwrap_or(0)
     }
@@ -115,6 +118,33 @@ impl Server {
 pub fn free_udp_port() -> u16 {
     let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
     s.local_addr().expect("addr").port()
+}
+
+/// How near its level before a flood a server's memory must come back:
+/// what a flood may leave is its limiters' entries and the allocator's
+/// bookkeeping, not its connections.
+pub const MEMORY_LEVEL_KIB: u64 = 4 * 1024;
+
+/// Waits for the server's resident memory to come back within
+/// [`MEMORY_LEVEL_KIB`] of `level`; what it then is.
+pub async fn memory_back_to(server: &Server, level: u64, after: &str) -> u64 {
+    let started = Instant::now();
+    let what = format!("memory back to its level after {after}");
+    let rss = wait_for(&what, Duration::from_secs(20), || async {
+        let rss = server.rss_kib();
+        if rss <= level + MEMORY_LEVEL_KIB {
+            return Some(rss);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        None
+    })
+    .await;
+    eprintln!(
+        "memory back within {} MiB of its level {:.1} s after {after}",
+        MEMORY_LEVEL_KIB / 1024,
+        started.elapsed().as_secs_f64()
+    );
+    rss
 }
 
 /// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
