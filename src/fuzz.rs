@@ -54,6 +54,8 @@ fn endpoint(now: Instant) -> Option<Endpoint> {
         moderator: false,
         rejoin: None,
         network: None,
+        door: None,
+        vouched: false,
     };
     ep.handle_command(now, Command::Join { req }).ok()?;
     Some(ep)

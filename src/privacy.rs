@@ -83,6 +83,31 @@ pub fn network_id(ip: IpAddr, cluster_secret: Option<&str>) -> String {
         .collect()
 }
 
+/// A room password as the cluster compares and keeps it: an HMAC of the
+/// room and the password under the cluster's secret (this process's own
+/// random key without one, when a single signal server does everything).
+/// Workers, Redis and logs never hold a password as typed, a digest is the
+/// same on every signal server of a cluster, and one password in two rooms
+/// gives two digests.
+pub fn password_digest(room: &str, password: &str, cluster_secret: Option<&str>) -> String {
+    static OWN_KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    let key = match cluster_secret {
+        Some(secret) => secret.as_bytes(),
+        None => OWN_KEY.get_or_init(rand::random),
+    };
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+    let mut ctx = aws_lc_rs::hmac::Context::with_key(&key);
+    ctx.update(b"parloir room password\0");
+    ctx.update(room.as_bytes());
+    ctx.update(b"\0");
+    ctx.update(password.as_bytes());
+    ctx.sign()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,5 +137,32 @@ mod tests {
         assert_eq!(room("chambre-217").to_string(), "chambre-217");
         assert_eq!(client(ip).to_string(), "127.0.0.7");
         log_personal_data(false);
+    }
+
+    #[test]
+    fn a_password_is_kept_as_a_keyed_digest_of_its_room() {
+        let d = password_digest("chambre", "tulipe rouge", Some("a-cluster-secret"));
+        assert_eq!(d.len(), 64);
+        assert!(!d.contains("tulipe"));
+        assert_eq!(
+            d,
+            password_digest("chambre", "tulipe rouge", Some("a-cluster-secret"))
+        );
+        assert_ne!(
+            d,
+            password_digest("chambre", "tulipe", Some("a-cluster-secret"))
+        );
+        assert_ne!(
+            d,
+            password_digest("salon", "tulipe rouge", Some("a-cluster-secret"))
+        );
+        assert_ne!(
+            d,
+            password_digest("chambre", "tulipe rouge", Some("another-secret!!"))
+        );
+        // Without a cluster secret, this process's own key, the same each time.
+        let own = password_digest("chambre", "tulipe rouge", None);
+        assert_eq!(own, password_digest("chambre", "tulipe rouge", None));
+        assert_ne!(own, d);
     }
 }

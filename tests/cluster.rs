@@ -1,7 +1,8 @@
 //! Several workers on several addresses, two signal servers sharing a real
 //! Redis, real Chromium participants: placement by load, a room reached
-//! through both signal servers, failover after `kill -9`, drain, a worker
-//! with a wrong secret, and a real Prometheus scraping every node.
+//! through both signal servers, failover after `kill -9` (the room made anew
+//! still locked by its moderator's password), drain, a worker with a wrong
+//! secret, and a real Prometheus scraping every node.
 
 mod common;
 
@@ -11,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use common::browser::{Browser, Tab};
 use common::redis_server::Redis;
-use common::{frames_decoded, join, signalling_join, wait_for, wait_full_mesh_rejoined, Proc, Ws};
+use common::{
+    frames_decoded, join, signalling_join, until, wait_for, wait_full_mesh_rejoined, Proc, Ws,
+};
 use futures_util::SinkExt;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
@@ -337,8 +340,32 @@ async fn a_cluster_places_spreads_survives_and_drains() {
     }
     prometheus_sees_every_node(&targets, &["w1", "w2", "w3"]).await;
 
+    // Ana, first in, moderates: she locks the room with a password, which
+    // Ben and Chloe never typed.
+    until(
+        &ana,
+        "Ana moderates",
+        "window.parloir.state().moderator",
+        Duration::from_secs(10),
+    )
+    .await;
+    ana.eval(
+        "document.querySelector('#open-people').click();
+         document.querySelector('#lock-password').value = 'tulipe rouge';
+         document.querySelector('#lock-form').requestSubmit(); true",
+    )
+    .await;
+    until(
+        &ana,
+        "the room locked",
+        "window.parloir.state().locked",
+        Duration::from_secs(10),
+    )
+    .await;
+
     // kill -9 of the worker carrying the call: everyone is back, on another
-    // worker, without a page reload.
+    // worker, without a page reload, and the room made anew there is still
+    // locked.
     let mut old_ids = BTreeSet::new();
     for t in &tabs {
         t.eval("window.__sameDocument = true").await;
@@ -375,6 +402,22 @@ async fn a_cluster_places_spreads_survives_and_drains() {
             "no reload"
         );
     }
+    // Those who were in came back without the password; a stranger is
+    // asked for it, and a wrong one does not open the room made anew.
+    let stranger = serde_json::json!({"type": "join", "v": 1, "room": "busy-call", "name": "Eve"});
+    let (_ws, answer) = signalling_join(&u2, &stranger).await;
+    assert_eq!(answer["code"], "password-required", "{answer}");
+    let mut guess = stranger.clone();
+    guess["password"] = "tulipe".into();
+    let (_ws, answer) = signalling_join(&u1, &guess).await;
+    assert_eq!(answer["code"], "password-wrong", "{answer}");
+    until(
+        &ana,
+        "Ana told the room is still locked",
+        "window.parloir.state().locked",
+        Duration::from_secs(5),
+    )
+    .await;
     workers.remove(&busy);
     let now_on = wait_for(
         "the call reported by a live worker",

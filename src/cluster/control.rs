@@ -342,6 +342,11 @@ mod tests {
                 moderator: true,
                 rejoin: Some("aB3dE5gH7jK9mN1pQ3sT5v".into()),
                 network: Some("0123456789abcdef".into()),
+                door: Some(crate::worker::DoorSettings {
+                    password: Some("0f1e2d".into()),
+                    lobby: true,
+                }),
+                vouched: true,
             },
         }
     }

@@ -24,6 +24,7 @@ use super::room_token::{Pass, TokenError};
 use super::turn::IceServer;
 use super::{room_name, AppState, PlaceError};
 use crate::cluster::admission::Refusal;
+use crate::cluster::registry::Moment;
 use crate::ids::{new_participant_id, new_resume_token, ParticipantId};
 use crate::privacy;
 use crate::rate::TokenBucket;
@@ -47,6 +48,8 @@ struct Joined {
     id: ParticipantId,
     node: String,
     worker: WorkerHandle,
+    /// As the worker last said (`room-settings`).
+    moderator: bool,
 }
 
 impl Joined {
@@ -57,6 +60,14 @@ impl Joined {
             participant: self.id,
         });
     }
+}
+
+/// A call whose worker was lost: the session vouches, once, that its
+/// participant was in the room, so that it comes back through a door made
+/// anew on another worker without password or lobby (a moderator as one).
+struct Lost {
+    room: String,
+    moderator: bool,
 }
 
 /// Waiting in a room's lobby: in once a moderator lets it in.
@@ -78,6 +89,7 @@ pub async fn run(socket: WebSocket, state: AppState, client: IpAddr, _open: Opti
         id: rand::random(),
         joined: None,
         knocking: None,
+        lost: None,
         peer_tx,
     };
     let mut bucket = TokenBucket::new(BURST, Duration::from_secs(1) / RATE, Instant::now());
@@ -171,6 +183,7 @@ struct Session {
     id: SessionId,
     joined: Option<Joined>,
     knocking: Option<Knocking>,
+    lost: Option<Lost>,
     peer_tx: mpsc::Sender<PeerEvent>,
 }
 
@@ -313,6 +326,8 @@ impl Session {
             }
             ClientMessage::SetPassword { password } => {
                 let password = password.as_deref().map(check_password).transpose()?;
+                let room = self.joined.as_ref().map_or("", |j| j.room.as_str());
+                let password = password.map(|p| self.password_digest(room, &p));
                 self.moderate(|participant| Command::SetPassword {
                     participant,
                     password,
@@ -333,6 +348,7 @@ impl Session {
                 .await
             }
             ClientMessage::Leave => {
+                self.lost = None;
                 if let Some(k) = self.knocking.take() {
                     k.joined.leave();
                 }
@@ -386,8 +402,12 @@ impl Session {
         room_name::validate(&room)
             .map_err(|e| ServerMessage::error(ErrorCode::InvalidRoom, e.to_string()))?;
         let pass = self.check_room_token(jwt.as_deref(), &room)?;
-        let moderator = pass.as_ref().is_some_and(|p| p.moderator);
+        let vouched = self.lost.as_ref().filter(|l| l.room == room);
+        let moderator =
+            pass.as_ref().is_some_and(|p| p.moderator) || vouched.is_some_and(|l| l.moderator);
+        let vouched = vouched.is_some();
         let password = password.as_deref().map(check_password).transpose()?;
+        let password = password.map(|p| self.password_digest(&room, &p));
         let rejoin = rejoin.filter(|t| crate::ids::is_resume_token(t));
         // A token's name is the name: nobody enters under another on it.
         let name = match pass.and_then(|p| p.name) {
@@ -413,6 +433,16 @@ impl Session {
             })
             .await
             .map_err(|e| place_error(e, &control.config.partners, &room))?;
+        // What the room's moderators set, for a room made anew on this
+        // worker (its own was lost). Unread, the room would open: said.
+        let door = control
+            .registry
+            .door(&room, Moment::now())
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!("a room's door could not be read: {e}");
+                None
+            });
         let id = new_participant_id();
         let token = new_resume_token();
         let req = JoinRequest {
@@ -433,6 +463,8 @@ impl Session {
                 super::limits::key(client),
                 control.config.secret.as_deref(),
             )),
+            door,
+            vouched,
         };
         let reply = worker
             .join(req, self.peer_tx.clone())
@@ -443,7 +475,9 @@ impl Session {
             id,
             node,
             worker,
+            moderator,
         };
+        self.lost = None;
         match reply {
             Reply::Knocking => {
                 tracing::info!(peer = id, room = %privacy::room(&joined.room), "waiting in the lobby");
@@ -499,8 +533,21 @@ impl Session {
         cmd: impl FnOnce(ParticipantId) -> Command,
     ) -> Result<Vec<ServerMessage>, ServerMessage> {
         let (id, w) = self.current()?;
-        w.request(cmd(id), None).await.map_err(worker_error)?;
+        let reply = w.request(cmd(id), None).await.map_err(worker_error)?;
+        // The door changed: kept with the room, for a worker that would
+        // make it anew.
+        if let (Reply::Door { settings }, Some(j)) = (reply, &self.joined) {
+            let registry = &self.state.0.registry;
+            if let Err(e) = registry.set_door(&j.room, &settings, Moment::now()).await {
+                tracing::warn!("a room's door could not be kept: {e}");
+            }
+        }
         Ok(vec![])
+    }
+
+    /// A password as the cluster compares it (`privacy::password_digest`).
+    fn password_digest(&self, room: &str, password: &str) -> String {
+        privacy::password_digest(room, password, self.state.0.config.secret.as_deref())
     }
 
     async fn resume(
@@ -529,6 +576,7 @@ impl Session {
             id: participant,
             node,
             worker,
+            moderator: false,
         });
         let mut out = vec![ServerMessage::Welcome {
             v: protocol::VERSION,
@@ -629,6 +677,10 @@ impl Session {
                 if let Some(j) = self.joined.take() {
                     if j.worker.is_closed() {
                         self.state.0.pool.report_closed(&j.node);
+                        self.lost = Some(Lost {
+                            room: j.room,
+                            moderator: j.moderator,
+                        });
                     }
                 }
                 vec![ServerMessage::error(ErrorCode::MediaLost, reason)]
@@ -639,11 +691,16 @@ impl Session {
                 moderator,
                 locked,
                 lobby,
-            } => vec![ServerMessage::RoomSettings {
-                moderator,
-                locked,
-                lobby,
-            }],
+            } => {
+                if let Some(j) = &mut self.joined {
+                    j.moderator = moderator;
+                }
+                vec![ServerMessage::RoomSettings {
+                    moderator,
+                    locked,
+                    lobby,
+                }]
+            }
             PeerEvent::Admitted { others } => match self.knocking.take() {
                 Some(k) => vec![self.welcome(k.joined, others, k.token)],
                 None => vec![],

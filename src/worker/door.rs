@@ -13,11 +13,20 @@
 //! opens that way back: not leaving, not being removed. A moderator who
 //! comes back so takes its role back from whoever stood in.
 //!
+//! The door outlives the loss of its worker: the cluster keeps what the
+//! moderators set ([`DoorSettings`]), and a room made anew on another
+//! worker starts behind the same password and lobby. Nobody moderates such
+//! a room by being first back: those the signal server saw in the room
+//! come back through without password or lobby (a moderator as one), and
+//! anyone else passes the door as before; the first of them in moderates.
+//!
 //! Plain data with time passed in: the room calls it, the tests drive it
 //! without sockets or sleeps.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
 
 use super::{JoinRequest, PeerEvent, WorkerError};
 use crate::ids::ParticipantId;
@@ -70,10 +79,31 @@ struct Returning {
     until: Instant,
 }
 
+/// What a room's moderators set: kept by the cluster while the room lives,
+/// so that a room made anew elsewhere keeps its door shut.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoorSettings {
+    /// The password as the signal servers keep it: a keyed digest
+    /// (`privacy::password_digest`), never as typed.
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub lobby: bool,
+}
+
+impl DoorSettings {
+    /// Nothing set: an open room needs nothing kept.
+    pub fn is_open(&self) -> bool {
+        self.password.is_none() && !self.lobby
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Door {
     password: Option<String>,
     lobby: bool,
+    /// Made anew from [`DoorSettings`]: being first in is no way in.
+    restored: bool,
     /// Who is in, in the order they came.
     members: Vec<Member>,
     /// Who waits, first come first: their joins, as sent.
@@ -83,6 +113,24 @@ pub struct Door {
 }
 
 impl Door {
+    /// The door of a room made anew after its worker was lost.
+    pub fn restored(settings: DoorSettings) -> Door {
+        Door {
+            password: settings.password,
+            lobby: settings.lobby,
+            restored: true,
+            ..Door::default()
+        }
+    }
+
+    /// What the moderators set.
+    pub fn settings(&self) -> DoorSettings {
+        DoorSettings {
+            password: self.password.clone(),
+            lobby: self.lobby,
+        }
+    }
+
     /// How `req` may enter the room now.
     pub fn check(&self, req: &JoinRequest, now: Instant) -> Result<Entry, WorkerError> {
         if let Some(back) = req.rejoin.as_deref().and_then(|t| self.returning(t, now)) {
@@ -90,8 +138,14 @@ impl Door {
                 moderator: back.moderator || req.moderator,
             });
         }
-        if self.members.is_empty() || req.moderator {
+        if req.moderator || (self.members.is_empty() && !self.restored) {
             return Ok(Entry::Enter { moderator: true });
+        }
+        // The signal server saw it in this room before its worker was lost.
+        if req.vouched {
+            return Ok(Entry::Enter {
+                moderator: self.members.is_empty(),
+            });
         }
         if let Some(password) = &self.password {
             match &req.password {
@@ -111,7 +165,11 @@ impl Door {
             }
             return Ok(Entry::Knock);
         }
-        Ok(Entry::Enter { moderator: false })
+        // Only a room made anew is empty here: whoever passes its door
+        // first moderates it.
+        Ok(Entry::Enter {
+            moderator: self.members.is_empty(),
+        })
     }
 
     fn returning(&self, token: &str, now: Instant) -> Option<&Returning> {
@@ -275,6 +333,8 @@ mod tests {
             moderator: false,
             rejoin: None,
             network: None,
+            door: None,
+            vouched: false,
         }
     }
 
@@ -312,6 +372,89 @@ mod tests {
         door.set_lobby(true);
         door.set_password(Some("secret".into()));
         door
+    }
+
+    fn locked(lobby: bool) -> DoorSettings {
+        DoorSettings {
+            password: Some("digest".into()),
+            lobby,
+        }
+    }
+
+    #[test]
+    fn a_room_made_anew_keeps_its_door_shut() {
+        let now = Instant::now();
+        let door = Door::restored(locked(false));
+        assert_eq!(door.settings(), locked(false));
+        // Being first back is no way in.
+        assert_eq!(door.check(&req(1), now), Err(WorkerError::PasswordRequired));
+        let mut wrong = req(1);
+        wrong.password = Some("guess".into());
+        assert_eq!(door.check(&wrong, now), Err(WorkerError::PasswordWrong));
+        // Whoever passes it first moderates; the next does not.
+        let mut door = door;
+        let mut right = req(1);
+        right.password = Some("digest".into());
+        assert_eq!(
+            enter(&mut door, &right, now),
+            Ok(Entry::Enter { moderator: true })
+        );
+        right.info.id = 2;
+        assert_eq!(
+            enter(&mut door, &right, now),
+            Ok(Entry::Enter { moderator: false })
+        );
+    }
+
+    #[test]
+    fn those_who_were_in_come_back_through_a_door_made_anew() {
+        let now = Instant::now();
+        let mut door = Door::restored(locked(true));
+        // The first back moderates, if nobody who moderated is back yet.
+        let ben = JoinRequest {
+            vouched: true,
+            ..req(2)
+        };
+        assert_eq!(
+            enter(&mut door, &ben, now),
+            Ok(Entry::Enter { moderator: true })
+        );
+        // Its moderator comes back one.
+        let ana = JoinRequest {
+            vouched: true,
+            moderator: true,
+            ..req(1)
+        };
+        assert_eq!(
+            enter(&mut door, &ana, now),
+            Ok(Entry::Enter { moderator: true })
+        );
+        // Another knocks, with the password, as before the loss.
+        let mut cleo = req(3);
+        cleo.password = Some("digest".into());
+        assert_eq!(door.check(&cleo, now), Ok(Entry::Knock));
+        assert_eq!(door.check(&req(3), now), Err(WorkerError::PasswordRequired));
+    }
+
+    #[test]
+    fn a_lobby_made_anew_waits_for_those_who_were_in() {
+        let now = Instant::now();
+        let mut door = Door::restored(DoorSettings {
+            password: None,
+            lobby: true,
+        });
+        // Nobody is in to let a newcomer in: it waits.
+        assert_eq!(door.check(&req(3), now), Ok(Entry::Knock));
+        door.knock(req(3));
+        let ana = JoinRequest {
+            vouched: true,
+            ..req(1)
+        };
+        assert_eq!(
+            enter(&mut door, &ana, now),
+            Ok(Entry::Enter { moderator: true })
+        );
+        assert_eq!(door.waiting().collect::<Vec<_>>(), [3]);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use str0m::net::{Protocol, Receive, Transmit};
 use str0m::Input;
 
 use super::demux::{is_stun, Demux};
-use super::door::Entry;
+use super::door::{Door, DoorSettings, Entry};
 use super::peer::{Candidates, Departure, Peer};
 use super::room::{Outputs, Room};
 use super::stats::Counters;
@@ -299,12 +299,15 @@ impl Endpoint {
                 let (_, room) = moderated(&self.routes, &mut self.rooms, participant)?;
                 room.door_mut().set_password(password);
                 room.tell_everyone_settings(&mut self.out);
-                Ok(Reply::Done)
+                Ok(Reply::Door {
+                    settings: room.door().settings(),
+                })
             }
             Command::SetLobby { participant, on } => {
                 let (_, room) = moderated(&self.routes, &mut self.rooms, participant)?;
                 room.door_mut().set_lobby(on);
                 room.tell_everyone_settings(&mut self.out);
+                let settings = room.door().settings();
                 if !on {
                     // Whoever waits was waiting for this door to open.
                     let waiting: Vec<ParticipantId> = room.door().waiting().collect();
@@ -314,7 +317,7 @@ impl Endpoint {
                         }
                     }
                 }
-                Ok(Reply::Done)
+                Ok(Reply::Door { settings })
             }
             Command::Admit {
                 participant,
@@ -362,23 +365,36 @@ impl Endpoint {
         if existing.is_none() && self.draining {
             return Err(WorkerError::Draining);
         }
-        let mut moderator = true;
-        if let Some((key, room)) = existing.and_then(|k| Some((k, self.rooms.get_mut(&k)?))) {
-            match room.door().check(&req, now)? {
-                Entry::Enter { moderator: m } => moderator = m,
-                Entry::Knock => {
-                    let knock = PeerEvent::Knocking {
-                        id: participant,
-                        name: req.info.name.clone(),
-                    };
-                    room.tell_moderators(knock, &mut self.out);
-                    room.door_mut().knock(req);
-                    self.knocking.insert(participant, key);
-                    tracing::info!(peer = participant, "waiting in the lobby");
-                    return Ok(Reply::Knocking);
-                }
+        // A room new here is made behind the door the cluster kept for it,
+        // if any (its worker was lost); otherwise its first in moderates.
+        let entry = match existing.and_then(|k| self.rooms.get(&k)) {
+            Some(room) => room.door().check(&req, now)?,
+            None => match &req.door {
+                Some(kept) => Door::restored(kept.clone()).check(&req, now)?,
+                None => Entry::Enter { moderator: true },
+            },
+        };
+        let moderator = match entry {
+            Entry::Enter { moderator } => moderator,
+            Entry::Knock => {
+                let key = existing.unwrap_or_else(|| {
+                    self.open_room(&req.room, req.last_n, req.door.clone(), now)
+                });
+                let room = self
+                    .rooms
+                    .get_mut(&key)
+                    .ok_or(WorkerError::UnknownParticipant)?;
+                let knock = PeerEvent::Knocking {
+                    id: participant,
+                    name: req.info.name.clone(),
+                };
+                room.tell_moderators(knock, &mut self.out);
+                room.door_mut().knock(req);
+                self.knocking.insert(participant, key);
+                tracing::info!(peer = participant, "waiting in the lobby");
+                return Ok(Reply::Knocking);
             }
-        }
+        };
         let others = self.enter(req, moderator, now)?;
         Ok(Reply::Joined { others })
     }
@@ -404,6 +420,7 @@ impl Endpoint {
                 );
             }
         }
+        let (name, last_n, door) = (req.room, req.last_n, req.door);
         let peer = Peer::new(
             req.info,
             req.token,
@@ -415,14 +432,7 @@ impl Endpoint {
         if let Some(idle) = idle {
             self.remove(idle, Departure::NeverConnected, now);
         }
-        let key = existing.unwrap_or_else(|| {
-            let k = self.next_room_key;
-            self.next_room_key += 1;
-            self.room_keys.insert(req.room.clone(), k);
-            self.rooms
-                .insert(k, Room::new(req.room.clone(), req.last_n, now));
-            k
-        });
+        let key = existing.unwrap_or_else(|| self.open_room(&name, last_n, door, now));
         let route = Route {
             room: key,
             peer: participant,
@@ -438,13 +448,36 @@ impl Endpoint {
         Ok(others)
     }
 
+    /// Makes room `name`, behind the door the cluster kept for it if any.
+    fn open_room(
+        &mut self,
+        name: &str,
+        last_n: usize,
+        door: Option<DoorSettings>,
+        now: Instant,
+    ) -> RoomKey {
+        let key = self.next_room_key;
+        self.next_room_key += 1;
+        self.room_keys.insert(name.to_string(), key);
+        let mut room = Room::new(name.to_string(), last_n, now);
+        if let Some(kept) = door {
+            *room.door_mut() = Door::restored(kept);
+        }
+        self.rooms.insert(key, room);
+        key
+    }
+
     /// The one way out of a lobby: takes `id` out of its room's, and tells
-    /// the moderators.
+    /// the moderators. A room made anew that nobody entered goes with its
+    /// last knock.
     fn take_knock(&mut self, id: ParticipantId) -> Option<JoinRequest> {
         let key = self.knocking.remove(&id)?;
         let room = self.rooms.get_mut(&key)?;
         let req = room.door_mut().take_knock(id);
         room.tell_moderators(PeerEvent::KnockEnded { id }, &mut self.out);
+        if room.is_empty() && room.door().waiting().next().is_none() {
+            self.drop_room(key);
+        }
         req
     }
 
@@ -479,13 +512,17 @@ impl Endpoint {
         self.demux.forget(route);
         self.routes.remove(&route.peer);
         if self.rooms.get(&route.room).is_some_and(Room::is_empty) {
-            if let Some(room) = self.rooms.remove(&route.room) {
-                self.room_keys.remove(room.name());
-            }
-            // Its lobby was emptied with it (`Room::remove`).
-            self.knocking.retain(|_, k| *k != route.room);
-            self.busy.retain(|k| *k != route.room);
+            self.drop_room(route.room);
         }
+    }
+
+    /// The room away, with its lobby (emptied with it, `Room::remove`).
+    fn drop_room(&mut self, key: RoomKey) {
+        if let Some(room) = self.rooms.remove(&key) {
+            self.room_keys.remove(room.name());
+        }
+        self.knocking.retain(|_, k| *k != key);
+        self.busy.retain(|k| *k != key);
     }
 
     fn mark_busy(&mut self, key: RoomKey) {

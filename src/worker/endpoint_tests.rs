@@ -15,7 +15,7 @@ use super::peer::{
     Candidates, CONNECT_DEADLINE, DETACH_GRACE, DISCONNECT_GRACE, MAX_MEDIA_SECTIONS, SEAT_GRACE,
 };
 use super::test_client::{self, Client};
-use super::{Command, JoinRequest, PeerEvent, Reply, SessionId, WorkerError};
+use super::{Command, DoorSettings, JoinRequest, PeerEvent, Reply, SessionId, WorkerError};
 use crate::ids::{ParticipantId, ParticipantInfo};
 
 const SERVER: &str = "10.0.0.1:10000";
@@ -238,6 +238,8 @@ fn join_request(id: ParticipantId, room: &str, session: SessionId, max: usize) -
         moderator: false,
         rejoin: None,
         network: None,
+        door: None,
+        vouched: false,
     }
 }
 
@@ -726,6 +728,68 @@ fn a_knock_ends_with_its_socket_or_with_the_call() {
         net.command(Command::Join { req }),
         Ok(Reply::Joined { .. })
     ));
+}
+
+#[test]
+fn a_room_made_anew_after_its_worker_was_lost_keeps_its_door() {
+    let mut net = Net::new();
+    let kept = DoorSettings {
+        password: Some("digest".into()),
+        lobby: true,
+    };
+    let behind = |id: ParticipantId, vouched: bool| {
+        let mut req = join_request(id, "a", id * 100, 12);
+        req.door = Some(kept.clone());
+        req.vouched = vouched;
+        Command::Join { req }
+    };
+    // A stranger first: no password, no room; with it, a knock that makes
+    // the room, with nobody to let it in yet.
+    assert_eq!(
+        net.command(behind(3, false)),
+        Err(WorkerError::PasswordRequired)
+    );
+    assert_eq!(net.ep.rooms().count(), 0, "a refusal makes no room");
+    let Command::Join { req: mut knock } = behind(3, false) else {
+        unreachable!()
+    };
+    knock.password = Some("digest".into());
+    assert_eq!(
+        net.command(Command::Join { req: knock }),
+        Ok(Reply::Knocking)
+    );
+    assert_eq!(net.ep.rooms().collect::<Vec<_>>(), [("a", 0)]);
+    // Someone who was in comes back without either, and moderates.
+    assert!(matches!(
+        net.command(behind(2, true)),
+        Ok(Reply::Joined { .. })
+    ));
+    net.step(STEP);
+    assert!(events_of(&net, 2).contains(&PeerEvent::RoomSettings {
+        moderator: true,
+        locked: true,
+        lobby: true,
+    }));
+    net.command(Command::Admit {
+        participant: 2,
+        knocker: 3,
+        admit: true,
+    })
+    .expect("let in");
+    assert_eq!(net.ep.rooms().collect::<Vec<_>>(), [("a", 2)]);
+
+    // A room made anew by a knock that nobody answers goes with the knock.
+    let mut lone = join_request(4, "b", 400, 12);
+    lone.door = Some(DoorSettings {
+        password: None,
+        lobby: true,
+    });
+    assert_eq!(
+        net.command(Command::Join { req: lone }),
+        Ok(Reply::Knocking)
+    );
+    net.detach(4, 400);
+    assert_eq!(net.ep.rooms().collect::<Vec<_>>(), [("a", 2)]);
 }
 
 #[test]

@@ -41,6 +41,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ids::{ParticipantId, ParticipantInfo, ParticipantState};
+pub use door::DoorSettings;
 pub use ice_tcp::{HandedConnection, MediaTcp, MAX_FRAME as MAX_TCP_FRAME};
 pub use link_quality::{Level, LinkQuality};
 pub use media_loop::{spawn, MediaConfig};
@@ -169,6 +170,14 @@ pub struct JoinRequest {
     /// many of one room's lobby come from one network is bounded.
     #[serde(default)]
     pub network: Option<String>,
+    /// The room's door as the cluster kept it: the room is made behind it
+    /// if it is new here (its worker was lost).
+    #[serde(default)]
+    pub door: Option<DoorSettings>,
+    /// The signal server saw the participant in this room on a worker that
+    /// was lost: it comes back through the door without password or lobby.
+    #[serde(default)]
+    pub vouched: bool,
 }
 
 /// One signalling connection's claim on a participant. A participant that
@@ -337,6 +346,11 @@ pub enum Reply {
     Done,
     Resumed {
         resumed: Resumed,
+    },
+    /// A moderator changed the door: what it is now, for the cluster to
+    /// keep.
+    Door {
+        settings: DoorSettings,
     },
 }
 

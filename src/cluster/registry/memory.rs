@@ -19,6 +19,7 @@ use futures_util::future::{self, BoxFuture, FutureExt};
 use super::{Assigned, Moment, Registry, Result, NODE_TTL, ROOM_GRACE};
 use crate::cluster::placement::{NodeView, PENDING_FOR};
 use crate::cluster::report::{LoadReport, NodeState};
+use crate::worker::DoorSettings;
 
 /// Sweeps cost a pass over every room: once a second, not once a report.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -49,6 +50,8 @@ struct Assignment {
     node: String,
     /// When it was placed, or last listed by its worker's report.
     fresh: Instant,
+    /// What its moderators set, if they shut it.
+    door: Option<DoorSettings>,
 }
 
 impl Assignment {
@@ -185,11 +188,19 @@ impl Memory {
         if rooms.pending(node, now) > seen {
             return Assigned::Raced;
         }
+        // A room moved off a dead worker keeps its door; one placed anew
+        // after it was forgotten starts open.
+        let door = rooms
+            .assigned
+            .get(room)
+            .filter(|a| a.live(now))
+            .and_then(|a| a.door.clone());
         rooms.assigned.insert(
             room.to_string(),
             Assignment {
                 node: node.to_string(),
                 fresh: now,
+                door,
             },
         );
         rooms.pending.entry(node.to_string()).or_default().push(now);
@@ -241,6 +252,29 @@ impl Registry for Memory {
         ready(self.assign(room, node, expect, seen, now.instant))
     }
 
+    fn door<'a>(
+        &'a self,
+        room: &'a str,
+        now: Moment,
+    ) -> BoxFuture<'a, Result<Option<DoorSettings>>> {
+        let rooms = lock(&self.rooms);
+        let kept = rooms.assigned.get(room).filter(|a| a.live(now.instant));
+        ready(kept.and_then(|a| a.door.clone()))
+    }
+
+    fn set_door<'a>(
+        &'a self,
+        room: &'a str,
+        door: &'a DoorSettings,
+        now: Moment,
+    ) -> BoxFuture<'a, Result<()>> {
+        let mut rooms = lock(&self.rooms);
+        if let Some(a) = rooms.assigned.get_mut(room).filter(|a| a.live(now.instant)) {
+            a.door = (!door.is_open()).then(|| door.clone());
+        }
+        ready(())
+    }
+
     fn redirect(&self) -> BoxFuture<'_, Result<bool>> {
         ready(self.redirect.load(Ordering::Relaxed))
     }
@@ -273,6 +307,26 @@ mod tests {
     #[tokio::test]
     async fn memory_pending_rooms_are_shared() {
         super::super::contract::pending_rooms_are_shared(&Memory::default(), Moment::now()).await;
+    }
+
+    #[tokio::test]
+    async fn memory_doors() {
+        let r = Memory::default();
+        let t = Moment::now();
+        super::super::contract::a_door_is_kept_with_its_room(&r, t).await;
+        // Forgotten with the room: a room of that name placed later is open.
+        let shut = DoorSettings {
+            password: None,
+            lobby: true,
+        };
+        r.set_door("room", &shut, t).await.unwrap();
+        let later = t + ROOM_GRACE + SWEEP_EVERY;
+        assert_eq!(r.door("room", later).await.unwrap(), None);
+        assert_eq!(
+            r.assign_room("room", "c", None, ANY, later).await.unwrap(),
+            Placed
+        );
+        assert_eq!(r.door("room", later).await.unwrap(), None);
     }
 
     #[tokio::test]

@@ -27,6 +27,7 @@ use futures_util::future::BoxFuture;
 
 use super::placement::NodeView;
 use super::report::LoadReport;
+use crate::worker::DoorSettings;
 pub use memory::Memory;
 pub use redis::RedisRegistry;
 
@@ -86,6 +87,23 @@ pub trait Registry: Send + Sync {
         now: Moment,
     ) -> BoxFuture<'a, Result<Assigned>>;
 
+    /// The door a room's moderators set (password digest, lobby), kept
+    /// with the room's placement and forgotten with it: what a room made
+    /// anew on another worker starts behind.
+    fn door<'a>(
+        &'a self,
+        room: &'a str,
+        now: Moment,
+    ) -> BoxFuture<'a, Result<Option<DoorSettings>>>;
+
+    /// Keeps `door` for `room`, if the room is placed.
+    fn set_door<'a>(
+        &'a self,
+        room: &'a str,
+        door: &'a DoorSettings,
+        now: Moment,
+    ) -> BoxFuture<'a, Result<()>>;
+
     /// Whether an operator sends new ordinary rooms to partner instances.
     fn redirect(&self) -> BoxFuture<'_, Result<bool>>;
 
@@ -143,6 +161,7 @@ pub(crate) mod contract {
     use super::Assigned::{Elsewhere, Placed, Raced};
     use crate::cluster::placement::PENDING_FOR;
     use crate::cluster::report::test_listing;
+    use crate::worker::DoorSettings;
     use std::time::Duration;
 
     /// Two placers that saw the same state: the first wins, and a room is
@@ -211,6 +230,35 @@ pub(crate) mod contract {
             r.assign_room("r3", "idle", None, 2, after).await.unwrap(),
             Placed
         );
+    }
+
+    /// A room's door is kept while the room is placed, through a move off
+    /// a dead worker; an open door keeps nothing, and an unplaced room
+    /// none.
+    pub async fn a_door_is_kept_with_its_room(r: &dyn Registry, t: Moment) {
+        let shut = DoorSettings {
+            password: Some("digest".into()),
+            lobby: true,
+        };
+        r.set_door("unplaced", &shut, t).await.unwrap();
+        assert_eq!(r.door("unplaced", t).await.unwrap(), None);
+        assert_eq!(
+            r.assign_room("room", "a", None, 0, t).await.unwrap(),
+            Placed
+        );
+        assert_eq!(r.door("room", t).await.unwrap(), None);
+        r.set_door("room", &shut, t).await.unwrap();
+        assert_eq!(r.door("room", t).await.unwrap(), Some(shut.clone()));
+        // "a" died: the room moves, its door with it.
+        assert_eq!(
+            r.assign_room("room", "b", Some("a"), 0, t).await.unwrap(),
+            Placed
+        );
+        assert_eq!(r.door("room", t).await.unwrap(), Some(shut));
+        r.set_door("room", &DoorSettings::default(), t)
+            .await
+            .unwrap();
+        assert_eq!(r.door("room", t).await.unwrap(), None);
     }
 
     pub async fn redirect_is_a_shared_switch(r: &dyn Registry) {

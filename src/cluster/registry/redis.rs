@@ -4,6 +4,8 @@
 //! Keys: `parloir:node:ID` (the last report and its wall-clock time, expiring
 //! after [`NODE_TTL`]), the set `parloir:nodes` of ids that may have one,
 //! `parloir:drain:ID`, `parloir:room:NAME` (the node id),
+//! `parloir:door:NAME` (the door its moderators set, as JSON, expiring with
+//! the room's key),
 //! `parloir:pending:ID` (the rooms placed on a node, scored by when, kept
 //! [`PENDING_FOR`]) and `parloir:redirect` (present while new rooms go to
 //! partners).
@@ -22,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::{Assigned, Moment, Registry, Result, NODE_TTL, ROOM_GRACE};
 use crate::cluster::placement::{NodeView, PENDING_FOR};
 use crate::cluster::report::{LoadReport, NodeState};
+use crate::worker::DoorSettings;
 
 /// A flag that outlives a node that never reports again.
 const DRAIN_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -30,6 +33,7 @@ pub struct RedisRegistry {
     conn: redis::aio::ConnectionManager,
     put: redis::Script,
     cas: redis::Script,
+    door: redis::Script,
 }
 
 /// Longest wait for Redis: its answers take well under a millisecond, and
@@ -43,24 +47,42 @@ struct Stored {
 }
 
 /// Stores report ARGV[2] of node ARGV[1] under KEYS[1] for ARGV[3] ms and
-/// adds the node to the set KEYS[2]; the rooms KEYS[3..] it lists that are
-/// assigned to it are kept ARGV[4] ms more. One script, so that a report
-/// and the rooms it keeps are written together.
+/// adds the node to the set KEYS[2]; the rooms it lists (KEYS[3..] in
+/// pairs: the room's key, its door's key) that are assigned to it are kept
+/// ARGV[4] ms more, with their doors. One script, so that a report and the
+/// rooms it keeps are written together.
 const PUT: &str = r"
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 redis.call('SADD', KEYS[2], ARGV[1])
-for i = 3, #KEYS do
+for i = 3, #KEYS, 2 do
   if redis.call('GET', KEYS[i]) == ARGV[1] then
     redis.call('PEXPIRE', KEYS[i], ARGV[4])
+    redis.call('PEXPIRE', KEYS[i + 1], ARGV[4])
   end
 end
 return 0
+";
+
+/// Keeps door ARGV[1] (JSON; empty: none) of the room KEYS[1] under KEYS[2],
+/// to expire with the room's key; nothing if the room is not placed.
+const DOOR: &str = r"
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl <= 0 then
+  return 0
+end
+if ARGV[1] == '' then
+  redis.call('DEL', KEYS[2])
+else
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ttl)
+end
+return 1
 ";
 
 /// Places room KEYS[1] on node ARGV[1] for ARGV[3] ms if it holds ARGV[2]
 /// or nothing, and if the rooms pending on the node (the sorted set
 /// KEYS[2], scored by placement time, those after ARGV[4] - ARGV[5] ms)
 /// are no more than ARGV[6]; the room is then added there as of ARGV[4].
+/// A placed room's door (KEYS[3]), if it has one, is kept as long.
 /// Returns {0, ''} (placed), {1, node} (placed there by someone else) or
 /// {2, ''} (the node got rooms since it was read).
 const CAS: &str = r"
@@ -74,6 +96,7 @@ if redis.call('ZCARD', KEYS[2]) > tonumber(ARGV[6]) then
   return {2, ''}
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+redis.call('PEXPIRE', KEYS[3], ARGV[3])
 redis.call('ZADD', KEYS[2], now, ARGV[7])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 return {0, ''}
@@ -91,6 +114,10 @@ fn drain_key(id: &str) -> String {
 
 fn room_key(room: &str) -> String {
     format!("parloir:room:{room}")
+}
+
+fn door_key(room: &str) -> String {
+    format!("parloir:door:{room}")
 }
 
 fn pending_key(id: &str) -> String {
@@ -112,6 +139,7 @@ impl RedisRegistry {
             conn,
             put: redis::Script::new(PUT),
             cas: redis::Script::new(CAS),
+            door: redis::Script::new(DOOR),
         })
     }
 
@@ -125,6 +153,7 @@ impl RedisRegistry {
         call.key("parloir:nodes");
         for room in &report.rooms {
             call.key(room_key(&room.room));
+            call.key(door_key(&room.room));
         }
         call.arg(&report.id)
             .arg(value)
@@ -234,6 +263,46 @@ impl Registry for RedisRegistry {
         .boxed()
     }
 
+    fn door<'a>(
+        &'a self,
+        room: &'a str,
+        _now: Moment,
+    ) -> BoxFuture<'a, Result<Option<DoorSettings>>> {
+        async move {
+            let mut c = self.conn.clone();
+            let kept: Option<String> = c.get(door_key(room)).await?;
+            // A door that cannot be read is no door: the room opens, as it
+            // did before doors were kept.
+            Ok(kept.and_then(|k| serde_json::from_str(&k).ok()))
+        }
+        .boxed()
+    }
+
+    fn set_door<'a>(
+        &'a self,
+        room: &'a str,
+        door: &'a DoorSettings,
+        _now: Moment,
+    ) -> BoxFuture<'a, Result<()>> {
+        async move {
+            let mut c = self.conn.clone();
+            let value = if door.is_open() {
+                String::new()
+            } else {
+                serde_json::to_string(door)?
+            };
+            let _: u8 = self
+                .door
+                .key(room_key(room))
+                .key(door_key(room))
+                .arg(value)
+                .invoke_async(&mut c)
+                .await?;
+            Ok(())
+        }
+        .boxed()
+    }
+
     fn assign_room<'a>(
         &'a self,
         room: &'a str,
@@ -248,6 +317,7 @@ impl Registry for RedisRegistry {
                 .cas
                 .key(room_key(room))
                 .key(pending_key(node))
+                .key(door_key(room))
                 .arg(node)
                 .arg(expect.unwrap_or(""))
                 .arg(ROOM_GRACE.as_millis() as u64)
@@ -399,6 +469,29 @@ mod tests {
         assert_eq!(x.len(), placed, "two placements on one view");
         // And no livelock: of two tries at once, one lands.
         assert!(placed >= 20, "{placed} placed, {} raced", rx + ry);
+    }
+
+    #[tokio::test]
+    async fn doors_expire_with_their_rooms() {
+        let (_server, r, mut c) = start().await;
+        let t = Moment::now();
+        super::super::contract::a_door_is_kept_with_its_room(&r, t).await;
+        let shut = DoorSettings {
+            password: None,
+            lobby: true,
+        };
+        r.set_door("room", &shut, t).await.unwrap();
+        let grace = ROOM_GRACE.as_millis() as i64;
+        assert!(ttl_ms(&mut c, "parloir:door:room").await > grace - 5_000);
+        // A report of its worker keeps the door as long as the room.
+        let _: () = c.pexpire("parloir:door:room", 1_000).await.unwrap();
+        r.put_report(&test_listing("b", &["room"]), t)
+            .await
+            .unwrap();
+        assert!(ttl_ms(&mut c, "parloir:door:room").await > grace - 5_000);
+        // A door that does not read is no door.
+        let _: () = c.set("parloir:door:room", "{not json").await.unwrap();
+        assert_eq!(r.door("room", t).await.unwrap(), None);
     }
 
     #[tokio::test]
