@@ -55,7 +55,7 @@ fn endpoint(now: Instant) -> Option<Endpoint> {
         rejoin: None,
         network: None,
         door: None,
-        vouched: false,
+        vouched: None,
     };
     ep.handle_command(now, Command::Join { req }).ok()?;
     Some(ep)

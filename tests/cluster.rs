@@ -362,6 +362,13 @@ async fn a_cluster_places_spreads_survives_and_drains() {
         Duration::from_secs(10),
     )
     .await;
+    // Its worker's next report has it kept by the cluster (within a second).
+    wait_for("the lock kept", Duration::from_secs(5), || async {
+        let all = api(&u1, "/api/rooms").await;
+        let listed = all.as_array()?.iter().find(|r| r["room"] == "busy-call")?;
+        (listed["locked"] == true).then_some(())
+    })
+    .await;
 
     // kill -9 of the worker carrying the call: everyone is back, on another
     // worker, without a page reload, and the room made anew there is still

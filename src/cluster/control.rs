@@ -346,7 +346,7 @@ mod tests {
                     password: Some("0f1e2d".into()),
                     lobby: true,
                 }),
-                vouched: true,
+                vouched: Some(crate::worker::Vouched::Moderator),
             },
         }
     }

@@ -193,6 +193,7 @@ pub(crate) fn test_listing<S: AsRef<str>>(id: &str, rooms: &[S]) -> LoadReport {
         .map(|room| crate::worker::stats::RoomLoad {
             room: room.as_ref().to_string(),
             participants: 1,
+            door: None,
         })
         .collect();
     r
@@ -212,6 +213,7 @@ pub(crate) fn test_report(id: &str, stress: f64, rooms: usize) -> LoadReport {
             .map(|i| RoomLoad {
                 room: format!("r{i}"),
                 participants: 1,
+                door: None,
             })
             .collect(),
         participants: rooms,

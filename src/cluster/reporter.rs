@@ -178,6 +178,7 @@ mod tests {
             rooms: vec![RoomLoad {
                 room: "r".into(),
                 participants: 3,
+                door: None,
             }],
             peers: 3,
             tracks_in: 2,

@@ -111,6 +111,13 @@ pub struct RoomSummary {
     pub room: String,
     pub node: String,
     pub participants: usize,
+    /// Its moderators locked it with a password (kept by the cluster for a
+    /// failover; the digest itself is not shown).
+    #[serde(default)]
+    pub locked: bool,
+    /// Its moderators turned its lobby on.
+    #[serde(default)]
+    pub lobby: bool,
 }
 
 pub fn routes() -> Router<AppState> {
@@ -173,6 +180,8 @@ async fn rooms(State(state): State<AppState>, headers: HeaderMap) -> Response {
                         room: r.room,
                         node: id.clone(),
                         participants: r.participants,
+                        locked: r.door.as_ref().is_some_and(|d| d.password.is_some()),
+                        lobby: r.door.as_ref().is_some_and(|d| d.lobby),
                     })
                 })
                 .collect();

@@ -29,7 +29,10 @@ use crate::ids::{new_participant_id, new_resume_token, ParticipantId};
 use crate::privacy;
 use crate::rate::TokenBucket;
 use crate::worker::stats::unix_secs;
-use crate::worker::{Command, JoinRequest, PeerEvent, Reply, SessionId, WorkerError, WorkerHandle};
+use crate::worker::{
+    Command, JoinRequest, PeerEvent, Reply, SessionId, Vouched, WorkerError, WorkerHandle,
+    RETURN_WINDOW,
+};
 
 /// Largest text frame we read; an SDP answer for a large room is ~100 KB.
 pub const MAX_MESSAGE: usize = 256 * 1024;
@@ -62,12 +65,14 @@ impl Joined {
     }
 }
 
-/// A call whose worker was lost: the session vouches, once, that its
-/// participant was in the room, so that it comes back through a door made
-/// anew on another worker without password or lobby (a moderator as one).
+/// A call whose worker was lost: the session vouches, once and for
+/// [`RETURN_WINDOW`], that its participant was in the room, so that it
+/// comes back through the door made anew on another worker without
+/// password or lobby (a moderator as one).
 struct Lost {
     room: String,
     moderator: bool,
+    at: Instant,
 }
 
 /// Waiting in a room's lobby: in once a moderator lets it in.
@@ -402,10 +407,15 @@ impl Session {
         room_name::validate(&room)
             .map_err(|e| ServerMessage::error(ErrorCode::InvalidRoom, e.to_string()))?;
         let pass = self.check_room_token(jwt.as_deref(), &room)?;
-        let vouched = self.lost.as_ref().filter(|l| l.room == room);
-        let moderator =
-            pass.as_ref().is_some_and(|p| p.moderator) || vouched.is_some_and(|l| l.moderator);
-        let vouched = vouched.is_some();
+        let moderator = pass.as_ref().is_some_and(|p| p.moderator);
+        let vouched = self
+            .lost
+            .as_ref()
+            .filter(|l| l.room == room && l.at.elapsed() < RETURN_WINDOW)
+            .map(|l| match l.moderator {
+                true => Vouched::Moderator,
+                false => Vouched::Member,
+            });
         let password = password.as_deref().map(check_password).transpose()?;
         let password = password.map(|p| self.password_digest(&room, &p));
         let rejoin = rejoin.filter(|t| crate::ids::is_resume_token(t));
@@ -433,8 +443,11 @@ impl Session {
             })
             .await
             .map_err(|e| place_error(e, &control.config.partners, &room))?;
-        // What the room's moderators set, for a room made anew on this
-        // worker (its own was lost). Unread, the room would open: said.
+        // The door the room's moderators shut it with, for a room made anew
+        // on this worker because its own was lost. A door kept by this same
+        // worker is that of a room that ended here (everyone left): a room
+        // made anew from it is a new room. Unread, the room would open:
+        // said.
         let door = control
             .registry
             .door(&room, Moment::now())
@@ -442,7 +455,9 @@ impl Session {
             .unwrap_or_else(|e| {
                 tracing::warn!("a room's door could not be read: {e}");
                 None
-            });
+            })
+            .filter(|kept| kept.node != node)
+            .map(|kept| kept.settings);
         let id = new_participant_id();
         let token = new_resume_token();
         let req = JoinRequest {
@@ -533,15 +548,7 @@ impl Session {
         cmd: impl FnOnce(ParticipantId) -> Command,
     ) -> Result<Vec<ServerMessage>, ServerMessage> {
         let (id, w) = self.current()?;
-        let reply = w.request(cmd(id), None).await.map_err(worker_error)?;
-        // The door changed: kept with the room, for a worker that would
-        // make it anew.
-        if let (Reply::Door { settings }, Some(j)) = (reply, &self.joined) {
-            let registry = &self.state.0.registry;
-            if let Err(e) = registry.set_door(&j.room, &settings, Moment::now()).await {
-                tracing::warn!("a room's door could not be kept: {e}");
-            }
-        }
+        w.request(cmd(id), None).await.map_err(worker_error)?;
         Ok(vec![])
     }
 
@@ -680,6 +687,7 @@ impl Session {
                         self.lost = Some(Lost {
                             room: j.room,
                             moderator: j.moderator,
+                            at: Instant::now(),
                         });
                     }
                 }

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::{JoinRequest, PeerEvent, WorkerError};
+use super::{JoinRequest, PeerEvent, Vouched, WorkerError};
 use crate::ids::ParticipantId;
 use crate::secret;
 
@@ -102,8 +102,9 @@ impl DoorSettings {
 pub struct Door {
     password: Option<String>,
     lobby: bool,
-    /// Made anew from [`DoorSettings`]: being first in is no way in.
-    restored: bool,
+    /// Made anew from [`DoorSettings`]: being first in is no way in, and
+    /// those vouched for come back until then.
+    restored: Option<Instant>,
     /// Who is in, in the order they came.
     members: Vec<Member>,
     /// Who waits, first come first: their joins, as sent.
@@ -114,13 +115,19 @@ pub struct Door {
 
 impl Door {
     /// The door of a room made anew after its worker was lost.
-    pub fn restored(settings: DoorSettings) -> Door {
+    pub fn restored(settings: DoorSettings, now: Instant) -> Door {
         Door {
             password: settings.password,
             lobby: settings.lobby,
-            restored: true,
+            restored: Some(now + RETURN_WINDOW),
             ..Door::default()
         }
+    }
+
+    /// A door made anew whose people had their time to come back: a room
+    /// still empty then is given up (nobody is there to let anyone in).
+    pub fn restore_over(&self, now: Instant) -> bool {
+        self.restored.is_some_and(|until| until <= now)
     }
 
     /// What the moderators set.
@@ -138,13 +145,17 @@ impl Door {
                 moderator: back.moderator || req.moderator,
             });
         }
-        if req.moderator || (self.members.is_empty() && !self.restored) {
+        if req.moderator || (self.members.is_empty() && self.restored.is_none()) {
             return Ok(Entry::Enter { moderator: true });
         }
-        // The signal server saw it in this room before its worker was lost.
-        if req.vouched {
+        // The signal server saw it in this room before its worker was lost,
+        // and it comes back in time.
+        if let Some(vouched) = req
+            .vouched
+            .filter(|_| self.restored.is_some_and(|u| now < u))
+        {
             return Ok(Entry::Enter {
-                moderator: self.members.is_empty(),
+                moderator: vouched == Vouched::Moderator || self.members.is_empty(),
             });
         }
         if let Some(password) = &self.password {
@@ -334,7 +345,7 @@ mod tests {
             rejoin: None,
             network: None,
             door: None,
-            vouched: false,
+            vouched: None,
         }
     }
 
@@ -384,7 +395,7 @@ mod tests {
     #[test]
     fn a_room_made_anew_keeps_its_door_shut() {
         let now = Instant::now();
-        let door = Door::restored(locked(false));
+        let door = Door::restored(locked(false), now);
         assert_eq!(door.settings(), locked(false));
         // Being first back is no way in.
         assert_eq!(door.check(&req(1), now), Err(WorkerError::PasswordRequired));
@@ -409,45 +420,71 @@ mod tests {
     #[test]
     fn those_who_were_in_come_back_through_a_door_made_anew() {
         let now = Instant::now();
-        let mut door = Door::restored(locked(true));
+        let mut door = Door::restored(locked(true), now);
         // The first back moderates, if nobody who moderated is back yet.
         let ben = JoinRequest {
-            vouched: true,
+            vouched: Some(Vouched::Member),
             ..req(2)
         };
         assert_eq!(
             enter(&mut door, &ben, now),
             Ok(Entry::Enter { moderator: true })
         );
-        // Its moderator comes back one.
+        // Its moderator comes back one; someone else, not.
         let ana = JoinRequest {
-            vouched: true,
-            moderator: true,
+            vouched: Some(Vouched::Moderator),
             ..req(1)
         };
         assert_eq!(
             enter(&mut door, &ana, now),
             Ok(Entry::Enter { moderator: true })
         );
+        let dan = JoinRequest {
+            vouched: Some(Vouched::Member),
+            ..req(4)
+        };
+        assert_eq!(door.check(&dan, now), Ok(Entry::Enter { moderator: false }));
         // Another knocks, with the password, as before the loss.
         let mut cleo = req(3);
         cleo.password = Some("digest".into());
         assert_eq!(door.check(&cleo, now), Ok(Entry::Knock));
         assert_eq!(door.check(&req(3), now), Err(WorkerError::PasswordRequired));
+        // A vouch is a way back, not a pass: too late, it is the password.
+        let late = now + RETURN_WINDOW;
+        assert_eq!(door.check(&dan, late), Err(WorkerError::PasswordRequired));
+        assert!(door.restore_over(late) && !door.restore_over(now));
+    }
+
+    #[test]
+    fn a_vouch_opens_only_a_door_made_anew() {
+        let now = Instant::now();
+        let mut door = Door::default();
+        enter(&mut door, &req(1), now).unwrap();
+        door.set_password(Some("digest".into()));
+        door.set_lobby(true);
+        let eve = JoinRequest {
+            vouched: Some(Vouched::Moderator),
+            ..req(5)
+        };
+        assert_eq!(door.check(&eve, now), Err(WorkerError::PasswordRequired));
+        assert!(!door.restore_over(now + RETURN_WINDOW * 10));
     }
 
     #[test]
     fn a_lobby_made_anew_waits_for_those_who_were_in() {
         let now = Instant::now();
-        let mut door = Door::restored(DoorSettings {
-            password: None,
-            lobby: true,
-        });
+        let mut door = Door::restored(
+            DoorSettings {
+                password: None,
+                lobby: true,
+            },
+            now,
+        );
         // Nobody is in to let a newcomer in: it waits.
         assert_eq!(door.check(&req(3), now), Ok(Entry::Knock));
         door.knock(req(3));
         let ana = JoinRequest {
-            vouched: true,
+            vouched: Some(Vouched::Member),
             ..req(1)
         };
         assert_eq!(

@@ -25,7 +25,7 @@ use super::demux::{is_stun, Demux};
 use super::door::{Door, DoorSettings, Entry};
 use super::peer::{Candidates, Departure, Peer};
 use super::room::{Outputs, Room};
-use super::stats::Counters;
+use super::stats::{Counters, RoomLoad};
 use super::{Command, JoinRequest, PeerEvent, Reply, WorkerError};
 use crate::ids::{ParticipantId, ParticipantInfo};
 
@@ -299,15 +299,12 @@ impl Endpoint {
                 let (_, room) = moderated(&self.routes, &mut self.rooms, participant)?;
                 room.door_mut().set_password(password);
                 room.tell_everyone_settings(&mut self.out);
-                Ok(Reply::Door {
-                    settings: room.door().settings(),
-                })
+                Ok(Reply::Done)
             }
             Command::SetLobby { participant, on } => {
                 let (_, room) = moderated(&self.routes, &mut self.rooms, participant)?;
                 room.door_mut().set_lobby(on);
                 room.tell_everyone_settings(&mut self.out);
-                let settings = room.door().settings();
                 if !on {
                     // Whoever waits was waiting for this door to open.
                     let waiting: Vec<ParticipantId> = room.door().waiting().collect();
@@ -317,7 +314,7 @@ impl Endpoint {
                         }
                     }
                 }
-                Ok(Reply::Door { settings })
+                Ok(Reply::Done)
             }
             Command::Admit {
                 participant,
@@ -370,7 +367,7 @@ impl Endpoint {
         let entry = match existing.and_then(|k| self.rooms.get(&k)) {
             Some(room) => room.door().check(&req, now)?,
             None => match &req.door {
-                Some(kept) => Door::restored(kept.clone()).check(&req, now)?,
+                Some(kept) => Door::restored(kept.clone(), now).check(&req, now)?,
                 None => Entry::Enter { moderator: true },
             },
         };
@@ -461,7 +458,7 @@ impl Endpoint {
         self.room_keys.insert(name.to_string(), key);
         let mut room = Room::new(name.to_string(), last_n, now);
         if let Some(kept) = door {
-            *room.door_mut() = Door::restored(kept);
+            *room.door_mut() = Door::restored(kept, now);
         }
         self.rooms.insert(key, room);
         key
@@ -516,6 +513,24 @@ impl Endpoint {
         }
     }
 
+    /// A room made anew after its worker was lost that nobody who was in
+    /// came back to in time: whoever still knocks is told nobody is there
+    /// to let it in, as when a call empties, and the room goes.
+    fn give_up_empty_rooms_made_anew(&mut self, now: Instant) {
+        let given_up: Vec<RoomKey> = self
+            .rooms
+            .iter()
+            .filter(|(_, room)| room.is_empty() && room.door().restore_over(now))
+            .map(|(key, _)| *key)
+            .collect();
+        for key in given_up {
+            if let Some(room) = self.rooms.get_mut(&key) {
+                room.refuse_knocks(&mut self.out);
+            }
+            self.drop_room(key);
+        }
+    }
+
     /// The room away, with its lobby (emptied with it, `Room::remove`).
     fn drop_room(&mut self, key: RoomKey) {
         if let Some(room) = self.rooms.remove(&key) {
@@ -548,6 +563,9 @@ impl Endpoint {
         }
         for route in gone {
             self.forget(route);
+        }
+        if housekeeping {
+            self.give_up_empty_rooms_made_anew(now);
         }
         if self.drain_deadline.is_some_and(|d| d <= now) {
             self.drain_deadline = None;
@@ -611,9 +629,14 @@ impl Endpoint {
         &self.out.counters
     }
 
-    /// Rooms by name, with their participant count.
-    pub fn rooms(&self) -> impl Iterator<Item = (&str, usize)> + '_ {
-        self.rooms.values().map(|r| (r.name(), r.len()))
+    /// Rooms as the load report lists them: name, participant count, and
+    /// the door its moderators shut, for the cluster to keep.
+    pub fn rooms(&self) -> impl Iterator<Item = RoomLoad> + '_ {
+        self.rooms.values().map(|r| RoomLoad {
+            room: r.name().to_string(),
+            participants: r.len(),
+            door: Some(r.door().settings()).filter(|d| !d.is_open()),
+        })
     }
 
     pub fn participants(&self) -> usize {

@@ -15,7 +15,10 @@ use super::peer::{
     Candidates, CONNECT_DEADLINE, DETACH_GRACE, DISCONNECT_GRACE, MAX_MEDIA_SECTIONS, SEAT_GRACE,
 };
 use super::test_client::{self, Client};
-use super::{Command, DoorSettings, JoinRequest, PeerEvent, Reply, SessionId, WorkerError};
+use super::{
+    Command, DoorSettings, JoinRequest, PeerEvent, Reply, SessionId, Vouched, WorkerError,
+    RETURN_WINDOW,
+};
 use crate::ids::{ParticipantId, ParticipantInfo};
 
 const SERVER: &str = "10.0.0.1:10000";
@@ -239,7 +242,7 @@ fn join_request(id: ParticipantId, room: &str, session: SessionId, max: usize) -
         rejoin: None,
         network: None,
         door: None,
-        vouched: false,
+        vouched: None,
     }
 }
 
@@ -730,6 +733,14 @@ fn a_knock_ends_with_its_socket_or_with_the_call() {
     ));
 }
 
+/// Rooms as the worker reports them: name, participants, door.
+fn reported(net: &Net) -> Vec<(String, usize, Option<DoorSettings>)> {
+    net.ep
+        .rooms()
+        .map(|r| (r.room, r.participants, r.door))
+        .collect()
+}
+
 #[test]
 fn a_room_made_anew_after_its_worker_was_lost_keeps_its_door() {
     let mut net = Net::new();
@@ -737,7 +748,7 @@ fn a_room_made_anew_after_its_worker_was_lost_keeps_its_door() {
         password: Some("digest".into()),
         lobby: true,
     };
-    let behind = |id: ParticipantId, vouched: bool| {
+    let behind = |id: ParticipantId, vouched: Option<Vouched>| {
         let mut req = join_request(id, "a", id * 100, 12);
         req.door = Some(kept.clone());
         req.vouched = vouched;
@@ -746,11 +757,11 @@ fn a_room_made_anew_after_its_worker_was_lost_keeps_its_door() {
     // A stranger first: no password, no room; with it, a knock that makes
     // the room, with nobody to let it in yet.
     assert_eq!(
-        net.command(behind(3, false)),
+        net.command(behind(3, None)),
         Err(WorkerError::PasswordRequired)
     );
-    assert_eq!(net.ep.rooms().count(), 0, "a refusal makes no room");
-    let Command::Join { req: mut knock } = behind(3, false) else {
+    assert!(reported(&net).is_empty(), "a refusal makes no room");
+    let Command::Join { req: mut knock } = behind(3, None) else {
         unreachable!()
     };
     knock.password = Some("digest".into());
@@ -758,10 +769,11 @@ fn a_room_made_anew_after_its_worker_was_lost_keeps_its_door() {
         net.command(Command::Join { req: knock }),
         Ok(Reply::Knocking)
     );
-    assert_eq!(net.ep.rooms().collect::<Vec<_>>(), [("a", 0)]);
+    // Reported shut at once: kept by the cluster as it was.
+    assert_eq!(reported(&net), [("a".into(), 0, Some(kept.clone()))]);
     // Someone who was in comes back without either, and moderates.
     assert!(matches!(
-        net.command(behind(2, true)),
+        net.command(behind(2, Some(Vouched::Member))),
         Ok(Reply::Joined { .. })
     ));
     net.step(STEP);
@@ -776,20 +788,66 @@ fn a_room_made_anew_after_its_worker_was_lost_keeps_its_door() {
         admit: true,
     })
     .expect("let in");
-    assert_eq!(net.ep.rooms().collect::<Vec<_>>(), [("a", 2)]);
+    assert_eq!(reported(&net), [("a".into(), 2, Some(kept.clone()))]);
+    // Unlocked and opened: reported open.
+    for cmd in [
+        Command::SetPassword {
+            participant: 2,
+            password: None,
+        },
+        Command::SetLobby {
+            participant: 2,
+            on: false,
+        },
+    ] {
+        net.command(cmd).expect("opened");
+    }
+    assert_eq!(reported(&net), [("a".into(), 2, None)]);
+}
 
+#[test]
+fn a_room_made_anew_that_nobody_comes_back_to_is_given_up() {
+    let mut net = Net::new();
     // A room made anew by a knock that nobody answers goes with the knock.
-    let mut lone = join_request(4, "b", 400, 12);
-    lone.door = Some(DoorSettings {
+    let lobby = DoorSettings {
         password: None,
         lobby: true,
-    });
+    };
+    let mut lone = join_request(4, "b", 400, 12);
+    lone.door = Some(lobby.clone());
     assert_eq!(
         net.command(Command::Join { req: lone }),
         Ok(Reply::Knocking)
     );
     net.detach(4, 400);
-    assert_eq!(net.ep.rooms().collect::<Vec<_>>(), [("a", 2)]);
+    assert!(reported(&net).is_empty());
+    // One that waits is told, once those who were in had their time, that
+    // nobody is there to let it in; the room goes, and the next one in
+    // starts it anew, open, as its moderator.
+    let mut waits = join_request(5, "b", 500, 12);
+    waits.door = Some(lobby);
+    assert_eq!(
+        net.command(Command::Join { req: waits }),
+        Ok(Reply::Knocking)
+    );
+    net.events.clear();
+    // (past the housekeeping that notices it, every 250 ms)
+    net.run_in_steps(
+        RETURN_WINDOW + Duration::from_millis(300),
+        Duration::from_millis(10),
+    );
+    assert!(matches!(
+        events_of(&net, 5)[..],
+        [PeerEvent::Refused { .. }]
+    ));
+    assert!(reported(&net).is_empty());
+    // Too late to be vouched for: a room of that name now is a new room.
+    let mut late = join_request(6, "b", 600, 12);
+    late.vouched = Some(Vouched::Moderator);
+    assert!(matches!(
+        net.command(Command::Join { req: late }),
+        Ok(Reply::Joined { .. })
+    ));
 }
 
 #[test]

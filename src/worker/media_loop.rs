@@ -21,7 +21,7 @@ use super::endpoint::Endpoint;
 use super::ice_tcp::{IceTcp, Incoming, Interest, MediaTcp, TcpEvent};
 use super::peer::Candidates;
 use super::sessions::Sessions;
-use super::stats::{RoomLoad, Shared, Snapshot};
+use super::stats::{Shared, Snapshot};
 use super::{Envelope, PeerEvent, WorkerError, WorkerHandle};
 use crate::ids::ParticipantId;
 
@@ -338,13 +338,7 @@ fn notify(participant: ParticipantId, tx: &mpsc::Sender<PeerEvent>, event: PeerE
 }
 
 fn publish(endpoint: &Endpoint, shared: &Shared) {
-    let rooms = endpoint
-        .rooms()
-        .map(|(room, participants)| RoomLoad {
-            room: room.to_string(),
-            participants,
-        })
-        .collect();
+    let rooms = endpoint.rooms().collect();
     let (tracks_in, tracks_out) = endpoint.track_counts();
     shared.publish(Snapshot {
         counters: *endpoint.counters(),

@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ids::{ParticipantId, ParticipantInfo, ParticipantState};
-pub use door::DoorSettings;
+pub use door::{DoorSettings, RETURN_WINDOW};
 pub use ice_tcp::{HandedConnection, MediaTcp, MAX_FRAME as MAX_TCP_FRAME};
 pub use link_quality::{Level, LinkQuality};
 pub use media_loop::{spawn, MediaConfig};
@@ -175,9 +175,20 @@ pub struct JoinRequest {
     #[serde(default)]
     pub door: Option<DoorSettings>,
     /// The signal server saw the participant in this room on a worker that
-    /// was lost: it comes back through the door without password or lobby.
+    /// was lost: it comes back through the door made anew without password
+    /// or lobby.
     #[serde(default)]
-    pub vouched: bool,
+    pub vouched: Option<Vouched>,
+}
+
+/// What the signal server saw a participant be in a room whose worker was
+/// lost. Honoured only by a door made anew, within
+/// [`door::RETURN_WINDOW`] of its making.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Vouched {
+    Member,
+    Moderator,
 }
 
 /// One signalling connection's claim on a participant. A participant that
@@ -346,11 +357,6 @@ pub enum Reply {
     Done,
     Resumed {
         resumed: Resumed,
-    },
-    /// A moderator changed the door: what it is now, for the cluster to
-    /// keep.
-    Door {
-        settings: DoorSettings,
     },
 }
 

@@ -201,6 +201,15 @@ impl Room {
         others
     }
 
+    /// Everyone waiting is told nobody is there to let them in.
+    pub fn refuse_knocks(&mut self, out: &mut Outputs) {
+        for knock in self.door.take_all_knocks() {
+            let reason = "nobody is left in the call to let you in".into();
+            out.events
+                .push_back((knock.info.id, PeerEvent::Refused { reason }));
+        }
+    }
+
     /// The one way out of a room: the participant is told why (unless it
     /// left by itself), the others see it leave, and its tracks stop.
     pub fn remove(&mut self, id: ParticipantId, why: Departure, now: Instant, out: &mut Outputs) {
@@ -216,11 +225,7 @@ impl Room {
             self.tell_settings(promoted, out);
         }
         if self.peers.is_empty() {
-            for knock in self.door.take_all_knocks() {
-                let reason = "nobody is left in the call to let you in".into();
-                out.events
-                    .push_back((knock.info.id, PeerEvent::Refused { reason }));
-            }
+            self.refuse_knocks(out);
         }
         if why == Departure::Removed {
             out.events.push_back((id, PeerEvent::Removed));

@@ -18,6 +18,10 @@ use serde::{Deserialize, Serialize};
 pub struct RoomLoad {
     pub room: String,
     pub participants: usize,
+    /// What its moderators shut it with, kept by the cluster beside its
+    /// placement so that a room made anew after a failover keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub door: Option<super::DoorSettings>,
 }
 
 /// Cumulative counts since the worker started, kept by the media thread
@@ -113,6 +117,7 @@ mod tests {
             rooms: vec![RoomLoad {
                 room: "r".into(),
                 participants: 2,
+                door: None,
             }],
             peers: 2,
             tracks_in: 1,

@@ -16,10 +16,9 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::{self, BoxFuture, FutureExt};
 
-use super::{Assigned, Moment, Registry, Result, NODE_TTL, ROOM_GRACE};
+use super::{Assigned, KeptDoor, Moment, Registry, Result, NODE_TTL, ROOM_GRACE};
 use crate::cluster::placement::{NodeView, PENDING_FOR};
 use crate::cluster::report::{LoadReport, NodeState};
-use crate::worker::DoorSettings;
 
 /// Sweeps cost a pass over every room: once a second, not once a report.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -50,8 +49,8 @@ struct Assignment {
     node: String,
     /// When it was placed, or last listed by its worker's report.
     fresh: Instant,
-    /// What its moderators set, if they shut it.
-    door: Option<DoorSettings>,
+    /// What its moderators shut it with, as its worker last reported.
+    door: Option<KeptDoor>,
 }
 
 impl Assignment {
@@ -103,6 +102,10 @@ impl Rooms {
             if let Some(a) = self.assigned.get_mut(&room.room) {
                 if a.node == report.id {
                     a.fresh = now;
+                    a.door = room.door.clone().map(|settings| KeptDoor {
+                        node: report.id.clone(),
+                        settings,
+                    });
                 }
             }
         }
@@ -252,27 +255,10 @@ impl Registry for Memory {
         ready(self.assign(room, node, expect, seen, now.instant))
     }
 
-    fn door<'a>(
-        &'a self,
-        room: &'a str,
-        now: Moment,
-    ) -> BoxFuture<'a, Result<Option<DoorSettings>>> {
+    fn door<'a>(&'a self, room: &'a str, now: Moment) -> BoxFuture<'a, Result<Option<KeptDoor>>> {
         let rooms = lock(&self.rooms);
         let kept = rooms.assigned.get(room).filter(|a| a.live(now.instant));
         ready(kept.and_then(|a| a.door.clone()))
-    }
-
-    fn set_door<'a>(
-        &'a self,
-        room: &'a str,
-        door: &'a DoorSettings,
-        now: Moment,
-    ) -> BoxFuture<'a, Result<()>> {
-        let mut rooms = lock(&self.rooms);
-        if let Some(a) = rooms.assigned.get_mut(room).filter(|a| a.live(now.instant)) {
-            a.door = (!door.is_open()).then(|| door.clone());
-        }
-        ready(())
     }
 
     fn redirect(&self) -> BoxFuture<'_, Result<bool>> {
@@ -315,11 +301,13 @@ mod tests {
         let t = Moment::now();
         super::super::contract::a_door_is_kept_with_its_room(&r, t).await;
         // Forgotten with the room: a room of that name placed later is open.
-        let shut = DoorSettings {
+        let mut shut = test_listing("b", &["room"]);
+        shut.rooms[0].door = Some(crate::worker::DoorSettings {
             password: None,
             lobby: true,
-        };
-        r.set_door("room", &shut, t).await.unwrap();
+        });
+        r.put_report(&shut, t).await.unwrap();
+        assert!(r.door("room", t).await.unwrap().is_some());
         let later = t + ROOM_GRACE + SWEEP_EVERY;
         assert_eq!(r.door("room", later).await.unwrap(), None);
         assert_eq!(

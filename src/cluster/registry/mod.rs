@@ -24,11 +24,25 @@ use std::ops::Add;
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
 
 use super::placement::NodeView;
 use super::report::LoadReport;
 use crate::worker::DoorSettings;
 pub use memory::Memory;
+
+/// A room's door as the registry keeps it: what its worker last reported.
+/// The worker is the one writer (its reports), so the registry never holds
+/// an older door than the room's own, and a failed write is made again
+/// half a second later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptDoor {
+    /// The worker that reported it: a room made anew on that same worker
+    /// is one that ended there (everyone left), not one that was lost.
+    pub node: String,
+    #[serde(flatten)]
+    pub settings: DoorSettings,
+}
 pub use redis::RedisRegistry;
 
 /// A worker that has not reported for this long is dead.
@@ -87,22 +101,11 @@ pub trait Registry: Send + Sync {
         now: Moment,
     ) -> BoxFuture<'a, Result<Assigned>>;
 
-    /// The door a room's moderators set (password digest, lobby), kept
-    /// with the room's placement and forgotten with it: what a room made
-    /// anew on another worker starts behind.
-    fn door<'a>(
-        &'a self,
-        room: &'a str,
-        now: Moment,
-    ) -> BoxFuture<'a, Result<Option<DoorSettings>>>;
-
-    /// Keeps `door` for `room`, if the room is placed.
-    fn set_door<'a>(
-        &'a self,
-        room: &'a str,
-        door: &'a DoorSettings,
-        now: Moment,
-    ) -> BoxFuture<'a, Result<()>>;
+    /// The door a room's moderators shut (password digest, lobby), as the
+    /// last report of the room's worker listed it, kept with the room's
+    /// placement and forgotten with it: what a room made anew on another
+    /// worker starts behind.
+    fn door<'a>(&'a self, room: &'a str, now: Moment) -> BoxFuture<'a, Result<Option<KeptDoor>>>;
 
     /// Whether an operator sends new ordinary rooms to partner instances.
     fn redirect(&self) -> BoxFuture<'_, Result<bool>>;
@@ -156,7 +159,7 @@ impl Add<Duration> for Moment {
 /// What every registry must do, run against each implementation.
 #[cfg(test)]
 pub(crate) mod contract {
-    use super::{Moment, Registry};
+    use super::{KeptDoor, Moment, Registry};
 
     use super::Assigned::{Elsewhere, Placed, Raced};
     use crate::cluster::placement::PENDING_FOR;
@@ -240,24 +243,38 @@ pub(crate) mod contract {
             password: Some("digest".into()),
             lobby: true,
         };
-        r.set_door("unplaced", &shut, t).await.unwrap();
-        assert_eq!(r.door("unplaced", t).await.unwrap(), None);
+        let listing = |node: &str, door: Option<&DoorSettings>| {
+            let mut report = test_listing(node, &["room", "unplaced"]);
+            for room in &mut report.rooms {
+                room.door = door.cloned();
+            }
+            report
+        };
         assert_eq!(
             r.assign_room("room", "a", None, 0, t).await.unwrap(),
             Placed
         );
         assert_eq!(r.door("room", t).await.unwrap(), None);
-        r.set_door("room", &shut, t).await.unwrap();
-        assert_eq!(r.door("room", t).await.unwrap(), Some(shut.clone()));
-        // "a" died: the room moves, its door with it.
+        r.put_report(&listing("a", Some(&shut)), t).await.unwrap();
+        let kept = |node: &str, settings: &DoorSettings| {
+            Some(KeptDoor {
+                node: node.into(),
+                settings: settings.clone(),
+            })
+        };
+        assert_eq!(r.door("room", t).await.unwrap(), kept("a", &shut));
+        assert_eq!(r.door("unplaced", t).await.unwrap(), None);
+        // A worker the room is not on changes nothing.
+        r.put_report(&listing("x", None), t).await.unwrap();
+        assert_eq!(r.door("room", t).await.unwrap(), kept("a", &shut));
+        // "a" died: the room moves, its door with it, until its new worker
+        // reports it (here, opened).
         assert_eq!(
             r.assign_room("room", "b", Some("a"), 0, t).await.unwrap(),
             Placed
         );
-        assert_eq!(r.door("room", t).await.unwrap(), Some(shut));
-        r.set_door("room", &DoorSettings::default(), t)
-            .await
-            .unwrap();
+        assert_eq!(r.door("room", t).await.unwrap(), kept("a", &shut));
+        r.put_report(&listing("b", None), t).await.unwrap();
         assert_eq!(r.door("room", t).await.unwrap(), None);
     }
 

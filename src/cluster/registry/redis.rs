@@ -4,8 +4,8 @@
 //! Keys: `parloir:node:ID` (the last report and its wall-clock time, expiring
 //! after [`NODE_TTL`]), the set `parloir:nodes` of ids that may have one,
 //! `parloir:drain:ID`, `parloir:room:NAME` (the node id),
-//! `parloir:door:NAME` (the door its moderators set, as JSON, expiring with
-//! the room's key),
+//! `parloir:door:NAME` (the door its moderators shut it with, as its worker
+//! last reported, as JSON, expiring with the room's key),
 //! `parloir:pending:ID` (the rooms placed on a node, scored by when, kept
 //! [`PENDING_FOR`]) and `parloir:redirect` (present while new rooms go to
 //! partners).
@@ -21,10 +21,9 @@ use futures_util::future::{BoxFuture, FutureExt};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 
-use super::{Assigned, Moment, Registry, Result, NODE_TTL, ROOM_GRACE};
+use super::{Assigned, KeptDoor, Moment, Registry, Result, NODE_TTL, ROOM_GRACE};
 use crate::cluster::placement::{NodeView, PENDING_FOR};
 use crate::cluster::report::{LoadReport, NodeState};
-use crate::worker::DoorSettings;
 
 /// A flag that outlives a node that never reports again.
 const DRAIN_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -33,7 +32,6 @@ pub struct RedisRegistry {
     conn: redis::aio::ConnectionManager,
     put: redis::Script,
     cas: redis::Script,
-    door: redis::Script,
 }
 
 /// Longest wait for Redis: its answers take well under a millisecond, and
@@ -48,34 +46,25 @@ struct Stored {
 
 /// Stores report ARGV[2] of node ARGV[1] under KEYS[1] for ARGV[3] ms and
 /// adds the node to the set KEYS[2]; the rooms it lists (KEYS[3..] in
-/// pairs: the room's key, its door's key) that are assigned to it are kept
-/// ARGV[4] ms more, with their doors. One script, so that a report and the
-/// rooms it keeps are written together.
+/// pairs: the room's key, its door's key; their doors ARGV[5..] in order,
+/// as JSON, empty for an open one) that are assigned to it are kept
+/// ARGV[4] ms more, their doors as reported. One script, so that a report
+/// and the rooms it keeps are written together.
 const PUT: &str = r"
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 redis.call('SADD', KEYS[2], ARGV[1])
 for i = 3, #KEYS, 2 do
   if redis.call('GET', KEYS[i]) == ARGV[1] then
     redis.call('PEXPIRE', KEYS[i], ARGV[4])
-    redis.call('PEXPIRE', KEYS[i + 1], ARGV[4])
+    local door = ARGV[5 + (i - 3) / 2]
+    if door == '' then
+      redis.call('DEL', KEYS[i + 1])
+    else
+      redis.call('SET', KEYS[i + 1], door, 'PX', ARGV[4])
+    end
   end
 end
 return 0
-";
-
-/// Keeps door ARGV[1] (JSON; empty: none) of the room KEYS[1] under KEYS[2],
-/// to expire with the room's key; nothing if the room is not placed.
-const DOOR: &str = r"
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl <= 0 then
-  return 0
-end
-if ARGV[1] == '' then
-  redis.call('DEL', KEYS[2])
-else
-  redis.call('SET', KEYS[2], ARGV[1], 'PX', ttl)
-end
-return 1
 ";
 
 /// Places room KEYS[1] on node ARGV[1] for ARGV[3] ms if it holds ARGV[2]
@@ -139,7 +128,6 @@ impl RedisRegistry {
             conn,
             put: redis::Script::new(PUT),
             cas: redis::Script::new(CAS),
-            door: redis::Script::new(DOOR),
         })
     }
 
@@ -158,9 +146,18 @@ impl RedisRegistry {
         call.arg(&report.id)
             .arg(value)
             .arg(NODE_TTL.as_millis() as u64)
-            .arg(ROOM_GRACE.as_millis() as u64)
-            .invoke_async::<()>(&mut c)
-            .await?;
+            .arg(ROOM_GRACE.as_millis() as u64);
+        for room in &report.rooms {
+            let door = match &room.door {
+                Some(settings) => serde_json::to_string(&KeptDoor {
+                    node: report.id.clone(),
+                    settings: settings.clone(),
+                })?,
+                None => String::new(),
+            };
+            call.arg(door);
+        }
+        call.invoke_async::<()>(&mut c).await?;
         Ok(())
     }
 
@@ -263,42 +260,13 @@ impl Registry for RedisRegistry {
         .boxed()
     }
 
-    fn door<'a>(
-        &'a self,
-        room: &'a str,
-        _now: Moment,
-    ) -> BoxFuture<'a, Result<Option<DoorSettings>>> {
+    fn door<'a>(&'a self, room: &'a str, _now: Moment) -> BoxFuture<'a, Result<Option<KeptDoor>>> {
         async move {
             let mut c = self.conn.clone();
             let kept: Option<String> = c.get(door_key(room)).await?;
             // A door that cannot be read is no door: the room opens, as it
             // did before doors were kept.
             Ok(kept.and_then(|k| serde_json::from_str(&k).ok()))
-        }
-        .boxed()
-    }
-
-    fn set_door<'a>(
-        &'a self,
-        room: &'a str,
-        door: &'a DoorSettings,
-        _now: Moment,
-    ) -> BoxFuture<'a, Result<()>> {
-        async move {
-            let mut c = self.conn.clone();
-            let value = if door.is_open() {
-                String::new()
-            } else {
-                serde_json::to_string(door)?
-            };
-            let _: u8 = self
-                .door
-                .key(room_key(room))
-                .key(door_key(room))
-                .arg(value)
-                .invoke_async(&mut c)
-                .await?;
-            Ok(())
         }
         .boxed()
     }
@@ -476,18 +444,18 @@ mod tests {
         let (_server, r, mut c) = start().await;
         let t = Moment::now();
         super::super::contract::a_door_is_kept_with_its_room(&r, t).await;
-        let shut = DoorSettings {
+        let mut shut = test_listing("b", &["room"]);
+        shut.rooms[0].door = Some(crate::worker::DoorSettings {
             password: None,
             lobby: true,
-        };
-        r.set_door("room", &shut, t).await.unwrap();
+        });
+        r.put_report(&shut, t).await.unwrap();
         let grace = ROOM_GRACE.as_millis() as i64;
         assert!(ttl_ms(&mut c, "parloir:door:room").await > grace - 5_000);
-        // A report of its worker keeps the door as long as the room.
+        // The room's key and its door's go together.
+        let _: () = c.pexpire("parloir:room:room", 1_000).await.unwrap();
         let _: () = c.pexpire("parloir:door:room", 1_000).await.unwrap();
-        r.put_report(&test_listing("b", &["room"]), t)
-            .await
-            .unwrap();
+        r.put_report(&shut, t).await.unwrap();
         assert!(ttl_ms(&mut c, "parloir:door:room").await > grace - 5_000);
         // A door that does not read is no door.
         let _: () = c.set("parloir:door:room", "{not json").await.unwrap();
