@@ -15,9 +15,16 @@ use std::time::Duration;
 pub const CHECK_EVERY: Duration = Duration::from_secs(5);
 
 /// Growth of resident memory, and free bytes held by the allocator, that
-/// make a trim worth its locks: a burst's leftovers, far above what a
-/// running call takes and gives back between two looks.
+/// make a trim worth its locks in a small process: a burst's leftovers, far
+/// above what a running call takes and gives back between two looks.
 pub const TRIM_AT: u64 = 4 << 20;
+
+/// The same in a process of `resident` bytes: a sixteenth of it when that
+/// is more, since a large worker's heap swings by more than 4 MiB between
+/// two looks with its calls alone, and a trim takes the arenas' locks.
+fn trim_at(resident: u64) -> u64 {
+    TRIM_AT.max(resident / 16)
+}
 
 /// One look at the process's memory, in bytes.
 #[derive(Debug, Clone, Copy)]
@@ -53,8 +60,8 @@ impl TrimPolicy {
             free: f.free.min(heap.free),
         });
         self.floor = Some(floor);
-        heap.free >= TRIM_AT
-            && (heap.resident >= floor.resident + TRIM_AT || heap.free >= floor.free + TRIM_AT)
+        let at = trim_at(floor.resident);
+        heap.free >= at && (heap.resident >= floor.resident + at || heap.free >= floor.free + at)
     }
 
     /// After a trim: where the heap then stands is the new floor, so a trim
@@ -187,6 +194,15 @@ mod tests {
             let h = heap(20 + i % 2, 1 + i % 3);
             assert!(!p.observe(h), "look {i}: {h:?}");
         }
+    }
+
+    #[test]
+    fn a_large_process_trims_only_for_a_burst_of_its_size() {
+        let mut p = TrimPolicy::default();
+        // 1 GiB of calls: their churn moves tens of MiB between looks.
+        p.observe(heap(1024, 2));
+        assert!(!p.observe(heap(1060, 40)));
+        assert!(p.observe(heap(1100, 70)));
     }
 
     #[test]
