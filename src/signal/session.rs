@@ -444,10 +444,8 @@ impl Session {
             .await
             .map_err(|e| place_error(e, &control.config.partners, &room))?;
         // The door the room's moderators shut it with, for a room made anew
-        // on this worker because its own was lost. A door kept by this same
-        // worker is that of a room that ended here (everyone left): a room
-        // made anew from it is a new room. Unread, the room would open:
-        // said.
+        // on this worker because its own was lost (the worker knows the
+        // rooms that ended on it). Unread, the room would open: said.
         let door = control
             .registry
             .door(&room, Moment::now())
@@ -455,9 +453,7 @@ impl Session {
             .unwrap_or_else(|e| {
                 tracing::warn!("a room's door could not be read: {e}");
                 None
-            })
-            .filter(|kept| kept.node != node)
-            .map(|kept| kept.settings);
+            });
         let id = new_participant_id();
         let token = new_resume_token();
         let req = JoinRequest {

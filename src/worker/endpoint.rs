@@ -34,6 +34,11 @@ use crate::ids::{ParticipantId, ParticipantInfo};
 /// nothing, and checking every peer at every turn of a busy loop would cost
 /// more than forwarding some packets.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(250);
+
+/// How long a room that ended here is remembered: as long as the cluster
+/// may keep its door, its placement's grace after the last report that
+/// listed it (`cluster::registry::ROOM_GRACE`, 30 s), and a little more.
+pub const ENDED_REMEMBERED: Duration = Duration::from_secs(35);
 /// The furthest a drain deadline may lie: a larger one (an operator's
 /// `u64::MAX`) means "never move anyone", not an overflow.
 const MAX_DRAIN: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -96,6 +101,11 @@ pub struct Endpoint {
     handed_out: usize,
     /// Rooms with output waiting to be drained.
     busy: Vec<RoomKey>,
+    /// Rooms that ended here, and when, for as long as the cluster may
+    /// still hold their doors: one made anew here is a new room (everyone
+    /// had left), not one whose worker was lost. A process started anew
+    /// remembers none, and so restores the doors of the rooms it lost.
+    ended: HashMap<String, Instant>,
     /// Set by a drain: no new rooms.
     draining: bool,
     /// When everyone still here is moved to another worker.
@@ -119,6 +129,7 @@ impl Endpoint {
             out: Outputs::default(),
             handed_out: 0,
             busy: Vec::new(),
+            ended: HashMap::new(),
             draining: false,
             drain_deadline: None,
             next_housekeeping: now + HOUSEKEEPING_EVERY,
@@ -245,7 +256,7 @@ impl Endpoint {
                 Ok(Reply::Done)
             }
             Command::Leave { participant } => {
-                self.take_knock(participant);
+                self.take_knock(participant, now);
                 self.remove(participant, Departure::Left, now);
                 Ok(Reply::Done)
             }
@@ -255,7 +266,7 @@ impl Endpoint {
             } => {
                 // Someone waiting in a lobby that loses its signalling has
                 // nobody to be let in for: it leaves the lobby.
-                if self.take_knock(participant).is_some() {
+                if self.take_knock(participant, now).is_some() {
                     return Ok(Reply::Done);
                 }
                 let (_, room) = room_of(&self.routes, &mut self.rooms, participant)?;
@@ -309,7 +320,7 @@ impl Endpoint {
                     // Whoever waits was waiting for this door to open.
                     let waiting: Vec<ParticipantId> = room.door().waiting().collect();
                     for id in waiting {
-                        if let Some(req) = self.take_knock(id) {
+                        if let Some(req) = self.take_knock(id, now) {
                             self.let_in(req, now);
                         }
                     }
@@ -325,7 +336,9 @@ impl Endpoint {
                 if self.knocking.get(&knocker) != Some(&route.room) {
                     return Err(WorkerError::NoSuchPerson);
                 }
-                let req = self.take_knock(knocker).ok_or(WorkerError::NoSuchPerson)?;
+                let req = self
+                    .take_knock(knocker, now)
+                    .ok_or(WorkerError::NoSuchPerson)?;
                 if admit {
                     self.let_in(req, now);
                 } else {
@@ -352,7 +365,7 @@ impl Endpoint {
         }
     }
 
-    fn join(&mut self, req: JoinRequest, now: Instant) -> Result<Reply, WorkerError> {
+    fn join(&mut self, mut req: JoinRequest, now: Instant) -> Result<Reply, WorkerError> {
         let participant = req.info.id;
         if self.routes.contains_key(&participant) || self.knocking.contains_key(&participant) {
             return Err(WorkerError::AlreadyJoined);
@@ -363,7 +376,11 @@ impl Endpoint {
             return Err(WorkerError::Draining);
         }
         // A room new here is made behind the door the cluster kept for it,
-        // if any (its worker was lost); otherwise its first in moderates.
+        // if any and if it did not end here (its worker was lost);
+        // otherwise its first in moderates.
+        if existing.is_none() && self.ended.contains_key(&req.room) {
+            req.door = None;
+        }
         let entry = match existing.and_then(|k| self.rooms.get(&k)) {
             Some(room) => room.door().check(&req, now)?,
             None => match &req.door {
@@ -467,13 +484,13 @@ impl Endpoint {
     /// The one way out of a lobby: takes `id` out of its room's, and tells
     /// the moderators. A room made anew that nobody entered goes with its
     /// last knock.
-    fn take_knock(&mut self, id: ParticipantId) -> Option<JoinRequest> {
+    fn take_knock(&mut self, id: ParticipantId, now: Instant) -> Option<JoinRequest> {
         let key = self.knocking.remove(&id)?;
         let room = self.rooms.get_mut(&key)?;
         let req = room.door_mut().take_knock(id);
         room.tell_moderators(PeerEvent::KnockEnded { id }, &mut self.out);
         if room.is_empty() && room.door().waiting().next().is_none() {
-            self.drop_room(key);
+            self.drop_room(key, now);
         }
         req
     }
@@ -501,15 +518,15 @@ impl Endpoint {
         if let Some(room) = self.rooms.get_mut(&route.room) {
             room.remove(participant, why, now, &mut self.out);
         }
-        self.forget(route);
+        self.forget(route, now);
     }
 
     /// Drops the routing of a participant that is no longer in its room.
-    fn forget(&mut self, route: Route) {
+    fn forget(&mut self, route: Route, now: Instant) {
         self.demux.forget(route);
         self.routes.remove(&route.peer);
         if self.rooms.get(&route.room).is_some_and(Room::is_empty) {
-            self.drop_room(route.room);
+            self.drop_room(route.room, now);
         }
     }
 
@@ -527,14 +544,15 @@ impl Endpoint {
             if let Some(room) = self.rooms.get_mut(&key) {
                 room.refuse_knocks(&mut self.out);
             }
-            self.drop_room(key);
+            self.drop_room(key, now);
         }
     }
 
     /// The room away, with its lobby (emptied with it, `Room::remove`).
-    fn drop_room(&mut self, key: RoomKey) {
+    fn drop_room(&mut self, key: RoomKey, now: Instant) {
         if let Some(room) = self.rooms.remove(&key) {
             self.room_keys.remove(room.name());
+            self.ended.insert(room.name().to_string(), now);
         }
         self.knocking.retain(|_, k| *k != key);
         self.busy.retain(|k| *k != key);
@@ -562,10 +580,12 @@ impl Endpoint {
             }
         }
         for route in gone {
-            self.forget(route);
+            self.forget(route, now);
         }
         if housekeeping {
             self.give_up_empty_rooms_made_anew(now);
+            self.ended
+                .retain(|_, at| now.saturating_duration_since(*at) < ENDED_REMEMBERED);
         }
         if self.drain_deadline.is_some_and(|d| d <= now) {
             self.drain_deadline = None;

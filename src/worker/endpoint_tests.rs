@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use str0m::net::Protocol;
 
-use super::endpoint::Endpoint;
+use super::endpoint::{Endpoint, ENDED_REMEMBERED};
 use super::peer::{
     Candidates, CONNECT_DEADLINE, DETACH_GRACE, DISCONNECT_GRACE, MAX_MEDIA_SECTIONS, SEAT_GRACE,
 };
@@ -824,7 +824,7 @@ fn a_room_made_anew_that_nobody_comes_back_to_is_given_up() {
     // One that waits is told, once those who were in had their time, that
     // nobody is there to let it in; the room goes, and the next one in
     // starts it anew, open, as its moderator.
-    let mut waits = join_request(5, "b", 500, 12);
+    let mut waits = join_request(5, "c", 500, 12);
     waits.door = Some(lobby);
     assert_eq!(
         net.command(Command::Join { req: waits }),
@@ -842,12 +842,56 @@ fn a_room_made_anew_that_nobody_comes_back_to_is_given_up() {
     ));
     assert!(reported(&net).is_empty());
     // Too late to be vouched for: a room of that name now is a new room.
-    let mut late = join_request(6, "b", 600, 12);
+    let mut late = join_request(6, "c", 600, 12);
     late.vouched = Some(Vouched::Moderator);
     assert!(matches!(
         net.command(Command::Join { req: late }),
         Ok(Reply::Joined { .. })
     ));
+}
+
+#[test]
+fn a_room_that_ended_here_starts_anew_open() {
+    let mut net = Net::new();
+    net.join_only(1, "a", 100).expect("joined");
+    let locked = Command::SetPassword {
+        participant: 1,
+        password: Some("digest".into()),
+    };
+    net.command(locked).expect("locked");
+    // Its one participant leaves (or loses its media): the room ends, and
+    // the cluster still holds its door for a while.
+    net.command(Command::Leave { participant: 1 })
+        .expect("left");
+    let kept = DoorSettings {
+        password: Some("digest".into()),
+        lobby: false,
+    };
+    let mut back = join_request(2, "a", 200, 12);
+    back.door = Some(kept.clone());
+    assert!(
+        matches!(
+            net.command(Command::Join { req: back }),
+            Ok(Reply::Joined { .. })
+        ),
+        "a room that ended here is a new room"
+    );
+    net.step(STEP);
+    assert!(events_of(&net, 2).contains(&PeerEvent::RoomSettings {
+        moderator: true,
+        locked: false,
+        lobby: false,
+    }));
+    // Remembered only as long as the cluster may keep its door.
+    net.command(Command::Leave { participant: 2 })
+        .expect("left");
+    net.run_in_steps(ENDED_REMEMBERED, Duration::from_millis(50));
+    let mut later = join_request(3, "a", 300, 12);
+    later.door = Some(kept);
+    assert_eq!(
+        net.command(Command::Join { req: later }),
+        Err(WorkerError::PasswordRequired)
+    );
 }
 
 #[test]

@@ -171,13 +171,13 @@ pub struct JoinRequest {
     #[serde(default)]
     pub network: Option<String>,
     /// The room's door as the cluster kept it: the room is made behind it
-    /// if it is new here (its worker was lost).
-    #[serde(default)]
+    /// if it is new here and did not end here (its worker was lost).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub door: Option<DoorSettings>,
     /// The signal server saw the participant in this room on a worker that
     /// was lost: it comes back through the door made anew without password
     /// or lobby.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vouched: Option<Vouched>,
 }
 

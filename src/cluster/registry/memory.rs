@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::{self, BoxFuture, FutureExt};
 
-use super::{Assigned, KeptDoor, Moment, Registry, Result, NODE_TTL, ROOM_GRACE};
+use super::{Assigned, Moment, Registry, Result, NODE_TTL, ROOM_GRACE};
 use crate::cluster::placement::{NodeView, PENDING_FOR};
 use crate::cluster::report::{LoadReport, NodeState};
+use crate::worker::DoorSettings;
 
 /// Sweeps cost a pass over every room: once a second, not once a report.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -50,7 +51,7 @@ struct Assignment {
     /// When it was placed, or last listed by its worker's report.
     fresh: Instant,
     /// What its moderators shut it with, as its worker last reported.
-    door: Option<KeptDoor>,
+    door: Option<DoorSettings>,
 }
 
 impl Assignment {
@@ -102,10 +103,7 @@ impl Rooms {
             if let Some(a) = self.assigned.get_mut(&room.room) {
                 if a.node == report.id {
                     a.fresh = now;
-                    a.door = room.door.clone().map(|settings| KeptDoor {
-                        node: report.id.clone(),
-                        settings,
-                    });
+                    a.door = room.door.clone();
                 }
             }
         }
@@ -255,7 +253,11 @@ impl Registry for Memory {
         ready(self.assign(room, node, expect, seen, now.instant))
     }
 
-    fn door<'a>(&'a self, room: &'a str, now: Moment) -> BoxFuture<'a, Result<Option<KeptDoor>>> {
+    fn door<'a>(
+        &'a self,
+        room: &'a str,
+        now: Moment,
+    ) -> BoxFuture<'a, Result<Option<DoorSettings>>> {
         let rooms = lock(&self.rooms);
         let kept = rooms.assigned.get(room).filter(|a| a.live(now.instant));
         ready(kept.and_then(|a| a.door.clone()))
@@ -302,7 +304,7 @@ mod tests {
         super::super::contract::a_door_is_kept_with_its_room(&r, t).await;
         // Forgotten with the room: a room of that name placed later is open.
         let mut shut = test_listing("b", &["room"]);
-        shut.rooms[0].door = Some(crate::worker::DoorSettings {
+        shut.rooms[0].door = Some(DoorSettings {
             password: None,
             lobby: true,
         });

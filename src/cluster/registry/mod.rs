@@ -24,25 +24,12 @@ use std::ops::Add;
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
-use serde::{Deserialize, Serialize};
 
 use super::placement::NodeView;
 use super::report::LoadReport;
 use crate::worker::DoorSettings;
 pub use memory::Memory;
 
-/// A room's door as the registry keeps it: what its worker last reported.
-/// The worker is the one writer (its reports), so the registry never holds
-/// an older door than the room's own, and a failed write is made again
-/// half a second later.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeptDoor {
-    /// The worker that reported it: a room made anew on that same worker
-    /// is one that ended there (everyone left), not one that was lost.
-    pub node: String,
-    #[serde(flatten)]
-    pub settings: DoorSettings,
-}
 pub use redis::RedisRegistry;
 
 /// A worker that has not reported for this long is dead.
@@ -56,6 +43,11 @@ pub const NODE_TTL: Duration = Duration::from_secs(3);
 /// room that ended (or whose first join failed, or whose worker died) is
 /// forgotten, so the registry holds the live rooms, not every room ever.
 pub const ROOM_GRACE: Duration = Duration::from_secs(30);
+
+// A worker tells a room that ended on it from one it lost for as long as
+// the registry may keep the room's door.
+const _: () =
+    assert!(crate::worker::endpoint::ENDED_REMEMBERED.as_millis() > ROOM_GRACE.as_millis() + 1_000);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -103,9 +95,15 @@ pub trait Registry: Send + Sync {
 
     /// The door a room's moderators shut (password digest, lobby), as the
     /// last report of the room's worker listed it, kept with the room's
-    /// placement and forgotten with it: what a room made anew on another
-    /// worker starts behind.
-    fn door<'a>(&'a self, room: &'a str, now: Moment) -> BoxFuture<'a, Result<Option<KeptDoor>>>;
+    /// placement and forgotten with it: what a room made anew after its
+    /// worker was lost starts behind. The worker is the one writer (its
+    /// reports), so the registry never holds an older door than the room's
+    /// own, and a failed write is made again half a second later.
+    fn door<'a>(
+        &'a self,
+        room: &'a str,
+        now: Moment,
+    ) -> BoxFuture<'a, Result<Option<DoorSettings>>>;
 
     /// Whether an operator sends new ordinary rooms to partner instances.
     fn redirect(&self) -> BoxFuture<'_, Result<bool>>;
@@ -159,7 +157,7 @@ impl Add<Duration> for Moment {
 /// What every registry must do, run against each implementation.
 #[cfg(test)]
 pub(crate) mod contract {
-    use super::{KeptDoor, Moment, Registry};
+    use super::{Moment, Registry};
 
     use super::Assigned::{Elsewhere, Placed, Raced};
     use crate::cluster::placement::PENDING_FOR;
@@ -256,24 +254,18 @@ pub(crate) mod contract {
         );
         assert_eq!(r.door("room", t).await.unwrap(), None);
         r.put_report(&listing("a", Some(&shut)), t).await.unwrap();
-        let kept = |node: &str, settings: &DoorSettings| {
-            Some(KeptDoor {
-                node: node.into(),
-                settings: settings.clone(),
-            })
-        };
-        assert_eq!(r.door("room", t).await.unwrap(), kept("a", &shut));
+        assert_eq!(r.door("room", t).await.unwrap(), Some(shut.clone()));
         assert_eq!(r.door("unplaced", t).await.unwrap(), None);
         // A worker the room is not on changes nothing.
         r.put_report(&listing("x", None), t).await.unwrap();
-        assert_eq!(r.door("room", t).await.unwrap(), kept("a", &shut));
+        assert_eq!(r.door("room", t).await.unwrap(), Some(shut.clone()));
         // "a" died: the room moves, its door with it, until its new worker
         // reports it (here, opened).
         assert_eq!(
             r.assign_room("room", "b", Some("a"), 0, t).await.unwrap(),
             Placed
         );
-        assert_eq!(r.door("room", t).await.unwrap(), kept("a", &shut));
+        assert_eq!(r.door("room", t).await.unwrap(), Some(shut.clone()));
         r.put_report(&listing("b", None), t).await.unwrap();
         assert_eq!(r.door("room", t).await.unwrap(), None);
     }

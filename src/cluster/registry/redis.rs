@@ -21,9 +21,10 @@ use futures_util::future::{BoxFuture, FutureExt};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 
-use super::{Assigned, KeptDoor, Moment, Registry, Result, NODE_TTL, ROOM_GRACE};
+use super::{Assigned, Moment, Registry, Result, NODE_TTL, ROOM_GRACE};
 use crate::cluster::placement::{NodeView, PENDING_FOR};
 use crate::cluster::report::{LoadReport, NodeState};
+use crate::worker::DoorSettings;
 
 /// A flag that outlives a node that never reports again.
 const DRAIN_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -149,10 +150,7 @@ impl RedisRegistry {
             .arg(ROOM_GRACE.as_millis() as u64);
         for room in &report.rooms {
             let door = match &room.door {
-                Some(settings) => serde_json::to_string(&KeptDoor {
-                    node: report.id.clone(),
-                    settings: settings.clone(),
-                })?,
+                Some(settings) => serde_json::to_string(settings)?,
                 None => String::new(),
             };
             call.arg(door);
@@ -260,7 +258,11 @@ impl Registry for RedisRegistry {
         .boxed()
     }
 
-    fn door<'a>(&'a self, room: &'a str, _now: Moment) -> BoxFuture<'a, Result<Option<KeptDoor>>> {
+    fn door<'a>(
+        &'a self,
+        room: &'a str,
+        _now: Moment,
+    ) -> BoxFuture<'a, Result<Option<DoorSettings>>> {
         async move {
             let mut c = self.conn.clone();
             let kept: Option<String> = c.get(door_key(room)).await?;
@@ -445,7 +447,7 @@ mod tests {
         let t = Moment::now();
         super::super::contract::a_door_is_kept_with_its_room(&r, t).await;
         let mut shut = test_listing("b", &["room"]);
-        shut.rooms[0].door = Some(crate::worker::DoorSettings {
+        shut.rooms[0].door = Some(DoorSettings {
             password: None,
             lobby: true,
         });
