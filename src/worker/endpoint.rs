@@ -256,7 +256,7 @@ impl Endpoint {
                 Ok(Reply::Done)
             }
             Command::Leave { participant } => {
-                self.take_knock(participant, now);
+                self.take_knock(participant);
                 self.remove(participant, Departure::Left, now);
                 Ok(Reply::Done)
             }
@@ -266,7 +266,7 @@ impl Endpoint {
             } => {
                 // Someone waiting in a lobby that loses its signalling has
                 // nobody to be let in for: it leaves the lobby.
-                if self.take_knock(participant, now).is_some() {
+                if self.take_knock(participant).is_some() {
                     return Ok(Reply::Done);
                 }
                 let (_, room) = room_of(&self.routes, &mut self.rooms, participant)?;
@@ -320,7 +320,7 @@ impl Endpoint {
                     // Whoever waits was waiting for this door to open.
                     let waiting: Vec<ParticipantId> = room.door().waiting().collect();
                     for id in waiting {
-                        if let Some(req) = self.take_knock(id, now) {
+                        if let Some(req) = self.take_knock(id) {
                             self.let_in(req, now);
                         }
                     }
@@ -336,9 +336,7 @@ impl Endpoint {
                 if self.knocking.get(&knocker) != Some(&route.room) {
                     return Err(WorkerError::NoSuchPerson);
                 }
-                let req = self
-                    .take_knock(knocker, now)
-                    .ok_or(WorkerError::NoSuchPerson)?;
+                let req = self.take_knock(knocker).ok_or(WorkerError::NoSuchPerson)?;
                 if admit {
                     self.let_in(req, now);
                 } else {
@@ -484,13 +482,15 @@ impl Endpoint {
     /// The one way out of a lobby: takes `id` out of its room's, and tells
     /// the moderators. A room made anew that nobody entered goes with its
     /// last knock.
-    fn take_knock(&mut self, id: ParticipantId, now: Instant) -> Option<JoinRequest> {
+    fn take_knock(&mut self, id: ParticipantId) -> Option<JoinRequest> {
         let key = self.knocking.remove(&id)?;
         let room = self.rooms.get_mut(&key)?;
         let req = room.door_mut().take_knock(id);
         room.tell_moderators(PeerEvent::KnockEnded { id }, &mut self.out);
         if room.is_empty() && room.door().waiting().next().is_none() {
-            self.drop_room(key, now);
+            // Nobody was ever in (a room that empties turns its knockers
+            // away): it did not end, and its door still stands.
+            self.drop_room(key, None);
         }
         req
     }
@@ -526,7 +526,7 @@ impl Endpoint {
         self.demux.forget(route);
         self.routes.remove(&route.peer);
         if self.rooms.get(&route.room).is_some_and(Room::is_empty) {
-            self.drop_room(route.room, now);
+            self.drop_room(route.room, Some(now));
         }
     }
 
@@ -544,15 +544,18 @@ impl Endpoint {
             if let Some(room) = self.rooms.get_mut(&key) {
                 room.refuse_knocks(&mut self.out);
             }
-            self.drop_room(key, now);
+            self.drop_room(key, Some(now));
         }
     }
 
-    /// The room away, with its lobby (emptied with it, `Room::remove`).
-    fn drop_room(&mut self, key: RoomKey, now: Instant) {
+    /// The room away, with its lobby (emptied with it, `Room::remove`);
+    /// remembered as ended here at `ended`, if it did.
+    fn drop_room(&mut self, key: RoomKey, ended: Option<Instant>) {
         if let Some(room) = self.rooms.remove(&key) {
             self.room_keys.remove(room.name());
-            self.ended.insert(room.name().to_string(), now);
+            if let Some(at) = ended {
+                self.ended.insert(room.name().to_string(), at);
+            }
         }
         self.knocking.retain(|_, k| *k != key);
         self.busy.retain(|k| *k != key);
