@@ -72,15 +72,7 @@ impl fmt::Display for Client {
 /// one, so that every signal server of a cluster gives one network the
 /// same id; with this process's own key otherwise.
 pub fn network_id(ip: IpAddr, cluster_secret: Option<&str>) -> String {
-    let Some(secret) = cluster_secret else {
-        return format!("{:016x}", KEY.get_or_init(RandomState::new).hash_one(ip));
-    };
-    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_bytes());
-    let tag = aws_lc_rs::hmac::sign(&key, ip.to_string().as_bytes());
-    tag.as_ref()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    keyed_hex(ip.to_string().as_bytes(), cluster_secret, 8)
 }
 
 /// A room password as the cluster compares and keeps it: an HMAC of the
@@ -90,20 +82,24 @@ pub fn network_id(ip: IpAddr, cluster_secret: Option<&str>) -> String {
 /// same on every signal server of a cluster, and one password in two rooms
 /// gives two digests.
 pub fn password_digest(room: &str, password: &str, cluster_secret: Option<&str>) -> String {
-    static OWN_KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    let message = ["parloir room password", room, password].join("\0");
+    keyed_hex(message.as_bytes(), cluster_secret, 32)
+}
+
+/// The first `len` bytes (at most 32) of an HMAC-SHA256 of `message`, in
+/// hex, keyed with the cluster's secret, or with this process's own random
+/// key without one.
+fn keyed_hex(message: &[u8], cluster_secret: Option<&str>, len: usize) -> String {
+    static OWN_KEY: OnceLock<[u8; 32]> = OnceLock::new();
     let key = match cluster_secret {
         Some(secret) => secret.as_bytes(),
         None => OWN_KEY.get_or_init(rand::random),
     };
     let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
-    let mut ctx = aws_lc_rs::hmac::Context::with_key(&key);
-    ctx.update(b"parloir room password\0");
-    ctx.update(room.as_bytes());
-    ctx.update(b"\0");
-    ctx.update(password.as_bytes());
-    ctx.sign()
-        .as_ref()
+    let tag = aws_lc_rs::hmac::sign(&key, message);
+    tag.as_ref()
         .iter()
+        .take(len)
         .map(|b| format!("{b:02x}"))
         .collect()
 }
