@@ -22,7 +22,7 @@ use str0m::net::{Protocol, Receive, Transmit};
 use str0m::Input;
 
 use super::demux::{is_stun, Demux};
-use super::door::{Door, DoorSettings, Entry};
+use super::door::{Door, Entry};
 use super::peer::{Candidates, Departure, Peer};
 use super::room::{Outputs, Room};
 use super::stats::{Counters, RoomLoad};
@@ -375,23 +375,30 @@ impl Endpoint {
         }
         // A room new here is made behind the door the cluster kept for it,
         // if any and if it did not end here (its worker was lost);
-        // otherwise its first in moderates.
-        if existing.is_none() && self.ended.contains_key(&req.room) {
-            req.door = None;
-        }
-        let entry = match existing.and_then(|k| self.rooms.get(&k)) {
-            Some(room) => room.door().check(&req, now)?,
-            None => match &req.door {
-                Some(kept) => Door::restored(kept.clone(), now).check(&req, now)?,
-                None => Entry::Enter { moderator: true },
-            },
+        // otherwise open, its first in moderating.
+        let kept = req.door.take();
+        let new_door = match existing {
+            Some(_) => None,
+            None => Some(match kept {
+                Some(kept) if !self.ended.contains_key(&req.room) => Door::restored(kept, now),
+                _ => Door::default(),
+            }),
+        };
+        let entry = match (existing.and_then(|k| self.rooms.get(&k)), &new_door) {
+            (Some(room), _) => room.door().check(&req, now)?,
+            (None, Some(door)) => door.check(&req, now)?,
+            // A room's key without its room: never so.
+            (None, None) => return Err(WorkerError::UnknownParticipant),
         };
         let moderator = match entry {
             Entry::Enter { moderator } => moderator,
             Entry::Knock => {
-                let key = existing.unwrap_or_else(|| {
-                    self.open_room(&req.room, req.last_n, req.door.clone(), now)
-                });
+                let key = match (existing, new_door) {
+                    (Some(key), _) => key,
+                    (None, door) => {
+                        self.open_room(&req.room, req.last_n, door.unwrap_or_default(), now)
+                    }
+                };
                 let room = self
                     .rooms
                     .get_mut(&key)
@@ -407,15 +414,17 @@ impl Endpoint {
                 return Ok(Reply::Knocking);
             }
         };
-        let others = self.enter(req, moderator, now)?;
+        let others = self.enter(req, moderator, new_door, now)?;
         Ok(Reply::Joined { others })
     }
 
-    /// Someone the door let in: its connection, in its room (made if new).
+    /// Someone the door let in: its connection, in its room (made if new,
+    /// behind `new_door`).
     fn enter(
         &mut self,
         req: JoinRequest,
         moderator: bool,
+        new_door: Option<Door>,
         now: Instant,
     ) -> Result<Vec<ParticipantInfo>, WorkerError> {
         let participant = req.info.id;
@@ -432,7 +441,7 @@ impl Endpoint {
                 );
             }
         }
-        let (name, last_n, door) = (req.room, req.last_n, req.door);
+        let (name, last_n) = (req.room, req.last_n);
         let peer = Peer::new(
             req.info,
             req.token,
@@ -444,7 +453,8 @@ impl Endpoint {
         if let Some(idle) = idle {
             self.remove(idle, Departure::NeverConnected, now);
         }
-        let key = existing.unwrap_or_else(|| self.open_room(&name, last_n, door, now));
+        let key = existing
+            .unwrap_or_else(|| self.open_room(&name, last_n, new_door.unwrap_or_default(), now));
         let route = Route {
             room: key,
             peer: participant,
@@ -460,21 +470,13 @@ impl Endpoint {
         Ok(others)
     }
 
-    /// Makes room `name`, behind the door the cluster kept for it if any.
-    fn open_room(
-        &mut self,
-        name: &str,
-        last_n: usize,
-        door: Option<DoorSettings>,
-        now: Instant,
-    ) -> RoomKey {
+    /// Makes room `name`, behind `door`.
+    fn open_room(&mut self, name: &str, last_n: usize, door: Door, now: Instant) -> RoomKey {
         let key = self.next_room_key;
         self.next_room_key += 1;
         self.room_keys.insert(name.to_string(), key);
         let mut room = Room::new(name.to_string(), last_n, now);
-        if let Some(kept) = door {
-            *room.door_mut() = Door::restored(kept, now);
-        }
+        *room.door_mut() = door;
         self.rooms.insert(key, room);
         key
     }
@@ -501,7 +503,7 @@ impl Endpoint {
     fn let_in(&mut self, req: JoinRequest, now: Instant) {
         let id = req.info.id;
         let at = self.out.events.len();
-        let told = match self.enter(req, false, now) {
+        let told = match self.enter(req, false, None, now) {
             Ok(others) => PeerEvent::Admitted { others },
             Err(e) => PeerEvent::Refused {
                 reason: e.to_string(),
