@@ -349,12 +349,7 @@ async fn a_cluster_places_spreads_survives_and_drains() {
         Duration::from_secs(10),
     )
     .await;
-    ana.eval(
-        "document.querySelector('#open-people').click();
-         document.querySelector('#lock-password').value = 'tulipe rouge';
-         document.querySelector('#lock-form').requestSubmit(); true",
-    )
-    .await;
+    common::lock_room(&ana, "tulipe rouge").await;
     until(
         &ana,
         "the room locked",
@@ -420,8 +415,8 @@ async fn a_cluster_places_spreads_survives_and_drains() {
     assert_eq!(answer["code"], "password-wrong", "{answer}");
     until(
         &ana,
-        "Ana told the room is still locked",
-        "window.parloir.state().locked",
+        "Ana told the room is still locked, and she still moderates it",
+        "window.parloir.state().locked && window.parloir.state().moderator",
         Duration::from_secs(5),
     )
     .await;

@@ -16,7 +16,7 @@ mod common;
 use std::time::Duration;
 
 use common::browser::{Browser, Tab};
-use common::{join, tiles, until, wait_for, wait_full_mesh, you, Server};
+use common::{join, lock_room, tiles, until, wait_for, wait_full_mesh, you, Server};
 use serde_json::json;
 
 const ROOM: &str = "chambre-104";
@@ -77,13 +77,9 @@ async fn a_moderator_locks_the_room_lets_in_refuses_and_removes() {
         CALL,
     )
     .await;
-    ana.eval(
-        "document.querySelector('#open-people').click();
-         document.querySelector('#lobby-toggle').click();
-         document.querySelector('#lock-password').value = 'tulipe rouge';
-         document.querySelector('#lock-form').requestSubmit(); true",
-    )
-    .await;
+    lock_room(&ana, PASSWORD).await;
+    ana.eval("document.querySelector('#lobby-toggle').click(), true")
+        .await;
     until(
         &ana,
         "the room locked, its lobby on",

@@ -385,6 +385,14 @@ mod tests {
         door
     }
 
+    /// `id`'s join, vouched for by its signal server as `as_what`.
+    fn vouched(id: ParticipantId, as_what: Vouched) -> JoinRequest {
+        JoinRequest {
+            vouched: Some(as_what),
+            ..req(id)
+        }
+    }
+
     fn locked(lobby: bool) -> DoorSettings {
         DoorSettings {
             password: Some("digest".into()),
@@ -422,27 +430,18 @@ mod tests {
         let now = Instant::now();
         let mut door = Door::restored(locked(true), now);
         // The first back moderates, if nobody who moderated is back yet.
-        let ben = JoinRequest {
-            vouched: Some(Vouched::Member),
-            ..req(2)
-        };
+        let ben = vouched(2, Vouched::Member);
         assert_eq!(
             enter(&mut door, &ben, now),
             Ok(Entry::Enter { moderator: true })
         );
         // Its moderator comes back one; someone else, not.
-        let ana = JoinRequest {
-            vouched: Some(Vouched::Moderator),
-            ..req(1)
-        };
+        let ana = vouched(1, Vouched::Moderator);
         assert_eq!(
             enter(&mut door, &ana, now),
             Ok(Entry::Enter { moderator: true })
         );
-        let dan = JoinRequest {
-            vouched: Some(Vouched::Member),
-            ..req(4)
-        };
+        let dan = vouched(4, Vouched::Member);
         assert_eq!(door.check(&dan, now), Ok(Entry::Enter { moderator: false }));
         // Another knocks, with the password, as before the loss.
         let mut cleo = req(3);
@@ -462,10 +461,7 @@ mod tests {
         enter(&mut door, &req(1), now).unwrap();
         door.set_password(Some("digest".into()));
         door.set_lobby(true);
-        let eve = JoinRequest {
-            vouched: Some(Vouched::Moderator),
-            ..req(5)
-        };
+        let eve = vouched(5, Vouched::Moderator);
         assert_eq!(door.check(&eve, now), Err(WorkerError::PasswordRequired));
         assert!(!door.restore_over(now + RETURN_WINDOW * 10));
     }
@@ -483,10 +479,7 @@ mod tests {
         // Nobody is in to let a newcomer in: it waits.
         assert_eq!(door.check(&req(3), now), Ok(Entry::Knock));
         door.knock(req(3));
-        let ana = JoinRequest {
-            vouched: Some(Vouched::Member),
-            ..req(1)
-        };
+        let ana = vouched(1, Vouched::Member);
         assert_eq!(
             enter(&mut door, &ana, now),
             Ok(Entry::Enter { moderator: true })

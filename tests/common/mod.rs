@@ -437,6 +437,18 @@ pub async fn refuse_next_negotiation(tab: &Tab<'_>) {
     .await;
 }
 
+/// A moderator locks the room with `password` through the people panel,
+/// as a person would.
+pub async fn lock_room(tab: &Tab<'_>, password: &str) {
+    tab.eval(&format!(
+        "document.querySelector('#open-people').click();
+         document.querySelector('#lock-password').value = {};
+         document.querySelector('#lock-form').requestSubmit(); true",
+        serde_json::json!(password)
+    ))
+    .await;
+}
+
 /// Waits until `expr` (JavaScript) is true in the tab.
 pub async fn until(tab: &Tab<'_>, what: &str, expr: &str, timeout: Duration) {
     wait_for(what, timeout, || async {

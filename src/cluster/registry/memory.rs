@@ -276,6 +276,7 @@ impl Registry for Memory {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::registry::contract;
     use crate::cluster::report::{test_listing, test_report};
     use Assigned::{Elsewhere, Placed};
 
@@ -301,13 +302,9 @@ mod tests {
     async fn memory_doors() {
         let r = Memory::default();
         let t = Moment::now();
-        super::super::contract::a_door_is_kept_with_its_room(&r, t).await;
+        contract::a_door_is_kept_with_its_room(&r, t).await;
         // Forgotten with the room: a room of that name placed later is open.
-        let mut shut = test_listing("b", &["room"]);
-        shut.rooms[0].door = Some(DoorSettings {
-            password: None,
-            lobby: true,
-        });
+        let shut = contract::listing_with_door("b", &["room"], Some(&contract::lobby_only()));
         r.put_report(&shut, t).await.unwrap();
         assert!(r.door("room", t).await.unwrap().is_some());
         let later = t + ROOM_GRACE + SWEEP_EVERY;

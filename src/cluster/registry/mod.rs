@@ -157,7 +157,7 @@ impl Add<Duration> for Moment {
 /// What every registry must do, run against each implementation.
 #[cfg(test)]
 pub(crate) mod contract {
-    use super::{Moment, Registry};
+    use super::{LoadReport, Moment, Registry};
 
     use super::Assigned::{Elsewhere, Placed, Raced};
     use crate::cluster::placement::PENDING_FOR;
@@ -236,17 +236,34 @@ pub(crate) mod contract {
     /// A room's door is kept while the room is placed, through a move off
     /// a dead worker; an open door keeps nothing, and an unplaced room
     /// none.
+    /// A report of `node` listing `rooms`, each behind `door`.
+    pub fn listing_with_door(
+        node: &str,
+        rooms: &[&str],
+        door: Option<&DoorSettings>,
+    ) -> LoadReport {
+        let mut report = test_listing(node, rooms);
+        for room in &mut report.rooms {
+            room.door = door.cloned();
+        }
+        report
+    }
+
+    /// A door with only the lobby on.
+    pub fn lobby_only() -> DoorSettings {
+        DoorSettings {
+            password: None,
+            lobby: true,
+        }
+    }
+
     pub async fn a_door_is_kept_with_its_room(r: &dyn Registry, t: Moment) {
         let shut = DoorSettings {
             password: Some("digest".into()),
             lobby: true,
         };
         let listing = |node: &str, door: Option<&DoorSettings>| {
-            let mut report = test_listing(node, &["room", "unplaced"]);
-            for room in &mut report.rooms {
-                room.door = door.cloned();
-            }
-            report
+            listing_with_door(node, &["room", "unplaced"], door)
         };
         assert_eq!(
             r.assign_room("room", "a", None, 0, t).await.unwrap(),

@@ -340,6 +340,7 @@ mod test_redis_server;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::registry::contract;
     use crate::cluster::report::test_listing;
     use test_redis_server::Redis;
 
@@ -445,12 +446,8 @@ mod tests {
     async fn doors_expire_with_their_rooms() {
         let (_server, r, mut c) = start().await;
         let t = Moment::now();
-        super::super::contract::a_door_is_kept_with_its_room(&r, t).await;
-        let mut shut = test_listing("b", &["room"]);
-        shut.rooms[0].door = Some(DoorSettings {
-            password: None,
-            lobby: true,
-        });
+        contract::a_door_is_kept_with_its_room(&r, t).await;
+        let shut = contract::listing_with_door("b", &["room"], Some(&contract::lobby_only()));
         r.put_report(&shut, t).await.unwrap();
         let grace = ROOM_GRACE.as_millis() as i64;
         assert!(ttl_ms(&mut c, "parloir:door:room").await > grace - 5_000);
