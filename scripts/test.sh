@@ -14,6 +14,9 @@ command -v prometheus >/dev/null 2>&1 || need_pkgs+=(prometheus)
 command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
 command -v nft >/dev/null 2>&1 || need_pkgs+=(nftables)
 command -v turnserver >/dev/null 2>&1 || need_pkgs+=(coturn)
+# The benchmark's targets: its start-up of each is tested (loadtest/tests).
+command -v janus >/dev/null 2>&1 || need_pkgs+=(janus)
+command -v taskset >/dev/null 2>&1 || need_pkgs+=(util-linux)
 # The accessibility audit's axe-core comes from the npm registry.
 command -v npm >/dev/null 2>&1 || need_pkgs+=(npm)
 if [ ${#need_pkgs[@]} -gt 0 ]; then

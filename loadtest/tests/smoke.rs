@@ -73,3 +73,20 @@ fn a_small_meeting_arrives_without_loss() {
     );
     assert_eq!(s["srtp_profile"], "SRTP_AEAD_AES_256_GCM");
 }
+
+/// The benchmark starts every target it measures with the arguments it
+/// gives them: a server option it passes and the server no longer
+/// accepts would otherwise only show as empty figures.
+#[test]
+fn the_benchmark_starts_every_target() {
+    let me = std::path::PathBuf::from(env!("CARGO_BIN_EXE_parloir-loadtest"));
+    let out = Command::new(&me)
+        .args(["bench", "--check"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    println!("{log}");
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("parloir: started"), "{log}");
+    assert!(log.contains("udp_relay: started"), "{log}");
+}

@@ -39,6 +39,11 @@ pub struct BenchArgs {
     /// The `parloir` binary [default: next to this one].
     #[arg(long)]
     parloir: Option<PathBuf>,
+    /// Measure nothing: start every target the benchmark would measure,
+    /// with the arguments it would give, and fail if one does not start
+    /// (CI runs this, so the benchmark cannot silently stop running).
+    #[arg(long, conflicts_with = "render")]
+    check: bool,
     /// Measure nothing: summarize the points of an earlier run's JSON
     /// again (after a change in how figures are read) and rewrite its
     /// table, plot and JSON.
@@ -144,6 +149,8 @@ pub fn main(a: BenchArgs) -> anyhow::Result<()> {
                 "10000000".into(),
                 "--admission-threshold".into(),
                 "1".into(),
+                "--admission-hard".into(),
+                "1".into(),
                 // Every participant comes from one address here.
                 "--no-address-limits".into(),
             ],
@@ -227,6 +234,29 @@ pub fn main(a: BenchArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    if a.check {
+        let mut targets: Vec<Starter> = vec![("parloir", &start_parloir)];
+        match janus_reason {
+            None => targets.push(("janus", &start_janus)),
+            Some(reason) => eprintln!("    janus: not checked, {reason}"),
+        }
+        targets.push(("udp_relay", &start_relay));
+        let failed: Vec<String> = targets
+            .iter()
+            .filter_map(|(name, start)| match start() {
+                Ok(_) => {
+                    eprintln!("    {name}: started");
+                    None
+                }
+                Err(e) => Some(format!("{name}: {e:#}")),
+            })
+            .collect();
+        let _ = std::fs::remove_dir_all(&janus_dir);
+        if !failed.is_empty() {
+            bail!("the benchmark cannot start {}", failed.join("; "));
+        }
+        return Ok(());
+    }
     let mut results = Vec::new();
     for (shape, levels) in [(Shape::Fanout, &fanout), (Shape::Meeting, &meeting)] {
         let mut targets: Vec<Starter> = vec![("parloir", &start_parloir)];
