@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
+use str0m::crypto::dtls::DtlsCert;
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::Input;
 
@@ -87,6 +88,8 @@ pub struct Endpoint {
     /// The addresses in our ICE candidates, and the destinations of the
     /// datagrams we receive.
     candidates: Candidates,
+    /// The worker's one DTLS certificate, given to every connection.
+    cert: DtlsCert,
     rooms: HashMap<RoomKey, Room>,
     room_keys: HashMap<String, RoomKey>,
     next_room_key: RoomKey,
@@ -115,11 +118,13 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// An endpoint announcing `candidates`; `seed` feeds every random
-    /// choice it makes (ICE credentials, sequence number offsets).
-    pub fn new(candidates: Candidates, seed: u64, now: Instant) -> Self {
+    /// An endpoint announcing `candidates` and presenting `cert` in DTLS;
+    /// `seed` feeds every random choice it makes (ICE credentials,
+    /// sequence number offsets).
+    pub fn new(candidates: Candidates, cert: DtlsCert, seed: u64, now: Instant) -> Self {
         Endpoint {
             candidates,
+            cert,
             rooms: HashMap::new(),
             room_keys: HashMap::new(),
             next_room_key: 1,
@@ -447,6 +452,7 @@ impl Endpoint {
             req.token,
             req.session,
             self.candidates,
+            &self.cert,
             &mut self.rng,
             now,
         )?;

@@ -49,7 +49,12 @@ impl Net {
     fn new() -> Self {
         let now = Instant::now();
         Net {
-            ep: Endpoint::new(Candidates::on(SERVER.parse().unwrap()), 7, now),
+            ep: Endpoint::new(
+                Candidates::on(SERVER.parse().unwrap()),
+                super::peer::test_cert().clone(),
+                7,
+                now,
+            ),
             clients: Vec::new(),
             public: HashMap::new(),
             blocked: HashSet::new(),

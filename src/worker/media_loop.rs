@@ -105,6 +105,7 @@ pub fn spawn(config: MediaConfig) -> Result<(WorkerHandle, Arc<Shared>), WorkerE
         udp: media_addr,
         tcp: tcp_local.map(|tcp| SocketAddr::new(tcp_ip(tcp), tcp.port())),
     };
+    let cert = super::peer::dtls_cert()?;
     let (tx, rx) = mpsc::channel(1024);
     let stats = Arc::new(Shared::default());
     let shared = stats.clone();
@@ -130,7 +131,7 @@ pub fn spawn(config: MediaConfig) -> Result<(WorkerHandle, Arc<Shared>), WorkerE
                         match sockets {
                             Ok((socket, tcp)) => {
                                 let endpoint =
-                                    Endpoint::new(candidates, rand::random(), Instant::now());
+                                    Endpoint::new(candidates, cert, rand::random(), Instant::now());
                                 run(socket, tcp, endpoint, rx, shared, access.cached()).await
                             }
                             Err(e) => tracing::error!("media socket: {e}"),

@@ -13,6 +13,7 @@ use rand::distributions::Alphanumeric;
 use rand::Rng;
 use str0m::bwe::Bitrate;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::crypto::dtls::DtlsCert;
 use str0m::media::{Direction, Mid, Pt};
 use str0m::net::{Protocol, TcpType};
 use str0m::{Candidate, IceCreds, Rtc, RtcConfig};
@@ -162,6 +163,25 @@ impl Candidates {
     }
 }
 
+/// A worker's DTLS certificate, made once at its start and shared by all
+/// its connections (as mediasoup does per worker): browsers check the
+/// fingerprint in each answer, which stays that of this one key. Costs a
+/// key generation, so it is made off the media thread.
+pub fn dtls_cert() -> Result<DtlsCert, WorkerError> {
+    str0m::crypto::from_feature_flags()
+        .dtls_provider
+        .generate_certificate()
+        .ok_or_else(|| WorkerError::Internal("cannot make a DTLS certificate".into()))
+}
+
+/// One certificate for every test of the process (key generation is the
+/// slow part of a join).
+#[cfg(any(test, fuzzing))]
+pub fn test_cert() -> &'static DtlsCert {
+    static CERT: std::sync::OnceLock<DtlsCert> = std::sync::OnceLock::new();
+    CERT.get_or_init(|| dtls_cert().expect("a DTLS certificate"))
+}
+
 impl Peer {
     /// Whether it holds a place without media past its grace
     /// ([`SEAT_GRACE`], or [`SEAT_GRACE_OFFERED`]): since when, if so.
@@ -179,12 +199,16 @@ impl Peer {
         token: String,
         session: SessionId,
         candidates: Candidates,
+        cert: &DtlsCert,
         rng: &mut impl Rng,
         now: Instant,
     ) -> Result<Self, WorkerError> {
         let creds = ice_creds(rng);
         let ufrag = creds.ufrag.clone();
         let mut rtc = RtcConfig::new()
+            // The worker's one certificate: str0m would otherwise make a
+            // key pair here, for every join, on the media thread.
+            .set_dtls_cert(cert.clone())
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .set_local_ice_credentials(creds)

@@ -77,6 +77,7 @@ impl Harness {
             "token".into(),
             1,
             Candidates::on(SERVER.parse().unwrap()),
+            super::peer::test_cert(),
             &mut self.rng,
             self.now,
         )
