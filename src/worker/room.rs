@@ -387,6 +387,7 @@ impl Room {
             Subscription {
                 subscriber: id,
                 mid,
+                ssrc: None,
                 pt_map,
                 switch: LayerSwitch::new(Rewriter::new(rng.gen(), rng.gen()), start),
             }
@@ -718,7 +719,12 @@ impl Room {
                 continue;
             };
             let mut api = peer.rtc.direct_api();
-            let Some(tx) = api.stream_tx_by_mid(sub.mid, None) else {
+            if sub.ssrc.is_none() {
+                sub.ssrc = api.stream_tx_by_mid(sub.mid, None).map(|tx| tx.ssrc());
+            }
+            let Some(tx) = sub.ssrc.and_then(|ssrc| api.stream_tx(&ssrc)) else {
+                // Gone in a renegotiation: looked for by its m-line again.
+                sub.ssrc = None;
                 continue;
             };
             let mut write = RtpWrite::new(

@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 
 use str0m::media::{MediaKind, Mid, Pt, Rid};
+use str0m::rtp::Ssrc;
 
 use super::layer::Layer;
 use super::layer_switch::LayerSwitch;
@@ -68,6 +69,10 @@ pub struct Subscription {
     pub pt_map: Vec<(Pt, Pt)>,
     /// Which layer the subscriber receives, and its numbering.
     pub switch: LayerSwitch,
+    /// The SSRC of the stream in the subscriber's connection, once found
+    /// by its m-line: str0m finds a stream by SSRC in a map, by m-line
+    /// only by walking all of the connection's streams.
+    pub ssrc: Option<Ssrc>,
 }
 
 impl Subscription {
@@ -388,6 +393,7 @@ mod tests {
         move |_, _, mid| Subscription {
             subscriber,
             mid,
+            ssrc: None,
             pt_map: vec![],
             switch: LayerSwitch::new(Rewriter::new(1, 0), Some(0)),
         }
