@@ -222,6 +222,7 @@ pub struct Summary {
     /// Target CPU over the window, in cores.
     pub target_load: f64,
     pub cpu_us_per_packet: f64,
+    /// Peak resident memory of the target during the run ([`peak_rss_kib`]).
     pub target_rss_kib: u64,
     pub srtp_profile: String,
     /// The load generator's own CPU over the window, in cores: near 1 it,
@@ -239,12 +240,15 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     parloir::cluster::load::cpu_seconds_of(&pid.to_string())
 }
 
-/// Resident memory of a process, KiB.
-pub fn rss_kib(pid: u32) -> u64 {
+/// The most resident memory a process held (its high-water mark), KiB.
+/// Not its resident memory at the end: Parloir gives memory back after a
+/// burst (heap trimming), so the difference of two end readings could be
+/// negative; a fresh process per run makes the peak that run's own.
+pub fn peak_rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
 }
@@ -337,7 +341,7 @@ pub async fn run(
     }
     let cpu_end = target_pid.map(cpu_seconds).unwrap_or(0.0);
     let own = parloir::cluster::load::cpu_seconds_of("self") - own_start;
-    let rss = target_pid.map(rss_kib).unwrap_or(0);
+    let rss = target_pid.map(peak_rss_kib).unwrap_or(0);
     let received = counters.received.load(Ordering::Relaxed) - recv_start;
     let sent = counters.sent.load(Ordering::Relaxed) - sent_start;
     if progress {

@@ -39,6 +39,10 @@ pub struct BenchArgs {
     /// The `parloir` binary [default: next to this one].
     #[arg(long)]
     parloir: Option<PathBuf>,
+    /// A competing load on the targets' core throughout: stress-ng busy
+    /// this percentage of the time (an operator's host is rarely idle).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=100))]
+    compete: Option<u8>,
     /// Measure nothing: start every target the benchmark would measure,
     /// with the arguments it would give, and fail if one does not start
     /// (CI runs this, so the benchmark cannot silently stop running).
@@ -257,6 +261,11 @@ pub fn main(a: BenchArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    // Kept for the whole run, ended when dropped.
+    let _competitor = match a.compete {
+        Some(pct) => Some(compete(pct)?),
+        None => None,
+    };
     let mut results = Vec::new();
     for (shape, levels) in [(Shape::Fanout, &fanout), (Shape::Meeting, &meeting)] {
         let mut targets: Vec<Starter> = vec![("parloir", &start_parloir)];
@@ -289,3 +298,29 @@ pub fn main(a: BenchArgs) -> anyhow::Result<()> {
 
 /// One shape's levels and its results for Parloir, Janus and the relay.
 type ShapeResults = (Shape, Vec<u32>, [TargetResult; 3]);
+
+/// stress-ng, stopped with SIGTERM when dropped (SIGKILL would leave its
+/// workers running).
+struct Competitor(std::process::Child);
+
+impl Drop for Competitor {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+/// stress-ng on the targets' core (1), busy `pct` % of the time.
+fn compete(pct: u8) -> anyhow::Result<Competitor> {
+    let child = Command::new("stress-ng")
+        .args(["--cpu", "1", "--taskset", "1", "--cpu-load"])
+        .arg(pct.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("start stress-ng (apt-get install stress-ng)")?;
+    eprintln!("competing load: stress-ng on core 1, {pct} % busy");
+    Ok(Competitor(child))
+}
