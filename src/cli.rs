@@ -112,18 +112,33 @@ pub async fn admission(
 /// The `parloir nodes` table.
 pub fn table(nodes: &[NodeSummary]) -> String {
     let mut out = format!(
-        "{:<24} {:<28} {:<9} {:>6} {:>5} {:>12}\n",
-        "ID", "ADDRESS", "STATE", "STRESS", "ROOMS", "PARTICIPANTS"
+        "{:<24} {:<28} {:<9} {:>6} {:>5} {:>12}  {}\n",
+        "ID", "ADDRESS", "STATE", "STRESS", "ROOMS", "PARTICIPANTS", "SHARDS (PARTICIPANTS@CPU)"
     );
     for n in nodes {
         let state = serde_json::to_value(n.state)
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
+        let shards: Vec<String> = n
+            .shards
+            .iter()
+            .map(|s| format!("{}@{:.2}", s.participants, s.cpu))
+            .collect();
         let _ = writeln!(
             out,
-            "{:<24} {:<28} {:<9} {:>6.2} {:>5} {:>12}",
-            n.id, n.address, state, n.stress, n.rooms, n.participants
+            "{:<24} {:<28} {:<9} {:>6.2} {:>5} {:>12}  {}",
+            n.id,
+            n.address,
+            state,
+            n.stress,
+            n.rooms,
+            n.participants,
+            if shards.is_empty() {
+                "-".to_string()
+            } else {
+                shards.join(" ")
+            }
         );
     }
     out
@@ -150,7 +165,7 @@ pub fn admission_text(a: &AdmissionState) -> String {
 mod tests {
     use super::*;
     use crate::cluster::load::Rates;
-    use crate::cluster::report::NodeState;
+    use crate::cluster::report::{NodeState, ShardLoad};
 
     #[test]
     fn table_has_one_line_per_node() {
@@ -164,6 +179,18 @@ mod tests {
             rooms: 3,
             participants: 7,
             rates: Rates::default(),
+            shards: vec![
+                ShardLoad {
+                    rooms: 2,
+                    participants: 5,
+                    cpu: 0.31,
+                },
+                ShardLoad {
+                    rooms: 1,
+                    participants: 2,
+                    cpu: 0.1,
+                },
+            ],
         };
         let t = table(&[n]);
         assert_eq!(t.lines().count(), 2);
@@ -173,7 +200,9 @@ mod tests {
             "draining",
             "0.25",
             "3",
-            "7"
+            "7",
+            "5@0.31",
+            "2@0.10"
         ]));
     }
 }

@@ -16,7 +16,7 @@ use crate::cluster::control::{FromWorker, Request};
 use crate::ids::{ParticipantInfo, ParticipantState};
 use crate::signal::{client_addr, grant, origin, protocol, room_name, room_token};
 use crate::worker::endpoint::Endpoint;
-use crate::worker::peer::{test_cert, Candidates};
+use crate::worker::peer::{Candidates, Local};
 use crate::worker::{ice_tcp, rewrite, vp8, Command, JoinRequest, PeerEvent};
 
 /// A signalling frame from a browser, and the JSON the cluster's control
@@ -38,7 +38,7 @@ const ROOM: &str = "fuzz-room";
 /// after a join: what a datagram from the network meets first.
 fn endpoint(now: Instant) -> Option<Endpoint> {
     let server = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 40000);
-    let mut ep = Endpoint::new(Candidates::on(server), test_cert().clone(), 7, now);
+    let mut ep = Endpoint::new(Local::test(Candidates::on(server)), 7, now);
     let req = JoinRequest {
         room: ROOM.into(),
         info: ParticipantInfo {

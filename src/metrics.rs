@@ -1,13 +1,16 @@
 //! Prometheus figures of a process, at `/metrics`, every name prefixed
 //! `parloir_` and labelled with the node id.
 
-use prometheus::{Encoder, Gauge, IntCounter, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, Gauge, GaugeVec, IntCounter, Opts, Registry, TextEncoder};
 
 use crate::cluster::report::{Figure, LoadReport, FIGURES};
 
 pub struct Metrics {
     registry: Registry,
     worker: Vec<(Gauge, &'static Figure)>,
+    /// Per media shard (label `shard`): CPU of its thread, participants.
+    shard_cpu: GaugeVec,
+    shard_participants: GaugeVec,
     pub signal_nodes: Gauge,
     pub signal_sessions: Gauge,
     pub rooms_placed: IntCounter,
@@ -55,8 +58,24 @@ impl Metrics {
             .iter()
             .map(|f| (gauge(f.name, f.help, role != Role::Signal), f))
             .collect();
+        let per_shard = |name: &str, help: &str| {
+            let g = GaugeVec::new(opts(name, help), &["shard"])
+                .unwrap_or_else(|_| unreachable!("valid metric {name}"));
+            if role != Role::Signal {
+                let _ = registry.register(Box::new(g.clone()));
+            }
+            g
+        };
         Metrics {
             worker,
+            shard_cpu: per_shard(
+                "parloir_worker_shard_cpu_cores",
+                "CPU used by one media shard's thread, in cores",
+            ),
+            shard_participants: per_shard(
+                "parloir_worker_shard_participants",
+                "Participants on one media shard",
+            ),
             signal_nodes: gauge(
                 "parloir_signal_nodes",
                 "Live workers seen by this signal server",
@@ -104,6 +123,13 @@ impl Metrics {
         for (g, f) in &self.worker {
             g.set((f.read)(r));
         }
+        for (i, shard) in r.shards.iter().enumerate() {
+            let label = i.to_string();
+            self.shard_cpu.with_label_values(&[&label]).set(shard.cpu);
+            self.shard_participants
+                .with_label_values(&[&label])
+                .set(shard.participants as f64);
+        }
     }
 
     pub fn render(&self) -> String {
@@ -124,6 +150,16 @@ mod tests {
         let text = m.render();
         assert!(text.contains("parloir_signal_rooms_placed_total{node=\"w1\"} 1"));
         assert!(text.contains("parloir_worker_stress{node=\"w1\"} 0"));
+        let mut report = crate::cluster::report::test_report("w1", 0.1, 2);
+        report.shards = vec![crate::cluster::report::ShardLoad {
+            rooms: 2,
+            participants: 2,
+            cpu: 0.25,
+        }];
+        m.set_worker(&report);
+        let text = m.render();
+        assert!(text.contains("parloir_worker_shard_cpu_cores{node=\"w1\",shard=\"0\"} 0.25"));
+        assert!(text.contains("parloir_worker_media_shards{node=\"w1\"} 1"));
     }
 
     #[test]

@@ -48,6 +48,16 @@ pub struct Rates {
     pub cpu_process: f64,
     /// Share of the host's CPU in use, 0..1.
     pub cpu_host: f64,
+    /// Datagrams the kernel gave one media shard's socket and that shard
+    /// handed to their owner (`worker::shard`). Left out while zero (one
+    /// shard, or none handed): the report of a worker without shards reads
+    /// as before.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub handoffs_per_s: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 impl Rates {
@@ -71,6 +81,7 @@ impl Rates {
             } else {
                 0.0
             },
+            handoffs_per_s: per_s(ca.handoffs_in, cb.handoffs_in),
         }
     }
 
@@ -93,6 +104,16 @@ pub fn cpu_seconds_of(pid: &str) -> f64 {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     (ticks(11) + ticks(12)) / clock_ticks()
+}
+
+/// CPU seconds one thread of this process ran (a media shard's), from
+/// `/proc/self/task/TID/schedstat` (nanoseconds, finer than the ticks of
+/// `stat`); 0 when it cannot be read.
+pub fn thread_cpu_seconds(tid: i32) -> f64 {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |ns| ns / 1e9)
 }
 
 /// (busy, total) CPU seconds of the host, from the first line of `/proc/stat`.

@@ -44,6 +44,30 @@ pub struct LoadReport {
     /// reports of earlier workers, which are read by their `stress`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stress_smoothed: Option<f64>,
+    /// The worker's media shards, in order (absent from earlier workers'
+    /// reports).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardLoad>,
+}
+
+/// One media shard of a worker, as its report lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ShardLoad {
+    pub rooms: usize,
+    pub participants: usize,
+    /// CPU its thread used, in cores.
+    pub cpu: f64,
+}
+
+/// The CPU part of a worker's stress, in cores of one: the process's CPU
+/// over its shards' cores, or the least-loaded shard's if that is more (a
+/// new room goes to that shard, and must fit on its one core). With one
+/// shard, the process's CPU.
+pub fn worker_cpu(cpu_process: f64, shard_cpu: &[f64]) -> f64 {
+    let n = shard_cpu.len().max(1) as f64;
+    let least = shard_cpu.iter().copied().fold(f64::INFINITY, f64::min);
+    let least = if least.is_finite() { least } else { 0.0 };
+    (cpu_process / n).max(least).max(0.0)
 }
 
 impl LoadReport {
@@ -124,6 +148,16 @@ pub const FIGURES: &[Figure] = &[
         read: |r| r.rates.cpu_host,
     },
     Figure {
+        name: "parloir_worker_handoffs_per_second",
+        help: "Datagrams handed from the media shard the kernel chose to their owner's, per second",
+        read: |r| r.rates.handoffs_per_s,
+    },
+    Figure {
+        name: "parloir_worker_media_shards",
+        help: "Media shards (forwarding threads)",
+        read: |r| r.shards.len().max(1) as f64,
+    },
+    Figure {
         name: "parloir_worker_capacity_pps",
         help: "Configured packet-rate capacity",
         read: |r| r.capacity_pps,
@@ -136,8 +170,8 @@ pub const FIGURES: &[Figure] = &[
 ];
 
 /// Stress of a worker in 0..1: the larger of
-/// - the CPU its media thread uses (the process's CPU time in cores, since
-///   all forwarding runs on one thread, one core is the limit), and
+/// - the CPU its media shards use, in cores of one ([`worker_cpu`]: each
+///   shard forwards on one core), and
 /// - its packet rate, in plus out, over the configured capacity.
 ///
 /// The same idea as Jitsi's stress level: whichever resource runs out first.
@@ -223,6 +257,7 @@ pub(crate) fn test_report(id: &str, stress: f64, rooms: usize) -> LoadReport {
         capacity_pps: 1.0,
         stress,
         stress_smoothed: None,
+        shards: Vec::new(),
     }
 }
 

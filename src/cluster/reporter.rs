@@ -2,13 +2,12 @@
 //! figures and the CPU, build a [`LoadReport`], and hand it to the cluster
 //! (Redis, a signal server, or the in-process registry).
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::load::{Rates, Sample};
+use super::load::{thread_cpu_seconds, Rates, Sample};
 use super::registry::{Moment, Registry};
-use super::report::{stress, LoadReport, NodeState, StressSmoother};
+use super::report::{stress, worker_cpu, LoadReport, NodeState, ShardLoad, StressSmoother};
 use crate::metrics::Metrics;
 use crate::worker::WorkerStats;
 
@@ -77,6 +76,8 @@ pub struct Reporter {
     stats: Arc<WorkerStats>,
     seq: u64,
     last: Option<Sample>,
+    /// Each shard's thread CPU seconds at the last report.
+    last_shards: Vec<f64>,
     smoother: StressSmoother,
 }
 
@@ -87,6 +88,7 @@ impl Reporter {
             stats,
             seq: 0,
             last: None,
+            last_shards: Vec::new(),
             smoother: StressSmoother::default(),
         }
     }
@@ -101,17 +103,21 @@ impl Reporter {
         let dt = self.last.map_or(REPORT_EVERY, |prev| {
             sample.at.saturating_duration_since(prev.at)
         });
+        let had_sample = self.last.is_some();
         self.last = Some(sample);
+        let shards = self.shards(dt, had_sample);
+        let shard_cpu: Vec<f64> = shards.iter().map(|s| s.cpu).collect();
+        let cpu = worker_cpu(rates.cpu_process, &shard_cpu);
         let capacity = self.info.capacity_pps;
         let smoothed = self
             .smoother
-            .update(rates.cpu_process, dt, rates.packets_per_s(), capacity);
+            .update(cpu, dt, rates.packets_per_s(), capacity);
         self.seq += 1;
         LoadReport {
             id: self.info.id.clone(),
             control: self.info.control.clone(),
             media: self.info.media.clone(),
-            state: if self.stats.draining.load(Ordering::Relaxed) {
+            state: if self.stats.is_draining() {
                 NodeState::Draining
             } else {
                 NodeState::Active
@@ -123,9 +129,42 @@ impl Reporter {
             tracks_out: figures.tracks_out,
             rates,
             capacity_pps: self.info.capacity_pps,
-            stress: stress(rates.cpu_process, rates.packets_per_s(), capacity),
+            stress: stress(cpu, rates.packets_per_s(), capacity),
             stress_smoothed: Some(smoothed),
+            shards,
         }
+    }
+
+    /// Each shard's rooms, participants and thread CPU over the last `dt`
+    /// (none from the first report: no earlier reading).
+    fn shards(&mut self, dt: Duration, had_sample: bool) -> Vec<ShardLoad> {
+        let seconds: Vec<f64> = self
+            .stats
+            .shards()
+            .iter()
+            .map(|s| thread_cpu_seconds(s.tid.load(std::sync::atomic::Ordering::Relaxed)))
+            .collect();
+        let dt = dt.as_secs_f64();
+        let shards = self
+            .stats
+            .shards()
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let snapshot = s.snapshot();
+                let cpu = match self.last_shards.get(i) {
+                    Some(before) if had_sample && dt > 0.0 => ((seconds[i] - before) / dt).max(0.0),
+                    _ => 0.0,
+                };
+                ShardLoad {
+                    rooms: snapshot.rooms.len(),
+                    participants: snapshot.peers,
+                    cpu,
+                }
+            })
+            .collect();
+        self.last_shards = seconds;
+        shards
     }
 
     /// Reports forever (until the sink refuses the secret).

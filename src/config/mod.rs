@@ -108,6 +108,12 @@ pub enum ConfigError {
     Partner(String),
     #[error("last_n must be at least 1, not {0}")]
     LastN(usize),
+    #[error("media_threads must be 1 to {max}, and media_steer_to below it: {threads}, {steer:?}")]
+    MediaThreads {
+        threads: usize,
+        steer: Option<usize>,
+        max: usize,
+    },
     #[error("capacity_pps must be above 0, not {0}")]
     Capacity(f64),
     #[error("signal must be the signal server's URL (http://HOST:PORT), not {0:?}")]
@@ -268,6 +274,30 @@ fn turn_config(uri: Option<&str>, secret: Option<&str>) -> Option<crate::signal:
 }
 
 /// Stress divides by the capacity.
+/// The media shards asked for, and the one datagrams are steered to.
+fn check_media_threads(threads: Option<usize>, steer: Option<usize>) -> Result<(), ConfigError> {
+    let max = crate::worker::MAX_SHARDS;
+    let n = media_threads(threads);
+    if !(1..=max).contains(&n) || steer.is_some_and(|s| s >= n) {
+        return Err(ConfigError::MediaThreads {
+            threads: n,
+            steer,
+            max,
+        });
+    }
+    Ok(())
+}
+
+/// Media shards: as asked, or one per core the process may use (at most
+/// [`crate::worker::MAX_SHARDS`]).
+pub fn media_threads(threads: Option<usize>) -> usize {
+    threads.unwrap_or_else(|| {
+        crate::worker::allowed_cores()
+            .len()
+            .clamp(1, crate::worker::MAX_SHARDS)
+    })
+}
+
 fn check_capacity(pps: f64) -> Result<(), ConfigError> {
     if !(pps > 0.0 && pps.is_finite()) {
         return Err(ConfigError::Capacity(pps));

@@ -5,9 +5,9 @@ use std::net::{IpAddr, SocketAddr};
 use super::layer::layer;
 use super::{
     check_admission, check_capacity, check_closed_rooms, check_last_n, check_max_participants,
-    check_partners, check_secret, check_tls, check_turn, tls_files, turn_config, ConfigError,
-    MediaTcpAddr, DEFAULT_ADMISSION_HARD, DEFAULT_ADMISSION_THRESHOLD, DEFAULT_CAPACITY_PPS,
-    DEFAULT_HTTP, DEFAULT_LAST_N, DEFAULT_MAX_PARTICIPANTS, DEFAULT_MEDIA,
+    check_media_threads, check_partners, check_secret, check_tls, check_turn, tls_files,
+    turn_config, ConfigError, MediaTcpAddr, DEFAULT_ADMISSION_HARD, DEFAULT_ADMISSION_THRESHOLD,
+    DEFAULT_CAPACITY_PPS, DEFAULT_HTTP, DEFAULT_LAST_N, DEFAULT_MAX_PARTICIPANTS, DEFAULT_MEDIA,
 };
 use crate::cluster::admission::Thresholds;
 use crate::roles::tls::TlsFiles;
@@ -35,6 +35,13 @@ layer! {
         /// Address put in ICE candidates when it differs from the bound one
         /// (NAT, containers).
         announce: IpAddr, env "PARLOIR_ANNOUNCE", optional;
+        /// Media shards: threads that forward media, each pinned to one
+        /// core, sharing the media port [default: one per core this
+        /// process may use].
+        media_threads: usize, env "PARLOIR_MEDIA_THREADS", optional;
+        /// Tests and diagnosis: the kernel gives every media datagram to
+        /// this shard (0-based), which hands the other shards theirs.
+        media_steer_to: usize, env "PARLOIR_MEDIA_STEER_TO", optional;
         /// Participants per room.
         max_participants: usize, env "PARLOIR_MAX_PARTICIPANTS", default(DEFAULT_MAX_PARTICIPANTS);
         /// Videos a participant receives at most: the most recent speakers'.
@@ -124,6 +131,7 @@ impl ServeConfig {
         check_admission(self.admission_threshold, self.admission_hard)?;
         check_partners(&self.partners)?;
         check_capacity(self.capacity_pps)?;
+        check_media_threads(self.media_threads, self.media_steer_to)?;
         check_turn(self.turn_uri.as_deref(), self.turn_secret.as_deref())?;
         check_tls(self.tls_cert.as_deref(), self.tls_key.as_deref())
     }

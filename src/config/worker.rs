@@ -4,8 +4,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use super::layer::layer;
 use super::{
-    check_capacity, check_secret, check_tls, tls_files, ConfigError, MediaTcpAddr,
-    DEFAULT_CAPACITY_PPS, DEFAULT_MEDIA,
+    check_capacity, check_media_threads, check_secret, check_tls, tls_files, ConfigError,
+    MediaTcpAddr, DEFAULT_CAPACITY_PPS, DEFAULT_MEDIA,
 };
 use crate::roles::tls::TlsFiles;
 use crate::signal::api_types::DEFAULT_DRAIN_SECS;
@@ -37,6 +37,13 @@ layer! {
         redis: String, env "PARLOIR_REDIS", optional;
         /// Address put in ICE candidates and given to signal servers.
         announce: IpAddr, env "PARLOIR_ANNOUNCE", optional;
+        /// Media shards: threads that forward media, each pinned to one
+        /// core, sharing the media port [default: one per core this
+        /// process may use].
+        media_threads: usize, env "PARLOIR_MEDIA_THREADS", optional;
+        /// Tests and diagnosis: the kernel gives every media datagram to
+        /// this shard (0-based), which hands the other shards theirs.
+        media_steer_to: usize, env "PARLOIR_MEDIA_STEER_TO", optional;
         /// URL signal servers reach this worker's control channel at, when it
         /// is not http://ANNOUNCE:HTTP_PORT (containers: the service name).
         control_url: String, env "PARLOIR_CONTROL_URL", optional;
@@ -84,6 +91,7 @@ impl WorkerConfig {
             ));
         }
         check_secret("secret", Some(&self.secret))?;
+        check_media_threads(self.media_threads, self.media_steer_to)?;
         check_tls(self.tls_cert.as_deref(), self.tls_key.as_deref())?;
         check_capacity(self.capacity_pps)
     }

@@ -46,6 +46,8 @@ pub async fn start(
         announce: config.announce,
         tcp,
         access: access.clone(),
+        shards: crate::config::media_threads(config.media_threads),
+        steer_to: config.media_steer_to,
     })?;
     let media = worker.media_addr;
     let registry: Arc<dyn Registry> = Arc::new(Memory::default());

@@ -5,7 +5,6 @@
 use crate::access::{reload_on_hangup, Access, Reload};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -60,6 +59,8 @@ pub async fn run(args: WorkerConfig, reload: Option<Reload>) -> Result<(), Start
             MediaTcpAddr::Off => MediaTcp::Off,
         },
         access: access.clone(),
+        shards: crate::config::media_threads(args.media_threads),
+        steer_to: args.media_steer_to,
     })?;
     let media = worker.media_addr;
     let listener = bind(args.http).await?;
@@ -164,7 +165,7 @@ pub async fn run(args: WorkerConfig, reload: Option<Reload>) -> Result<(), Start
 async fn wait_drained(stats: &WorkerStats, deadline: Option<Instant>) {
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        if stats.draining.load(Ordering::Relaxed) && stats.peers() == 0 {
+        if stats.is_draining() && stats.peers() == 0 {
             return;
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {

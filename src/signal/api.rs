@@ -15,7 +15,7 @@ use super::AppState;
 use crate::cluster::auth;
 use crate::cluster::load::Rates;
 use crate::cluster::registry::Moment;
-use crate::cluster::report::{LoadReport, NodeState};
+use crate::cluster::report::{LoadReport, NodeState, ShardLoad};
 use crate::worker::Command;
 
 /// Seconds a drained worker keeps its calls before moving them.
@@ -38,6 +38,9 @@ pub struct NodeSummary {
     /// Flattened, as in the report.
     #[serde(flatten)]
     pub rates: Rates,
+    /// Its media shards: rooms, participants and CPU of each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardLoad>,
 }
 
 impl From<LoadReport> for NodeSummary {
@@ -52,6 +55,7 @@ impl From<LoadReport> for NodeSummary {
             rooms: r.rooms.len(),
             participants: r.participants,
             rates: r.rates,
+            shards: r.shards,
         }
     }
 }

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use str0m::ice::StunMessage;
 
+use super::shard::FlowChange;
+
 /// An address that carried nothing for this long is forgotten. Browsers
 /// send a consent check at least every few seconds (RFC 7675), so a live
 /// path is never this quiet; ICE declares it lost well before.
@@ -26,6 +28,9 @@ pub const ADDR_IDLE: Duration = Duration::from_secs(30);
 pub struct Demux<R> {
     by_addr: HashMap<SocketAddr, (R, Instant)>,
     by_ufrag: HashMap<String, R>,
+    /// What was learned and forgotten since [`Demux::take_changes`]: the
+    /// other shards of the worker must know who owns what (`shard.rs`).
+    changes: Vec<FlowChange>,
 }
 
 impl<R> Default for Demux<R> {
@@ -33,6 +38,7 @@ impl<R> Default for Demux<R> {
         Demux {
             by_addr: HashMap::new(),
             by_ufrag: HashMap::new(),
+            changes: Vec::new(),
         }
     }
 }
@@ -60,25 +66,58 @@ impl<R: Copy + PartialEq> Demux<R> {
     /// `addr` is now `route`'s (taken from whoever had it before).
     pub fn learn_addr(&mut self, addr: SocketAddr, route: R, now: Instant) {
         self.by_addr.insert(addr, (route, now));
+        self.changes.push(FlowChange::Addr(addr));
     }
 
     pub fn set_ufrag(&mut self, route: R, ufrag: &str) {
         if self.by_ufrag.get(ufrag) == Some(&route) {
             return;
         }
-        self.by_ufrag.retain(|_, r| *r != route);
+        let changes = &mut self.changes;
+        self.by_ufrag.retain(|u, r| {
+            let keep = *r != route;
+            if !keep {
+                changes.push(FlowChange::UfragGone(u.clone()));
+            }
+            keep
+        });
         self.by_ufrag.insert(ufrag.to_string(), route);
+        self.changes.push(FlowChange::Ufrag(ufrag.to_string()));
     }
 
     pub fn forget(&mut self, route: R) {
-        self.by_addr.retain(|_, (r, _)| *r != route);
-        self.by_ufrag.retain(|_, r| *r != route);
+        let changes = &mut self.changes;
+        self.by_addr.retain(|a, (r, _)| {
+            let keep = *r != route;
+            if !keep {
+                changes.push(FlowChange::AddrGone(*a));
+            }
+            keep
+        });
+        self.by_ufrag.retain(|u, r| {
+            let keep = *r != route;
+            if !keep {
+                changes.push(FlowChange::UfragGone(u.clone()));
+            }
+            keep
+        });
     }
 
     /// Forgets the addresses silent since `now - ADDR_IDLE`.
     pub fn expire(&mut self, now: Instant) {
-        self.by_addr
-            .retain(|_, (_, seen)| now.saturating_duration_since(*seen) < ADDR_IDLE);
+        let changes = &mut self.changes;
+        self.by_addr.retain(|a, (_, seen)| {
+            let keep = now.saturating_duration_since(*seen) < ADDR_IDLE;
+            if !keep {
+                changes.push(FlowChange::AddrGone(*a));
+            }
+            keep
+        });
+    }
+
+    /// What was learned and forgotten since the last call, in order.
+    pub fn take_changes(&mut self) -> std::vec::Drain<'_, FlowChange> {
+        self.changes.drain(..)
     }
 
     /// The addresses known for `route`.
@@ -120,6 +159,38 @@ mod tests {
         d.forget(7);
         assert_eq!(d.by_addr(&a, now), None);
         assert!(d.by_ufrag.is_empty());
+    }
+
+    #[test]
+    fn what_is_learned_and_forgotten_is_told_in_order() {
+        let now = Instant::now();
+        let mut d = Demux::<u64>::default();
+        let a: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        d.set_ufrag(7, "abcd");
+        d.learn_addr(a, 7, now);
+        // An ICE restart: a new ufrag for the same peer.
+        d.set_ufrag(7, "efgh");
+        d.forget(7);
+        let told: Vec<FlowChange> = d.take_changes().collect();
+        assert_eq!(
+            told,
+            [
+                FlowChange::Ufrag("abcd".into()),
+                FlowChange::Addr(a),
+                FlowChange::UfragGone("abcd".into()),
+                FlowChange::Ufrag("efgh".into()),
+                FlowChange::AddrGone(a),
+                FlowChange::UfragGone("efgh".into()),
+            ]
+        );
+        assert_eq!(d.take_changes().count(), 0);
+        d.learn_addr(a, 8, now);
+        d.take_changes().for_each(drop);
+        d.expire(now + ADDR_IDLE);
+        assert_eq!(
+            d.take_changes().collect::<Vec<_>>(),
+            [FlowChange::AddrGone(a)]
+        );
     }
 
     #[test]

@@ -18,14 +18,14 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use str0m::crypto::dtls::DtlsCert;
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::Input;
 
 use super::demux::{is_stun, Demux};
 use super::door::{Door, Entry};
-use super::peer::{Candidates, Departure, Peer};
+use super::peer::{Departure, Local, Peer};
 use super::room::{Outputs, Room};
+use super::shard::FlowChange;
 use super::stats::{Counters, RoomLoad};
 use super::{Command, JoinRequest, PeerEvent, Reply, WorkerError};
 use crate::ids::{ParticipantId, ParticipantInfo};
@@ -83,13 +83,25 @@ fn moderated<'a>(
     Ok((route, room))
 }
 
-/// The state of one worker's media plane.
+/// What became of a datagram given to [`Endpoint::handle_datagram`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// A peer took it.
+    Delivered,
+    /// No peer here has its address or its STUN ufrag: garbage, a
+    /// stranger, a peer that left, or one of another shard's (counted as
+    /// dropped by the caller unless handed over).
+    Unknown,
+    /// Its peer refused it (a STUN check that failed), or it was
+    /// malformed: dropped, and counted.
+    Refused,
+}
+
+/// The state of one media shard: its rooms and their participants.
 pub struct Endpoint {
-    /// The addresses in our ICE candidates, and the destinations of the
-    /// datagrams we receive.
-    candidates: Candidates,
-    /// The worker's one DTLS certificate, given to every connection.
-    cert: DtlsCert,
+    /// Our ICE candidates (the destinations of the datagrams we receive),
+    /// DTLS certificate and shard.
+    local: Local,
     rooms: HashMap<RoomKey, Room>,
     room_keys: HashMap<String, RoomKey>,
     next_room_key: RoomKey,
@@ -118,13 +130,11 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// An endpoint announcing `candidates` and presenting `cert` in DTLS;
-    /// `seed` feeds every random choice it makes (ICE credentials,
-    /// sequence number offsets).
-    pub fn new(candidates: Candidates, cert: DtlsCert, seed: u64, now: Instant) -> Self {
+    /// An endpoint presenting `local` to its peers; `seed` feeds every
+    /// random choice it makes (ICE credentials, sequence number offsets).
+    pub fn new(local: Local, seed: u64, now: Instant) -> Self {
         Endpoint {
-            candidates,
-            cert,
+            local,
             rooms: HashMap::new(),
             room_keys: HashMap::new(),
             next_room_key: 1,
@@ -143,7 +153,7 @@ impl Endpoint {
     }
 
     /// A datagram arrived on the media socket (or a frame on an ICE-TCP
-    /// connection: `proto`). Returns whether it reached a peer.
+    /// connection: `proto`).
     ///
     /// A STUN request names its peer by ufrag, from any address, and only
     /// once that peer authenticates it does the address become the peer's
@@ -155,7 +165,7 @@ impl Endpoint {
         proto: Protocol,
         source: SocketAddr,
         data: &[u8],
-    ) -> bool {
+    ) -> Delivery {
         let stun = is_stun(data);
         let route = if stun {
             self.demux.by_stun(data)
@@ -163,38 +173,36 @@ impl Endpoint {
             self.demux.by_addr(&source, now)
         };
         let Some(route) = route else {
-            // Garbage, a stranger, or media from a peer that already left.
-            self.out.counters.datagrams_dropped += 1;
-            return false;
+            return Delivery::Unknown;
         };
         let Ok(contents) = data.try_into() else {
             self.out.counters.datagrams_dropped += 1;
-            return false;
+            return Delivery::Refused;
         };
         let input = Input::Receive(
             now,
             Receive {
                 proto,
                 source,
-                destination: self.candidates.local(proto),
+                destination: self.local.candidates.local(proto),
                 contents,
             },
         );
         let Some(room) = self.rooms.get_mut(&route.room) else {
-            return false;
+            return Delivery::Unknown;
         };
         // From an address the peer already owns, its connection checks the
         // request itself; only a new address is checked here first.
         if stun && self.demux.by_addr(&source, now) != Some(route) {
             if !room.accepts(route.peer, &input) {
                 self.out.counters.datagrams_dropped += 1;
-                return false;
+                return Delivery::Refused;
             }
             self.demux.learn_addr(source, route, now);
         }
         room.receive(route.peer, input, now, &mut self.out);
         self.mark_busy(route.room);
-        true
+        Delivery::Delivered
     }
 
     /// A command from the control plane. The reply is returned at once;
@@ -451,8 +459,7 @@ impl Endpoint {
             req.info,
             req.token,
             req.session,
-            self.candidates,
-            &self.cert,
+            &self.local,
             &mut self.rng,
             now,
         )?;
@@ -651,9 +658,22 @@ impl Endpoint {
         self.out.events.pop_front()
     }
 
-    /// Datagrams the socket refused to send.
-    pub fn count_unsent(&mut self, n: usize) {
+    /// Datagrams dropped outside the endpoint: refused by the socket, or
+    /// [`Delivery::Unknown`] and not handed to another shard.
+    pub fn count_dropped(&mut self, n: usize) {
         self.out.counters.datagrams_dropped += n as u64;
+    }
+
+    /// Datagrams received from another shard of the worker, which the
+    /// kernel had given to it.
+    pub fn count_handed_in(&mut self) {
+        self.out.counters.handoffs_in += 1;
+    }
+
+    /// What this shard learned and forgot about its peers' addresses and
+    /// ufrags since the last call, for the worker's flow table.
+    pub fn poll_flows(&mut self) -> impl Iterator<Item = FlowChange> + '_ {
+        self.demux.take_changes()
     }
 
     pub fn counters(&self) -> &Counters {

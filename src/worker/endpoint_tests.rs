@@ -14,7 +14,7 @@ use super::endpoint::{Endpoint, ENDED_REMEMBERED};
 use super::peer::{
     Candidates, CONNECT_DEADLINE, DETACH_GRACE, DISCONNECT_GRACE, MAX_MEDIA_SECTIONS, SEAT_GRACE,
 };
-use super::test_client::{self, Client};
+use super::test_client::{self, Client, FakeNetwork};
 use super::{
     Command, DoorSettings, JoinRequest, PeerEvent, Reply, SessionId, Vouched, WorkerError,
     RETURN_WINDOW,
@@ -26,7 +26,7 @@ const STEP: Duration = Duration::from_millis(1);
 /// After a NAT rebinding, str0m's ICE-lite agent keeps sending to the old
 /// address (both pairs are nominated, with equal priority) until that pair
 /// has had no binding request for 15 s; then the new one takes over.
-const REBINDING_SETTLES: Duration = Duration::from_secs(17);
+pub(super) const REBINDING_SETTLES: Duration = Duration::from_secs(17);
 
 struct Net {
     ep: Endpoint,
@@ -50,8 +50,7 @@ impl Net {
         let now = Instant::now();
         Net {
             ep: Endpoint::new(
-                Candidates::on(SERVER.parse().unwrap()),
-                super::peer::test_cert().clone(),
+                super::peer::Local::test(Candidates::on(SERVER.parse().unwrap())),
                 7,
                 now,
             ),
@@ -116,6 +115,43 @@ impl Net {
         }
     }
 
+    /// Jumps to the endpoint's next timeout, with nobody sending.
+    fn jump_to_next_timeout(&mut self) {
+        self.now = self.ep.poll_timeout().max(self.now);
+        self.ep.handle_timeout(self.now);
+        while let Some(event) = self.ep.poll_event() {
+            self.events.push(event);
+        }
+    }
+
+    /// Each connected client sends one video packet carrying `tag`.
+    fn everyone_sends(&mut self, tag: u8) {
+        test_client::everyone_sends(&mut self.clients, self.now, tag);
+    }
+
+    fn received(&self, by: ParticipantId, from: ParticipantId, tag: u8) -> usize {
+        test_client::received(&self.clients, by, from, tag)
+    }
+
+    fn closed(&self, id: ParticipantId) -> Option<&str> {
+        self.events.iter().find_map(|(to, e)| match e {
+            PeerEvent::Closed { reason } if *to == id => Some(reason.as_str()),
+            _ => None,
+        })
+    }
+
+    fn saw_leave(&self, by: ParticipantId, who: ParticipantId) -> bool {
+        self.events
+            .iter()
+            .any(|(to, e)| *to == by && *e == PeerEvent::ParticipantLeft { id: who })
+    }
+}
+
+impl FakeNetwork for Net {
+    fn now(&self) -> Instant {
+        self.now
+    }
+
     /// One step of the network and the clocks.
     fn step(&mut self, step: Duration) {
         self.now += step;
@@ -158,79 +194,22 @@ impl Net {
             );
         }
         for (to, from, bytes) in sent {
-            let id = self
-                .public
-                .iter()
-                .find(|(_, a)| **a == to)
-                .map(|(id, _)| *id);
-            if let Some(c) = self.clients.iter_mut().find(|c| Some(c.id) == id) {
+            if let Some(c) = test_client::client_at(&mut self.clients, &self.public, to) {
                 if !self.blocked.contains(&c.id) {
                     c.receive(now, from, &bytes);
                 }
             }
         }
     }
-
-    fn run(&mut self, dur: Duration) {
-        self.run_in_steps(dur, STEP);
-    }
-
-    /// Runs the network for `dur` in coarse steps (long graces).
-    fn run_past(&mut self, dur: Duration) {
-        self.run_in_steps(dur, Duration::from_millis(5));
-    }
-
-    fn run_in_steps(&mut self, dur: Duration, step: Duration) {
-        let end = self.now + dur;
-        while self.now < end {
-            self.step(step);
-        }
-    }
-
-    /// Jumps to the endpoint's next timeout, with nobody sending.
-    fn jump_to_next_timeout(&mut self) {
-        self.now = self.ep.poll_timeout().max(self.now);
-        self.ep.handle_timeout(self.now);
-        while let Some(event) = self.ep.poll_event() {
-            self.events.push(event);
-        }
-    }
-
-    /// Each connected client sends one video packet carrying `tag`.
-    fn everyone_sends(&mut self, tag: u8) {
-        let now = self.now;
-        for c in &mut self.clients {
-            let payload = [0x10, 0, 0, tag, c.id as u8];
-            c.send_video(
-                now,
-                1000 + u64::from(tag),
-                90_000 + u32::from(tag) * 3000,
-                &payload,
-            );
-        }
-    }
-
-    fn received(&self, by: ParticipantId, from: ParticipantId, tag: u8) -> usize {
-        let c = self.clients.iter().find(|c| c.id == by).expect("client");
-        c.got(&[0x10, 0, 0, tag, from as u8])
-    }
-
-    fn closed(&self, id: ParticipantId) -> Option<&str> {
-        self.events.iter().find_map(|(to, e)| match e {
-            PeerEvent::Closed { reason } if *to == id => Some(reason.as_str()),
-            _ => None,
-        })
-    }
-
-    fn saw_leave(&self, by: ParticipantId, who: ParticipantId) -> bool {
-        self.events
-            .iter()
-            .any(|(to, e)| *to == by && *e == PeerEvent::ParticipantLeft { id: who })
-    }
 }
 
 /// A join as the signal server sends it, to a room of at most `max`.
-fn join_request(id: ParticipantId, room: &str, session: SessionId, max: usize) -> JoinRequest {
+pub(super) fn join_request(
+    id: ParticipantId,
+    room: &str,
+    session: SessionId,
+    max: usize,
+) -> JoinRequest {
     JoinRequest {
         room: room.into(),
         info: ParticipantInfo {

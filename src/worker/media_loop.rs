@@ -1,11 +1,14 @@
-//! The media thread: the one UDP socket, the batch sender, sleeping, and
-//! the channels to the control plane, around an [`Endpoint`] that decides
-//! everything else.
+//! The media shards: each a thread with its UDP socket on the media port,
+//! its ICE-TCP connections, its batch sender, sleeping, and the channels to
+//! the control plane, around an [`Endpoint`] that decides everything else.
 //!
-//! One thread owns all of it, so the packet path has no lock. Each loop turn
-//! drains the socket until it would block (a burst costs one wake-up, not
-//! one per packet), applies a bounded number of pending commands, drives
-//! timers, then sends what the endpoint produced.
+//! One thread owns all of a shard, so the packet path has no lock. Each
+//! loop turn reads the socket (at most [`RECV_BATCH`] datagrams: a burst
+//! costs one wake-up, not one per packet), takes the datagrams other shards
+//! handed over, applies a bounded number of pending commands, drives
+//! timers, then sends what the endpoint produced. A datagram the kernel
+//! gave this shard's socket but that belongs to another shard's participant
+//! is handed to that shard (`shard.rs`).
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -17,12 +20,15 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::batch_send::BatchSender;
-use super::endpoint::Endpoint;
-use super::ice_tcp::{IceTcp, Incoming, Interest, MediaTcp, TcpEvent};
-use super::peer::Candidates;
+use super::endpoint::{Delivery, Endpoint};
+use super::ice_tcp::{HandedConnection, IceTcp, Incoming, Interest, MediaTcp, TcpEvent};
+use super::peer::{dtls_cert, Candidates, Local};
 use super::sessions::Sessions;
-use super::stats::{Shared, Snapshot};
-use super::{Envelope, PeerEvent, WorkerError, WorkerHandle};
+use super::shard::{Flows, ShardId, MAX_SHARDS};
+use super::shard_set::ShardSet;
+use super::stats::{Shared, Snapshot, WorkerStats};
+use super::tcp_handoff::{self, Accepted};
+use super::{cores, Envelope, PeerEvent, WorkerError, WorkerHandle};
 use crate::ids::ParticipantId;
 
 /// Largest datagram we accept; WebRTC stays under ~1200 bytes.
@@ -50,14 +56,17 @@ const TCP_CHECK_EVERY: Duration = Duration::from_secs(1);
 const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 /// Socket buffers: a keyframe burst to many subscribers must not overflow.
 const SOCKET_BUFFER: usize = 4 << 20;
-/// Exit status when the media thread panicked: calls on this process are
+/// Datagrams waiting to be taken by another shard: beyond, they are
+/// dropped as a full socket buffer would drop them.
+const HANDOFF_QUEUE: usize = 4096;
+/// Exit status when a media thread panicked: calls on this process are
 /// dead, so it stops and lets a supervisor (systemd, Docker, the cluster's
 /// failover) start again and move them.
 const PANIC_EXIT: i32 = 70;
 
 #[derive(Debug)]
 pub struct MediaConfig {
-    /// Address the UDP socket binds to.
+    /// Address the UDP sockets bind to.
     pub bind: SocketAddr,
     /// Address announced in ICE candidates (the public or container-outside
     /// address); `None` uses the bound one, or the host's main address when
@@ -67,19 +76,46 @@ pub struct MediaConfig {
     pub tcp: MediaTcp,
     /// Who may send media at all (`crate::access`).
     pub access: crate::access::Access,
+    /// Media shards (threads), each pinned to one of the process's cores.
+    pub shards: usize,
+    /// Diagnosis and tests: the kernel gives every datagram to this
+    /// shard's socket (a reuseport BPF program), so that every other
+    /// shard's traffic is handed over.
+    pub steer_to: Option<ShardId>,
 }
 
-/// Binds the media sockets and starts the media thread. Returns the handle
-/// to command it and the figures it publishes.
-pub fn spawn(config: MediaConfig) -> Result<(WorkerHandle, Arc<Shared>), WorkerError> {
-    let socket = bind(config.bind).map_err(|e| {
-        WorkerError::Internal(format!("cannot bind media socket {}: {e}", config.bind))
-    })?;
-    let local = socket
+/// A datagram another shard's socket received for this shard.
+struct Handed {
+    source: SocketAddr,
+    data: Vec<u8>,
+}
+
+/// Binds the media sockets and starts the shards. Returns the handle to
+/// command them and the figures they publish.
+pub fn spawn(config: MediaConfig) -> Result<(WorkerHandle, Arc<WorkerStats>), WorkerError> {
+    let n = config.shards.clamp(1, MAX_SHARDS);
+    let failed =
+        |what: String| move |e: std::io::Error| WorkerError::Internal(format!("{what}: {e}"));
+    let first = bind(config.bind, n > 1)
+        .map_err(failed(format!("cannot bind media socket {}", config.bind)))?;
+    let local = first
         .local_addr()
         .map_err(|e| WorkerError::Internal(e.to_string()))?;
+    let mut sockets = vec![first];
+    for _ in 1..n {
+        sockets
+            .push(bind(local, true).map_err(failed(format!("cannot bind media socket {local}")))?);
+    }
+    if let Some(to) = config.steer_to {
+        steer_all_to(&sockets[0], to.min(n - 1))
+            .map_err(failed("cannot steer datagrams".into()))?;
+    }
+    let flows = Flows::default();
+    let (tcp_queues, tcp_inboxes): (Vec<_>, Vec<_>) = (0..n)
+        .map(|_| mpsc::channel::<HandedConnection>(256))
+        .unzip();
     let (incoming, tcp_local) = match config.tcp {
-        MediaTcp::Off => (Incoming::None, None),
+        MediaTcp::Off => (None, None),
         MediaTcp::Listen(addr) => {
             let listener = std::net::TcpListener::bind(addr)
                 .and_then(|l| l.set_nonblocking(true).map(|()| l))
@@ -87,9 +123,21 @@ pub fn spawn(config: MediaConfig) -> Result<(WorkerHandle, Arc<Shared>), WorkerE
             let local = listener
                 .local_addr()
                 .map_err(|e| WorkerError::Internal(e.to_string()))?;
-            (Incoming::Listener(listener), Some(local))
+            (Some(Accepted::Listener(listener)), Some(local))
         }
-        MediaTcp::Shared { addr, connections } => (Incoming::Handed(connections), Some(addr)),
+        MediaTcp::Shared { addr, connections } => (Some(Accepted::Handed(connections)), Some(addr)),
+    };
+    // One shard takes its connections as they come; several, each from
+    // the task that reads which shard a connection is for.
+    let mut tcp_sources: Vec<Incoming> = match incoming {
+        None => (0..n).map(|_| Incoming::None).collect(),
+        Some(Accepted::Listener(l)) if n == 1 => vec![Incoming::Listener(l)],
+        Some(Accepted::Handed(rx)) if n == 1 => vec![Incoming::Handed(rx)],
+        Some(accepted) => {
+            tcp_handoff::spawn(accepted, tcp_queues, flows.clone(), config.access.clone())
+                .map_err(failed("ICE-TCP".into()))?;
+            tcp_inboxes.into_iter().map(Incoming::Handed).collect()
+        }
     };
     let ip = config
         .announce
@@ -105,48 +153,121 @@ pub fn spawn(config: MediaConfig) -> Result<(WorkerHandle, Arc<Shared>), WorkerE
         udp: media_addr,
         tcp: tcp_local.map(|tcp| SocketAddr::new(tcp_ip(tcp), tcp.port())),
     };
-    let cert = super::peer::dtls_cert()?;
-    let (tx, rx) = mpsc::channel(1024);
-    let stats = Arc::new(Shared::default());
-    let shared = stats.clone();
-    let access = config.access;
-    std::thread::Builder::new()
-        .name("parloir-media".into())
-        .spawn(move || {
-            supervise(
-                move || {
-                    let rt = match tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                    {
-                        Ok(rt) => rt,
-                        Err(e) => {
-                            tracing::error!("media runtime: {e}");
-                            return;
+    let cert = dtls_cert()?;
+    let cores = cores::allowed();
+    let (handoff_queues, handoff_inboxes): (Vec<_>, Vec<_>) =
+        (0..n).map(|_| mpsc::channel(HANDOFF_QUEUE)).unzip();
+    let mut queues = Vec::new();
+    let mut shared = Vec::new();
+    for (id, ((socket, tcp), inbox)) in sockets
+        .into_iter()
+        .zip(tcp_sources.drain(..))
+        .zip(handoff_inboxes)
+        .enumerate()
+    {
+        let (tx, rx) = mpsc::channel(1024);
+        queues.push(tx);
+        let stats = Arc::new(Shared::default());
+        shared.push(stats.clone());
+        let shard = Shard {
+            id,
+            flows: flows.clone(),
+            others: handoff_queues.clone(),
+            inbox,
+        };
+        let local = Local {
+            candidates,
+            cert: cert.clone(),
+            shard: id,
+        };
+        let core = (n > 1)
+            .then(|| cores.get(id % cores.len().max(1)).copied())
+            .flatten();
+        let access = config.access.clone();
+        std::thread::Builder::new()
+            .name(format!("parloir-media-{id}"))
+            .spawn(move || {
+                supervise(
+                    move || {
+                        if let Some(core) = core {
+                            cores::pin(core);
                         }
-                    };
-                    rt.block_on(async move {
-                        let sockets = UdpSocket::from_std(socket)
-                            .and_then(|udp| Ok((udp, IceTcp::new(incoming, access.clone())?)));
-                        match sockets {
-                            Ok((socket, tcp)) => {
-                                let endpoint =
-                                    Endpoint::new(candidates, cert, rand::random(), Instant::now());
-                                run(socket, tcp, endpoint, rx, shared, access.cached()).await
+                        stats
+                            .tid
+                            .store(cores::thread_id(), std::sync::atomic::Ordering::Relaxed);
+                        let rt = match tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                        {
+                            Ok(rt) => rt,
+                            Err(e) => {
+                                tracing::error!("media runtime: {e}");
+                                return;
                             }
-                            Err(e) => tracing::error!("media socket: {e}"),
-                        }
-                    });
-                },
-                || std::process::exit(PANIC_EXIT),
-            )
-        })
-        .map_err(|e| WorkerError::Internal(e.to_string()))?;
-    match candidates.tcp {
-        Some(tcp) => tracing::info!(%local, udp = %media_addr, %tcp, "media worker listening"),
-        None => tracing::info!(%local, udp = %media_addr, "media worker listening (no ICE-TCP)"),
+                        };
+                        rt.block_on(async move {
+                            let sockets = UdpSocket::from_std(socket)
+                                .and_then(|udp| Ok((udp, IceTcp::new(tcp, access.clone())?)));
+                            match sockets {
+                                Ok((socket, tcp)) => {
+                                    let endpoint =
+                                        Endpoint::new(local, rand::random(), Instant::now());
+                                    let cached = access.cached();
+                                    run(socket, tcp, endpoint, rx, shard, stats, cached).await
+                                }
+                                Err(e) => tracing::error!("media socket: {e}"),
+                            }
+                        });
+                    },
+                    || std::process::exit(PANIC_EXIT),
+                )
+            })
+            .map_err(|e| WorkerError::Internal(e.to_string()))?;
     }
-    Ok((WorkerHandle::new(tx, media_addr), stats))
+    match candidates.tcp {
+        Some(tcp) => {
+            tracing::info!(%local, udp = %media_addr, %tcp, shards = n, "media worker listening")
+        }
+        None => {
+            tracing::info!(%local, udp = %media_addr, shards = n, "media worker listening (no ICE-TCP)")
+        }
+    }
+    let stats = Arc::new(WorkerStats::new(shared));
+    let shards = Arc::new(ShardSet::new(queues, stats.clone()));
+    Ok((WorkerHandle::sharded(shards, media_addr), stats))
+}
+
+/// What a shard shares with the others of its worker.
+struct Shard {
+    id: ShardId,
+    /// Who owns which flow.
+    flows: Flows,
+    /// Every shard's queue of handed datagrams (this one's too).
+    others: Vec<mpsc::Sender<Handed>>,
+    /// Datagrams handed to this shard.
+    inbox: mpsc::Receiver<Handed>,
+}
+
+impl Shard {
+    /// Hands a datagram that is not this shard's to its owner. Returns
+    /// whether it found one.
+    fn hand_over(&self, source: SocketAddr, data: &[u8]) -> bool {
+        if self.others.len() < 2 {
+            return false;
+        }
+        let Some(owner) = self.flows.owner(data, source).filter(|o| *o != self.id) else {
+            return false;
+        };
+        let Some(queue) = self.others.get(owner) else {
+            return false;
+        };
+        queue
+            .try_send(Handed {
+                source,
+                data: data.to_vec(),
+            })
+            .is_ok()
+    }
 }
 
 /// Runs the media thread's body; if it panics, says so and calls
@@ -159,15 +280,58 @@ fn supervise(body: impl FnOnce(), on_panic: impl FnOnce()) {
     }
 }
 
-fn bind(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+/// A UDP socket on `addr`; `shared` lets the other shards' sockets bind
+/// the same port (`SO_REUSEPORT`: the kernel spreads datagrams over them
+/// by a hash of their addresses).
+fn bind(addr: SocketAddr, shared: bool) -> std::io::Result<std::net::UdpSocket> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, None)?;
     // Best effort: the kernel caps these at net.core.{r,w}mem_max.
     let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
     let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    if shared {
+        socket.set_reuse_port(true)?;
+    }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     Ok(socket.into())
+}
+
+/// `SO_ATTACH_REUSEPORT_CBPF` (asm-generic; libc lists it for Android
+/// only).
+const SO_ATTACH_REUSEPORT_CBPF: libc::c_int = 51;
+
+/// Makes the kernel give every datagram on the port to the `shard`-th
+/// socket bound to it: a classic BPF program of one instruction that
+/// returns that index. For tests and diagnosis: every other shard's
+/// traffic is then handed over.
+fn steer_all_to(socket: &std::net::UdpSocket, shard: ShardId) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let program = [libc::sock_filter {
+        code: (libc::BPF_RET | libc::BPF_K) as u16,
+        jt: 0,
+        jf: 0,
+        k: shard as u32,
+    }];
+    let fprog = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `fprog` points at `program`, both alive for the call; the
+    // kernel copies the program.
+    let r = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_ATTACH_REUSEPORT_CBPF,
+            &fprog as *const libc::sock_fprog as *const libc::c_void,
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 async fn run(
@@ -175,6 +339,7 @@ async fn run(
     tcp: IceTcp,
     mut endpoint: Endpoint,
     mut commands: mpsc::Receiver<Envelope>,
+    mut shard: Shard,
     shared: Arc<Shared>,
     mut access: crate::access::CachedAccess,
 ) {
@@ -183,6 +348,8 @@ async fn run(
         tcp,
         sender: BatchSender::default(),
         events: Sessions::default(),
+        flows: shard.flows.clone(),
+        shard: shard.id,
     };
     let mut next_tcp_check = Instant::now();
     let mut buf = vec![0u8; MAX_DATAGRAM];
@@ -192,8 +359,15 @@ async fn run(
         for n in 1..=RECV_BATCH {
             match io.socket.try_recv_from(&mut buf) {
                 Ok((len, source)) => {
-                    if access.admits(source.ip()) {
-                        endpoint.handle_datagram(now, Protocol::Udp, source, &buf[..len]);
+                    let data = &buf[..len];
+                    if access.admits(source.ip())
+                        && endpoint.handle_datagram(now, Protocol::Udp, source, data)
+                            == Delivery::Unknown
+                        && !shard.hand_over(source, data)
+                    {
+                        // Garbage, a stranger, or media from a peer that
+                        // already left.
+                        endpoint.count_dropped(1);
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -206,6 +380,13 @@ async fn run(
             if n % SEND_EVERY == 0 {
                 io.flush(&mut endpoint, now);
             }
+        }
+        // What other shards' sockets received for this one's peers.
+        for _ in 0..RECV_BATCH {
+            let Ok(handed) = shard.inbox.try_recv() else {
+                break;
+            };
+            io.take_handed(&mut endpoint, now, handed);
         }
         io.flush(&mut endpoint, now);
         let commands_from = Instant::now();
@@ -244,6 +425,11 @@ async fn run(
                 None => return,
             },
             ev = io.tcp.next() => io.on_tcp(&mut endpoint, ev),
+            Some(handed) = shard.inbox.recv() => {
+                let now = Instant::now();
+                io.take_handed(&mut endpoint, now, handed);
+                io.flush(&mut endpoint, now);
+            }
             _ = tokio::time::sleep_until(deadline.into()) => {}
         }
     }
@@ -256,9 +442,23 @@ struct Io {
     sender: BatchSender,
     /// Where each participant's events go (its signalling session).
     events: Sessions<mpsc::Sender<PeerEvent>>,
+    /// The worker's flow table, told what this shard learns and forgets.
+    flows: Flows,
+    shard: ShardId,
 }
 
 impl Io {
+    /// A datagram another shard's socket received for one of ours.
+    fn take_handed(&mut self, endpoint: &mut Endpoint, now: Instant, handed: Handed) {
+        endpoint.count_handed_in();
+        if endpoint.handle_datagram(now, Protocol::Udp, handed.source, &handed.data)
+            == Delivery::Unknown
+        {
+            // Its peer left meanwhile.
+            endpoint.count_dropped(1);
+        }
+    }
+
     /// Applies one command and replies. The reply leaves before anything
     /// the command caused (an answer before the server offer it triggers).
     fn command(&mut self, endpoint: &mut Endpoint, envelope: Envelope) {
@@ -285,7 +485,11 @@ impl Io {
             TcpEvent::Accepted => {}
             TcpEvent::Ready(addr, Interest::Read) => {
                 self.tcp.read(addr, now, |frame| {
-                    endpoint.handle_datagram(now, Protocol::Tcp, addr, frame)
+                    let delivery = endpoint.handle_datagram(now, Protocol::Tcp, addr, frame);
+                    if delivery == Delivery::Unknown {
+                        endpoint.count_dropped(1);
+                    }
+                    delivery == Delivery::Delivered
                 });
                 self.flush(endpoint, now);
             }
@@ -312,9 +516,15 @@ impl Io {
                     unsent += self.sender.send_all(&self.socket, run);
                 }
             }
-            endpoint.count_unsent(unsent);
+            endpoint.count_dropped(unsent);
         }
         self.tcp.flush_pending();
+        {
+            let mut flows = endpoint.poll_flows().peekable();
+            if flows.peek().is_some() {
+                self.flows.apply(self.shard, flows);
+            }
+        }
         while let Some((participant, event)) = endpoint.poll_event() {
             let closed = matches!(event, PeerEvent::Closed { .. });
             if let Some(tx) = self.events.get(participant) {

@@ -10,6 +10,7 @@
 mod allocator;
 pub mod batch_send;
 mod bitrate;
+mod cores;
 mod demux;
 mod door;
 pub(crate) mod endpoint;
@@ -28,24 +29,33 @@ mod room;
 mod room_tests;
 mod router;
 pub(crate) mod sessions;
+pub(crate) mod shard;
+mod shard_map;
+mod shard_set;
+#[cfg(test)]
+mod shard_tests;
 mod speaker;
 pub(crate) mod stats;
+mod tcp_handoff;
 #[cfg(test)]
 mod test_client;
 mod throttle;
 pub(crate) mod vp8;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ids::{ParticipantId, ParticipantInfo, ParticipantState};
+pub use cores::allowed as allowed_cores;
 pub use door::{DoorSettings, RETURN_WINDOW};
 pub use ice_tcp::{HandedConnection, MediaTcp, MAX_FRAME as MAX_TCP_FRAME};
 pub use link_quality::{Level, LinkQuality};
 pub use media_loop::{spawn, MediaConfig};
-pub use stats::Shared as WorkerStats;
+pub use shard::MAX_SHARDS;
+pub use stats::WorkerStats;
 
 #[derive(Debug, Clone, thiserror::Error, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "kind", content = "detail", rename_all = "kebab-case")]
@@ -296,6 +306,29 @@ pub enum Command {
 }
 
 impl Command {
+    /// The participant the command is about (the moderator, for what a
+    /// moderator does); none for a drain.
+    pub fn participant(&self) -> Option<ParticipantId> {
+        match self {
+            Command::Join { req } => Some(req.info.id),
+            Command::Offer { participant, .. }
+            | Command::Answer { participant, .. }
+            | Command::Candidate { participant, .. }
+            | Command::State { participant, .. }
+            | Command::Chat { participant, .. }
+            | Command::ReceiveVideo { participant, .. }
+            | Command::VideoSizes { participant, .. }
+            | Command::Leave { participant }
+            | Command::Detach { participant, .. }
+            | Command::Resume { participant, .. }
+            | Command::SetPassword { participant, .. }
+            | Command::SetLobby { participant, .. }
+            | Command::Admit { participant, .. }
+            | Command::Remove { participant, .. } => Some(*participant),
+            Command::Drain { .. } => None,
+        }
+    }
+
     /// The participant whose events start flowing to the sender of this
     /// command if it succeeds, and the session that then speaks for it.
     pub fn attaches(&self) -> Option<(ParticipantId, SessionId)> {
@@ -374,20 +407,43 @@ pub(crate) struct Envelope {
 /// The control plane's handle on a worker. Cheap to clone.
 #[derive(Clone)]
 pub struct WorkerHandle {
-    tx: mpsc::Sender<Envelope>,
+    to: To,
     /// The address peers send media to (the ICE candidate).
     pub media_addr: SocketAddr,
 }
 
+/// Where a handle's commands go.
+#[derive(Clone)]
+enum To {
+    /// One channel: a worker on another host (the control channel picks
+    /// the shard there).
+    Channel(mpsc::Sender<Envelope>),
+    /// The shards of a worker in this process.
+    Shards(Arc<shard_set::ShardSet>),
+}
+
 impl WorkerHandle {
     pub(crate) fn new(tx: mpsc::Sender<Envelope>, media_addr: SocketAddr) -> Self {
-        WorkerHandle { tx, media_addr }
+        WorkerHandle {
+            to: To::Channel(tx),
+            media_addr,
+        }
     }
 
-    /// The worker behind this handle stopped (its thread ended, or the
+    pub(crate) fn sharded(shards: Arc<shard_set::ShardSet>, media_addr: SocketAddr) -> Self {
+        WorkerHandle {
+            to: To::Shards(shards),
+            media_addr,
+        }
+    }
+
+    /// The worker behind this handle stopped (a thread ended, or the
     /// connection to a remote worker was lost).
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        match &self.to {
+            To::Channel(tx) => tx.is_closed(),
+            To::Shards(shards) => shards.is_closed(),
+        }
     }
 
     /// Sends a command that wants a reply, and waits for it. `events`
@@ -397,31 +453,17 @@ impl WorkerHandle {
         cmd: Command,
         events: Option<mpsc::Sender<PeerEvent>>,
     ) -> Result<Reply, WorkerError> {
-        let (reply, rx) = oneshot::channel();
-        let envelope = Envelope {
-            cmd,
-            events,
-            reply: Some(reply),
-        };
-        self.tx
-            .send(envelope)
-            .await
-            .map_err(|_| WorkerError::Unavailable)?;
-        rx.await.map_err(|_| WorkerError::Unavailable)?
+        match &self.to {
+            To::Channel(tx) => ask(tx, cmd, events).await,
+            To::Shards(shards) => shards.request(cmd, events).await,
+        }
     }
 
     /// Sends without waiting; used on teardown paths that must not block.
     pub fn post(&self, cmd: Command) {
-        let envelope = Envelope {
-            cmd,
-            events: None,
-            reply: None,
-        };
-        if let Err(mpsc::error::TrySendError::Full(envelope)) = self.tx.try_send(envelope) {
-            let tx = self.tx.clone();
-            tokio::spawn(async move {
-                let _ = tx.send(envelope).await;
-            });
+        match &self.to {
+            To::Channel(tx) => post_to(tx, cmd),
+            To::Shards(shards) => shards.post(cmd),
         }
     }
 
@@ -475,6 +517,39 @@ impl WorkerHandle {
             Reply::Resumed { resumed } => Ok(resumed),
             other => Err(unexpected(other)),
         }
+    }
+}
+
+/// Sends a command on `tx` and waits for its reply.
+async fn ask(
+    tx: &mpsc::Sender<Envelope>,
+    cmd: Command,
+    events: Option<mpsc::Sender<PeerEvent>>,
+) -> Result<Reply, WorkerError> {
+    let (reply, rx) = oneshot::channel();
+    let envelope = Envelope {
+        cmd,
+        events,
+        reply: Some(reply),
+    };
+    tx.send(envelope)
+        .await
+        .map_err(|_| WorkerError::Unavailable)?;
+    rx.await.map_err(|_| WorkerError::Unavailable)?
+}
+
+/// Sends a command on `tx` without waiting for room in its queue.
+fn post_to(tx: &mpsc::Sender<Envelope>, cmd: Command) {
+    let envelope = Envelope {
+        cmd,
+        events: None,
+        reply: None,
+    };
+    if let Err(mpsc::error::TrySendError::Full(envelope)) = tx.try_send(envelope) {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(envelope).await;
+        });
     }
 }
 

@@ -21,6 +21,7 @@ use str0m::{Candidate, IceCreds, Rtc, RtcConfig};
 use super::allocator::Downlink;
 use super::link_quality::LinkWatch;
 use super::router::{Plan, TrackKey};
+use super::shard::ShardId;
 use super::{SessionId, WorkerError};
 use crate::ids::{ParticipantId, ParticipantInfo};
 use crate::rate::TokenBucket;
@@ -163,6 +164,30 @@ impl Candidates {
     }
 }
 
+/// What a shard presents to every peer it serves.
+#[derive(Clone)]
+pub struct Local {
+    /// The addresses in its ICE candidates.
+    pub candidates: Candidates,
+    /// The worker's DTLS certificate.
+    pub cert: DtlsCert,
+    /// Which shard of the worker it is: its ICE ufrags start with its tag
+    /// (`shard.rs`).
+    pub shard: ShardId,
+}
+
+impl Local {
+    /// Shard 0 announcing `candidates`, with the tests' certificate.
+    #[cfg(any(test, fuzzing))]
+    pub fn test(candidates: Candidates) -> Self {
+        Local {
+            candidates,
+            cert: test_cert().clone(),
+            shard: 0,
+        }
+    }
+}
+
 /// A worker's DTLS certificate, made once at its start and shared by all
 /// its connections (as mediasoup does per worker): browsers check the
 /// fingerprint in each answer, which stays that of this one key. Costs a
@@ -198,17 +223,17 @@ impl Peer {
         info: ParticipantInfo,
         token: String,
         session: SessionId,
-        candidates: Candidates,
-        cert: &DtlsCert,
+        local: &Local,
         rng: &mut impl Rng,
         now: Instant,
     ) -> Result<Self, WorkerError> {
-        let creds = ice_creds(rng);
+        let candidates = local.candidates;
+        let creds = ice_creds(rng, local.shard);
         let ufrag = creds.ufrag.clone();
         let mut rtc = RtcConfig::new()
             // The worker's one certificate: str0m would otherwise make a
             // key pair here, for every join, on the media thread.
-            .set_dtls_cert(cert.clone())
+            .set_dtls_cert(local.cert.clone())
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .set_local_ice_credentials(creds)
@@ -436,14 +461,16 @@ pub struct ServerOffer {
 
 /// ICE credentials from the endpoint's random source, so a test can fix
 /// them (RFC 8445: at least 24 bits of ufrag and 128 of password).
-fn ice_creds(rng: &mut impl Rng) -> IceCreds {
+/// Random ICE credentials; the ufrag starts with the shard's tag, so that
+/// a STUN request the kernel hands to another shard finds its owner.
+fn ice_creds(rng: &mut impl Rng, shard: ShardId) -> IceCreds {
     let mut text = |n: usize| -> String {
         (0..n)
             .map(|_| char::from(rng.sample(Alphanumeric)))
             .collect()
     };
     IceCreds {
-        ufrag: text(8),
+        ufrag: format!("{}{}", super::shard::tag(shard), text(7)),
         pass: text(24),
     }
 }

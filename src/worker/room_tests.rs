@@ -76,8 +76,7 @@ impl Harness {
             info,
             "token".into(),
             1,
-            Candidates::on(SERVER.parse().unwrap()),
-            super::peer::test_cert(),
+            &super::peer::Local::test(Candidates::on(SERVER.parse().unwrap())),
             &mut self.rng,
             self.now,
         )

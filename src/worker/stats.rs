@@ -1,14 +1,15 @@
-//! Load figures of a worker, as its media thread counts them.
+//! Load figures of a worker, as its media shards count them.
 //!
-//! The media thread counts into plain integers ([`Counters`], no atomics per
-//! packet) and publishes a [`Snapshot`] into [`Shared`] once per loop turn
-//! at most every 100 ms; readers (the load reporter, `/readyz`, the drain)
-//! see that snapshot. One lock for the whole snapshot is fine: it is taken
+//! Each shard's thread counts into plain integers ([`Counters`], no atomics
+//! per packet) and publishes a [`Snapshot`] into its [`Shared`] once per
+//! loop turn at most every 100 ms; readers (the load reporter, `/readyz`,
+//! the drain, placement inside the worker) see those snapshots, one shard
+//! at a time or summed by [`WorkerStats`]. One lock for the whole snapshot is fine: it is taken
 //! ten times a second, never on the packet path, and readers get figures of
 //! one instant instead of fields published at different times.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -34,6 +35,9 @@ pub struct Counters {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub datagrams_dropped: u64,
+    /// Datagrams the kernel gave another shard's socket, handed to this
+    /// shard, their owner's.
+    pub handoffs_in: u64,
 }
 
 /// The media thread's figures at one instant.
@@ -49,15 +53,29 @@ pub struct Snapshot {
     pub tracks_out: usize,
 }
 
-/// What other threads may read.
+/// What other threads may read of one shard.
 #[derive(Debug, Default)]
 pub struct Shared {
     snapshot: Mutex<Snapshot>,
     /// Set by the media thread once it drains.
     pub draining: AtomicBool,
+    /// The shard's thread id (0 until it runs): its CPU time is read from
+    /// `/proc/self/task/TID/schedstat`.
+    pub tid: AtomicI32,
     /// Unix time in ms of the media loop's last turn: `/readyz` is false
     /// when it is old, because then calls are frozen even if HTTP answers.
     heartbeat_ms: AtomicU64,
+}
+
+impl Counters {
+    fn add(&mut self, o: &Counters) {
+        self.packets_in += o.packets_in;
+        self.packets_out += o.packets_out;
+        self.bytes_in += o.bytes_in;
+        self.bytes_out += o.bytes_out;
+        self.datagrams_dropped += o.datagrams_dropped;
+        self.handoffs_in += o.handoffs_in;
+    }
 }
 
 impl Shared {
@@ -84,6 +102,68 @@ impl Shared {
 
     fn lock(&self) -> MutexGuard<'_, Snapshot> {
         self.snapshot.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The figures of every shard of a worker.
+#[derive(Debug)]
+pub struct WorkerStats {
+    shards: Vec<Arc<Shared>>,
+}
+
+impl Default for WorkerStats {
+    /// One shard's.
+    fn default() -> Self {
+        WorkerStats::new(vec![Arc::default()])
+    }
+}
+
+impl WorkerStats {
+    pub fn new(shards: Vec<Arc<Shared>>) -> Self {
+        WorkerStats { shards }
+    }
+
+    /// The shards, in order.
+    pub fn shards(&self) -> &[Arc<Shared>] {
+        &self.shards
+    }
+
+    /// The worker's figures: every shard's summed, the rooms of all.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut sum = Snapshot::default();
+        for shard in &self.shards {
+            let s = shard.lock();
+            sum.counters.add(&s.counters);
+            sum.rooms.extend(s.rooms.iter().cloned());
+            sum.peers += s.peers;
+            sum.tracks_in += s.tracks_in;
+            sum.tracks_out += s.tracks_out;
+        }
+        sum
+    }
+
+    /// Participants on this worker, without copying the room lists.
+    pub fn peers(&self) -> usize {
+        self.shards.iter().map(|s| s.peers()).sum()
+    }
+
+    /// Every shard turned within the last `max_age_ms`: one frozen shard
+    /// freezes its calls.
+    pub fn alive(&self, max_age_ms: u64) -> bool {
+        self.shards.iter().all(|s| s.alive(max_age_ms))
+    }
+
+    /// Every shard drains (a drain reaches them all).
+    pub fn is_draining(&self) -> bool {
+        self.shards
+            .iter()
+            .all(|s| s.draining.load(Ordering::Relaxed))
+    }
+
+    /// Publishes into the first shard: tests of what reads the figures.
+    #[cfg(test)]
+    pub fn publish(&self, snapshot: Snapshot) {
+        self.shards[0].publish(snapshot);
     }
 }
 
@@ -127,5 +207,39 @@ mod tests {
         assert_eq!(shared.snapshot(), snapshot);
         assert_eq!(shared.peers(), 2);
         assert!(shared.alive(60_000));
+    }
+
+    #[test]
+    fn a_worker_sums_its_shards() {
+        let shards: Vec<Arc<Shared>> = vec![Arc::default(), Arc::default()];
+        let stats = WorkerStats::new(shards.clone());
+        let shard = |room: &str, n: usize, packets: u64| Snapshot {
+            counters: Counters {
+                packets_in: packets,
+                handoffs_in: 1,
+                ..Counters::default()
+            },
+            rooms: vec![RoomLoad {
+                room: room.into(),
+                participants: n,
+                door: None,
+            }],
+            peers: n,
+            tracks_in: n,
+            tracks_out: n * (n - 1),
+        };
+        shards[0].publish(shard("a", 2, 10));
+        assert!(!stats.alive(60_000), "a shard that never ran is not alive");
+        shards[1].publish(shard("b", 3, 5));
+        assert!(stats.alive(60_000));
+        let sum = stats.snapshot();
+        assert_eq!((sum.peers, sum.tracks_in, sum.tracks_out), (5, 5, 8));
+        assert_eq!((sum.counters.packets_in, sum.counters.handoffs_in), (15, 2));
+        assert_eq!(sum.rooms.len(), 2);
+        assert_eq!(stats.peers(), 5);
+        shards[0].draining.store(true, Ordering::Relaxed);
+        assert!(!stats.is_draining(), "a drain reaches every shard");
+        shards[1].draining.store(true, Ordering::Relaxed);
+        assert!(stats.is_draining());
     }
 }

@@ -3,8 +3,9 @@
 //! what it receives. DTLS and SRTP are real; the network and the clock are
 //! whatever the test makes of them.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
@@ -199,6 +200,63 @@ impl Client {
             .filter(|p| *p.payload == *payload)
             .count()
     }
+}
+
+/// A fake network of clients and endpoints, stepped on a fake clock.
+pub trait FakeNetwork {
+    fn now(&self) -> Instant;
+
+    /// One step of the network and the clocks.
+    fn step(&mut self, step: Duration);
+
+    /// Runs the network for `dur`, in steps of a millisecond.
+    fn run(&mut self, dur: Duration) {
+        self.run_in_steps(dur, Duration::from_millis(1));
+    }
+
+    /// Runs the network for `dur` in coarse steps (long graces).
+    fn run_past(&mut self, dur: Duration) {
+        self.run_in_steps(dur, Duration::from_millis(5));
+    }
+
+    fn run_in_steps(&mut self, dur: Duration, step: Duration) {
+        let end = self.now() + dur;
+        while self.now() < end {
+            self.step(step);
+        }
+    }
+}
+
+/// Every client sends one video packet carrying `tag` and its id.
+pub fn everyone_sends(clients: &mut [Client], now: Instant, tag: u8) {
+    for c in clients {
+        let payload = [0x10, 0, 0, tag, c.id as u8];
+        c.send_video(
+            now,
+            1000 + u64::from(tag),
+            90_000 + u32::from(tag) * 3000,
+            &payload,
+        );
+    }
+}
+
+/// How many of `from`'s packets carrying `tag` client `by` received.
+pub fn received(clients: &[Client], by: ParticipantId, from: ParticipantId, tag: u8) -> usize {
+    let c = clients.iter().find(|c| c.id == by).expect("client");
+    c.got(&[0x10, 0, 0, tag, from as u8])
+}
+
+/// The client whose NAT's public side is `addr`.
+pub fn client_at<'a>(
+    clients: &'a mut [Client],
+    public: &HashMap<ParticipantId, SocketAddr>,
+    addr: SocketAddr,
+) -> Option<&'a mut Client> {
+    let id = public
+        .iter()
+        .find(|(_, a)| **a == addr)
+        .map(|(id, _)| *id)?;
+    clients.iter_mut().find(|c| c.id == id)
 }
 
 /// The client of participant `id`.
