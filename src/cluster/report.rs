@@ -62,12 +62,15 @@ pub struct ShardLoad {
 /// The CPU part of a worker's stress, in cores of one: the process's CPU
 /// over its shards' cores, or the least-loaded shard's if that is more (a
 /// new room goes to that shard, and must fit on its one core). With one
-/// shard, the process's CPU.
+/// shard, the process's CPU. To the hundredth of a core below: an idle
+/// shard's few thousandths are noise, and two idle workers must tie
+/// (placement then takes the first id).
 pub fn worker_cpu(cpu_process: f64, shard_cpu: &[f64]) -> f64 {
     let n = shard_cpu.len().max(1) as f64;
     let least = shard_cpu.iter().copied().fold(f64::INFINITY, f64::min);
     let least = if least.is_finite() { least } else { 0.0 };
-    (cpu_process / n).max(least).max(0.0)
+    let cpu = (cpu_process / n).max(least).max(0.0);
+    (cpu * 100.0).floor() / 100.0
 }
 
 impl LoadReport {
@@ -264,6 +267,19 @@ pub(crate) fn test_report(id: &str, stress: f64, rooms: usize) -> LoadReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_workers_cpu_is_what_its_least_loaded_shard_can_still_take() {
+        // One shard: the process's CPU.
+        assert_eq!(worker_cpu(0.5, &[0.45]), 0.5);
+        // One hot shard of two: the other takes new rooms.
+        assert_eq!(worker_cpu(0.9, &[0.85, 0.02]), 0.45);
+        // Both loaded: the least loaded one.
+        assert_eq!(worker_cpu(1.2, &[0.7, 0.66]), 0.66);
+        // An idle worker reads zero, whatever its threads' noise.
+        assert_eq!(worker_cpu(0.0, &[0.004, 0.007]), 0.0);
+        assert_eq!(worker_cpu(0.0, &[]), 0.0);
+    }
 
     #[test]
     fn stress_is_the_scarcer_resource() {
