@@ -32,10 +32,15 @@ use super::{PeerEvent, Resumed, SessionId, WorkerError};
 use crate::ids::{ParticipantId, ParticipantInfo, ParticipantState};
 use crate::secret;
 
-/// str0m's defaults for a stream's repair cache: what it keeps, how long,
-/// and the share of retransmissions past which queued ones are dropped.
+/// A forwarded stream's repair cache: at most this many packets, each
+/// kept this long, and the share of retransmissions past which queued ones
+/// are dropped. A NACK worth answering comes within a few round trips
+/// (a browser gives up on a packet whose repair would come too late to
+/// play), so a second covers three round trips of 300 ms; str0m keeps
+/// 3 s by default, three times the memory per stream for repairs nobody
+/// would play. The cache grows with the stream's rate up to the count.
 const RTX_CACHE_PACKETS: usize = 1024;
-const RTX_CACHE_AGE: Duration = Duration::from_secs(3);
+const RTX_CACHE_AGE: Duration = Duration::from_secs(1);
 const RTX_RATIO_CAP: f32 = 0.15;
 
 /// How often the layers are chosen again: rates and estimates move.
@@ -406,6 +411,7 @@ impl Room {
             if let Some(peer) = self.peers.get_mut(&id) {
                 if let Some(tx) = peer.rtc.direct_api().stream_tx_by_mid(mid, None) {
                     tx.set_unpaced(true);
+                    tx.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, Some(RTX_RATIO_CAP));
                 }
             }
         }
