@@ -233,6 +233,9 @@ pub struct Summary {
     /// it in on the median run): the spread.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub runs_cpu_us_per_packet: Vec<f64>,
+    /// Parloir's datagrams handed between its media shards, per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoffs_per_s: Option<f64>,
 }
 
 /// CPU seconds of a process (user + system).
@@ -342,6 +345,10 @@ pub async fn run(
     let cpu_end = target_pid.map(cpu_seconds).unwrap_or(0.0);
     let own = parloir::cluster::load::cpu_seconds_of("self") - own_start;
     let rss = target_pid.map(peak_rss_kib).unwrap_or(0);
+    let handoffs = match &target {
+        Target::Parloir(url) => handoffs_per_s(url).await,
+        _ => None,
+    };
     let received = counters.received.load(Ordering::Relaxed) - recv_start;
     let sent = counters.sent.load(Ordering::Relaxed) - sent_start;
     if progress {
@@ -430,7 +437,28 @@ pub async fn run(
         srtp_profile: profile.unwrap_or_else(|| "unknown".into()),
         generator_load: own / window,
         runs_cpu_us_per_packet: Vec::new(),
+        handoffs_per_s: handoffs,
     }
+}
+
+/// Datagrams a Parloir's media shards handed to each other per second, as
+/// its `/metrics` says at the end of the window (its last load report).
+async fn handoffs_per_s(base: &str) -> Option<f64> {
+    let text = parloir::net::http_client(None)
+        .ok()?
+        .get(format!("{}/metrics", base.trim_end_matches('/')))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find(|l| l.starts_with("parloir_worker_handoffs_per_second"))?
+        .rsplit(' ')
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// "min–max (n runs)" of a sample, or "—" for a single run.

@@ -36,7 +36,7 @@ pub(crate) fn free_tcp_port() -> u16 {
 /// separate "host" behind a veth pair, the same path for every target), or
 /// plain loopback when namespaces cannot be made (not root).
 pub(super) struct Host {
-    /// Command prefix that runs a program there, pinned to core 1.
+    /// Command prefix that runs a program there, pinned to its cores.
     pub(super) prefix: Vec<String>,
     /// Address targets bind to.
     pub(super) target_ip: String,
@@ -59,7 +59,9 @@ fn sh(args: &[&str]) -> bool {
 }
 
 impl Host {
-    pub(super) fn setup() -> Host {
+    /// A host whose targets run on `cores` (a `taskset` list: "1",
+    /// "1,0").
+    pub(super) fn setup(cores: &str) -> Host {
         Host::teardown();
         let ok = sh(&["ip", "netns", "add", NETNS])
             && sh(&[
@@ -88,7 +90,7 @@ impl Host {
             ]);
         if ok {
             Host {
-                prefix: ["ip", "netns", "exec", NETNS, "taskset", "-c", "1"]
+                prefix: ["ip", "netns", "exec", NETNS, "taskset", "-c", cores]
                     .map(String::from)
                     .to_vec(),
                 target_ip: "10.231.7.2".into(),
@@ -99,7 +101,7 @@ impl Host {
             Host::teardown();
             eprintln!("no network namespace (not root?): targets on loopback, Janus not measured");
             Host {
-                prefix: ["taskset", "-c", "1"].map(String::from).to_vec(),
+                prefix: ["taskset", "-c", cores].map(String::from).to_vec(),
                 target_ip: "127.0.0.1".into(),
                 client_ip: "127.0.0.1".into(),
                 netns: false,

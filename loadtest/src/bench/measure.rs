@@ -126,8 +126,12 @@ pub(super) fn measure(
                         continue;
                     }
                 };
+                let handoffs = s
+                    .handoffs_per_s
+                    .map(|h| format!(" handoffs {h:.0}/s"))
+                    .unwrap_or_default();
                 eprintln!(
-                    "{name:>9} {n:>3} {} run {}: loss {:.2}% CPU {:.2} cores {:.2} µs/pkt p99 {:.2} ms",
+                    "{name:>9} {n:>3} {} run {}: loss {:.2}% CPU {:.2} cores {:.2} µs/pkt p99 {:.2} ms{handoffs}",
                     shape.unit(),
                     r + 1,
                     s.loss_pct,

@@ -39,6 +39,11 @@ pub struct BenchArgs {
     /// The `parloir` binary [default: next to this one].
     #[arg(long)]
     parloir: Option<PathBuf>,
+    /// Media shards Parloir runs, each on a core of its own: 1 on core 1
+    /// (the generator's is 0), N on cores 1, 2, ... (wrapping round onto
+    /// the generator's core on a machine with fewer).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=62))]
+    media_threads: u16,
     /// A competing load on the targets' core throughout: stress-ng busy
     /// this percentage of the time (an operator's host is rarely idle).
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=100))]
@@ -123,7 +128,11 @@ pub fn main(a: BenchArgs) -> anyhow::Result<()> {
             6.0,
         )
     };
-    let host = Host::setup();
+    let ncpu = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let cores: Vec<String> = (1..=usize::from(a.media_threads))
+        .map(|c| (c % ncpu).to_string())
+        .collect();
+    let host = Host::setup(&cores.join(","));
     let ip = host.target_ip.clone();
     let client = vec!["--client-ip".to_string(), host.client_ip.clone()];
 
@@ -141,6 +150,8 @@ pub fn main(a: BenchArgs) -> anyhow::Result<()> {
                 format!("{ip}:{media}"),
                 "--max-participants".into(),
                 "1000".into(),
+                "--media-threads".into(),
+                a.media_threads.to_string(),
                 // The benchmark looks for the forwarding limit, not the
                 // packet rate an operator sized the node for (50,000/s by
                 // default, which twelve 5-person meetings reach): that
@@ -285,10 +296,15 @@ pub fn main(a: BenchArgs) -> anyhow::Result<()> {
     }
     let _ = std::fs::remove_dir_all(&janus_dir);
     drop(host);
-    let stem = if a.quick { "quick" } else { "latest" };
+    let stem = match (a.quick, a.media_threads) {
+        (true, 1) => "quick".to_string(),
+        (false, 1) => "latest".to_string(),
+        (true, n) => format!("quick-shards{n}"),
+        (false, n) => format!("latest-shards{n}"),
+    };
     write_results(
         &a,
-        stem,
+        &stem,
         &results,
         runs,
         secs,

@@ -135,11 +135,25 @@ pub(super) fn write_results(
     result["load"] = json!("fan-out: 1 publisher (VP8-shaped video 1.3 Mbit/s paced at 2.5x, 30 fps, keyframe every 2 s, Opus-shaped audio 50 pps) to N subscribers; CPU per packet and delays at the point nearest half a core of target load");
     result["subscribers"] = json!(fanout);
     result["runs_per_point"] = json!(runs);
+    result["parloir_media_threads"] = json!(a.media_threads);
+    result["competing_load_pct"] = json!(a.compete);
     result["seconds_per_run"] = json!(secs);
     result["elapsed_s"] = json!(elapsed_s);
 
     std::fs::create_dir_all(&a.out)?;
-    let md = markdown(results, runs, secs);
+    let mut md = String::new();
+    if a.media_threads > 1 {
+        md += &format!(
+            "Parloir with {} media shards, the targets on as many cores (from core 1, wrapping onto the generator's).\n\n",
+            a.media_threads
+        );
+    }
+    if let Some(pct) = a.compete {
+        md += &format!(
+            "With a competing load on the targets' core: stress-ng busy {pct} % of the time.\n\n"
+        );
+    }
+    md += &markdown(results, runs, secs);
     std::fs::write(a.out.join(format!("{stem}.md")), &md)?;
     let [p, j, r] = &results[0].2;
     std::fs::write(
