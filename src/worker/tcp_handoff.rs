@@ -96,6 +96,7 @@ impl From {
 /// The shard the connection's first frame names, once it has all come.
 async fn owner(stream: &TcpStream, addr: SocketAddr, flows: &Flows) -> Option<ShardId> {
     let mut buf = vec![0u8; 2 + MAX_FRAME];
+    let mut wait = std::time::Duration::from_millis(2);
     loop {
         let n = stream.peek(&mut buf).await.ok()?;
         if n == 0 {
@@ -106,8 +107,11 @@ async fn owner(stream: &TcpStream, addr: SocketAddr, flows: &Flows) -> Option<Sh
         }
         // Part of the frame: peeking again returns at once with the same
         // bytes, so wait for the rest a little (a STUN request is one
-        // segment in practice).
-        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        // segment in practice), longer each time: a connection that sent
+        // a byte and stopped costs a dozen wake-ups until its deadline,
+        // not one every 2 ms.
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(std::time::Duration::from_millis(500));
     }
 }
 
