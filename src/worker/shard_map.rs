@@ -128,12 +128,21 @@ impl ShardMap {
         self.participants.retain(|_, room| rooms.contains_key(room));
     }
 
+    /// Participants sent to each shard and not gone, in one pass.
+    fn participants_per_shard(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.shards];
+        for room in self.participants.values() {
+            if let Some(place) = self.rooms.get(room) {
+                counts[place.shard] += 1;
+            }
+        }
+        counts
+    }
+
     /// Participants sent to `shard` and not gone.
+    #[cfg(test)]
     pub fn participants_on(&self, shard: ShardId) -> usize {
-        self.participants
-            .values()
-            .filter(|room| self.rooms.get(*room).is_some_and(|p| p.shard == shard))
-            .count()
+        self.participants_per_shard()[shard]
     }
 
     /// The shard of `room`, placed now if it has none.
@@ -142,10 +151,11 @@ impl ShardMap {
             place.seen = now;
             return place.shard;
         }
+        let participants = self.participants_per_shard();
         let shard = (0..self.shards)
             .min_by_key(|&s| {
                 let busy = cpu.get(s).copied().unwrap_or(0.0).max(0.0);
-                ((busy / CPU_STEP) as u64, self.participants_on(s), s)
+                ((busy / CPU_STEP) as u64, participants[s], s)
             })
             .unwrap_or(0);
         self.rooms
