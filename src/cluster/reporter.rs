@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::load::{thread_cpu_seconds, Rates, Sample};
+use super::load::{Rates, Sample};
 use super::registry::{Moment, Registry};
 use super::report::{stress, worker_cpu, LoadReport, NodeState, ShardLoad, StressSmoother};
 use crate::metrics::Metrics;
@@ -138,12 +138,7 @@ impl Reporter {
     /// Each shard's rooms, participants and thread CPU over the last `dt`
     /// (none from the first report: no earlier reading).
     fn shards(&mut self, dt: Duration, had_sample: bool) -> Vec<ShardLoad> {
-        let seconds: Vec<f64> = self
-            .stats
-            .shards()
-            .iter()
-            .map(|s| thread_cpu_seconds(s.tid.load(std::sync::atomic::Ordering::Relaxed)))
-            .collect();
+        let seconds = self.stats.shard_cpu_seconds();
         let dt = dt.as_secs_f64();
         let shards = self
             .stats

@@ -10,7 +10,6 @@ use tokio::sync::mpsc;
 use super::shard_map::{ShardMap, Target};
 use super::stats::WorkerStats;
 use super::{ask, post_to, Command, Envelope, PeerEvent, Reply, WorkerError};
-use crate::cluster::load::thread_cpu_seconds;
 
 /// How often the shards' rooms and CPU are read again: placement needs
 /// the CPU of the last second or so, not of this instant.
@@ -32,11 +31,7 @@ struct State {
 
 impl State {
     fn look(&mut self, stats: &WorkerStats, now: Instant) {
-        let seconds: Vec<f64> = stats
-            .shards()
-            .iter()
-            .map(|s| thread_cpu_seconds(s.tid.load(std::sync::atomic::Ordering::Relaxed)))
-            .collect();
+        let seconds = stats.shard_cpu_seconds();
         if let Some((at, before)) = &self.last {
             let dt = now.saturating_duration_since(*at).as_secs_f64();
             if dt > 0.0 {

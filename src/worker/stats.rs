@@ -147,6 +147,15 @@ impl WorkerStats {
         self.shards.iter().map(|s| s.peers()).sum()
     }
 
+    /// CPU seconds each shard's thread has run so far (0 for one that has
+    /// not started): rates are taken between two readings.
+    pub fn shard_cpu_seconds(&self) -> Vec<f64> {
+        self.shards
+            .iter()
+            .map(|s| crate::cluster::load::thread_cpu_seconds(s.tid.load(Ordering::Relaxed)))
+            .collect()
+    }
+
     /// Every shard turned within the last `max_age_ms`: one frozen shard
     /// freezes its calls.
     pub fn alive(&self, max_age_ms: u64) -> bool {
