@@ -339,7 +339,7 @@ async fn run(
     tcp: IceTcp,
     mut endpoint: Endpoint,
     mut commands: mpsc::Receiver<Envelope>,
-    mut shard: Shard,
+    shard: Shard,
     shared: Arc<Shared>,
     mut access: crate::access::CachedAccess,
 ) {
@@ -348,8 +348,7 @@ async fn run(
         tcp,
         sender: BatchSender::default(),
         events: Sessions::default(),
-        flows: shard.flows.clone(),
-        shard: shard.id,
+        shard,
     };
     let mut next_tcp_check = Instant::now();
     let mut buf = vec![0u8; MAX_DATAGRAM];
@@ -363,7 +362,7 @@ async fn run(
                     if access.admits(source.ip())
                         && endpoint.handle_datagram(now, Protocol::Udp, source, data)
                             == Delivery::Unknown
-                        && !shard.hand_over(source, data)
+                        && !io.shard.hand_over(source, data)
                     {
                         // Garbage, a stranger, or media from a peer that
                         // already left.
@@ -383,7 +382,7 @@ async fn run(
         }
         // What other shards' sockets received for this one's peers.
         for _ in 0..RECV_BATCH {
-            let Ok(handed) = shard.inbox.try_recv() else {
+            let Ok(handed) = io.shard.inbox.try_recv() else {
                 break;
             };
             io.take_handed(&mut endpoint, now, handed);
@@ -425,7 +424,7 @@ async fn run(
                 None => return,
             },
             ev = io.tcp.next() => io.on_tcp(&mut endpoint, ev),
-            Some(handed) = shard.inbox.recv() => {
+            Some(handed) = io.shard.inbox.recv() => {
                 let now = Instant::now();
                 io.take_handed(&mut endpoint, now, handed);
                 io.flush(&mut endpoint, now);
@@ -442,9 +441,9 @@ struct Io {
     sender: BatchSender,
     /// Where each participant's events go (its signalling session).
     events: Sessions<mpsc::Sender<PeerEvent>>,
-    /// The worker's flow table, told what this shard learns and forgets.
-    flows: Flows,
-    shard: ShardId,
+    /// This shard's place among the worker's: the flow table it tells
+    /// what it learns and forgets, the other shards' queues, its inbox.
+    shard: Shard,
 }
 
 impl Io {
@@ -520,9 +519,11 @@ impl Io {
         }
         self.tcp.flush_pending();
         {
+            // With one shard nobody reads the table: the changes are
+            // only taken out.
             let mut flows = endpoint.poll_flows().peekable();
-            if flows.peek().is_some() {
-                self.flows.apply(self.shard, flows);
+            if flows.peek().is_some() && self.shard.others.len() > 1 {
+                self.shard.flows.apply(self.shard.id, flows);
             }
         }
         while let Some((participant, event)) = endpoint.poll_event() {
