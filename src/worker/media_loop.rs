@@ -27,6 +27,7 @@ use super::sessions::Sessions;
 use super::shard::{Flows, ShardId, MAX_SHARDS};
 use super::shard_set::ShardSet;
 use super::stats::{Shared, Snapshot, WorkerStats};
+use super::steering;
 use super::tcp_handoff::{self, Accepted};
 use super::{cores, Envelope, PeerEvent, WorkerError, WorkerHandle};
 use crate::ids::ParticipantId;
@@ -106,11 +107,16 @@ pub fn spawn(config: MediaConfig) -> Result<(WorkerHandle, Arc<WorkerStats>), Wo
         sockets
             .push(bind(local, true).map_err(failed(format!("cannot bind media socket {local}")))?);
     }
-    if let Some(to) = config.steer_to {
-        steer_all_to(&sockets[0], to.min(n - 1))
-            .map_err(failed("cannot steer datagrams".into()))?;
-    }
     let flows = Flows::default();
+    if let Some(to) = config.steer_to {
+        steering::steer_all_to(&sockets[0], to.min(n - 1))
+            .map_err(failed("cannot steer datagrams".into()))?;
+    } else if n > 1 {
+        let socket = sockets[0]
+            .try_clone()
+            .map_err(failed("media socket".into()))?;
+        steering::follow(socket, flows.clone());
+    }
     let (tcp_queues, tcp_inboxes): (Vec<_>, Vec<_>) = (0..n)
         .map(|_| mpsc::channel::<HandedConnection>(256))
         .unzip();
@@ -295,43 +301,6 @@ fn bind(addr: SocketAddr, shared: bool) -> std::io::Result<std::net::UdpSocket> 
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     Ok(socket.into())
-}
-
-/// `SO_ATTACH_REUSEPORT_CBPF` (asm-generic; libc lists it for Android
-/// only).
-const SO_ATTACH_REUSEPORT_CBPF: libc::c_int = 51;
-
-/// Makes the kernel give every datagram on the port to the `shard`-th
-/// socket bound to it: a classic BPF program of one instruction that
-/// returns that index. For tests and diagnosis: every other shard's
-/// traffic is then handed over.
-fn steer_all_to(socket: &std::net::UdpSocket, shard: ShardId) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let program = [libc::sock_filter {
-        code: (libc::BPF_RET | libc::BPF_K) as u16,
-        jt: 0,
-        jf: 0,
-        k: shard as u32,
-    }];
-    let fprog = libc::sock_fprog {
-        len: program.len() as u16,
-        filter: program.as_ptr() as *mut libc::sock_filter,
-    };
-    // SAFETY: `fprog` points at `program`, both alive for the call; the
-    // kernel copies the program.
-    let r = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            SO_ATTACH_REUSEPORT_CBPF,
-            &fprog as *const libc::sock_fprog as *const libc::c_void,
-            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-        )
-    };
-    if r != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 async fn run(

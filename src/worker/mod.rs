@@ -36,6 +36,7 @@ mod shard_set;
 mod shard_tests;
 mod speaker;
 pub(crate) mod stats;
+mod steering;
 mod tcp_handoff;
 #[cfg(test)]
 mod test_client;

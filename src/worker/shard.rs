@@ -18,13 +18,16 @@
 //! Each shard's demultiplexer reports what it learns and forgets as
 //! [`FlowChange`]s; the table is written only then and read only for a
 //! datagram that landed on the wrong shard, so its lock stays off the path
-//! of every other packet.
+//! of every other packet. The kernel learns the addresses too
+//! (`steering.rs`), so that a known flow's datagrams land on their owner's
+//! socket in the first place.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use str0m::ice::StunMessage;
+use tokio::sync::Notify;
 
 use super::demux::is_stun;
 
@@ -117,22 +120,43 @@ impl FlowTable {
 
 /// The table the shards of one worker share.
 #[derive(Debug, Clone, Default)]
-pub struct Flows(Arc<RwLock<FlowTable>>);
+pub struct Flows {
+    table: Arc<RwLock<FlowTable>>,
+    /// Told when an address changes owner, for the kernel's steering
+    /// program (`steering.rs`).
+    changed: Arc<Notify>,
+}
 
 impl Flows {
     /// Applies one shard's changes under one lock.
     pub fn apply(&self, shard: ShardId, changes: impl IntoIterator<Item = FlowChange>) {
-        let mut table = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        let mut table = self.table.write().unwrap_or_else(PoisonError::into_inner);
+        let mut moved = false;
         for change in changes {
+            moved |= matches!(change, FlowChange::Addr(_) | FlowChange::AddrGone(_));
             table.apply(shard, change);
+        }
+        if moved {
+            self.changed.notify_one();
         }
     }
 
     pub fn owner(&self, datagram: &[u8], source: SocketAddr) -> Option<ShardId> {
-        self.0
+        self.table
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .owner(datagram, source)
+    }
+
+    /// Every known address and its owner.
+    pub fn addrs(&self) -> Vec<(SocketAddr, ShardId)> {
+        let table = self.table.read().unwrap_or_else(PoisonError::into_inner);
+        table.addrs.iter().map(|(a, s)| (*a, *s)).collect()
+    }
+
+    /// Resolves once an address changed owner since the last call.
+    pub async fn changed(&self) {
+        self.changed.notified().await
     }
 }
 
