@@ -48,6 +48,12 @@ pub struct BenchArgs {
     /// this percentage of the time (an operator's host is rarely idle).
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=100))]
     compete: Option<u8>,
+    /// Busy threads of that competing load, all on the targets' core: a
+    /// host busy with many threads (browsers, builds) gives each runnable
+    /// thread its share of a core, so one media thread gets a smaller
+    /// share than many.
+    #[arg(long, default_value_t = 1, requires = "compete", value_parser = clap::value_parser!(u8).range(1..=64))]
+    compete_threads: u8,
     /// Measure nothing: start every target the benchmark would measure,
     /// with the arguments it would give, and fail if one does not start
     /// (CI runs this, so the benchmark cannot silently stop running).
@@ -274,7 +280,7 @@ pub fn main(a: BenchArgs) -> anyhow::Result<()> {
     }
     // Kept for the whole run, ended when dropped.
     let _competitor = match a.compete {
-        Some(pct) => Some(compete(pct)?),
+        Some(pct) => Some(compete(pct, a.compete_threads)?),
         None => None,
     };
     let mut results = Vec::new();
@@ -296,12 +302,14 @@ pub fn main(a: BenchArgs) -> anyhow::Result<()> {
     }
     let _ = std::fs::remove_dir_all(&janus_dir);
     drop(host);
-    let stem = match (a.quick, a.media_threads) {
-        (true, 1) => "quick".to_string(),
-        (false, 1) => "latest".to_string(),
-        (true, n) => format!("quick-shards{n}"),
-        (false, n) => format!("latest-shards{n}"),
-    };
+    // A run under other conditions keeps the plain run's files.
+    let mut stem = if a.quick { "quick" } else { "latest" }.to_string();
+    if a.media_threads > 1 {
+        stem += &format!("-shards{}", a.media_threads);
+    }
+    if let Some(pct) = a.compete {
+        stem += &format!("-compete{}x{pct}", a.compete_threads);
+    }
     write_results(
         &a,
         &stem,
@@ -328,15 +336,18 @@ impl Drop for Competitor {
     }
 }
 
-/// stress-ng on the targets' core (1), busy `pct` % of the time.
-fn compete(pct: u8) -> anyhow::Result<Competitor> {
+/// stress-ng on the targets' core (1): `threads` threads, each busy `pct` %
+/// of the time.
+fn compete(pct: u8, threads: u8) -> anyhow::Result<Competitor> {
     let child = Command::new("stress-ng")
-        .args(["--cpu", "1", "--taskset", "1", "--cpu-load"])
+        .arg("--cpu")
+        .arg(threads.to_string())
+        .args(["--taskset", "1", "--cpu-load"])
         .arg(pct.to_string())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .context("start stress-ng (apt-get install stress-ng)")?;
-    eprintln!("competing load: stress-ng on core 1, {pct} % busy");
+    eprintln!("competing load: stress-ng on core 1, {threads} thread(s) {pct} % busy");
     Ok(Competitor(child))
 }

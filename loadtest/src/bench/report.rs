@@ -137,6 +137,7 @@ pub(super) fn write_results(
     result["runs_per_point"] = json!(runs);
     result["parloir_media_threads"] = json!(a.media_threads);
     result["competing_load_pct"] = json!(a.compete);
+    result["competing_threads"] = json!(a.compete.map(|_| a.compete_threads));
     result["seconds_per_run"] = json!(secs);
     result["elapsed_s"] = json!(elapsed_s);
 
@@ -150,7 +151,8 @@ pub(super) fn write_results(
     }
     if let Some(pct) = a.compete {
         md += &format!(
-            "With a competing load on the targets' core: stress-ng busy {pct} % of the time.\n\n"
+            "With a competing load on the targets' core: stress-ng, {} thread(s) each busy {pct} % of the time.\n\n",
+            a.compete_threads
         );
     }
     md += &markdown(results, runs, secs);
