@@ -198,6 +198,15 @@ pub fn spawn(config: MediaConfig) -> Result<(WorkerHandle, Arc<WorkerStats>), Wo
                         if let Some(core) = core {
                             cores::pin(core);
                         }
+                        if let Err(e) = cores::set_nice(cores::MEDIA_NICE) {
+                            if id == 0 {
+                                tracing::info!(
+                                    "media threads keep the default priority ({e}): on a busy \
+                                     host, grant CAP_SYS_NICE or a nice limit of 30 \
+                                     (README, \"Every core\")"
+                                );
+                            }
+                        }
                         stats
                             .tid
                             .store(cores::thread_id(), std::sync::atomic::Ordering::Relaxed);
