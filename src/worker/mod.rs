@@ -23,6 +23,7 @@ mod link_quality;
 mod media_clock;
 mod media_loop;
 pub(crate) mod peer;
+mod repair_cache;
 pub(crate) mod rewrite;
 mod room;
 #[cfg(test)]

@@ -20,6 +20,7 @@ use str0m::{Candidate, IceCreds, Rtc, RtcConfig};
 
 use super::allocator::Downlink;
 use super::link_quality::LinkWatch;
+use super::repair_cache::RepairWindows;
 use super::router::{Plan, TrackKey};
 use super::shard::ShardId;
 use super::{SessionId, WorkerError};
@@ -129,6 +130,8 @@ pub struct Peer {
     /// feedback), bits per second.
     pub estimate: u64,
     pub downlink: Downlink,
+    /// How long each stream it receives keeps packets for repairs.
+    pub repair: RepairWindows,
     /// The desired rate last given to its estimator.
     pub bwe_desired: u64,
     /// Width in device pixels of the tile showing each other participant.
@@ -289,6 +292,7 @@ impl Peer {
             screen: None,
             estimate: INITIAL_ESTIMATE,
             downlink: Downlink::default(),
+            repair: RepairWindows::default(),
             bwe_desired: 0,
             tiles: HashMap::new(),
             links: LinkWatch::default(),

@@ -23,6 +23,7 @@ use super::door::{Door, Leaving};
 use super::layer_switch::{Incoming, LayerSwitch};
 use super::link_quality::{CameraArrival, LinkQuality};
 use super::peer::{Departure, Peer};
+use super::repair_cache;
 use super::rewrite::Rewriter;
 use super::router::{Router, Subscription, TrackKey};
 use super::speaker::Speakers;
@@ -31,17 +32,6 @@ use super::vp8;
 use super::{PeerEvent, Resumed, SessionId, WorkerError};
 use crate::ids::{ParticipantId, ParticipantInfo, ParticipantState};
 use crate::secret;
-
-/// A forwarded stream's repair cache: at most this many packets, each
-/// kept this long, and the share of retransmissions past which queued ones
-/// are dropped. A NACK worth answering comes within a few round trips
-/// (a browser gives up on a packet whose repair would come too late to
-/// play), so a second covers three round trips of 300 ms; str0m keeps
-/// 3 s by default, three times the memory per stream for repairs nobody
-/// would play. The cache grows with the stream's rate up to the count.
-const RTX_CACHE_PACKETS: usize = 1024;
-const RTX_CACHE_AGE: Duration = Duration::from_secs(1);
-const RTX_RATIO_CAP: f32 = 0.15;
 
 /// How often the layers are chosen again: rates and estimates move.
 const ALLOCATION_INTERVAL: Duration = Duration::from_millis(500);
@@ -409,9 +399,14 @@ impl Room {
             // a queue there is delay (and loss when it overflows) added to
             // every copy. Probes and padding stay paced.
             if let Some(peer) = self.peers.get_mut(&id) {
+                let window = peer.repair.window(mid);
                 if let Some(tx) = peer.rtc.direct_api().stream_tx_by_mid(mid, None) {
                     tx.set_unpaced(true);
-                    tx.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, Some(RTX_RATIO_CAP));
+                    tx.set_rtx_cache(
+                        repair_cache::MAX_PACKETS,
+                        window,
+                        Some(repair_cache::RATIO_CAP),
+                    );
                 }
             }
         }
@@ -599,6 +594,18 @@ impl Room {
                 self.renegotiate = true;
             }
             Event::MediaEgressStats(stats) => {
+                if let (Some(rtt), Some(peer)) = (stats.rtt, self.peers.get_mut(&id)) {
+                    if let Some(window) = peer.repair.on_rtt(stats.mid, rtt) {
+                        tracing::debug!(peer = id, mid = %stats.mid, ?rtt, ?window, "repair window");
+                        if let Some(tx) = peer.rtc.direct_api().stream_tx_by_mid(stats.mid, None) {
+                            tx.set_rtx_cache(
+                                repair_cache::MAX_PACKETS,
+                                window,
+                                Some(repair_cache::RATIO_CAP),
+                            );
+                        }
+                    }
+                }
                 if let (Some(loss), Some(peer)) = (stats.loss, self.peers.get_mut(&id)) {
                     if loss >= allocator::CONGESTED_LOSS {
                         tracing::debug!(peer = id, mid = %stats.mid, loss, "subscriber reports loss");
@@ -898,8 +905,13 @@ impl Room {
                 // for, and the repairs would spend the link it wants to
                 // spare: the stream's cache goes.
                 if let Some(peer) = self.peers.get_mut(&subscriber) {
+                    let window = peer.repair.window(sub.mid);
                     if let Some(tx) = peer.rtc.direct_api().stream_tx_by_mid(sub.mid, None) {
-                        tx.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, Some(RTX_RATIO_CAP));
+                        tx.set_rtx_cache(
+                            repair_cache::MAX_PACKETS,
+                            window,
+                            Some(repair_cache::RATIO_CAP),
+                        );
                     }
                 }
             }
