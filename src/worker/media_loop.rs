@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use super::batch_send::BatchSender;
 use super::endpoint::{Delivery, Endpoint};
 use super::ice_tcp::{HandedConnection, IceTcp, Incoming, Interest, MediaTcp, TcpEvent};
+use super::outbox::Outbox;
 use super::peer::{dtls_cert, Candidates, Local};
 use super::sessions::Sessions;
 use super::shard::{Flows, ShardId, MAX_SHARDS};
@@ -326,6 +327,8 @@ async fn run(
         tcp,
         sender: BatchSender::default(),
         events: Sessions::default(),
+        waiting: Vec::new(),
+        closing: Vec::new(),
         shard,
     };
     let mut next_tcp_check = Instant::now();
@@ -418,7 +421,11 @@ struct Io {
     tcp: IceTcp,
     sender: BatchSender,
     /// Where each participant's events go (its signalling session).
-    events: Sessions<mpsc::Sender<PeerEvent>>,
+    events: Sessions<Outbox>,
+    /// Participants whose events wait for room in their channel.
+    waiting: Vec<ParticipantId>,
+    /// Sessions of participants gone whose last events still wait.
+    closing: Vec<Outbox>,
     /// This shard's place among the worker's: the flow table it tells
     /// what it learns and forgets, the other shards' queues, its inbox.
     shard: Shard,
@@ -444,7 +451,7 @@ impl Io {
         let (attaches, releases) = (cmd.attaches(), cmd.releases());
         let result = endpoint.handle_command(now, cmd);
         if let (Ok(_), Some((p, session)), Some(events)) = (&result, attaches, events) {
-            self.events.attach(p, session, events);
+            self.events.attach(p, session, Outbox::new(events));
         }
         if let Some((p, session)) = releases {
             self.events.release(p, session);
@@ -504,26 +511,40 @@ impl Io {
                 self.shard.flows.apply(self.shard.id, flows);
             }
         }
+        self.hand_events_on(endpoint);
+    }
+
+    /// Gives each participant's signalling its events: first those that
+    /// waited for room in its channel, then the new ones.
+    fn hand_events_on(&mut self, endpoint: &mut Endpoint) {
+        let Io {
+            events, waiting, ..
+        } = self;
+        waiting.retain(|p| events.get_mut(*p).is_some_and(Outbox::flush));
+        self.closing.retain_mut(Outbox::flush);
         while let Some((participant, event)) = endpoint.poll_event() {
             let closed = matches!(event, PeerEvent::Closed { .. });
-            if let Some(tx) = self.events.get(participant) {
-                notify(participant, tx, event);
+            if let Some(outbox) = self.events.get_mut(participant) {
+                if !outbox.push(event) {
+                    tracing::warn!(
+                        peer = participant,
+                        "signalling stuck: an event was dropped (a resume sends the offer again)"
+                    );
+                }
+                if outbox.is_waiting() && !self.waiting.contains(&participant) {
+                    self.waiting.push(participant);
+                }
             }
             if closed {
-                self.events.remove(participant);
+                // Its last events, the closing one among them, still go.
+                if let Some(outbox) = self.events.remove(participant) {
+                    if outbox.is_waiting() {
+                        self.closing.push(outbox);
+                    }
+                }
+                self.waiting.retain(|p| *p != participant);
             }
         }
-    }
-}
-
-/// Tells a participant's signalling. A full queue means that side is gone
-/// or stuck; the media thread never waits for it.
-fn notify(participant: ParticipantId, tx: &mpsc::Sender<PeerEvent>, event: PeerEvent) {
-    match tx.try_send(event) {
-        Ok(()) => {}
-        // The session ended; its leave or detach is on its way.
-        Err(mpsc::error::TrySendError::Closed(_)) => {}
-        Err(e) => tracing::warn!(peer = participant, "signalling queue refused an event: {e}"),
     }
 }
 

@@ -22,6 +22,7 @@ mod layer_switch;
 mod link_quality;
 mod media_clock;
 mod media_loop;
+mod outbox;
 pub(crate) mod peer;
 mod repair_cache;
 pub(crate) mod rewrite;

@@ -75,6 +75,10 @@ impl<T> Sessions<T> {
         self.current.get(&participant).map(|(_, v)| v)
     }
 
+    pub fn get_mut(&mut self, participant: ParticipantId) -> Option<&mut T> {
+        self.current.get_mut(&participant).map(|(_, v)| v)
+    }
+
     /// Every participant with its current session.
     pub fn drain(&mut self) -> impl Iterator<Item = (ParticipantId, SessionId, T)> + '_ {
         self.current.drain().map(|(p, (s, v))| (p, s, v))

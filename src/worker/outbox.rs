@@ -1,0 +1,140 @@
+//! Events on their way from a media shard to one participant's signalling.
+//!
+//! The shard never waits for a session: its channel is bounded, and a
+//! session busy writing to a slow WebSocket can leave it full. An event it
+//! cannot take waits here, in order, and is sent again at the shard's next
+//! turn, so a slow page still gets every offer (a lost one would leave it
+//! without a newcomer's video until it resumed). Only a session stuck for
+//! [`MAX_WAITING`] events loses the newest; its resume sends the pending
+//! offer again.
+
+use std::collections::VecDeque;
+
+use tokio::sync::mpsc::{self, error::TrySendError};
+
+use super::PeerEvent;
+
+/// Events kept for a session whose channel is full.
+pub const MAX_WAITING: usize = 1024;
+
+#[derive(Debug)]
+pub struct Outbox {
+    tx: mpsc::Sender<PeerEvent>,
+    waiting: VecDeque<PeerEvent>,
+}
+
+impl Outbox {
+    pub fn new(tx: mpsc::Sender<PeerEvent>) -> Self {
+        Outbox {
+            tx,
+            waiting: VecDeque::new(),
+        }
+    }
+
+    /// Sends `event` after those waiting, or keeps it. Returns false if it
+    /// was dropped: the session is stuck past [`MAX_WAITING`].
+    pub fn push(&mut self, event: PeerEvent) -> bool {
+        if self.waiting.is_empty() {
+            match self.tx.try_send(event) {
+                Ok(()) => return true,
+                // The session ended; its leave or detach is on its way.
+                Err(TrySendError::Closed(_)) => return true,
+                Err(TrySendError::Full(event)) => {
+                    self.waiting.push_back(event);
+                    return true;
+                }
+            }
+        }
+        if self.waiting.len() >= MAX_WAITING {
+            return false;
+        }
+        self.waiting.push_back(event);
+        self.flush();
+        true
+    }
+
+    /// Sends what waits, in order, while the channel takes it. Returns
+    /// whether something still waits.
+    pub fn flush(&mut self) -> bool {
+        while let Some(event) = self.waiting.pop_front() {
+            match self.tx.try_send(event) {
+                Ok(()) => {}
+                Err(TrySendError::Closed(_)) => self.waiting.clear(),
+                Err(TrySendError::Full(event)) => {
+                    self.waiting.push_front(event);
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    pub fn is_waiting(&self) -> bool {
+        !self.waiting.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offer(id: u32) -> PeerEvent {
+        PeerEvent::Offer {
+            id,
+            sdp: String::new(),
+        }
+    }
+
+    fn offer_id(e: PeerEvent) -> u32 {
+        match e {
+            PeerEvent::Offer { id, .. } => id,
+            other => panic!("not an offer: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_full_channel_delays_events_but_loses_none() {
+        let (tx, mut rx) = mpsc::channel(2);
+        let mut outbox = Outbox::new(tx);
+        for id in 0..5 {
+            assert!(outbox.push(offer(id)));
+        }
+        assert!(outbox.is_waiting());
+        // The session reads two; the shard's next turn sends two more.
+        let mut got = vec![
+            offer_id(rx.try_recv().unwrap()),
+            offer_id(rx.try_recv().unwrap()),
+        ];
+        assert!(outbox.flush());
+        while let Ok(e) = rx.try_recv() {
+            got.push(offer_id(e));
+        }
+        assert!(!outbox.flush());
+        got.push(offer_id(rx.try_recv().unwrap()));
+        assert_eq!(got, vec![0, 1, 2, 3, 4], "every event, in order");
+        assert!(!outbox.is_waiting());
+    }
+
+    #[test]
+    fn a_stuck_session_loses_only_what_is_past_the_limit() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let mut outbox = Outbox::new(tx);
+        let sent = (0..(MAX_WAITING + 10) as u32)
+            .filter(|id| outbox.push(offer(*id)))
+            .count();
+        assert_eq!(sent, MAX_WAITING + 1, "one in the channel, the rest kept");
+        assert_eq!(offer_id(rx.try_recv().unwrap()), 0);
+    }
+
+    #[test]
+    fn a_closed_session_keeps_nothing() {
+        let (tx, rx) = mpsc::channel(1);
+        let mut outbox = Outbox::new(tx);
+        outbox.push(offer(0));
+        outbox.push(offer(1));
+        drop(rx);
+        assert!(!outbox.flush());
+        assert!(outbox.push(offer(2)));
+        assert!(!outbox.is_waiting());
+    }
+}
