@@ -101,9 +101,25 @@ mod tests {
         assert_eq!(announce_ip_for(ip), ip);
     }
 
+    /// Whether this host has an IPv4 default route (`/proc/net/route`
+    /// lists it with destination 0).
+    fn has_default_route() -> bool {
+        std::fs::read_to_string("/proc/net/route")
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .any(|l| l.split_whitespace().nth(1) == Some("00000000"))
+    }
+
     #[test]
-    fn unspecified_becomes_a_usable_address() {
+    fn unspecified_becomes_an_address_of_this_host_that_browsers_can_reach() {
         let ip = announce_ip_for(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        assert!(!ip.is_unspecified());
+        // One of this host's own addresses: a socket binds to it (an
+        // address of elsewhere is refused).
+        UdpSocket::bind((ip, 0)).expect("the announced address is this host's");
+        // Loopback only where nothing else is reachable.
+        if has_default_route() {
+            assert!(!ip.is_loopback(), "{ip} announced on a routed host");
+        }
     }
 }
