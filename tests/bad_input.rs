@@ -1,6 +1,9 @@
 //! Malformed signalling and random UDP datagrams thrown at a running server
 //! while a call goes on: each bad message gets a clear error, and the call
-//! does not notice.
+//! does not notice. The datagrams come from a stranger's address, so they
+//! end at the demultiplexer (a flood a stranger can send); garbage from a
+//! participant's own address, which reaches its str0m connection, is
+//! thrown by `endpoint_tests.rs` and by the `datagrams` fuzz target.
 
 mod common;
 

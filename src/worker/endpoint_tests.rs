@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use str0m::net::Protocol;
 
-use super::endpoint::{Endpoint, ENDED_REMEMBERED};
+use super::endpoint::{Delivery, Endpoint, ENDED_REMEMBERED};
 use super::peer::{
     Candidates, CONNECT_DEADLINE, DETACH_GRACE, DISCONNECT_GRACE, MAX_MEDIA_SECTIONS, SEAT_GRACE,
 };
@@ -936,4 +936,41 @@ fn who_lost_its_media_in_a_locked_room_comes_back_without_knocking() {
         net.command(Command::Join { req: other }),
         Err(WorkerError::PasswordRequired)
     );
+}
+
+/// Garbage from a participant's own address is not stopped by the
+/// demultiplexer: it reaches that participant's str0m connection, which
+/// must drop it without ending the call (`tests/bad_input.rs` throws
+/// garbage from a stranger's address, which ends at the demultiplexer).
+#[test]
+fn garbage_from_a_participants_own_address_reaches_str0m_and_the_call_goes_on() {
+    use rand::{Rng, SeedableRng};
+    let mut net = call_of_two();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(24);
+    let from = public_addr(1);
+    let mut reached = 0;
+    for i in 0..20_000u32 {
+        let len = rng.gen_range(0..1400);
+        let mut d: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+        match i % 4 {
+            // RTP/RTCP-shaped (version 2), with random payload types.
+            0 | 1 if !d.is_empty() => d[0] = 0x80 | (d[0] & 0x3f),
+            // DTLS-shaped (content types 20..63).
+            2 if !d.is_empty() => d[0] = 20 + d[0] % 44,
+            _ => {}
+        }
+        if net.ep.handle_datagram(net.now, Protocol::Udp, from, &d) != Delivery::Unknown {
+            reached += 1;
+        }
+        if i % 1000 == 0 {
+            net.run(Duration::from_millis(1));
+        }
+    }
+    assert!(reached >= 15_000, "only {reached} reached the connection");
+    net.run(Duration::from_millis(500));
+    net.everyone_sends(9);
+    net.run(Duration::from_millis(100));
+    assert_eq!(net.received(2, 1, 9), 1, "1's media still reaches 2");
+    assert_eq!(net.received(1, 2, 9), 1, "and 2's reaches 1");
+    assert_eq!(net.ep.participants(), 2);
 }
