@@ -154,6 +154,11 @@ impl Flows {
         table.addrs.iter().map(|(a, s)| (*a, *s)).collect()
     }
 
+    /// Nobody else holds the table: the shards are gone.
+    pub fn is_alone(&self) -> bool {
+        Arc::strong_count(&self.table) == 1
+    }
+
     /// Resolves once an address changed owner since the last call.
     pub async fn changed(&self) {
         self.changed.notified().await

@@ -28,8 +28,18 @@ use super::shard::{Flows, ShardId};
 const SO_ATTACH_REUSEPORT_CBPF: libc::c_int = 51;
 
 /// Flows the program knows. The kernel takes at most 4,096 instructions
-/// (`BPF_MAXINSNS`); each flow costs under three.
+/// (`BPF_MAXINSNS`); each flow costs under three. It also refuses
+/// (`ENOMEM`) a program larger, once converted, than the socket option
+/// memory allows (`net.core.optmem_max`: 20 KiB by default before Linux
+/// 6.9, room for about 600 flows), so [`attach_flows`] halves the count
+/// until the kernel takes it.
 pub const MAX_FLOWS: usize = 1400;
+/// Below this, a kernel that refuses the program for its size refuses it
+/// for another reason.
+const MIN_FLOWS: usize = 16;
+
+/// `SO_DETACH_REUSEPORT_BPF` (asm-generic).
+const SO_DETACH_REUSEPORT_BPF: libc::c_int = 68;
 
 /// How long changes gather before the program is compiled again: a burst
 /// of joins costs one attach, and a flow's first packets in that time are
@@ -184,21 +194,79 @@ pub fn steer_all_to(socket: &std::net::UdpSocket, shard: ShardId) -> std::io::Re
     attach(socket, &[ret(shard as u32)])
 }
 
+/// Attaches the program for as many of `flows` as the kernel takes (see
+/// [`MAX_FLOWS`]); returns how many that was.
+pub fn attach_flows(
+    socket: &std::net::UdpSocket,
+    flows: &[(SocketAddr, ShardId)],
+) -> std::io::Result<usize> {
+    let mut n = flows.len().min(MAX_FLOWS);
+    loop {
+        match attach(socket, &program(&flows[..n])) {
+            Ok(()) => return Ok(n),
+            Err(e) if e.raw_os_error() == Some(libc::ENOMEM) && n > MIN_FLOWS => n /= 2,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Takes the program off `socket`'s group: the kernel's hash again.
+fn detach(socket: &std::net::UdpSocket) {
+    use std::os::fd::AsRawFd;
+    let zero: libc::c_int = 0;
+    // SAFETY: the option's value is an int the kernel reads and ignores.
+    unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_DETACH_REUSEPORT_BPF,
+            &zero as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+/// How often the task looks whether its shards are still there.
+const ALIVE_EVERY: Duration = Duration::from_secs(5);
+
 /// Keeps the program of `socket`'s group in step with `flows`, from a task
-/// of the control runtime. A kernel that refuses the program leaves the
-/// hash and the handoffs, said once.
+/// of the control runtime, until the shards are gone. A kernel that
+/// refuses the program leaves the hash and the handoffs, said once: a
+/// program left in place would steer moved flows to their old shard.
 pub fn follow(socket: std::net::UdpSocket, flows: Flows) {
     tokio::spawn(async move {
+        let mut said = false;
         loop {
-            flows.changed().await;
+            tokio::select! {
+                () = flows.changed() => {}
+                () = tokio::time::sleep(ALIVE_EVERY) => {
+                    if flows.is_alone() {
+                        return;
+                    }
+                    continue;
+                }
+            }
             tokio::time::sleep(COALESCE).await;
-            let program = program(&flows.addrs());
-            if let Err(e) = attach(&socket, &program) {
-                tracing::warn!(
-                    "the kernel refused the reuseport program ({e}): datagrams that reach \
-                     the wrong media shard are handed over"
-                );
-                return;
+            let known = flows.addrs();
+            match attach_flows(&socket, &known) {
+                Ok(n) if n < known.len() && !said => {
+                    said = true;
+                    tracing::info!(
+                        steered = n,
+                        known = known.len(),
+                        "the kernel takes a program for only some flows (net.core.optmem_max): \
+                         the others are handed over between media shards"
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    detach(&socket);
+                    tracing::warn!(
+                        "the kernel refused the reuseport program ({e}): datagrams that reach \
+                         the wrong media shard are handed over"
+                    );
+                    return;
+                }
             }
         }
     });
@@ -280,8 +348,11 @@ mod tests {
             .collect();
         let p = program(&flows);
         assert!(p.len() <= 4096, "{} instructions", p.len());
+        // All of them where the kernel's option memory allows it, fewer
+        // (halved until taken) on kernels that allow less.
         let sockets = group(2);
-        attach(&sockets[0], &p).unwrap();
+        let n = attach_flows(&sockets[0], &flows).unwrap();
+        assert!(n >= MAX_FLOWS / 4, "only {n} flows taken");
     }
 
     #[test]
