@@ -525,10 +525,10 @@ impl Io {
         while let Some((participant, event)) = endpoint.poll_event() {
             let closed = matches!(event, PeerEvent::Closed { .. });
             if let Some(outbox) = self.events.get_mut(participant) {
-                if !outbox.push(event) {
+                if outbox.push(event) {
                     tracing::warn!(
                         peer = participant,
-                        "signalling stuck: an event was dropped (a resume sends the offer again)"
+                        "signalling stuck: events are dropped until it resumes"
                     );
                 }
                 if outbox.is_waiting() && !self.waiting.contains(&participant) {

@@ -5,8 +5,8 @@
 //! cannot take waits here, in order, and is sent again at the shard's next
 //! turn, so a slow page still gets every offer (a lost one would leave it
 //! without a newcomer's video until it resumed). Only a session stuck for
-//! [`MAX_WAITING`] events loses the newest; its resume sends the pending
-//! offer again.
+//! [`MAX_WAITING`] events loses the newest (never the closing one); its
+//! resume sends the pending offer again.
 
 use std::collections::VecDeque;
 
@@ -21,6 +21,8 @@ pub const MAX_WAITING: usize = 1024;
 pub struct Outbox {
     tx: mpsc::Sender<PeerEvent>,
     waiting: VecDeque<PeerEvent>,
+    /// Events dropped past [`MAX_WAITING`].
+    dropped: u64,
 }
 
 impl Outbox {
@@ -28,29 +30,29 @@ impl Outbox {
         Outbox {
             tx,
             waiting: VecDeque::new(),
+            dropped: 0,
         }
     }
 
-    /// Sends `event` after those waiting, or keeps it. Returns false if it
-    /// was dropped: the session is stuck past [`MAX_WAITING`].
+    /// Sends `event` after those waiting, or keeps it. Returns true when
+    /// this is the first event dropped (the session is stuck past
+    /// [`MAX_WAITING`]), for the caller to say so once.
     pub fn push(&mut self, event: PeerEvent) -> bool {
         if self.waiting.is_empty() {
             match self.tx.try_send(event) {
-                Ok(()) => return true,
-                // The session ended; its leave or detach is on its way.
-                Err(TrySendError::Closed(_)) => return true,
-                Err(TrySendError::Full(event)) => {
-                    self.waiting.push_back(event);
-                    return true;
-                }
+                // A closed session's leave or detach is on its way.
+                Ok(()) | Err(TrySendError::Closed(_)) => {}
+                Err(TrySendError::Full(event)) => self.waiting.push_back(event),
             }
-        }
-        if self.waiting.len() >= MAX_WAITING {
             return false;
+        }
+        if self.waiting.len() >= MAX_WAITING && !matches!(event, PeerEvent::Closed { .. }) {
+            self.dropped += 1;
+            return self.dropped == 1;
         }
         self.waiting.push_back(event);
         self.flush();
-        true
+        false
     }
 
     /// Sends what waits, in order, while the channel takes it. Returns
@@ -97,7 +99,7 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(2);
         let mut outbox = Outbox::new(tx);
         for id in 0..5 {
-            assert!(outbox.push(offer(id)));
+            assert!(!outbox.push(offer(id)), "nothing dropped");
         }
         assert!(outbox.is_waiting());
         // The session reads two; the shard's next turn sends two more.
@@ -116,14 +118,27 @@ mod tests {
     }
 
     #[test]
-    fn a_stuck_session_loses_only_what_is_past_the_limit() {
+    fn a_stuck_session_loses_only_what_is_past_the_limit_but_hears_it_closed() {
         let (tx, mut rx) = mpsc::channel(1);
         let mut outbox = Outbox::new(tx);
-        let sent = (0..(MAX_WAITING + 10) as u32)
+        let first_drops: Vec<u32> = (0..(MAX_WAITING + 10) as u32)
             .filter(|id| outbox.push(offer(*id)))
-            .count();
-        assert_eq!(sent, MAX_WAITING + 1, "one in the channel, the rest kept");
-        assert_eq!(offer_id(rx.try_recv().unwrap()), 0);
+            .collect();
+        // One in the channel, MAX_WAITING kept, the rest dropped and said
+        // once, at the first.
+        assert_eq!(first_drops, vec![MAX_WAITING as u32 + 1]);
+        outbox.push(PeerEvent::Closed {
+            reason: "gone".into(),
+        });
+        let mut got = Vec::new();
+        while outbox.is_waiting() || !rx.is_empty() {
+            while let Ok(e) = rx.try_recv() {
+                got.push(e);
+            }
+            outbox.flush();
+        }
+        assert_eq!(got.len(), MAX_WAITING + 2);
+        assert!(matches!(got.last(), Some(PeerEvent::Closed { .. })));
     }
 
     #[test]
@@ -134,7 +149,7 @@ mod tests {
         outbox.push(offer(1));
         drop(rx);
         assert!(!outbox.flush());
-        assert!(outbox.push(offer(2)));
+        assert!(!outbox.push(offer(2)));
         assert!(!outbox.is_waiting());
     }
 }
