@@ -63,6 +63,12 @@ pub fn raise_open_files_limit() -> usize {
     open_files_limit()
 }
 
+/// The TCP peer of a request, as handlers read it
+/// (`ConnectInfo<Peer>`): a type of Parloir's own, since the address is
+/// the one the HTTP port (`roles::http_port`) accepted from.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::SocketAddr);
+
 /// A byte stream: TCP, or TLS over it.
 pub trait Conn: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> Conn for T {}
@@ -74,18 +80,16 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
-/// An HTTP client, checking `https://` servers against `tls` (the cluster
-/// CA) when given. Every client is made here: reqwest's own default TLS
-/// set-up needs the crypto provider installed first. An error (a TLS
-/// set-up reqwest refuses) is returned, never replaced by a client that
-/// would not check the cluster's certificates.
-pub fn http_client(
-    tls: Option<&crate::cluster::tls::ClusterTls>,
-) -> reqwest::Result<reqwest::Client> {
+/// An HTTP client, checking `https://` servers with `tls` (the cluster's
+/// CA, `cluster::tls`) when given. Every client is made here: reqwest's
+/// own default TLS set-up needs the crypto provider installed first. An
+/// error (a TLS set-up reqwest refuses) is returned, never replaced by a
+/// client that would not check the cluster's certificates.
+pub fn http_client(tls: Option<&rustls::ClientConfig>) -> reqwest::Result<reqwest::Client> {
     install_crypto_provider();
     let builder = reqwest::Client::builder();
     let builder = match tls {
-        Some(tls) => builder.use_preconfigured_tls((*tls.config).clone()),
+        Some(tls) => builder.use_preconfigured_tls(tls.clone()),
         None => builder,
     };
     builder.build()

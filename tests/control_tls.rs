@@ -55,8 +55,8 @@ async fn the_control_channel_is_tls_and_an_impostor_worker_is_refused() {
     ]);
     let url = signal.url();
     assert!(url.starts_with("https://"), "{url}");
-    let api =
-        parloir::net::http_client(Some(&ClusterTls::load(&ca.0).unwrap())).expect("an HTTP client");
+    let api = parloir::net::http_client(Some(&ClusterTls::load(&ca.0).unwrap().config))
+        .expect("an HTTP client");
     let nodes = || {
         let api = api.clone();
         let url = format!("{url}/api/nodes");

@@ -106,16 +106,6 @@ pub fn cpu_seconds_of(pid: &str) -> f64 {
     (ticks(11) + ticks(12)) / clock_ticks()
 }
 
-/// CPU seconds one thread of this process ran (a media shard's), from
-/// `/proc/self/task/TID/schedstat` (nanoseconds, finer than the ticks of
-/// `stat`); 0 when it cannot be read.
-pub fn thread_cpu_seconds(tid: i32) -> f64 {
-    std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat"))
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
-        .map_or(0.0, |ns| ns / 1e9)
-}
-
 /// (busy, total) CPU seconds of the host, from the first line of `/proc/stat`.
 pub fn host_cpu_seconds() -> (f64, f64) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();

@@ -8,7 +8,6 @@ use std::time::Duration;
 use super::load::{Rates, Sample};
 use super::registry::{Moment, Registry};
 use super::report::{stress, worker_cpu, LoadReport, NodeState, ShardLoad, StressSmoother};
-use crate::metrics::Metrics;
 use crate::worker::WorkerStats;
 
 pub const REPORT_EVERY: Duration = Duration::from_millis(500);
@@ -162,14 +161,15 @@ impl Reporter {
         shards
     }
 
-    /// Reports forever (until the sink refuses the secret).
-    pub async fn run(mut self, sink: Sink, metrics: Arc<Metrics>) -> ReportError {
+    /// Reports forever (until the sink refuses the secret), showing each
+    /// report to `exported` first (the process's `/metrics`).
+    pub async fn run(mut self, sink: Sink, exported: impl Fn(&LoadReport)) -> ReportError {
         let mut tick = tokio::time::interval(REPORT_EVERY);
         let mut failing = false;
         loop {
             tick.tick().await;
             let report = self.report();
-            metrics.set_worker(&report);
+            exported(&report);
             match sink.send(&report).await {
                 Ok(()) => {
                     if failing {

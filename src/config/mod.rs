@@ -15,6 +15,13 @@ pub use serve::{ServeConfig, ServeLayer};
 pub use signal::{SignalConfig, SignalLayer};
 pub use worker::{WorkerConfig, WorkerLayer};
 
+/// A PEM certificate chain and its private key (read by `roles::tls`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
 /// HTTP and WebSocket address of `serve` and `signal`.
 pub const DEFAULT_HTTP: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
 /// The UDP address all media uses (`serve` and `worker`).
@@ -262,8 +269,8 @@ fn check_tls(cert: Option<&str>, key: Option<&str>) -> Result<(), ConfigError> {
     }
 }
 
-fn tls_files(cert: Option<&str>, key: Option<&str>) -> Option<crate::roles::tls::TlsFiles> {
-    Some(crate::roles::tls::TlsFiles {
+fn tls_files(cert: Option<&str>, key: Option<&str>) -> Option<TlsFiles> {
+    Some(TlsFiles {
         cert: cert?.into(),
         key: key?.into(),
     })

@@ -3,6 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::layer::layer;
+use super::TlsFiles;
 use super::{
     check_admission, check_capacity, check_closed_rooms, check_last_n, check_max_participants,
     check_media_threads, check_partners, check_secret, check_tls, check_turn, tls_files,
@@ -10,7 +11,6 @@ use super::{
     DEFAULT_CAPACITY_PPS, DEFAULT_HTTP, DEFAULT_LAST_N, DEFAULT_MAX_PARTICIPANTS, DEFAULT_MEDIA,
 };
 use crate::cluster::admission::Thresholds;
-use crate::roles::tls::TlsFiles;
 use crate::signal::grant::GrantKey;
 use crate::signal::origin::Origin;
 use crate::signal::partner::Partner;

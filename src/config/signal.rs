@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use super::layer::layer;
+use super::TlsFiles;
 use super::{
     check_admission, check_closed_rooms, check_last_n, check_max_participants, check_partners,
     check_secret, check_tls, check_turn, tls_files, turn_config, ConfigError,
@@ -10,7 +11,6 @@ use super::{
     DEFAULT_MAX_PARTICIPANTS,
 };
 use crate::cluster::admission::Thresholds;
-use crate::roles::tls::TlsFiles;
 use crate::signal::grant::GrantKey;
 use crate::signal::origin::Origin;
 use crate::signal::partner::Partner;

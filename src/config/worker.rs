@@ -3,11 +3,11 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use super::layer::layer;
+use super::TlsFiles;
 use super::{
     check_capacity, check_media_threads, check_secret, check_tls, tls_files, ConfigError,
     MediaTcpAddr, DEFAULT_CAPACITY_PPS, DEFAULT_MEDIA,
 };
-use crate::roles::tls::TlsFiles;
 use crate::signal::api_types::DEFAULT_DRAIN_SECS;
 use ipnet::IpNet;
 

@@ -21,7 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 
 use super::tls::ServerTls;
-use crate::net::Conn;
+use crate::net::{Conn, Peer};
 
 /// A new connection has this long to send its first byte and finish its
 /// TLS handshake.
@@ -92,12 +92,6 @@ impl HttpPort {
         Ok(HttpPort { opened })
     }
 }
-
-/// The TCP peer of a request, as handlers read it
-/// (`ConnectInfo<Peer>`): a type of Parloir's own, since the address is
-/// the one this port accepted from.
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub SocketAddr);
 
 /// Serves `app` on the connections of `port` until `shutdown` resolves,
 /// then lets the requests under way finish (as `axum::serve` does).

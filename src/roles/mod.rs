@@ -73,7 +73,7 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, StartErro
 pub async fn http(
     listener: tokio::net::TcpListener,
     app: axum::Router,
-    tls: Option<tls::TlsFiles>,
+    tls: Option<crate::config::TlsFiles>,
     media: Option<tokio::sync::mpsc::Sender<crate::worker::HandedConnection>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     access: crate::access::Access,

@@ -65,7 +65,10 @@ pub async fn start(
     registry
         .put_report(&reporter.report(), Moment::now())
         .await?;
-    tokio::spawn(reporter.run(Sink::Registry(registry.clone()), metrics.clone()));
+    tokio::spawn(reporter.run(Sink::Registry(registry.clone()), {
+        let metrics = metrics.clone();
+        move |r| metrics.set_worker(r)
+    }));
     let control = Control::new(
         SignalConfig {
             secret: config.secret.clone(),

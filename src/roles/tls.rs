@@ -5,7 +5,7 @@
 //! certificate while those already open (a call's WebSocket) go on with
 //! theirs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -16,13 +16,6 @@ use tokio_rustls::TlsAcceptor;
 
 /// How often the certificate files are looked at.
 pub const RELOAD_EVERY: Duration = Duration::from_secs(2);
-
-/// A PEM certificate chain and its private key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
 
 /// The certificate new connections get; replaced when it is renewed.
 pub struct ServerTls {
@@ -47,7 +40,7 @@ impl ServerTls {
     }
 }
 
-impl TlsFiles {
+impl crate::config::TlsFiles {
     /// Reads the files: a first error here stops the start, with its reason.
     pub async fn load(&self) -> std::io::Result<Arc<ServerTls>> {
         Ok(Arc::new(ServerTls {

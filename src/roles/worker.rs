@@ -48,7 +48,7 @@ pub async fn run(args: WorkerConfig, reload: Option<Reload>) -> Result<(), Start
         .as_deref()
         .map(|path| ClusterTls::load(Path::new(path)))
         .transpose()?;
-    let client = crate::net::http_client(cluster_tls.as_ref())?;
+    let client = crate::net::http_client(cluster_tls.as_ref().map(|t| &*t.config))?;
     hello(&client, &signal, &args.secret).await?;
 
     let (worker, stats) = worker::spawn(MediaConfig {
@@ -129,7 +129,8 @@ pub async fn run(args: WorkerConfig, reload: Option<Reload>) -> Result<(), Start
         info.control
     );
 
-    let reporter = tokio::spawn(Reporter::new(info, stats.clone()).run(sink, metrics));
+    let reporter =
+        tokio::spawn(Reporter::new(info, stats.clone()).run(sink, move |r| metrics.set_worker(r)));
     tokio::select! {
         refused = reporter => {
             server.abort();

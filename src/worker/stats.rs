@@ -152,7 +152,7 @@ impl WorkerStats {
     pub fn shard_cpu_seconds(&self) -> Vec<f64> {
         self.shards
             .iter()
-            .map(|s| crate::cluster::load::thread_cpu_seconds(s.tid.load(Ordering::Relaxed)))
+            .map(|s| super::cores::thread_cpu_seconds(s.tid.load(Ordering::Relaxed)))
             .collect()
     }
 
