@@ -9,6 +9,7 @@ mod link;
 mod loss;
 mod media;
 mod parloir_client;
+mod plot;
 mod relay;
 mod run;
 mod stats;

@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::measure::{same_load_ratio, summarize, TargetResult, SATURATED};
 use super::{BenchArgs, Shape, ShapeResults, MEETING_SIZE};
+use crate::plot::{self, Line, Panel};
 use crate::run::Summary;
 
 impl TargetResult {
@@ -250,60 +251,35 @@ fn markdown(results: &[ShapeResults], runs: usize, secs: f64) -> String {
 }
 
 /// CPU µs per packet against subscribers, one line per target.
-fn svg(series: &[(&str, &TargetResult, &str)], levels: &[u32]) -> String {
-    let (w, h, m) = (640.0, 360.0, 50.0);
-    let max_n = *levels.iter().max().unwrap_or(&1) as f64;
-    let max_y = series
+fn svg(series: &[(&str, &TargetResult, &'static str)], levels: &[u32]) -> String {
+    let lines: Vec<Line> = series
         .iter()
-        .flat_map(|(_, t, _)| t.points.iter().map(|p| p.cpu_us_per_packet))
+        .map(|(name, t, color)| Line {
+            name: name.to_string(),
+            color,
+            dashed: false,
+            points: t
+                .points
+                .iter()
+                .map(|p| (f64::from(Shape::Fanout.level(p)), p.cpu_us_per_packet))
+                .collect(),
+        })
+        .collect();
+    let y_max = lines
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| p.1))
         .fold(1.0f64, f64::max)
         * 1.1;
-    let x = |n: f64| m + (w - 2.0 * m) * n / max_n;
-    let y = |v: f64| h - m - (h - 2.0 * m) * v / max_y;
-    let mut s = format!(
-        "<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}' font-family='sans-serif' font-size='12'>\n\
-         <rect width='100%' height='100%' fill='white'/>\n\
-         <line x1='{m}' y1='{}' x2='{}' y2='{}' stroke='black'/>\n<line x1='{m}' y1='{m}' x2='{m}' y2='{}' stroke='black'/>\n\
-         <text x='{}' y='{}' text-anchor='middle'>subscribers (fan-out 1→N)</text>\n\
-         <text x='14' y='{}' transform='rotate(-90 14 {})' text-anchor='middle'>target CPU µs per forwarded packet</text>\n",
-        h - m, w - m, h - m, h - m, w / 2.0, h - 12.0, h / 2.0, h / 2.0
-    );
-    for n in levels {
-        s += &format!(
-            "<text x='{}' y='{}' text-anchor='middle'>{n}</text>\n",
-            x(*n as f64),
-            h - m + 16.0
-        );
-    }
-    for k in 0..=4 {
-        let v = max_y * k as f64 / 4.0;
-        s += &format!(
-            "<text x='{}' y='{}' text-anchor='end'>{v:.1}</text>\n",
-            m - 4.0,
-            y(v) + 4.0
-        );
-    }
-    for (i, (name, t, color)) in series.iter().enumerate() {
-        let pts: Vec<String> = t
-            .points
-            .iter()
-            .map(|p| {
-                format!(
-                    "{:.1},{:.1}",
-                    x(Shape::Fanout.level(p) as f64),
-                    y(p.cpu_us_per_packet)
-                )
-            })
-            .collect();
-        s += &format!(
-            "<polyline fill='none' stroke='{color}' stroke-width='2' points='{}'/>\n",
-            pts.join(" ")
-        );
-        s += &format!(
-            "<text x='{}' y='{}' fill='{color}'>{name}</text>\n",
-            w - m - 80.0,
-            m + 16.0 * i as f64
-        );
-    }
-    s + "</svg>\n"
+    plot::document(
+        &[Panel {
+            title: "Target CPU µs per forwarded packet",
+            x_max: f64::from(*levels.iter().max().unwrap_or(&1)),
+            x_ticks: levels.iter().map(|n| f64::from(*n)).collect(),
+            y_max,
+            y_ticks: 4,
+            lines: &lines,
+            marks: &[],
+        }],
+        "subscribers (fan-out 1→N)",
+    )
 }

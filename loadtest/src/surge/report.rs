@@ -13,6 +13,7 @@ use super::timeline::{
     first_room_on, seconds, stress_at_admission, JoinRecord, NodeSample, SecondFigures,
 };
 use super::Accounted;
+use crate::plot::{self, Line, Panel, COLORS};
 use crate::stats::percentile;
 
 /// Everything a surge recorded.
@@ -374,103 +375,6 @@ pub fn write(r: &Recorded, dir: &Path, name: &str) -> anyhow::Result<Written> {
     })
 }
 
-const COLORS: [&str; 4] = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"];
-const WIDTH: f64 = 760.0;
-const PANEL: f64 = 170.0;
-const LEFT: f64 = 60.0;
-const RIGHT: f64 = 170.0;
-
-/// A line of a panel: its name, colour, dashed or not, and (second, value)
-/// points.
-struct Line {
-    name: String,
-    color: &'static str,
-    dashed: bool,
-    points: Vec<(f64, f64)>,
-}
-
-/// One panel of the plot, `top` pixels down: its lines over seconds
-/// `0..end`, the y axis to `y_max`, and the surge's events as vertical
-/// marks.
-fn panel(
-    top: f64,
-    title: &str,
-    end: f64,
-    y_max: f64,
-    lines: &[Line],
-    events: &[(f64, &str)],
-) -> String {
-    let (x0, x1) = (LEFT, WIDTH - RIGHT);
-    let (y0, y1) = (top + PANEL - 24.0, top + 22.0);
-    let x = |t: f64| x0 + (x1 - x0) * t / end.max(1.0);
-    let y = |v: f64| y0 - (y0 - y1) * (v / y_max).clamp(0.0, 1.05);
-    let mut s = format!(
-        "<text x='{x0}' y='{}' font-weight='bold'>{title}</text>\n\
-         <line x1='{x0}' y1='{y0}' x2='{x1}' y2='{y0}' stroke='black'/>\n\
-         <line x1='{x0}' y1='{y0}' x2='{x0}' y2='{y1}' stroke='black'/>\n",
-        top + 14.0
-    );
-    for k in 0..=2 {
-        let v = y_max * f64::from(k) / 2.0;
-        let _ = writeln!(
-            s,
-            "<text x='{}' y='{}' text-anchor='end'>{}</text>",
-            x0 - 4.0,
-            y(v) + 4.0,
-            if y_max < 10.0 {
-                format!("{v:.2}")
-            } else {
-                format!("{v:.0}")
-            }
-        );
-    }
-    let mut t = 0.0;
-    while t <= end {
-        let _ = writeln!(
-            s,
-            "<text x='{}' y='{}' text-anchor='middle'>{t:.0}</text>",
-            x(t),
-            y0 + 14.0
-        );
-        t += 10.0;
-    }
-    for (at, what) in events {
-        let _ = writeln!(
-            s,
-            "<line x1='{0}' y1='{y0}' x2='{0}' y2='{y1}' stroke='#888' stroke-dasharray='2 3'/>\
-             <text x='{1}' y='{2}' fill='#555' font-size='10'>{what}</text>",
-            x(*at),
-            x(*at) + 3.0,
-            y1 + 10.0
-        );
-    }
-    for (i, l) in lines.iter().enumerate() {
-        let pts: Vec<String> = l
-            .points
-            .iter()
-            .map(|(t, v)| format!("{:.1},{:.1}", x(*t), y(*v)))
-            .collect();
-        let _ = writeln!(
-            s,
-            "<polyline fill='none' stroke='{}' stroke-width='{}'{} points='{}'/>\
-             <text x='{}' y='{}' fill='{}'>{}</text>",
-            l.color,
-            if l.dashed { 1 } else { 2 },
-            if l.dashed {
-                " stroke-dasharray='5 4'"
-            } else {
-                ""
-            },
-            pts.join(" "),
-            x1 + 10.0,
-            y1 + 14.0 * i as f64 + 6.0,
-            l.color,
-            l.name
-        );
-    }
-    s
-}
-
 fn svg(r: &Recorded, secs: &[SecondFigures], workers: &[String]) -> String {
     let end = secs.len() as f64;
     let at = |t: u32| f64::from(t) + 1.0;
@@ -572,48 +476,56 @@ fn svg(r: &Recorded, secs: &[SecondFigures], workers: &[String]) -> String {
         },
     ];
     let delay_max = delay[1].points.iter().map(|p| p.1).fold(1.0, f64::max) * 1.1;
-    let height = 4.0 * PANEL + 24.0;
-    let mut s = format!(
-        "<svg xmlns='http://www.w3.org/2000/svg' width='{WIDTH}' height='{height}' font-family='sans-serif' font-size='12'>\n\
-         <rect width='100%' height='100%' fill='white'/>\n"
-    );
-    s += &panel(
-        0.0,
-        "Rooms (cumulative) and headroom",
-        end,
-        rooms_max * 1.1,
-        &rooms,
-        &events,
-    );
-    s += &panel(
-        PANEL,
-        "Workers' stress (as admission reads it)",
-        end,
-        1.0,
-        &stress,
-        &events,
-    );
-    s += &panel(
-        2.0 * PANEL,
-        "Running calls: loss per second (%)",
-        end,
-        loss_max,
-        &loss,
-        &events,
-    );
-    s += &panel(
-        3.0 * PANEL,
-        "Running calls: delay per second (ms)",
-        end,
-        delay_max,
-        &delay,
-        &events,
-    );
-    let _ = writeln!(
-        s,
-        "<text x='{}' y='{}' text-anchor='middle'>seconds into the surge</text>",
-        (LEFT + WIDTH - RIGHT) / 2.0,
-        height - 6.0
-    );
-    s + "</svg>\n"
+    plot::document(
+        &[
+            over_time(
+                "Rooms (cumulative) and headroom",
+                end,
+                rooms_max * 1.1,
+                &rooms,
+                &events,
+            ),
+            over_time(
+                "Workers' stress (as admission reads it)",
+                end,
+                1.0,
+                &stress,
+                &events,
+            ),
+            over_time(
+                "Running calls: loss per second (%)",
+                end,
+                loss_max,
+                &loss,
+                &events,
+            ),
+            over_time(
+                "Running calls: delay per second (ms)",
+                end,
+                delay_max,
+                &delay,
+                &events,
+            ),
+        ],
+        "seconds into the surge",
+    )
+}
+
+/// A panel over the surge's seconds, labelled every ten, with its events.
+fn over_time<'a>(
+    title: &'a str,
+    end: f64,
+    y_max: f64,
+    lines: &'a [Line],
+    events: &'a [(f64, &'a str)],
+) -> Panel<'a> {
+    Panel {
+        title,
+        x_max: end,
+        x_ticks: (0..=end as u32).step_by(10).map(f64::from).collect(),
+        y_max,
+        y_ticks: 2,
+        lines,
+        marks: events,
+    }
 }
