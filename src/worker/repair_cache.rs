@@ -6,20 +6,23 @@
 //! jitter buffer has passed, so a few round trips of packets are all that
 //! is ever resent. str0m keeps 3 s by default; every forwarded stream
 //! holds its own copy of what it sent, so the cache is most of a stream's
-//! memory. Each stream starts with [`FLOOR`] and follows four times its
-//! receiver's measured round trip (from its receiver reports), up to
-//! [`CEILING`]. Changing the window empties the stream's cache (str0m
-//! makes a new one), so it grows at once when the link needs more and
-//! shrinks only when it needs half as much.
+//! memory. Each stream starts with [`INITIAL`] and follows four times its
+//! receiver's measured round trip (from its receiver reports, the first
+//! within a second or so), from [`FLOOR`] up to [`CEILING`]. Changing the
+//! window empties the stream's cache (str0m makes a new one), so it grows
+//! at once when the link needs more and shrinks only when it needs half
+//! as much.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use str0m::media::Mid;
 
-/// A stream's window before its round trip is known, and the least it
-/// keeps: a dozen round trips of a nearby link.
+/// The least a stream keeps: a dozen round trips of a nearby link.
 pub const FLOOR: Duration = Duration::from_millis(250);
+/// A stream's window before its round trip is known: one repair on a
+/// link of up to a 400 ms round trip (the first keyframes may need it).
+pub const INITIAL: Duration = Duration::from_millis(500);
 /// The most it keeps: three repairs of a 300 ms round trip.
 pub const CEILING: Duration = Duration::from_secs(1);
 /// Round trips covered.
@@ -49,7 +52,7 @@ pub struct RepairWindows {
 impl RepairWindows {
     /// The window a stream uses now.
     pub fn window(&self, mid: Mid) -> Duration {
-        self.by_mid.get(&mid).copied().unwrap_or(FLOOR)
+        self.by_mid.get(&mid).copied().unwrap_or(INITIAL)
     }
 
     /// A receiver report measured `rtt` on stream `mid`: the new window if
@@ -86,9 +89,10 @@ mod tests {
     fn a_window_grows_at_once_and_shrinks_only_by_half() {
         let mid = Mid::from("1");
         let mut w = RepairWindows::default();
-        assert_eq!(w.window(mid), FLOOR);
-        // A nearby link keeps the floor: nothing to change.
-        assert_eq!(w.on_rtt(mid, MS(10)), None);
+        assert_eq!(w.window(mid), INITIAL);
+        // A nearby link needs half as much: shrunk to the floor.
+        assert_eq!(w.on_rtt(mid, MS(10)), Some(FLOOR));
+        assert_eq!(w.on_rtt(mid, MS(20)), None);
         // A queue builds up on the link: more round trips' worth at once.
         assert_eq!(w.on_rtt(mid, MS(200)), Some(MS(875)));
         assert_eq!(w.window(mid), MS(875));
@@ -97,6 +101,6 @@ mod tests {
         // Half as much needed: shrunk.
         assert_eq!(w.on_rtt(mid, MS(30)), Some(FLOOR));
         // Other streams keep their own.
-        assert_eq!(w.window(Mid::from("2")), FLOOR);
+        assert_eq!(w.window(Mid::from("2")), INITIAL);
     }
 }
