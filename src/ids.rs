@@ -11,9 +11,10 @@ use serde::{Deserialize, Serialize};
 /// across signal servers without coordination.
 pub type ParticipantId = u64;
 
-/// A fresh random participant id.
-pub fn new_participant_id() -> ParticipantId {
-    rand::thread_rng().gen_range(1..(1u64 << 53))
+/// A fresh random participant id, drawn from `rng` (the session's: a
+/// seeded one in tests).
+pub fn new_participant_id(rng: &mut impl Rng) -> ParticipantId {
+    rng.gen_range(1..(1u64 << 53))
 }
 
 /// One participant as the others see it.
@@ -54,9 +55,8 @@ impl ParticipantState {
 
 /// A secret that lets a participant resume its session after losing its
 /// signalling connection (128 random bits).
-pub fn new_resume_token() -> String {
-    rand::thread_rng()
-        .sample_iter(&Alphanumeric)
+pub fn new_resume_token(rng: &mut impl Rng) -> String {
+    rng.sample_iter(&Alphanumeric)
         .take(RESUME_TOKEN_LEN)
         .map(char::from)
         .collect()

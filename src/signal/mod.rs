@@ -8,6 +8,7 @@ pub mod api_types {
         AdmissionState, NodeSummary, PriorityRoom, PriorityRoomRequest, DEFAULT_DRAIN_SECS,
     };
 }
+mod clean;
 pub mod client_addr;
 pub mod grant;
 pub mod limits;
@@ -15,9 +16,13 @@ pub mod origin;
 pub mod partner;
 pub mod pool;
 pub mod protocol;
+mod refusal;
 pub mod room_name;
 pub mod room_token;
 mod session;
+#[cfg(test)]
+mod session_tests;
+mod socket;
 pub mod turn;
 mod web;
 
@@ -326,7 +331,7 @@ async fn ws(
         // and this one.
         .max_message_size(session::MAX_MESSAGE * 4)
         .max_frame_size(session::MAX_MESSAGE * 4)
-        .on_upgrade(move |socket| session::run(socket, state, client, open))
+        .on_upgrade(move |socket| socket::run(socket, state, client, open))
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
