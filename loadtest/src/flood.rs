@@ -305,7 +305,7 @@ mod tests {
 
     #[test]
     fn a_webrtc_stack_accepts_the_offer() {
-        let mut rtc = crate::parloir_client::new_rtc("127.0.0.1:9".parse().unwrap()).unwrap();
+        let mut rtc = crate::webrtc_client::new_rtc("127.0.0.1:9".parse().unwrap()).unwrap();
         let offer = str0m::change::SdpOffer::from_sdp_string(&offer_sdp(4, 1, 1)).unwrap();
         let answer = rtc.sdp_api().accept_offer(offer).expect("accepted");
         assert_eq!(answer.to_sdp_string().matches("\r\nm=").count(), 4);

@@ -18,8 +18,8 @@ use str0m::media::{Direction, MediaKind};
 use tokio::net::UdpSocket;
 
 use crate::link::Link;
-use crate::parloir_client::{media_loop, new_rtc};
-use crate::run::{Counters, Participant, ParticipantResult};
+use crate::participant::{Counters, Participant, ParticipantResult};
+use crate::webrtc_client::{media_loop, new_rtc, NoOffers};
 
 /// Publisher feed ids per room (with the publishing participant's index),
 /// so subscribers know what to subscribe to.
@@ -215,7 +215,7 @@ impl Half {
             counters,
             self.audio,
             self.video,
-            None,
+            None::<&mut NoOffers>,
         )
         .await;
         keep.abort();

@@ -9,11 +9,13 @@ mod link;
 mod loss;
 mod media;
 mod parloir_client;
+mod participant;
 mod plot;
 mod relay;
 mod run;
 mod stats;
 mod surge;
+mod webrtc_client;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;

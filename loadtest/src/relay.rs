@@ -16,7 +16,7 @@ use std::time::Instant;
 use parloir::worker::batch_send::BatchSender;
 
 use crate::media::{Pacer, Stamp, VideoShape, AUDIO_INTERVAL, AUDIO_SIZE};
-use crate::run::{Counters, Participant, ParticipantResult};
+use crate::participant::{Counters, Participant, ParticipantResult};
 
 /// Runs the relay forever on `addr`.
 pub fn serve(addr: SocketAddr) -> std::io::Result<()> {

@@ -4,94 +4,14 @@
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::loss::{SendLog, TrackId, IN_FLIGHT_US};
-use crate::media::Stamp;
-use crate::stats::{percentile, Receiver, RxSummary};
-
-#[derive(Debug, Default)]
-pub struct Counters {
-    sent: AtomicU64,
-    received: AtomicU64,
-    joined: AtomicU64,
-    /// What every publisher sent, for the loss.
-    log: SendLog,
-}
-
-impl Counters {
-    /// A packet sent by a publisher.
-    pub fn sent(&self, s: &Stamp) {
-        self.sent.fetch_add(1, Ordering::Relaxed);
-        self.log.record(s);
-    }
-    pub fn received(&self) {
-        self.received.fetch_add(1, Ordering::Relaxed);
-    }
-    pub fn joined(&self) {
-        self.joined.fetch_add(1, Ordering::Relaxed);
-    }
-    /// What every publisher sent so far (complete once they stopped).
-    pub fn take_log(&self) -> crate::loss::SentTracks {
-        self.log.take()
-    }
-}
-
-/// One synthetic participant's orders.
-#[derive(Debug, Clone)]
-pub struct Participant {
-    pub index: u32,
-    pub room: String,
-    pub publish: bool,
-    /// Publishers in this participant's room (itself included if it
-    /// publishes).
-    pub room_publishers: u32,
-    pub audio_only: bool,
-    pub fps: u32,
-    pub video_bitrate: u32,
-    /// Video pacing rate over the bitrate; 0 sends frames in one burst.
-    pub pacing: f64,
-    pub client_ip: IpAddr,
-    pub epoch: Instant,
-    pub until: Instant,
-    pub measure_from_us: u64,
-    /// Its place in its room (publishers first).
-    pub position: u32,
-    /// Publishers speak in turns of this length, from the measurement's
-    /// start (the audio-level header extension: loud in its own turn,
-    /// silent otherwise); `None`: no audio level is sent.
-    pub speaker_turn: Option<Duration>,
-    /// Media over ICE-TCP only.
-    pub tcp: bool,
-}
-
-impl Participant {
-    /// Whether it speaks at `now` (see [`Participant::speaker_turn`]).
-    pub fn speaking(&self, now: Instant) -> bool {
-        let (Some(turn), true) = (self.speaker_turn, self.publish) else {
-            return false;
-        };
-        let start = self.epoch + Duration::from_micros(self.measure_from_us);
-        let Some(since) = now.checked_duration_since(start) else {
-            return false;
-        };
-        let n = (since.as_secs_f64() / turn.as_secs_f64().max(0.001)) as u64;
-        n % u64::from(self.room_publishers.max(1)) == u64::from(self.position)
-    }
-}
-
-#[derive(Debug, Default)]
-pub struct ParticipantResult {
-    pub rx: Receiver,
-    pub srtp_profile: Option<String>,
-    /// When its connection was set up (µs since the epoch), if it was: it
-    /// is owed no packet sent before.
-    pub ready_us: Option<u64>,
-}
+use crate::loss::{TrackId, IN_FLIGHT_US};
+use crate::participant::{Counters, Participant};
+use crate::stats::{percentile, RxSummary};
 
 #[derive(Debug, Clone)]
 pub enum Target {
@@ -323,17 +243,17 @@ pub async fn run(
             in_window = true;
             cpu_start = target_pid.map(cpu_seconds).unwrap_or(0.0);
             own_start = parloir::cluster::load::cpu_seconds_of("self");
-            recv_start = counters.received.load(Ordering::Relaxed);
-            sent_start = counters.sent.load(Ordering::Relaxed);
+            recv_start = counters.received_total();
+            sent_start = counters.sent_total();
         }
         if progress {
             eprint!(
                 "\r{:>5.1}s  joined {:>4}/{}  sent {:>8}  received {:>9}  {}",
                 epoch.elapsed().as_secs_f64(),
-                counters.joined.load(Ordering::Relaxed),
+                counters.joined_total(),
                 total,
-                counters.sent.load(Ordering::Relaxed),
-                counters.received.load(Ordering::Relaxed),
+                counters.sent_total(),
+                counters.received_total(),
                 if in_window { "measuring" } else { "warming up" },
             );
             let _ = std::io::stderr().flush();
@@ -349,8 +269,8 @@ pub async fn run(
         Target::Parloir(url) => handoffs_per_s(url).await,
         _ => None,
     };
-    let received = counters.received.load(Ordering::Relaxed) - recv_start;
-    let sent = counters.sent.load(Ordering::Relaxed) - sent_start;
+    let received = counters.received_total() - recv_start;
+    let sent = counters.sent_total() - sent_start;
     if progress {
         eprintln!();
     }
@@ -407,7 +327,7 @@ pub async fn run(
         },
         scenario: sc.name.clone(),
         participants: total,
-        joined: counters.joined.load(Ordering::Relaxed),
+        joined: counters.joined_total(),
         failed,
         streams_out: rx.tracks,
         streams_silent: Some(rx.silent),

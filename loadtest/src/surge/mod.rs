@@ -28,7 +28,7 @@ use anyhow::Context;
 
 use crate::loss::{add_by_second, owed_from, Second, IN_FLIGHT_US};
 use crate::parloir_client::{call, join_with};
-use crate::run::{Counters, Participant, ParticipantResult};
+use crate::participant::{Counters, Participant, ParticipantResult};
 use cluster::{Api, Settings};
 use plan::{Plan, PlannedRoom, Shape, MEMBER_GAP};
 use timeline::{JoinRecord, NodeSample};
