@@ -9,8 +9,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use str0m::net::Protocol;
+use tokio::sync::mpsc;
 
 use super::endpoint::{Delivery, Endpoint, ENDED_REMEMBERED};
+use super::outbox::Outboxes;
 use super::peer::{
     Candidates, CONNECT_DEADLINE, DETACH_GRACE, DISCONNECT_GRACE, MAX_MEDIA_SECTIONS, SEAT_GRACE,
 };
@@ -39,6 +41,17 @@ struct Net {
     now: Instant,
     /// Events other than server offers (which the clients answer).
     events: Vec<(ParticipantId, PeerEvent)>,
+    /// A participant whose events go through the media loop's outboxes
+    /// to a small channel, read only while not `stalled`.
+    slow: Option<Slow>,
+}
+
+/// A signalling session slower than its events.
+struct Slow {
+    id: ParticipantId,
+    outboxes: Outboxes,
+    rx: mpsc::Receiver<PeerEvent>,
+    stalled: bool,
 }
 
 fn public_addr(id: ParticipantId) -> SocketAddr {
@@ -59,6 +72,73 @@ impl Net {
             blocked: HashSet::new(),
             now,
             events: Vec::new(),
+            slow: None,
+        }
+    }
+
+    /// `id`'s events from now on go to a channel of `capacity`, unread
+    /// until [`Net::unstall`].
+    fn stall(&mut self, id: ParticipantId, capacity: usize) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let mut outboxes = Outboxes::default();
+        outboxes.attach(id, id * 100, tx);
+        self.slow = Some(Slow {
+            id,
+            outboxes,
+            rx,
+            stalled: true,
+        });
+    }
+
+    fn unstall(&mut self) {
+        if let Some(slow) = &mut self.slow {
+            slow.stalled = false;
+        }
+    }
+
+    /// The events the endpoint has, and what the slow session reads.
+    fn read_events(&mut self) -> Vec<(ParticipantId, PeerEvent)> {
+        let ep = &mut self.ep;
+        let Some(slow) = &mut self.slow else {
+            return std::iter::from_fn(|| ep.poll_event()).collect();
+        };
+        let mut read = Vec::new();
+        let slow_id = slow.id;
+        let events = std::iter::from_fn(|| ep.poll_event()).filter_map(|(to, e)| {
+            if to == slow_id {
+                return Some((to, e));
+            }
+            read.push((to, e));
+            None
+        });
+        slow.outboxes.hand_on(events);
+        while !slow.stalled {
+            match slow.rx.try_recv() {
+                Ok(e) => read.push((slow_id, e)),
+                Err(_) => break,
+            }
+        }
+        read
+    }
+
+    /// A participant's event, as its session would take it: a server offer
+    /// answered by its client, anything else kept.
+    fn deliver(&mut self, to: ParticipantId, event: PeerEvent) {
+        match event {
+            PeerEvent::Offer { id, sdp } if self.clients.iter().any(|c| c.id == to) => {
+                let answer = self.client(to).answer(&sdp);
+                let cmd = Command::Answer {
+                    participant: to,
+                    offer: id,
+                    sdp: answer,
+                };
+                // The participant may have been removed meanwhile.
+                match self.ep.handle_command(self.now, cmd) {
+                    Ok(_) | Err(WorkerError::UnknownParticipant) => {}
+                    Err(e) => panic!("answer refused: {e}"),
+                }
+            }
+            other => self.events.push((to, other)),
         }
     }
 
@@ -156,22 +236,14 @@ impl FakeNetwork for Net {
     fn step(&mut self, step: Duration) {
         self.now += step;
         let now = self.now;
-        while let Some((to, event)) = self.ep.poll_event() {
-            match event {
-                PeerEvent::Offer { id, sdp } if self.clients.iter().any(|c| c.id == to) => {
-                    let answer = self.client(to).answer(&sdp);
-                    let cmd = Command::Answer {
-                        participant: to,
-                        offer: id,
-                        sdp: answer,
-                    };
-                    // The participant may have been removed meanwhile.
-                    match self.ep.handle_command(now, cmd) {
-                        Ok(_) | Err(WorkerError::UnknownParticipant) => {}
-                        Err(e) => panic!("answer refused: {e}"),
-                    }
-                }
-                other => self.events.push((to, other)),
+        // Until answering offers makes no more events.
+        loop {
+            let read = self.read_events();
+            if read.is_empty() {
+                break;
+            }
+            for (to, event) in read {
+                self.deliver(to, event);
             }
         }
         for c in &mut self.clients {
@@ -247,6 +319,50 @@ fn two_participants_exchange_media_both_ways() {
     assert_eq!(net.received(2, 1, 1), 1);
     assert_eq!(net.received(1, 2, 1), 1);
     assert_eq!(net.ep.participants(), 2);
+}
+
+/// A session that reads its events slower than they come (a page busy
+/// writing to a slow WebSocket) still gets the offer for a newcomer, and
+/// so its video, once it reads again: events wait, none is lost.
+#[test]
+fn a_session_slower_than_its_events_still_gets_the_newcomers_video() {
+    let mut net = Net::new();
+    net.join(1, "a");
+    net.run(Duration::from_millis(1500));
+    // Its session takes 8 events and then reads nothing, while its own
+    // chats (the room echoes them to their sender) come by the hundred.
+    net.stall(1, 8);
+    for i in 0..300 {
+        let chat = Command::Chat {
+            participant: 1,
+            text: format!("message {i}"),
+        };
+        net.command(chat).expect("chat");
+    }
+    net.join(2, "a");
+    net.run(Duration::from_millis(1500));
+    let waiting = net.slow.as_ref().map_or(0, |s| s.outboxes.waiting_for(1));
+    assert!(waiting > 290, "the chats and the offer wait: {waiting}");
+    net.everyone_sends(5);
+    net.run(Duration::from_millis(100));
+    assert_eq!(net.received(2, 1, 5), 1, "the newcomer is in the call");
+    assert_eq!(net.received(1, 2, 5), 0, "its offer waits behind the chats");
+
+    net.unstall();
+    net.run(Duration::from_millis(1500));
+    net.everyone_sends(6);
+    net.run(Duration::from_millis(100));
+    assert_eq!(net.received(1, 2, 6), 1, "the newcomer's video, after all");
+    let chats: Vec<String> = net
+        .events
+        .iter()
+        .filter_map(|(to, e)| match e {
+            PeerEvent::Chat { text, .. } if *to == 1 => Some(text.clone()),
+            _ => None,
+        })
+        .collect();
+    let sent: Vec<String> = (0..300).map(|i| format!("message {i}")).collect();
+    assert_eq!(chats, sent, "every chat, in order");
 }
 
 #[test]

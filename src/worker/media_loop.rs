@@ -22,16 +22,14 @@ use tokio::sync::mpsc;
 use super::batch_send::BatchSender;
 use super::endpoint::{Delivery, Endpoint};
 use super::ice_tcp::{HandedConnection, IceTcp, Incoming, Interest, MediaTcp, TcpEvent};
-use super::outbox::Outbox;
+use super::outbox::Outboxes;
 use super::peer::{dtls_cert, Candidates, Local};
-use super::sessions::Sessions;
 use super::shard::{Flows, ShardId, MAX_SHARDS};
 use super::shard_set::ShardSet;
 use super::stats::{Shared, Snapshot, WorkerStats};
 use super::steering;
 use super::tcp_handoff::{self, Accepted};
-use super::{cores, Envelope, PeerEvent, WorkerError, WorkerHandle};
-use crate::ids::ParticipantId;
+use super::{cores, Envelope, WorkerError, WorkerHandle};
 
 /// Largest datagram we accept; WebRTC stays under ~1200 bytes.
 const MAX_DATAGRAM: usize = 2048;
@@ -326,9 +324,7 @@ async fn run(
         socket,
         tcp,
         sender: BatchSender::default(),
-        events: Sessions::default(),
-        waiting: Vec::new(),
-        closing: Vec::new(),
+        outboxes: Outboxes::default(),
         shard,
     };
     let mut next_tcp_check = Instant::now();
@@ -421,11 +417,7 @@ struct Io {
     tcp: IceTcp,
     sender: BatchSender,
     /// Where each participant's events go (its signalling session).
-    events: Sessions<Outbox>,
-    /// Participants whose events wait for room in their channel.
-    waiting: Vec<ParticipantId>,
-    /// Sessions of participants gone whose last events still wait.
-    closing: Vec<Outbox>,
+    outboxes: Outboxes,
     /// This shard's place among the worker's: the flow table it tells
     /// what it learns and forgets, the other shards' queues, its inbox.
     shard: Shard,
@@ -451,10 +443,10 @@ impl Io {
         let (attaches, releases) = (cmd.attaches(), cmd.releases());
         let result = endpoint.handle_command(now, cmd);
         if let (Ok(_), Some((p, session)), Some(events)) = (&result, attaches, events) {
-            self.events.attach(p, session, Outbox::new(events));
+            self.outboxes.attach(p, session, events);
         }
         if let Some((p, session)) = releases {
-            self.events.release(p, session);
+            self.outboxes.release(p, session);
         }
         if let Some(reply) = reply {
             let _ = reply.send(result);
@@ -514,37 +506,10 @@ impl Io {
         self.hand_events_on(endpoint);
     }
 
-    /// Gives each participant's signalling its events: first those that
-    /// waited for room in its channel, then the new ones.
+    /// Gives each participant's signalling its events.
     fn hand_events_on(&mut self, endpoint: &mut Endpoint) {
-        let Io {
-            events, waiting, ..
-        } = self;
-        waiting.retain(|p| events.get_mut(*p).is_some_and(Outbox::flush));
-        self.closing.retain_mut(Outbox::flush);
-        while let Some((participant, event)) = endpoint.poll_event() {
-            let closed = matches!(event, PeerEvent::Closed { .. });
-            if let Some(outbox) = self.events.get_mut(participant) {
-                if outbox.push(event) {
-                    tracing::warn!(
-                        peer = participant,
-                        "signalling stuck: events are dropped until it resumes"
-                    );
-                }
-                if outbox.is_waiting() && !self.waiting.contains(&participant) {
-                    self.waiting.push(participant);
-                }
-            }
-            if closed {
-                // Its last events, the closing one among them, still go.
-                if let Some(outbox) = self.events.remove(participant) {
-                    if outbox.is_waiting() {
-                        self.closing.push(outbox);
-                    }
-                }
-                self.waiting.retain(|p| *p != participant);
-            }
-        }
+        self.outboxes
+            .hand_on(std::iter::from_fn(|| endpoint.poll_event()));
     }
 }
 

@@ -12,7 +12,9 @@ use std::collections::VecDeque;
 
 use tokio::sync::mpsc::{self, error::TrySendError};
 
-use super::PeerEvent;
+use super::sessions::Sessions;
+use super::{PeerEvent, SessionId};
+use crate::ids::ParticipantId;
 
 /// Events kept for a session whose channel is full.
 pub const MAX_WAITING: usize = 1024;
@@ -73,6 +75,73 @@ impl Outbox {
 
     pub fn is_waiting(&self) -> bool {
         !self.waiting.is_empty()
+    }
+}
+
+/// Every participant's outbox on one shard, the current session's.
+#[derive(Debug, Default)]
+pub struct Outboxes {
+    current: Sessions<Outbox>,
+    /// Participants whose events wait for room in their channel.
+    waiting: Vec<ParticipantId>,
+    /// Sessions of participants gone whose last events still wait.
+    closing: Vec<Outbox>,
+}
+
+impl Outboxes {
+    /// `session` receives the participant's events on `tx` from now on.
+    pub fn attach(
+        &mut self,
+        participant: ParticipantId,
+        session: SessionId,
+        tx: mpsc::Sender<PeerEvent>,
+    ) {
+        self.current.attach(participant, session, Outbox::new(tx));
+    }
+
+    /// What a [`Command::releases`](super::Command::releases) says.
+    pub fn release(&mut self, participant: ParticipantId, session: Option<SessionId>) {
+        self.current.release(participant, session);
+        self.waiting.retain(|p| *p != participant);
+    }
+
+    /// Hands each participant's session its events: first those that
+    /// waited for room in its channel, then `events`, in order.
+    pub fn hand_on(&mut self, events: impl Iterator<Item = (ParticipantId, PeerEvent)>) {
+        let Outboxes {
+            current, waiting, ..
+        } = self;
+        waiting.retain(|p| current.get_mut(*p).is_some_and(Outbox::flush));
+        self.closing.retain_mut(Outbox::flush);
+        for (participant, event) in events {
+            let closed = matches!(event, PeerEvent::Closed { .. });
+            if let Some(outbox) = self.current.get_mut(participant) {
+                if outbox.push(event) {
+                    tracing::warn!(
+                        peer = participant,
+                        "signalling stuck: events are dropped until it resumes"
+                    );
+                }
+                if outbox.is_waiting() && !self.waiting.contains(&participant) {
+                    self.waiting.push(participant);
+                }
+            }
+            if closed {
+                // Its last events, the closing one among them, still go.
+                if let Some(outbox) = self.current.remove(participant) {
+                    if outbox.is_waiting() {
+                        self.closing.push(outbox);
+                    }
+                }
+                self.waiting.retain(|p| *p != participant);
+            }
+        }
+    }
+
+    /// Events waiting for `participant`'s session to take them.
+    #[cfg(test)]
+    pub fn waiting_for(&self, participant: ParticipantId) -> usize {
+        self.current.get(participant).map_or(0, |o| o.waiting.len())
     }
 }
 
