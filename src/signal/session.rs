@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use rand::rngs::StdRng;
-use rand::SeedableRng;
 
 use super::limits::{self, AddressLimits, IDLE};
 use super::protocol::{
@@ -199,13 +198,15 @@ pub struct Session<'a, C: Clock = DefaultClock> {
 }
 
 impl<'a, C: Clock + Clone> Session<'a, C> {
-    /// A session for `client`, named `id`, drawing its ids from `seed`.
-    pub fn new(env: Env<'a, C>, client: IpAddr, id: SessionId, seed: u64, now: Instant) -> Self {
+    /// A session for `client`, named `id`, drawing participant ids and
+    /// resume tokens from `rng` (seeded from the system's entropy, a full
+    /// 256 bits, except in tests).
+    pub fn new(env: Env<'a, C>, client: IpAddr, id: SessionId, rng: StdRng, now: Instant) -> Self {
         Session {
             env,
             client,
             id,
-            rng: StdRng::seed_from_u64(seed),
+            rng,
             joined: None,
             knocking: None,
             lost: None,

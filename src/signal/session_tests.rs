@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use governor::clock::FakeRelativeClock;
 use jsonwebtoken::{encode, EncodingKey, Header};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use serde_json::{json, Value};
 
 use super::grant::GrantKey;
@@ -88,7 +90,7 @@ impl World {
             metrics: &self.metrics,
         };
         Client {
-            session: Session::new(env, CLIENT, SESSION, seed, self.t0),
+            session: Session::new(env, CLIENT, SESSION, StdRng::seed_from_u64(seed), self.t0),
             world: self,
             elapsed: Duration::ZERO,
         }

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use tokio::sync::mpsc;
 
 use super::limits::{OpenSocket, PING_EVERY};
@@ -39,7 +41,8 @@ pub async fn run(socket: WebSocket, state: AppState, client: IpAddr, _open: Opti
         limits: control.limits.as_ref(),
         metrics: &control.metrics,
     };
-    let mut session = Session::new(env, client, rand::random(), rand::random(), Instant::now());
+    let rng = StdRng::from_entropy();
+    let mut session = Session::new(env, client, rand::random(), rng, Instant::now());
     let mut io = Io {
         control,
         client,
