@@ -101,8 +101,11 @@ impl Outboxes {
 
     /// What a [`Command::releases`](super::Command::releases) says.
     pub fn release(&mut self, participant: ParticipantId, session: Option<SessionId>) {
-        self.current.release(participant, session);
-        self.waiting.retain(|p| *p != participant);
+        // A detach from a session already replaced changes nothing: the
+        // current session's waiting events still go.
+        if self.current.release(participant, session).is_some() {
+            self.waiting.retain(|p| *p != participant);
+        }
     }
 
     /// Hands each participant's session its events: first those that
@@ -220,5 +223,25 @@ mod tests {
         assert!(!outbox.flush());
         assert!(!outbox.push(offer(2)));
         assert!(!outbox.is_waiting());
+    }
+
+    #[test]
+    fn a_late_detach_from_a_replaced_session_stops_nothing() {
+        let mut boxes = Outboxes::default();
+        let (old_tx, _old_rx) = mpsc::channel(1);
+        boxes.attach(7, 1, old_tx);
+        // Resumed through session 2 (Wi-Fi to 4G), whose channel is full.
+        let (tx, mut rx) = mpsc::channel(1);
+        boxes.attach(7, 2, tx);
+        boxes.hand_on([(7, offer(0)), (7, offer(1))].into_iter());
+        // The old socket times out at last.
+        boxes.release(7, Some(1));
+        assert_eq!(offer_id(rx.try_recv().unwrap()), 0);
+        boxes.hand_on(std::iter::empty());
+        assert_eq!(
+            offer_id(rx.try_recv().unwrap()),
+            1,
+            "what waited for session 2 still goes"
+        );
     }
 }
