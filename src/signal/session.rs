@@ -43,8 +43,12 @@ pub const MAX_MESSAGE: usize = 256 * 1024;
 /// Sustained messages per second, and burst.
 const RATE: u32 = 30;
 const BURST: u32 = 120;
-/// Refused messages in a row before the socket is closed.
+/// Refused messages (rate-limited or in error) a socket may send beyond
+/// one a second before it is closed: a client that paces itself just
+/// above the rate, so that one message in a few goes through, is cut as
+/// surely as one that never stops. A person's page gets few refused.
 const MAX_REFUSED: u32 = 200;
+const REFUSED_FORGIVEN_EVERY: Duration = Duration::from_secs(1);
 
 /// The time, as the session reads it: monotonic for its own timers, Unix
 /// seconds for what others signed (tokens, grants, TURN credentials).
@@ -190,8 +194,8 @@ pub struct Session<'a, C: Clock = DefaultClock> {
     lost: Option<Lost>,
     waiting: Waiting,
     bucket: TokenBucket,
-    /// Messages refused in a row by the rate limit.
-    refused: u32,
+    /// What refused messages may still come before the socket is closed.
+    refusals: TokenBucket,
     /// When the client last sent anything.
     heard: Instant,
     out: VecDeque<Output>,
@@ -212,7 +216,7 @@ impl<'a, C: Clock + Clone> Session<'a, C> {
             lost: None,
             waiting: Waiting::Nothing,
             bucket: TokenBucket::new(BURST, Duration::from_secs(1) / RATE, now),
-            refused: 0,
+            refusals: TokenBucket::new(MAX_REFUSED, REFUSED_FORGIVEN_EVERY, now),
             heard: now,
             out: VecDeque::new(),
         }
@@ -269,42 +273,45 @@ impl<'a, C: Clock + Clone> Session<'a, C> {
     }
 
     fn on_text(&mut self, text: &str, now: Now) {
-        if !self.bucket.take(now.at) {
-            self.refused += 1;
-            if self.refused > MAX_REFUSED {
-                tracing::warn!("signalling flood; closing");
-                self.out.push_back(Output::Close);
-            } else {
-                self.send(ServerMessage::error(
-                    ErrorCode::RateLimited,
-                    "too many messages; slow down",
-                ));
-            }
+        let answer = self.answer_text(text, now);
+        let Some(refusal) = answer else {
             return;
+        };
+        if self.refusals.take(now.at) {
+            self.send(refusal);
+        } else {
+            tracing::warn!("signalling flood of refused messages; closing");
+            self.out.push_back(Output::Close);
         }
-        self.refused = 0;
+    }
+
+    /// Does what the message says; its refusal, if it is refused.
+    fn answer_text(&mut self, text: &str, now: Now) -> Option<ServerMessage> {
+        if !self.bucket.take(now.at) {
+            return Some(ServerMessage::error(
+                ErrorCode::RateLimited,
+                "too many messages; slow down",
+            ));
+        }
         if !matches!(self.waiting, Waiting::Nothing) {
             // The socket loop answers every request before reading on.
-            self.send(ServerMessage::error(
+            return Some(ServerMessage::error(
                 ErrorCode::BadMessage,
                 "one request at a time",
             ));
-            return;
         }
         if text.len() > MAX_MESSAGE {
-            self.send(ServerMessage::error(
+            return Some(ServerMessage::error(
                 ErrorCode::TooLarge,
                 format!(
                     "message of {} bytes; the limit is {MAX_MESSAGE}",
                     text.len()
                 ),
             ));
-            return;
         }
-        let result = protocol::parse(text).and_then(|msg| self.on_message(msg, now));
-        if let Err(e) = result {
-            self.send(e);
-        }
+        protocol::parse(text)
+            .and_then(|msg| self.on_message(msg, now))
+            .err()
     }
 
     fn on_message(&mut self, msg: ClientMessage, now: Now) -> Result<(), ServerMessage> {

@@ -633,6 +633,48 @@ fn a_flood_of_messages_is_slowed_then_cut() {
     assert_eq!(c.send(ping), [Output::Close]);
 }
 
+/// A client that paces itself so that one message in a few goes through
+/// used to be answered forever (issue 26: 165,197 refusals in 20 s from 8
+/// sockets); refusals are now counted whatever comes between them.
+#[test]
+fn a_paced_flood_of_refused_messages_is_cut_too() {
+    let world = World::new(config());
+    let mut c = world.session();
+    let ping = json!({"type": "ping"});
+    let (mut answered, mut refused) = (0, 0);
+    let closed_after = (0..2_000).find_map(|tick| {
+        // Two messages every 10 ms: more than the rate, never only refused.
+        c.advance(Duration::from_millis(10));
+        for _ in 0..2 {
+            match &c.send(ping.clone())[..] {
+                [Output::Send(ServerMessage::Pong)] => answered += 1,
+                [Output::Close] => return Some(Duration::from_millis(10 * tick)),
+                out => {
+                    refusal(out, ErrorCode::RateLimited);
+                    refused += 1;
+                }
+            }
+        }
+        None
+    });
+    let closed_after = closed_after.expect("the socket is closed");
+    assert!(
+        answered > refused / 10,
+        "paced: {answered} answered, {refused} refused"
+    );
+    assert!(
+        closed_after < Duration::from_secs(10),
+        "closed after {closed_after:?}"
+    );
+    // Errors count too: a stream of garbage is not a way around the rate.
+    let mut c = world.session_seeded(2);
+    let closed = (0..1_000).any(|_| {
+        c.advance(Duration::from_millis(20));
+        c.input(Input::Text("{not json")) == [Output::Close]
+    });
+    assert!(closed, "garbage at 50 a second is cut");
+}
+
 #[test]
 fn a_silent_client_is_pinged_then_closed() {
     let world = World::new(config());

@@ -75,7 +75,7 @@ pub enum WorkerError {
     ResumeRefused,
     #[error("invalid SDP: {0}")]
     InvalidSdp(String),
-    #[error("too many offers; wait a moment before the next one")]
+    #[error("too many offers or answers; wait a moment before the next one")]
     TooManyOffers,
     #[error("invalid ICE candidate: {0}")]
     InvalidCandidate(String),

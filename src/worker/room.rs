@@ -367,7 +367,7 @@ impl Room {
         rng: &mut impl Rng,
         out: &mut Outputs,
     ) -> Result<(), WorkerError> {
-        if !self.peer(id)?.accept_answer(offer, sdp)? {
+        if !self.peer(id)?.accept_answer(offer, sdp, now)? {
             return Ok(());
         }
         let peers = &self.peers;
