@@ -631,6 +631,7 @@ impl<'a, C: Clock + Clone> Session<'a, C> {
             participant: draft.participant,
             token: draft.token.clone(),
             session: self.id,
+            room: Some(draft.room.clone()),
         };
         self.ask(cmd, Waiting::Resume { draft, node });
     }
@@ -653,9 +654,10 @@ impl<'a, C: Clock + Clone> Session<'a, C> {
             (Waiting::Resume { draft, .. }, Ok(Reply::Resumed { resumed }))
                 if resumed.room != draft.room =>
             {
-                // Its token is right but its room is not the one named: a
-                // session must not claim a room it is not in (after a
-                // failover, the room it is vouched into). Given back.
+                // Its token is right but its room is not the one named (a
+                // worker older than the check of `room`): a session must
+                // not claim a room it is not in (after a failover, the
+                // room it is vouched into). Given back.
                 self.ask(
                     Command::Detach {
                         participant: draft.participant,

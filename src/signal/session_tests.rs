@@ -707,7 +707,8 @@ fn a_resume_with_the_right_token_welcomes_again_with_the_pending_offer() {
         [Output::Worker(Command::Resume {
             participant: 5,
             token: "tok".into(),
-            session: SESSION
+            session: SESSION,
+            room: Some(ROOM.into()),
         })]
     );
     let others = vec![person(6, "Paul")];

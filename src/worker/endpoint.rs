@@ -297,9 +297,13 @@ impl Endpoint {
                 participant,
                 token,
                 session,
+                room: named,
             } => {
                 let (_, room) = room_of(&self.routes, &mut self.rooms, participant)
                     .map_err(|_| WorkerError::ResumeRefused)?;
+                if named.is_some_and(|n| n != room.name()) {
+                    return Err(WorkerError::ResumeRefused);
+                }
                 let resumed = room.resume(participant, &token, session)?;
                 room.tell_settings(participant, &mut self.out);
                 tracing::info!(peer = participant, "session resumed");

@@ -419,13 +419,21 @@ fn an_ice_restart_into_a_network_that_blocks_everything_ends_after_the_grace() {
 fn a_resume_needs_the_participants_token() {
     let mut net = call_of_two();
     net.detach(2, 200);
-    let resume = |token: &str| Command::Resume {
+    let resume_in = |room: &str, token: &str| Command::Resume {
         participant: 2,
         token: token.into(),
         session: 201,
+        room: Some(room.into()),
     };
+    let resume = |token: &str| resume_in("a", token);
     assert_eq!(
         net.command(resume("token-1")),
+        Err(WorkerError::ResumeRefused)
+    );
+    // The right token, but naming a room it is not in: refused before the
+    // session takes the participant over.
+    assert_eq!(
+        net.command(resume_in("chambre-217", "token-2")),
         Err(WorkerError::ResumeRefused)
     );
     let Ok(Reply::Resumed { resumed }) = net.command(resume("token-2")) else {
@@ -451,6 +459,7 @@ fn a_detach_from_a_replaced_session_is_ignored() {
         participant: 2,
         token: "token-2".into(),
         session: 201,
+        room: None,
     }) else {
         panic!("resume refused");
     };

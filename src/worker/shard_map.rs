@@ -216,6 +216,7 @@ mod tests {
             participant: p,
             token: "t".into(),
             session: 2,
+            room: None,
         };
         assert_eq!(
             map.target(&leave(9), &IDLE, now),
