@@ -2,7 +2,8 @@
 //! page and the signalling over TLS, and a call works through them in
 //! headless Chromium. The certificate is then replaced on disk during the
 //! call: new connections get the new one within seconds, and the call goes
-//! on.
+//! on. Silent connections from one address cannot hold every TLS handshake
+//! slot meanwhile.
 
 mod common;
 
@@ -11,7 +12,8 @@ use std::time::Duration;
 
 use common::browser::Browser;
 use common::certificate::make_certificate;
-use common::{join, wait_for, wait_full_mesh, Server};
+use common::{closed_by_server, join, tcp_from, wait_for, wait_full_mesh, Server};
+use parloir::roles::http_port::OPENING_DEADLINE;
 
 /// The fingerprint of the certificate a new TLS connection to `addr` gets.
 fn fingerprint_served(addr: &str) -> String {
@@ -55,6 +57,44 @@ async fn a_call_over_https_survives_a_renewed_certificate() {
         Duration::from_secs(30),
     )
     .await;
+
+    // 1,100 silent connections from one address (not a byte, so no TLS
+    // handshake ever finishes): past its share of connections opening, the
+    // server closes them at once, and a TLS handshake from elsewhere gets
+    // through. The share was the whole server's: 1,024 silent connections
+    // locked everyone out.
+    parloir::net::raise_open_files_limit();
+    let mut silent = Vec::new();
+    for _ in 0..1_100 {
+        if let Ok(s) = tcp_from("127.0.0.2", server.http_addr()).await {
+            let s = s.into_std().unwrap();
+            s.set_nonblocking(true).unwrap();
+            silent.push(s);
+        }
+    }
+    assert!(silent.len() > 1_024, "{} connected", silent.len());
+    // Well within the opening deadline, while those it keeps are held.
+    let held = wait_for(
+        "the server to close what one address opens past its share",
+        OPENING_DEADLINE / 2,
+        || {
+            let open = silent
+                .iter_mut()
+                .map(closed_by_server)
+                .filter(|c| !c)
+                .count();
+            async move { (open <= 64).then_some(open) }
+        },
+    )
+    .await;
+    assert!(held > 0, "still held, not yet closed at the deadline");
+    assert_eq!(
+        fingerprint_served(&addr),
+        first,
+        "a TLS handshake from elsewhere while {held} silent connections are held"
+    );
+    println!("1,100 silent connections from one address: {held} held, TLS from elsewhere served");
+    drop(silent);
 
     // Renewed: written in place, as certbot's deploy step or a copy does,
     // and caught half done: the new key beside a certificate not yet

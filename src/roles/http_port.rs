@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, Semaphore};
 
 use super::tls::ServerTls;
 use crate::net::{Conn, Peer};
+use crate::signal::limits::Held;
 
 /// A new connection has this long to send its first byte and finish its
 /// TLS handshake.
@@ -33,9 +34,14 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// without one. A browser sends its headers in one packet; a slow mobile
 /// link takes a second or two.
 pub const HEADER_DEADLINE: Duration = Duration::from_secs(10);
-/// Connections being opened at once; beyond, new ones are closed, so that
-/// silent connections cannot take every descriptor.
-const MAX_OPENING: usize = 1024;
+/// Connections being opened at once (no first byte yet, or TLS
+/// unfinished) from one address (an IPv6 /64); beyond, its new ones are
+/// closed. A page opens a few at once; 1,050 silent ones from one address
+/// used to lock everyone else out of the one-port and TLS modes.
+const MAX_OPENING_PER_ADDRESS: usize = 64;
+/// The same for everyone together: the last line, sixteen addresses'
+/// worth, so that silent connections cannot take every descriptor.
+const MAX_OPENING: usize = 16 * MAX_OPENING_PER_ADDRESS;
 /// After a failed accept (out of descriptors), accepting pauses this long.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// The first byte of a TLS handshake record.
@@ -165,6 +171,7 @@ async fn accept(
     access: crate::access::Access,
 ) {
     let opening = Arc::new(Semaphore::new(MAX_OPENING));
+    let opening_from = Held::default();
     let direct = opener.tls.is_none() && opener.media.is_none();
     loop {
         let (stream, addr) = tokio::select! {
@@ -189,6 +196,10 @@ async fn accept(
             }
             continue;
         }
+        let Some(hold) = opening_from.take(addr.ip(), MAX_OPENING_PER_ADDRESS) else {
+            tracing::debug!(client = %crate::privacy::client(addr.ip()), "too many connections opening from this address: closed");
+            continue;
+        };
         let Ok(permit) = opening.clone().try_acquire_owned() else {
             tracing::debug!(client = %crate::privacy::client(addr.ip()), "too many connections opening: closed");
             continue;
@@ -196,7 +207,7 @@ async fn accept(
         let (opener, tx) = (opener.clone(), tx.clone());
         tokio::spawn(async move {
             let opened = tokio::time::timeout(OPENING_DEADLINE, opener.open(stream, addr)).await;
-            drop(permit);
+            drop((permit, hold));
             if let Ok(Some(conn)) = opened {
                 let _ = tx.send(conn).await;
             }

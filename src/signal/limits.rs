@@ -80,7 +80,7 @@ pub struct AddressLimits<C: Clock = DefaultClock> {
     handshakes: PerAddress<C>,
     joins: PerAddress<C>,
     new_rooms: PerAddress<C>,
-    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    open: Held,
 }
 
 impl Default for AddressLimits<DefaultClock> {
@@ -104,7 +104,7 @@ impl<C: Clock + Clone> AddressLimits<C> {
                 quota(NEW_ROOMS_PER_MINUTE, NEW_ROOMS_BURST),
                 clock,
             ),
-            open: Arc::default(),
+            open: Held::default(),
         }
     }
 
@@ -112,18 +112,13 @@ impl<C: Clock + Clone> AddressLimits<C> {
     /// dropped, or why not.
     pub fn open(&self, ip: IpAddr) -> Result<OpenSocket, Limited> {
         let k = key(ip);
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if open.get(&k).is_some_and(|n| *n >= MAX_OPEN) {
+        if self.open.count(k) >= MAX_OPEN {
             return Err(Limited::Open);
         }
         if self.handshakes.check_key(&k).is_err() {
             return Err(Limited::Handshakes);
         }
-        *open.entry(k).or_default() += 1;
-        Ok(OpenSocket {
-            key: k,
-            open: self.open.clone(),
-        })
+        self.open.take(k, MAX_OPEN).ok_or(Limited::Open)
     }
 
     pub fn join(&self, ip: IpAddr) -> Result<(), Limited> {
@@ -150,20 +145,55 @@ impl<C: Clock + Clone> AddressLimits<C> {
     }
 }
 
-/// A signalling socket counted open for its address until dropped.
-#[derive(Debug)]
-pub struct OpenSocket {
-    key: IpAddr,
-    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+/// How many of something each address (as [`key`] counts it) holds at
+/// once, each counted until its [`Hold`] is dropped: signalling sockets
+/// open, connections opening.
+#[derive(Debug, Clone, Default)]
+pub struct Held(Arc<Mutex<HashMap<IpAddr, usize>>>);
+
+impl Held {
+    /// What `ip`'s address holds now.
+    pub fn count(&self, ip: IpAddr) -> usize {
+        self.lock().get(&key(ip)).copied().unwrap_or(0)
+    }
+
+    /// One more for `ip`'s address, unless it holds `max` already.
+    pub fn take(&self, ip: IpAddr, max: usize) -> Option<Hold> {
+        let k = key(ip);
+        let mut held = self.lock();
+        let n = held.entry(k).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Hold {
+            key: k,
+            held: self.clone(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
-impl Drop for OpenSocket {
+/// One thing counted for its address until dropped.
+#[derive(Debug)]
+pub struct Hold {
+    key: IpAddr,
+    held: Held,
+}
+
+/// A signalling socket counted open for its address.
+pub type OpenSocket = Hold;
+
+impl Drop for Hold {
     fn drop(&mut self) {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = open.get_mut(&self.key) {
+        let mut held = self.held.lock();
+        if let Some(n) = held.get_mut(&self.key) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                open.remove(&self.key);
+                held.remove(&self.key);
             }
         }
     }

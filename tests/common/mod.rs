@@ -67,6 +67,7 @@ impl Server {
     /// The address of its HTTP port.
     pub fn http_addr(&self) -> std::net::SocketAddr {
         let addr = self.http.trim_start_matches("http://");
+        let addr = addr.trim_start_matches("https://");
         addr.parse().expect("the server's address")
     }
 
