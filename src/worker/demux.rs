@@ -22,6 +22,15 @@ use super::shard::FlowChange;
 /// path is never this quiet; ICE declares it lost well before.
 pub const ADDR_IDLE: Duration = Duration::from_secs(30);
 
+/// An address its owner was heard from within this long is not handed to
+/// another peer on that peer's word alone: a binding request authenticated
+/// with one participant's credentials but sent from another's address
+/// (a spoofed source) would otherwise take that address, and its media,
+/// from a live call. Browsers send media or a consent check from a live
+/// path far more often; a NAT gives a port to someone else only once its
+/// old user has left it.
+pub const ADDR_TAKEOVER: Duration = Duration::from_secs(10);
+
 /// Maps addresses and ufrags to `R`, whatever routes to a peer (the worker
 /// uses room and participant, so one lookup finds both).
 #[derive(Debug)]
@@ -54,6 +63,12 @@ impl<R: Copy + PartialEq> Demux<R> {
         let (route, seen) = self.by_addr.get_mut(addr)?;
         *seen = now;
         Some(*route)
+    }
+
+    /// Who owns `addr`, and when it was last heard from there, without
+    /// counting this as hearing from it.
+    pub fn owner(&self, addr: &SocketAddr) -> Option<(R, Instant)> {
+        self.by_addr.get(addr).copied()
     }
 
     /// The peer a STUN datagram names in its USERNAME (`ours:theirs`).

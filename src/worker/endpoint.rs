@@ -21,7 +21,7 @@ use rand::SeedableRng;
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::Input;
 
-use super::demux::{is_stun, Demux};
+use super::demux::{is_stun, Demux, ADDR_TAKEOVER};
 use super::door::{Door, Entry};
 use super::peer::{Departure, Local, Peer};
 use super::room::{Outputs, Room};
@@ -192,13 +192,25 @@ impl Endpoint {
             return Delivery::Unknown;
         };
         // From an address the peer already owns, its connection checks the
-        // request itself; only a new address is checked here first.
-        if stun && self.demux.by_addr(&source, now) != Some(route) {
-            if !room.accepts(route.peer, &input) {
-                self.out.counters.datagrams_dropped += 1;
-                return Delivery::Refused;
+        // request itself; only a new address is checked here first, and
+        // one that another peer was heard from lately stays that peer's.
+        if stun {
+            match self.demux.owner(&source) {
+                Some((owner, _)) if owner == route => {
+                    self.demux.by_addr(&source, now);
+                }
+                Some((_, heard)) if now.saturating_duration_since(heard) < ADDR_TAKEOVER => {
+                    self.out.counters.datagrams_dropped += 1;
+                    return Delivery::Refused;
+                }
+                _ => {
+                    if !room.accepts(route.peer, &input) {
+                        self.out.counters.datagrams_dropped += 1;
+                        return Delivery::Refused;
+                    }
+                    self.demux.learn_addr(source, route, now);
+                }
             }
-            self.demux.learn_addr(source, route, now);
         }
         room.receive(route.peer, input, now, &mut self.out);
         self.mark_busy(route.room);
