@@ -10,7 +10,8 @@
 //!
 //! Meanwhile a signalling socket from another address (127.0.0.3) that
 //! answers pings but says nothing stays open, the call keeps decoding, and
-//! the server's memory comes back to its level. Figures with
+//! the server's memory comes back to its level. Past 512 connections open
+//! from one address, its new ones are closed at once. Figures with
 //! `cargo test --release --test slow_sockets_e2e -- --nocapture`.
 
 mod common;
@@ -188,5 +189,30 @@ async fn idle_and_slow_sockets_are_closed_and_harm_nobody() {
     assert!(!quiet_task.is_finished(), "a live socket was closed");
     quiet_task.abort();
     let tabs: Vec<_> = call.iter().map(|(t, _)| t).collect();
+    still_decoding(&tabs, Duration::from_secs(10)).await;
+
+    // Past its share of open connections (512), what one address opens is
+    // closed at once, well before any deadline, and pages from elsewhere
+    // load: 19,985 kept alive from one address used to fill every
+    // descriptor of the process.
+    let mut many = Vec::new();
+    for _ in 0..600 {
+        let s = attacker().await.into_std().unwrap();
+        s.set_nonblocking(true).unwrap();
+        many.push(s);
+    }
+    let held = common::wait_for(
+        "the server to close what one address opens past its share",
+        HEADER_DEADLINE / 2,
+        || {
+            let open = many.iter_mut().map(closed).filter(|c| !c).count();
+            async move { (open <= 512).then_some(open) }
+        },
+    )
+    .await;
+    assert!(held > 0, "still held, not yet closed at the deadline");
+    assert_eq!(common::http_status(&base, "/").await, 200, "a page from elsewhere");
+    println!("600 connections from {ATTACKER}: {held} held, a page from elsewhere served");
+    drop(many);
     still_decoding(&tabs, Duration::from_secs(10)).await;
 }

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, Semaphore};
 
 use super::tls::ServerTls;
 use crate::net::{Conn, Peer};
-use crate::signal::limits::Held;
+use crate::signal::limits::{Held, Hold};
 
 /// A new connection has this long to send its first byte and finish its
 /// TLS handshake.
@@ -42,6 +42,12 @@ const MAX_OPENING_PER_ADDRESS: usize = 64;
 /// The same for everyone together: the last line, sixteen addresses'
 /// worth, so that silent connections cannot take every descriptor.
 const MAX_OPENING: usize = 16 * MAX_OPENING_PER_ADDRESS;
+/// HTTP connections open at once from one address, kept alive or not
+/// (a WebSocket counts among its own once upgraded). A browser keeps six
+/// per server, idle ones close after [`HEADER_DEADLINE`]; a ward behind one
+/// NAT loading the page together stays well below. 19,985 kept alive from
+/// one address used to take every descriptor of the process.
+const MAX_OPEN_PER_ADDRESS: usize = 512;
 /// After a failed accept (out of descriptors), accepting pauses this long.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// The first byte of a TLS handshake record.
@@ -66,7 +72,9 @@ impl Protocol {
     }
 }
 
-type Opened = (Box<dyn Conn>, SocketAddr);
+/// A connection ready for HTTP, its client, and its place among its
+/// address's open connections (given back when it ends).
+type Opened = (Box<dyn Conn>, SocketAddr, Hold);
 
 /// The listener axum serves from: connections opened (TLS done) by a task
 /// of its own.
@@ -111,7 +119,7 @@ pub async fn serve(
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (io, addr) = tokio::select! {
+        let (io, addr, hold) = tokio::select! {
             opened = port.opened.recv() => match opened {
                 Some(opened) => opened,
                 None => {
@@ -129,6 +137,7 @@ pub async fn serve(
         let done = done_tx.clone();
         tokio::spawn(async move {
             let _done = done;
+            let _hold = hold;
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_DEADLINE)
@@ -172,6 +181,7 @@ async fn accept(
 ) {
     let opening = Arc::new(Semaphore::new(MAX_OPENING));
     let opening_from = Held::default();
+    let open_from = Held::default();
     let direct = opener.tls.is_none() && opener.media.is_none();
     loop {
         let (stream, addr) = tokio::select! {
@@ -190,8 +200,12 @@ async fn accept(
             continue;
         }
         let _ = stream.set_nodelay(true);
+        let Some(open) = open_from.take(addr.ip(), MAX_OPEN_PER_ADDRESS) else {
+            tracing::debug!(client = %crate::privacy::client(addr.ip()), "too many connections from this address: closed");
+            continue;
+        };
         if direct {
-            if tx.send((Box::new(stream), addr)).await.is_err() {
+            if tx.send((Box::new(stream), addr, open)).await.is_err() {
                 return;
             }
             continue;
@@ -208,8 +222,8 @@ async fn accept(
         tokio::spawn(async move {
             let opened = tokio::time::timeout(OPENING_DEADLINE, opener.open(stream, addr)).await;
             drop((permit, hold));
-            if let Ok(Some(conn)) = opened {
-                let _ = tx.send(conn).await;
+            if let Ok(Some((conn, addr))) = opened {
+                let _ = tx.send((conn, addr, open)).await;
             }
         });
     }
@@ -218,7 +232,7 @@ async fn accept(
 impl Opener {
     /// Sorts a connection out: ICE-TCP goes to the media thread (`None`
     /// here), HTTP is returned, after its TLS handshake if any.
-    async fn open(&self, stream: TcpStream, addr: SocketAddr) -> Option<Opened> {
+    async fn open(&self, stream: TcpStream, addr: SocketAddr) -> Option<(Box<dyn Conn>, SocketAddr)> {
         if let Some(media) = &self.media {
             let mut first = [0u8; 1];
             if stream.peek(&mut first).await.ok()? == 0 {
