@@ -406,6 +406,10 @@ impl Peer {
         // which is what costs (16 ms for a 258 KB answer): only the one
         // answer each server offer awaits is parsed, however many come.
         bounded(sdp)?;
+        // What cannot be an SDP at all is said so, whatever it answers.
+        if !sdp.starts_with("v=0") {
+            return Err(WorkerError::InvalidSdp("it does not start with v=0".into()));
+        }
         if self
             .pending
             .as_ref()
