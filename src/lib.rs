@@ -18,6 +18,7 @@ pub(crate) mod ids;
 pub mod memory;
 pub(crate) mod metrics;
 pub mod net;
+pub mod per_address;
 pub mod privacy;
 pub(crate) mod rate;
 pub mod roles;

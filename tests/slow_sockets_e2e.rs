@@ -211,7 +211,11 @@ async fn idle_and_slow_sockets_are_closed_and_harm_nobody() {
     )
     .await;
     assert!(held > 0, "still held, not yet closed at the deadline");
-    assert_eq!(common::http_status(&base, "/").await, 200, "a page from elsewhere");
+    assert_eq!(
+        common::http_status(&base, "/").await,
+        200,
+        "a page from elsewhere"
+    );
     println!("600 connections from {ATTACKER}: {held} held, a page from elsewhere served");
     drop(many);
     still_decoding(&tabs, Duration::from_secs(10)).await;

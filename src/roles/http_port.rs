@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, Semaphore};
 
 use super::tls::ServerTls;
 use crate::net::{Conn, Peer};
-use crate::signal::limits::{Held, Hold};
+use crate::per_address::{Held, Hold};
 
 /// A new connection has this long to send its first byte and finish its
 /// TLS handshake.
@@ -232,7 +232,11 @@ async fn accept(
 impl Opener {
     /// Sorts a connection out: ICE-TCP goes to the media thread (`None`
     /// here), HTTP is returned, after its TLS handshake if any.
-    async fn open(&self, stream: TcpStream, addr: SocketAddr) -> Option<(Box<dyn Conn>, SocketAddr)> {
+    async fn open(
+        &self,
+        stream: TcpStream,
+        addr: SocketAddr,
+    ) -> Option<(Box<dyn Conn>, SocketAddr)> {
         if let Some(media) = &self.media {
             let mut first = [0u8; 1];
             if stream.peek(&mut first).await.ok()? == 0 {

@@ -16,15 +16,18 @@
 //! Limits hold many people behind one address (a hospital's NAT) in
 //! mind: they stop floods, not wards.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::HashMapStateStore;
 use governor::{Quota, RateLimiter};
+
+use crate::per_address::{key, Held, Hold};
+
+/// A signalling socket counted open for its address.
+pub type OpenSocket = Hold;
 
 /// Signalling sockets one address may hold open.
 pub const MAX_OPEN: usize = 64;
@@ -42,17 +45,6 @@ const JOINS_PER_MINUTE: u32 = 30;
 /// New rooms per address: a burst, then one every five seconds.
 pub const NEW_ROOMS_BURST: u32 = 5;
 const NEW_ROOMS_PER_MINUTE: u32 = 12;
-
-/// An address as limits count it: IPv4 as is, IPv6 by its /64.
-pub fn key(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-        }
-        v4 => v4,
-    }
-}
 
 /// What an address went over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -145,60 +137,6 @@ impl<C: Clock + Clone> AddressLimits<C> {
     }
 }
 
-/// How many of something each address (as [`key`] counts it) holds at
-/// once, each counted until its [`Hold`] is dropped: signalling sockets
-/// open, connections opening.
-#[derive(Debug, Clone, Default)]
-pub struct Held(Arc<Mutex<HashMap<IpAddr, usize>>>);
-
-impl Held {
-    /// What `ip`'s address holds now.
-    pub fn count(&self, ip: IpAddr) -> usize {
-        self.lock().get(&key(ip)).copied().unwrap_or(0)
-    }
-
-    /// One more for `ip`'s address, unless it holds `max` already.
-    pub fn take(&self, ip: IpAddr, max: usize) -> Option<Hold> {
-        let k = key(ip);
-        let mut held = self.lock();
-        let n = held.entry(k).or_default();
-        if *n >= max {
-            return None;
-        }
-        *n += 1;
-        Some(Hold {
-            key: k,
-            held: self.clone(),
-        })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// One thing counted for its address until dropped.
-#[derive(Debug)]
-pub struct Hold {
-    key: IpAddr,
-    held: Held,
-}
-
-/// A signalling socket counted open for its address.
-pub type OpenSocket = Hold;
-
-impl Drop for Hold {
-    fn drop(&mut self) {
-        let mut held = self.held.lock();
-        if let Some(n) = held.get_mut(&self.key) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                held.remove(&self.key);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -209,17 +147,6 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
-    }
-
-    #[test]
-    fn one_network_is_one_address() {
-        assert_eq!(
-            key(ip("2001:db8:1:2:aaaa::1")),
-            key(ip("2001:db8:1:2:bbbb::9"))
-        );
-        assert_ne!(key(ip("2001:db8:1:2::1")), key(ip("2001:db8:1:3::1")));
-        assert_eq!(key(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
-        assert_ne!(key(ip("192.0.2.7")), key(ip("192.0.2.8")));
     }
 
     #[test]

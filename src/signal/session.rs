@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use governor::clock::{Clock, DefaultClock};
 use rand::rngs::StdRng;
 
-use super::limits::{self, AddressLimits, IDLE};
+use super::limits::{AddressLimits, IDLE};
 use super::protocol::{
     self, ClientMessage, ErrorCode, ParticipantInfo, ParticipantState, ServerMessage, MAX_TILES,
 };
@@ -585,7 +585,7 @@ impl<'a, C: Clock + Clone> Session<'a, C> {
             moderator: draft.moderator,
             rejoin: draft.rejoin,
             network: Some(privacy::network_id(
-                limits::key(self.client),
+                crate::per_address::key(self.client),
                 config.secret.as_deref(),
             )),
             door,

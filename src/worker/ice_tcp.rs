@@ -10,7 +10,8 @@
 //! them apart by their first bytes and hands ICE-TCP ones over.
 //!
 //! Limits, so that TCP cannot be used to exhaust the worker: at most a
-//! quarter of the open files the process may have ([`max_connections`]); a frame larger than [`MAX_FRAME`]
+//! quarter of the open files the process may have ([`max_connections`]),
+//! and [`MAX_PER_ADDRESS`] from one address; a frame larger than [`MAX_FRAME`]
 //! closes its connection; a connection that has not carried a STUN request
 //! the endpoint accepted within [`HANDSHAKE_DEADLINE`], or that stays
 //! silent for [`IDLE_TIMEOUT`], is closed; what a slow reader leaves
@@ -28,6 +29,8 @@ use std::time::{Duration, Instant};
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::per_address::{Held, Hold};
 use tokio::sync::mpsc;
 
 /// Bounds of [`max_connections`].
@@ -38,6 +41,11 @@ const MAX_CONNECTIONS: usize = 10_000;
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// Larger than any datagram str0m sends or accepts.
 pub const MAX_FRAME: usize = 2048;
+/// Connections one address (an IPv6 /64) may have on a shard, and waiting
+/// for their first frame: 5,050 from one address used to take every slot
+/// and cut the meetings that could only use TCP. A ward behind one NAT
+/// has one per person.
+pub const MAX_PER_ADDRESS: usize = 256;
 pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_BACKLOG: usize = 1 << 20;
@@ -151,6 +159,8 @@ struct Connection {
     admitted: bool,
     /// A write readiness is awaited.
     waiting_write: bool,
+    /// Its place among its address's connections.
+    _hold: Hold,
 }
 
 /// The worker's TCP media connections.
@@ -158,6 +168,7 @@ pub struct IceTcp {
     source: Source,
     max_connections: usize,
     connections: HashMap<SocketAddr, Connection>,
+    per_address: Held,
     ready: FuturesUnordered<Ready>,
     /// Connections given frames since the last [`IceTcp::flush_pending`].
     pending: Vec<SocketAddr>,
@@ -195,6 +206,7 @@ impl IceTcp {
             source,
             max_connections: max_connections(),
             connections: HashMap::new(),
+            per_address: Held::default(),
             ready: FuturesUnordered::new(),
             pending: Vec::new(),
             accept_after: None,
@@ -237,6 +249,10 @@ impl IceTcp {
             self.counters.refused += 1;
             return; // dropped: closed
         }
+        let Some(hold) = self.per_address.take(addr.ip(), MAX_PER_ADDRESS) else {
+            self.counters.refused += 1;
+            return; // dropped: closed
+        };
         let _ = stream.set_nodelay(true);
         tracing::trace!(client = %crate::privacy::client(addr.ip()), "ICE-TCP connection");
         let now = Instant::now();
@@ -252,6 +268,7 @@ impl IceTcp {
                 last_heard: now,
                 admitted: false,
                 waiting_write: false,
+                _hold: hold,
             },
         );
         self.counters.accepted += 1;

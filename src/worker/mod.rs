@@ -54,7 +54,9 @@ use tokio::sync::{mpsc, oneshot};
 use crate::ids::{ParticipantId, ParticipantInfo, ParticipantState};
 pub use cores::allowed as allowed_cores;
 pub use door::{DoorSettings, RETURN_WINDOW};
-pub use ice_tcp::{HandedConnection, MediaTcp, MAX_FRAME as MAX_TCP_FRAME};
+pub use ice_tcp::{
+    HandedConnection, MediaTcp, MAX_FRAME as MAX_TCP_FRAME, MAX_PER_ADDRESS as MAX_TCP_PER_ADDRESS,
+};
 pub use link_quality::{Level, LinkQuality};
 pub use media_loop::{spawn, MediaConfig};
 pub use shard::MAX_SHARDS;

@@ -17,8 +17,11 @@ use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use super::ice_tcp::{max_connections, HandedConnection, HANDSHAKE_DEADLINE, MAX_FRAME};
+use super::ice_tcp::{
+    max_connections, HandedConnection, HANDSHAKE_DEADLINE, MAX_FRAME, MAX_PER_ADDRESS,
+};
 use super::shard::{Flows, ShardId};
+use crate::per_address::Held;
 
 /// Where the connections come from.
 pub enum Accepted {
@@ -40,11 +43,15 @@ pub fn spawn(
     };
     let waiting = Arc::new(AtomicUsize::new(0));
     let limit = max_connections();
+    let per_address = Held::default();
     tokio::spawn(async move {
         while let Some((stream, addr)) = from.next().await {
             if !access.admits(addr.ip()) || waiting.load(Ordering::Relaxed) >= limit {
                 continue; // closed
             }
+            let Some(hold) = per_address.take(addr.ip(), MAX_PER_ADDRESS) else {
+                continue; // closed
+            };
             waiting.fetch_add(1, Ordering::Relaxed);
             let (shards, flows, waiting) = (shards.clone(), flows.clone(), waiting.clone());
             tokio::spawn(async move {
@@ -53,6 +60,7 @@ pub fn spawn(
                     .ok()
                     .flatten();
                 waiting.fetch_sub(1, Ordering::Relaxed);
+                drop(hold);
                 let Some(queue) = owner.and_then(|s| shards.get(s)) else {
                     return; // closed
                 };
