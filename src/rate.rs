@@ -23,12 +23,18 @@ impl TokenBucket {
         }
     }
 
-    /// Takes one token if there is one.
-    pub fn take(&mut self, now: Instant) -> bool {
+    /// Whether a token is there, taking none: for what is charged only
+    /// when it turns out wasted.
+    pub fn has(&mut self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + elapsed * self.per_second).min(self.capacity);
-        if self.tokens >= 1.0 {
+        self.tokens >= 1.0
+    }
+
+    /// Takes one token if there is one.
+    pub fn take(&mut self, now: Instant) -> bool {
+        if self.has(now) {
             self.tokens -= 1.0;
             true
         } else {

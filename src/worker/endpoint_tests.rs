@@ -733,6 +733,25 @@ fn huge_offers_and_offer_floods_are_refused() {
     assert_eq!(net.received(1, 2, 7), 1);
 }
 
+/// A participant's real answers are never refused, however fast the
+/// server's offers come (a meeting's start: six joins within a second);
+/// a refused one would leave its offer in flight and the participant
+/// without every later newcomer. (The network panics on a refused answer.)
+#[test]
+fn real_answers_are_never_refused_however_fast_the_offers_come() {
+    let mut net = Net::new();
+    net.join(1, "a");
+    net.run(Duration::from_millis(1500));
+    let before = net.client(1).incoming.len();
+    for id in 2..=7 {
+        net.join(id, "a");
+        net.run(Duration::from_millis(100));
+    }
+    net.run(Duration::from_millis(1500));
+    let added = net.client(1).incoming.len() - before;
+    assert_eq!(added, 12, "a microphone and a camera for each of six");
+}
+
 /// Answers are matched to the server offer in flight before they are read
 /// (reading a 258 KB one took 16 ms of the media thread), and garbage for
 /// the right offer is bounded as offers are.

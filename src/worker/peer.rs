@@ -103,7 +103,7 @@ pub struct Peer {
     pending: Option<(u32, SdpPendingOffer, String)>,
     next_offer_id: u32,
     offers: TokenBucket,
-    /// Answers parsed: one per server offer, unless it was garbage.
+    /// Answers for the offer in flight that could not be read.
     answers: TokenBucket,
     /// The signalling session that speaks for this participant now.
     pub session: SessionId,
@@ -418,12 +418,15 @@ impl Peer {
             return Ok(false);
         }
         // Garbage for the right offer leaves it in flight: answering it so
-        // again and again is bounded as offers are.
-        if !self.answers.take(now) {
+        // again and again is bounded as offers are. Only a wasted parse is
+        // charged: real answers come as fast as the server's offers.
+        if !self.answers.has(now) {
             return Err(WorkerError::TooManyOffers);
         }
-        let answer =
-            SdpAnswer::from_sdp_string(sdp).map_err(|e| WorkerError::InvalidSdp(e.to_string()))?;
+        let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| {
+            self.answers.take(now);
+            WorkerError::InvalidSdp(e.to_string())
+        })?;
         let Some((_, pending, _)) = self.pending.take() else {
             return Ok(false);
         };
