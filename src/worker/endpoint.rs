@@ -173,6 +173,15 @@ impl Endpoint {
             self.demux.by_addr(&source, now)
         };
         let Some(route) = route else {
+            // A request for another shard's participant from an address one
+            // of ours was heard from lately is not handed over: there it
+            // would take the address in the worker's shared flow table.
+            let heard_lately =
+                |(_, heard): (_, Instant)| now.saturating_duration_since(heard) < ADDR_TAKEOVER;
+            if stun && self.demux.owner(&source).is_some_and(heard_lately) {
+                self.out.counters.datagrams_dropped += 1;
+                return Delivery::Refused;
+            }
             return Delivery::Unknown;
         };
         let Ok(contents) = data.try_into() else {

@@ -255,3 +255,34 @@ fn a_drain_reaches_every_shard_and_a_leave_frees_its_flows() {
     let (addrs, ufrags) = w.flows.known();
     assert_eq!((addrs, ufrags), (3, 3), "those of 1, 2 and 4 are left");
 }
+
+/// A binding request signed by a participant of shard 1 but sent from the
+/// address of a live participant of shard 0 (a spoofed source) is not
+/// handed to shard 1, where it would move the address in the shared flow
+/// table, and the kernel's steering with it.
+#[test]
+fn a_spoofed_request_for_another_shards_participant_moves_no_address() {
+    let mut w = two_meetings();
+    let index = w.clients.iter().position(|c| c.id == 3).unwrap();
+    let mut attacker = w.clients.remove(index);
+    let victim = w.public[&1];
+    let mut spoofed = 0;
+    for _ in 0..40 {
+        w.run(Duration::from_millis(250));
+        for t in attacker.poll(w.now) {
+            if super::demux::is_stun(&t.contents) {
+                spoofed += 1;
+                w.deliver(victim, &t.contents);
+            }
+        }
+    }
+    w.learn();
+    assert!(spoofed >= 3, "{spoofed} requests spoofed");
+    // Media (not STUN) is found by its address.
+    let rtp = [0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
+    assert_eq!(
+        w.flows.owner(&rtp, victim),
+        Some(0),
+        "the victim's address stays its shard's"
+    );
+}
