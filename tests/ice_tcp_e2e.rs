@@ -71,7 +71,7 @@ async fn a_network_without_udp_calls_over_tcp() {
                 .map(common::closed_by_server)
                 .filter(|c| !c)
                 .count();
-            async move { (open <= parloir::worker::MAX_TCP_PER_ADDRESS).then_some(open) }
+            async move { (open <= parloir::worker::max_tcp_per_address()).then_some(open) }
         },
     )
     .await;

@@ -11,7 +11,7 @@
 //!
 //! Limits, so that TCP cannot be used to exhaust the worker: at most a
 //! quarter of the open files the process may have ([`max_connections`]),
-//! and [`MAX_PER_ADDRESS`] from one address; a frame larger than [`MAX_FRAME`]
+//! and [`max_per_address`] from one address; a frame larger than [`MAX_FRAME`]
 //! closes its connection; a connection that has not carried a STUN request
 //! the endpoint accepted within [`HANDSHAKE_DEADLINE`], or that stays
 //! silent for [`IDLE_TIMEOUT`], is closed; what a slow reader leaves
@@ -42,10 +42,13 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// Larger than any datagram str0m sends or accepts.
 pub const MAX_FRAME: usize = 2048;
 /// Connections one address (an IPv6 /64) may have on a shard, and waiting
-/// for their first frame: 5,050 from one address used to take every slot
-/// and cut the meetings that could only use TCP. A ward behind one NAT
-/// has one per person.
-pub const MAX_PER_ADDRESS: usize = 256;
+/// for their first frame: an eighth of [`max_connections`] (625 with
+/// 20,000 open files). 5,050 from one address used to take every slot and
+/// cut the meetings that could only use TCP; a ward behind one NAT has
+/// two or three per person (candidates, a restart's old one lingering).
+pub fn max_per_address() -> usize {
+    max_connections() / 8
+}
 pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_BACKLOG: usize = 1 << 20;
@@ -167,6 +170,7 @@ struct Connection {
 pub struct IceTcp {
     source: Source,
     max_connections: usize,
+    max_per_address: usize,
     connections: HashMap<SocketAddr, Connection>,
     per_address: Held,
     ready: FuturesUnordered<Ready>,
@@ -205,6 +209,7 @@ impl IceTcp {
         Ok(IceTcp {
             source,
             max_connections: max_connections(),
+            max_per_address: max_per_address(),
             connections: HashMap::new(),
             per_address: Held::default(),
             ready: FuturesUnordered::new(),
@@ -249,7 +254,7 @@ impl IceTcp {
             self.counters.refused += 1;
             return; // dropped: closed
         }
-        let Some(hold) = self.per_address.take(addr.ip(), MAX_PER_ADDRESS) else {
+        let Some(hold) = self.per_address.take(addr.ip(), self.max_per_address) else {
             self.counters.refused += 1;
             return; // dropped: closed
         };

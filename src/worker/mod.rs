@@ -55,7 +55,7 @@ use crate::ids::{ParticipantId, ParticipantInfo, ParticipantState};
 pub use cores::allowed as allowed_cores;
 pub use door::{DoorSettings, RETURN_WINDOW};
 pub use ice_tcp::{
-    HandedConnection, MediaTcp, MAX_FRAME as MAX_TCP_FRAME, MAX_PER_ADDRESS as MAX_TCP_PER_ADDRESS,
+    max_per_address as max_tcp_per_address, HandedConnection, MediaTcp, MAX_FRAME as MAX_TCP_FRAME,
 };
 pub use link_quality::{Level, LinkQuality};
 pub use media_loop::{spawn, MediaConfig};

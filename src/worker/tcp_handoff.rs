@@ -18,7 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use super::ice_tcp::{
-    max_connections, HandedConnection, HANDSHAKE_DEADLINE, MAX_FRAME, MAX_PER_ADDRESS,
+    max_connections, max_per_address, HandedConnection, HANDSHAKE_DEADLINE, MAX_FRAME,
 };
 use super::shard::{Flows, ShardId};
 use crate::per_address::Held;
@@ -43,13 +43,13 @@ pub fn spawn(
     };
     let waiting = Arc::new(AtomicUsize::new(0));
     let limit = max_connections();
-    let per_address = Held::default();
+    let (per_address, most) = (Held::default(), max_per_address());
     tokio::spawn(async move {
         while let Some((stream, addr)) = from.next().await {
             if !access.admits(addr.ip()) || waiting.load(Ordering::Relaxed) >= limit {
                 continue; // closed
             }
-            let Some(hold) = per_address.take(addr.ip(), MAX_PER_ADDRESS) else {
+            let Some(hold) = per_address.take(addr.ip(), most) else {
                 continue; // closed
             };
             waiting.fetch_add(1, Ordering::Relaxed);
