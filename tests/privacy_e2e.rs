@@ -102,7 +102,16 @@ async fn a_call_leaves_no_room_name_person_or_address_in_logs_or_metrics() {
     let (first, _) = call.into_iter().next().expect("a tab");
     first.close().await;
     drop(browser);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Polled, not slept on: on a busy machine the removal comes later.
+    common::wait_for(
+        "the removal to be logged",
+        Duration::from_secs(15),
+        || async {
+            let log = std::fs::read_to_string(&server.log).unwrap_or_default();
+            log.contains("participant removed").then_some(())
+        },
+    )
+    .await;
     let log = server.stop();
 
     assert!(
