@@ -1,6 +1,8 @@
 //! Prometheus figures of a process, at `/metrics`, every name prefixed
 //! `parloir_` and labelled with the node id.
 
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use prometheus::{Encoder, Gauge, GaugeVec, IntCounter, Opts, Registry, TextEncoder};
 
 use crate::cluster::report::{Figure, LoadReport, FIGURES};
@@ -137,6 +139,38 @@ impl Metrics {
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()
     }
+
+    /// `/metrics` as Prometheus reads it: the figures, or 401 when a
+    /// `token` is set and the request does not show it as a bearer token
+    /// (how many rooms and people a service has is not for anyone).
+    pub fn scrape(&self, token: Option<&str>, headers: &HeaderMap) -> Response {
+        if !scrape_allowed(token, headers) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "this server's metrics need its metrics token",
+            )
+                .into_response();
+        }
+        (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            self.render(),
+        )
+            .into_response()
+    }
+}
+
+/// Whether `headers` show `token` (`Authorization: Bearer TOKEN`), or no
+/// token is asked.
+fn scrape_allowed(token: Option<&str>, headers: &HeaderMap) -> bool {
+    let Some(token) = token else {
+        return true;
+    };
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|shown| crate::secret::equal(shown.trim().as_bytes(), token.as_bytes()))
 }
 
 #[cfg(test)]
@@ -168,5 +202,26 @@ mod tests {
         assert!(w.contains("parloir_worker_stress") && !w.contains("parloir_signal"));
         let s = Metrics::new("s", Role::Signal).render();
         assert!(s.contains("parloir_signal_nodes") && !s.contains("parloir_worker"));
+    }
+
+    #[test]
+    fn a_metrics_token_is_asked_only_when_set() {
+        let with = |value: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, value.parse().unwrap());
+            h
+        };
+        let none = HeaderMap::new();
+        assert!(scrape_allowed(None, &none), "no token: open");
+        assert!(!scrape_allowed(Some("s3cret-token"), &none));
+        assert!(!scrape_allowed(Some("s3cret-token"), &with("Bearer wrong")));
+        assert!(!scrape_allowed(
+            Some("s3cret-token"),
+            &with("Basic s3cret-token")
+        ));
+        assert!(scrape_allowed(
+            Some("s3cret-token"),
+            &with("Bearer s3cret-token")
+        ));
     }
 }

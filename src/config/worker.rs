@@ -63,6 +63,9 @@ layer! {
         /// Show room names and client addresses in logs (otherwise opaque
         /// ids): for an operator debugging a call, not for every day.
         log_personal_data: bool, env "PARLOIR_LOG_PERSONAL_DATA", switch;
+        /// A token Prometheus must show to read /metrics (Authorization:
+        /// Bearer TOKEN); without one, /metrics is open to anyone.
+        metrics_token: String, env "PARLOIR_METRICS_TOKEN", optional;
         /// A network (CIDR) or address refused everywhere: HTTP, the
         /// signalling, media. Repeat for several; read again on SIGHUP.
         block: Vec<IpNet>, env "PARLOIR_BLOCK", list, flag "block";

@@ -84,6 +84,7 @@ pub async fn start(
             access: access.clone(),
             grants: config.grant_key(),
             turn: config.turn(),
+            metrics_token: config.metrics_token.clone(),
         },
         registry,
         Pool::new(

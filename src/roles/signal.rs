@@ -47,6 +47,7 @@ pub async fn start(
             access: access.clone(),
             grants: args.grant_key(),
             turn: args.turn(),
+            metrics_token: args.metrics_token.clone(),
         },
         registry,
         Pool::new(args.secret.clone(), None, cluster_tls),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -31,6 +31,7 @@ struct WorkerState {
     stats: Arc<WorkerStats>,
     metrics: Arc<Metrics>,
     secret: String,
+    metrics_token: Option<String>,
 }
 
 /// Runs a worker until it has drained (SIGTERM, or a drain from the API)
@@ -104,6 +105,7 @@ pub async fn run(args: WorkerConfig, reload: Option<Reload>) -> Result<(), Start
         stats: stats.clone(),
         metrics: metrics.clone(),
         secret: args.secret.clone(),
+        metrics_token: args.metrics_token.clone(),
     };
     let app = Router::new()
         .route("/control", get(control_ws))
@@ -218,12 +220,10 @@ async fn control_ws(
         .on_upgrade(move |socket| control::serve_connection(socket, state.worker))
 }
 
-async fn metrics_text(State(state): State<WorkerState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
-        .into_response()
+async fn metrics_text(State(state): State<WorkerState>, headers: HeaderMap) -> Response {
+    state
+        .metrics
+        .scrape(state.metrics_token.as_deref(), &headers)
 }
 
 async fn readyz(State(state): State<WorkerState>) -> Response {

@@ -72,6 +72,8 @@ pub struct SignalConfig {
     pub grants: Option<grant::GrantKey>,
     /// TURN servers handed to clients, with credentials.
     pub turn: Option<turn::TurnConfig>,
+    /// What Prometheus must show to read `/metrics`; `None`: open.
+    pub metrics_token: Option<String>,
 }
 
 pub struct Control {
@@ -334,14 +336,12 @@ async fn ws(
         .on_upgrade(move |socket| socket::run(socket, state, client, open))
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let control = &state.0;
     // Headroom as of this scrape, or of the last placement within a second.
-    state.0.refresh_gauges(Moment::now()).await;
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.0.metrics.render(),
-    )
-        .into_response()
+    control.refresh_gauges(Moment::now()).await;
+    let token = control.config.metrics_token.as_deref();
+    control.metrics.scrape(token, &headers)
 }
 
 /// Ready when calls can be served: with an in-process worker, its media

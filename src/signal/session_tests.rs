@@ -54,6 +54,7 @@ fn config() -> SignalConfig {
         access: Default::default(),
         grants: None,
         turn: None,
+        metrics_token: None,
     }
 }
 
