@@ -150,6 +150,29 @@ async fn malformed_signalling(server: &Server) {
     .await;
     assert_eq!(closed, Ok(true), "an oversized frame closes that socket");
 
+    // The first fragment of a message whose last never comes is held only
+    // up to the socket's budget (it was four times the message limit:
+    // 480 such sockets held 1 GB); past it the socket is closed.
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    let mut ws = connect(server).await;
+    let first = Frame::message("x".repeat(400 << 10), OpCode::Data(Data::Text), false);
+    let _ = ws.send(Message::Frame(first)).await;
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return true,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert_eq!(
+        closed,
+        Ok(true),
+        "400 KiB of an unfinished message closes it"
+    );
+
     // A flood is refused with rate-limited, then cut. First a flood that
     // stays under the cut (the burst of 120, then fewer than 200 refused
     // in a row), whose answers are all read: a socket cut with pings still

@@ -103,6 +103,10 @@ const MAX_PLACEMENT_ROUNDS: usize = 20;
 /// Workers found unreachable before a join gives up.
 const MAX_UNREACHABLE: usize = 3;
 
+/// The most a signalling socket assembles of one message, fragments
+/// included: the session's own limit and a margin for its clear error.
+const WS_MESSAGE_BUDGET: usize = session::MAX_MESSAGE + 64 * 1024;
+
 /// Shared state of the HTTP handlers.
 #[derive(Clone)]
 pub struct AppState(pub Arc<Control>);
@@ -330,9 +334,11 @@ async fn ws(
     upgrade
         // Frames above this are refused by the WebSocket layer itself; the
         // session gives a clear error for anything between its own limit
-        // and this one.
-        .max_message_size(session::MAX_MESSAGE * 4)
-        .max_frame_size(session::MAX_MESSAGE * 4)
+        // and this one. It is also what a socket may hold of a message
+        // whose last fragment never comes: at four times the session's
+        // limit, 480 such sockets from 8 addresses held 1 GB.
+        .max_message_size(WS_MESSAGE_BUDGET)
+        .max_frame_size(WS_MESSAGE_BUDGET)
         .on_upgrade(move |socket| socket::run(socket, state, client, open))
 }
 
