@@ -432,16 +432,8 @@ impl<'a, C: Clock + Clone> Session<'a, C> {
             ClientMessage::SetLobby { on } => {
                 self.moderate(|participant| Command::SetLobby { participant, on })
             }
-            ClientMessage::Admit { id } => self.moderate(|participant| Command::Admit {
-                participant,
-                knocker: id,
-                admit: true,
-            }),
-            ClientMessage::Refuse { id } => self.moderate(|participant| Command::Admit {
-                participant,
-                knocker: id,
-                admit: false,
-            }),
+            ClientMessage::Admit { id } => self.answer_knock(id, true),
+            ClientMessage::Refuse { id } => self.answer_knock(id, false),
             ClientMessage::Remove { id } => self.moderate(|participant| Command::Remove {
                 participant,
                 target: id,
@@ -727,6 +719,15 @@ impl<'a, C: Clock + Clone> Session<'a, C> {
             resumed: false,
             ice_servers,
         });
+    }
+
+    /// A moderator lets `knocker` in, or not.
+    fn answer_knock(&mut self, knocker: ParticipantId, admit: bool) -> Result<(), ServerMessage> {
+        self.moderate(|participant| Command::Admit {
+            participant,
+            knocker,
+            admit,
+        })
     }
 
     /// A moderator's command about its room.
