@@ -56,6 +56,19 @@ async fn error_of(ws: &mut Ws, frame: Message) -> Value {
     }
 }
 
+/// Whether the server closes `ws` within `timeout`.
+async fn closed_within(ws: &mut Ws, timeout: Duration) -> bool {
+    let closed = async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(timeout, closed).await.is_ok()
+}
+
 fn text(s: impl Into<String>) -> Message {
     Message::Text(s.into().into())
 }
@@ -139,16 +152,8 @@ async fn malformed_signalling(server: &Server) {
     // Beyond the hard frame limit the socket is closed, nothing else.
     let mut ws = connect(server).await;
     let _ = ws.send(text("x".repeat(3 << 20))).await;
-    let closed = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match ws.next().await {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return true,
-                _ => {}
-            }
-        }
-    })
-    .await;
-    assert_eq!(closed, Ok(true), "an oversized frame closes that socket");
+    let closed = closed_within(&mut ws, Duration::from_secs(5)).await;
+    assert!(closed, "an oversized frame closes that socket");
 
     // The first fragment of a message whose last never comes is held only
     // up to the socket's budget (it was four times the message limit:
@@ -158,20 +163,8 @@ async fn malformed_signalling(server: &Server) {
     let mut ws = connect(server).await;
     let first = Frame::message("x".repeat(400 << 10), OpCode::Data(Data::Text), false);
     let _ = ws.send(Message::Frame(first)).await;
-    let closed = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match ws.next().await {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return true,
-                _ => {}
-            }
-        }
-    })
-    .await;
-    assert_eq!(
-        closed,
-        Ok(true),
-        "400 KiB of an unfinished message closes it"
-    );
+    let closed = closed_within(&mut ws, Duration::from_secs(5)).await;
+    assert!(closed, "400 KiB of an unfinished message closes it");
 
     // A flood is refused with rate-limited, then cut. First a flood that
     // stays under the cut (the burst of 120, then fewer than 200 refused

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::browser::Browser;
 use common::certificate::make_certificate;
-use common::{closed_by_server, join, tcp_from, wait_for, wait_full_mesh, Server};
+use common::{join, tcp_from, wait_at_most_open, wait_for, wait_full_mesh, Server};
 use parloir::roles::http_port::OPENING_DEADLINE;
 
 /// The fingerprint of the certificate a new TLS connection to `addr` gets.
@@ -67,24 +67,16 @@ async fn a_call_over_https_survives_a_renewed_certificate() {
     let mut silent = Vec::new();
     for _ in 0..1_100 {
         if let Ok(s) = tcp_from("127.0.0.2", server.http_addr()).await {
-            let s = s.into_std().unwrap();
-            s.set_nonblocking(true).unwrap();
-            silent.push(s);
+            silent.push(s.into_std().unwrap());
         }
     }
     assert!(silent.len() > 1_024, "{} connected", silent.len());
     // Well within the opening deadline, while those it keeps are held.
-    let held = wait_for(
+    let held = wait_at_most_open(
         "the server to close what one address opens past its share",
+        &mut silent,
+        64,
         OPENING_DEADLINE / 2,
-        || {
-            let open = silent
-                .iter_mut()
-                .map(closed_by_server)
-                .filter(|c| !c)
-                .count();
-            async move { (open <= 64).then_some(open) }
-        },
     )
     .await;
     assert!(held > 0, "still held, not yet closed at the deadline");

@@ -57,22 +57,13 @@ async fn a_network_without_udp_calls_over_tcp() {
     tls.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc])
         .unwrap();
     let mut idle: Vec<std::net::TcpStream> = (0..1000).map(|_| connect()).collect();
-    for s in &idle {
-        s.set_nonblocking(true).unwrap();
-    }
     // All from one address: past its share, closed at once; Ben's address
     // keeps its own (5,050 from one address used to take every slot).
-    let held = common::wait_for(
+    let held = common::wait_at_most_open(
         "what one address opens past its share closed",
+        &mut idle,
+        parloir::worker::max_tcp_per_address(),
         Duration::from_secs(3),
-        || {
-            let open = idle
-                .iter_mut()
-                .map(common::closed_by_server)
-                .filter(|c| !c)
-                .count();
-            async move { (open <= parloir::worker::max_tcp_per_address()).then_some(open) }
-        },
     )
     .await;
     eprintln!("1,000 silent connections from one address: {held} held");

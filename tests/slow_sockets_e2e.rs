@@ -57,7 +57,7 @@ impl Kind {
             if trickle {
                 let _ = std::io::Write::write(s, b"a");
             }
-            if closed(s) {
+            if common::closed_by_server(s) {
                 after.push(since.elapsed());
                 false
             } else {
@@ -72,16 +72,6 @@ impl Kind {
 
     fn earliest(&self) -> Duration {
         self.closed_after.iter().copied().min().unwrap_or_default()
-    }
-}
-
-/// Whether the server closed `s` (end of stream or reset), without
-/// waiting: 200 connections are looked at four times a second.
-fn closed(s: &mut std::net::TcpStream) -> bool {
-    match std::io::Read::read(s, &mut [0u8; 256]) {
-        Ok(0) => true,
-        Ok(_) => false,
-        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
     }
 }
 
@@ -197,17 +187,13 @@ async fn idle_and_slow_sockets_are_closed_and_harm_nobody() {
     // descriptor of the process.
     let mut many = Vec::new();
     for _ in 0..600 {
-        let s = attacker().await.into_std().unwrap();
-        s.set_nonblocking(true).unwrap();
-        many.push(s);
+        many.push(attacker().await.into_std().unwrap());
     }
-    let held = common::wait_for(
+    let held = common::wait_at_most_open(
         "the server to close what one address opens past its share",
+        &mut many,
+        512,
         HEADER_DEADLINE / 2,
-        || {
-            let open = many.iter_mut().map(closed).filter(|c| !c).count();
-            async move { (open <= 512).then_some(open) }
-        },
     )
     .await;
     assert!(held > 0, "still held, not yet closed at the deadline");

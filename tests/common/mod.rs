@@ -411,6 +411,26 @@ pub async fn wait_all_closed(what: &str, mut open: Vec<std::net::TcpStream>, tim
     .await;
 }
 
+/// Waits until the server keeps at most `most` of `open` (those it closed
+/// are taken out of `open`); how many it keeps. Read without blocking, so
+/// a thousand connections are looked at in a moment.
+pub async fn wait_at_most_open(
+    what: &str,
+    open: &mut Vec<std::net::TcpStream>,
+    most: usize,
+    timeout: Duration,
+) -> usize {
+    for s in open.iter() {
+        s.set_nonblocking(true).unwrap();
+    }
+    wait_for(what, timeout, || {
+        open.retain_mut(|s| !closed_by_server(s));
+        let left = open.len();
+        async move { (left <= most).then_some(left) }
+    })
+    .await
+}
+
 /// Whether the server closed `s` (end of stream, or reset); a read that
 /// times out means it is still open.
 pub fn closed_by_server(s: &mut std::net::TcpStream) -> bool {
