@@ -191,7 +191,7 @@ async fn offers(
 }
 
 /// The target, if every address it names is this machine's.
-fn loopback_target(target: &str) -> anyhow::Result<String> {
+pub(crate) fn loopback_target(target: &str) -> anyhow::Result<String> {
     let url = reqwest::Url::parse(target).context("--target")?;
     if url.scheme() != "http" {
         bail!("--target must be http://HOST:PORT");
@@ -200,7 +200,7 @@ fn loopback_target(target: &str) -> anyhow::Result<String> {
         .socket_addrs(|| Some(80))
         .with_context(|| format!("resolve {target}"))?;
     if addrs.is_empty() || !addrs.iter().all(|a| a.ip().is_loopback()) {
-        bail!("flood-offers attacks loopback targets only, not {target}");
+        bail!("the floods attack loopback targets only, not {target}");
     }
     Ok(target.trim_end_matches('/').to_string())
 }

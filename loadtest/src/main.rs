@@ -4,6 +4,7 @@
 mod bench;
 mod dtls;
 mod flood;
+mod flood_ports;
 mod janus_client;
 mod link;
 mod loss;
@@ -48,6 +49,9 @@ enum Command {
     /// An attacker's signalling load on a Parloir on this machine: offers
     /// of thousands of m-lines, as fast as they are answered.
     FloodOffers(flood::FloodArgs),
+    /// An attacker's load on a worker's ICE agent, from a Parloir call on
+    /// this machine: its own binding requests from a new port each time.
+    FloodPorts(flood_ports::FloodPortsArgs),
     /// A surge on a cluster of this machine (Redis, a signal server, two
     /// workers, a third one midway): writes loadtest/results/surge.*.
     Surge(surge::SurgeArgs),
@@ -177,6 +181,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Bench(b) => bench::main(b),
         Command::FloodOffers(f) => flood::main(f),
+        Command::FloodPorts(f) => flood_ports::main(f),
         Command::Surge(s) => surge::main(s),
     }
 }

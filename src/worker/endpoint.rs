@@ -213,7 +213,7 @@ impl Endpoint {
                     return Delivery::Refused;
                 }
                 _ => {
-                    if !room.accepts(route.peer, &input) {
+                    if !room.takes_source(route.peer, source, &input) {
                         self.out.counters.datagrams_dropped += 1;
                         return Delivery::Refused;
                     }

@@ -12,6 +12,7 @@ use str0m::net::Protocol;
 use tokio::sync::mpsc;
 
 use super::endpoint::{Delivery, Endpoint, ENDED_REMEMBERED};
+use super::ice_sources::MAX_ICE_SOURCES;
 use super::outbox::Outboxes;
 use super::peer::{
     Candidates, CONNECT_DEADLINE, DETACH_GRACE, DISCONNECT_GRACE, MAX_MEDIA_SECTIONS, SEAT_GRACE,
@@ -688,6 +689,60 @@ fn a_spoofed_binding_request_does_not_take_a_live_participants_address() {
     net.run(Duration::from_millis(100));
     let lost = (20..60).filter(|tag| net.received(2, 1, *tag) == 0).count();
     assert_eq!(lost, 0, "the victim's packets lost: {lost} of 40");
+}
+
+/// A participant's own valid binding requests from a new port each time:
+/// its ICE agent is given at most `MAX_ICE_SOURCES` addresses, the others'
+/// call goes on, and after an ICE restart the participant may move again.
+#[test]
+fn a_participant_cannot_grow_its_ice_agent_from_thousands_of_ports() {
+    let mut net = call_of_two();
+    net.join(3, "b");
+    net.join(4, "b");
+    net.run(Duration::from_millis(1500));
+    let index = net.clients.iter().position(|c| c.id == 3).unwrap();
+    let mut attacker = net.clients.remove(index);
+    let mut request = None;
+    while request.is_none() {
+        net.run(Duration::from_millis(250));
+        let now = net.now;
+        request = attacker
+            .poll(now)
+            .into_iter()
+            .find(|t| super::demux::is_stun(&t.contents));
+    }
+    let request = request.unwrap().contents;
+    let mut taken = 0;
+    for port in 0..2000u16 {
+        let from = SocketAddr::from(([198, 51, 100, 200], 10_000 + port));
+        let now = net.now;
+        if net.ep.handle_datagram(now, Protocol::Udp, from, &request) == Delivery::Delivered {
+            taken += 1;
+        }
+        if port % 100 == 0 {
+            net.everyone_sends((port / 100) as u8 + 20);
+            net.run(Duration::from_millis(20));
+        }
+    }
+    // The attacker's first address was its own: one fewer new one.
+    assert!(
+        taken < MAX_ICE_SOURCES && MAX_ICE_SOURCES <= 32,
+        "{taken} of 2,000 new addresses given to one participant's agent"
+    );
+    net.run(Duration::from_millis(100));
+    let lost = (20..40).filter(|tag| net.received(2, 1, *tag) == 0).count();
+    assert_eq!(lost, 0, "the others' packets lost: {lost} of 20");
+
+    // An ICE restart (a network move) starts the count again.
+    net.clients.push(attacker);
+    net.public.insert(3, "198.51.100.201:7000".parse().unwrap());
+    let offer = net.client(3).ice_restart();
+    let answer = net.offer(3, offer).expect("restart answered");
+    net.client(3).accept_answer(&answer);
+    net.run(Duration::from_millis(1500));
+    net.everyone_sends(60);
+    net.run(Duration::from_millis(100));
+    assert_eq!(net.received(4, 3, 60), 1, "it moves after the restart");
 }
 
 #[test]

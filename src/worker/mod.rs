@@ -16,6 +16,7 @@ mod door;
 pub(crate) mod endpoint;
 #[cfg(test)]
 mod endpoint_tests;
+mod ice_sources;
 pub(crate) mod ice_tcp;
 mod layer;
 mod layer_switch;

@@ -19,6 +19,7 @@ use str0m::net::{Protocol, TcpType};
 use str0m::{Candidate, IceCreds, Rtc, RtcConfig};
 
 use super::allocator::Downlink;
+use super::ice_sources::IceSources;
 use super::link_quality::LinkWatch;
 use super::repair_cache::RepairWindows;
 use super::router::{Plan, TrackKey};
@@ -98,6 +99,8 @@ pub struct Peer {
     pub rtc: Rtc,
     /// Our ICE username fragment: STUN from a new address is matched on it.
     pub ufrag: String,
+    /// The source addresses its ICE agent was given in this generation.
+    pub sources: IceSources,
     /// The server offer in flight, with the id the client echoes back and
     /// its SDP (sent again if the participant resumes).
     pending: Option<(u32, SdpPendingOffer, String)>,
@@ -278,6 +281,7 @@ impl Peer {
             token,
             rtc,
             ufrag,
+            sources: IceSources::default(),
             pending: None,
             next_offer_id: 1,
             offers: TokenBucket::new(OFFER_BURST, OFFER_EVERY, now),
@@ -354,8 +358,13 @@ impl Peer {
             .map_err(|e| WorkerError::InvalidSdp(e.to_string()))?;
         let rolled_back = self.pending.take().is_some();
         self.offered = true;
-        // An ICE restart changes our credentials too.
-        self.ufrag = self.rtc.direct_api().local_ice_credentials().ufrag;
+        // An ICE restart changes our credentials too, and empties the
+        // agent's remote candidates.
+        let ufrag = self.rtc.direct_api().local_ice_credentials().ufrag;
+        if ufrag != self.ufrag {
+            self.ufrag = ufrag;
+            self.sources.restart();
+        }
         Ok((answer.to_sdp_string(), rolled_back))
     }
 

@@ -9,6 +9,7 @@
 //! [`Room::remove`].
 
 use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -326,10 +327,15 @@ impl Room {
         self.peers.get(&id).map(|p| p.ufrag.as_str())
     }
 
-    /// Whether the participant's connection authenticates this input (a
-    /// STUN request with its credentials): only then may it move address.
-    pub fn accepts(&self, id: ParticipantId, input: &Input) -> bool {
-        self.peers.get(&id).is_some_and(|p| p.rtc.accepts(input))
+    /// Whether the participant's connection may be given this STUN request
+    /// from a new source address: its connection authenticates it (the
+    /// participant's own credentials), and its ICE generation has not yet
+    /// brought [`MAX_ICE_SOURCES`](super::ice_sources::MAX_ICE_SOURCES)
+    /// addresses.
+    pub fn takes_source(&mut self, id: ParticipantId, source: SocketAddr, input: &Input) -> bool {
+        self.peers
+            .get_mut(&id)
+            .is_some_and(|p| p.rtc.accepts(input) && p.sources.take(source))
     }
 
     /// The participant's own offer (its first, or an ICE restart); returns

