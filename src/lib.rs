@@ -24,6 +24,7 @@ pub(crate) mod rate;
 pub mod roles;
 pub(crate) mod secret;
 pub(crate) mod signal;
+pub mod state_dir;
 /// The limits per client address (their figures are public: tests and
 /// operators read them).
 pub use signal::limits;

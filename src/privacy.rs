@@ -86,6 +86,13 @@ pub fn password_digest(room: &str, password: &str, cluster_secret: Option<&str>)
     keyed_hex(message.as_bytes(), cluster_secret, 32)
 }
 
+/// A room's name as `serve` keeps its door on disk (`state_dir.rs`): an
+/// HMAC under the state folder's key, so the file names no room.
+pub fn room_digest(room: &str, key: &str) -> String {
+    let message = ["parloir room", room].join("\0");
+    keyed_hex(message.as_bytes(), Some(key), 16)
+}
+
 /// The first `len` bytes (at most 32) of an HMAC-SHA256 of `message`, in
 /// hex, keyed with the cluster's secret, or with this process's own random
 /// key without one.

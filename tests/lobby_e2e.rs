@@ -8,6 +8,9 @@
 //!   name. She lets him in: they see and hear each other.
 //! - Cléo gives the right password too; Ana refuses her: her page says she
 //!   was not let in, and she does not retry.
+//! - The server restarts (an update, a crash): Ana and Ben come back by
+//!   themselves, Ana as moderator and Ben not, the room still locked with
+//!   its lobby on; Dan, who never was in, is asked for the password.
 //! - Ana removes Ben: his page says so, he does not come back by himself,
 //!   and Ana's call goes on.
 
@@ -22,6 +25,9 @@ use serde_json::json;
 const ROOM: &str = "chambre-104";
 const PASSWORD: &str = "tulipe rouge";
 const CALL: Duration = Duration::from_secs(20);
+/// A page's way back after its server restarted: its reconnection's
+/// backoff, a failed resume, a join.
+const RESTART: Duration = Duration::from_secs(30);
 
 async fn screen_is(tab: &Tab<'_>, what: &str, screen: &str) {
     let expr = format!("window.parloir.screen() === '{screen}'");
@@ -64,7 +70,7 @@ async fn text_of(tab: &Tab<'_>, selector: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_moderator_locks_the_room_lets_in_refuses_and_removes() {
-    let server = Server::start();
+    let mut server = Server::start();
     let base = server.http.clone();
     let browser = Browser::launch().await;
 
@@ -143,6 +149,44 @@ async fn a_moderator_locks_the_room_lets_in_refuses_and_removes() {
     assert!(text_of(&cleo, "#ended-title").await.contains("not let in"));
     assert!(tiles(&ana).await.len() == 1, "only Ben in Ana's call");
     cleo.close().await;
+
+    // The server restarts: the door it kept on disk stays shut, and its
+    // moderator is who it was, not whoever is back first.
+    server.stop();
+    server.start_again();
+    let (old_ana, old_ben) = (ana_id, ben_id);
+    let ben_id = wait_for("Ben back under a new id", RESTART, || async {
+        you(&ben).await.filter(|id| *id != old_ben)
+    })
+    .await;
+    let ana_id = wait_for("Ana back under a new id", RESTART, || async {
+        you(&ana).await.filter(|id| *id != old_ana)
+    })
+    .await;
+    let back = "window.parloir.screen() === 'call' && window.parloir.state().locked \
+                && window.parloir.state().lobby";
+    until(
+        &ana,
+        "Ana back as moderator",
+        &format!("{back} && window.parloir.state().moderator"),
+        CALL,
+    )
+    .await;
+    until(
+        &ben,
+        "Ben back, not moderator",
+        &format!("{back} && !window.parloir.state().moderator"),
+        CALL,
+    )
+    .await;
+    let call = vec![(ana, ana_id), (ben, ben_id)];
+    wait_full_mesh("Ana and Ben see and hear each other again", &call, CALL).await;
+    let [(ana, _), (ben, _)] = <[_; 2]>::try_from(call).ok().unwrap();
+    let dan = browser
+        .open(&format!("{base}/r/{ROOM}?name=Dan&join=1"))
+        .await;
+    screen_is(&dan, "Dan asked for the password", "password").await;
+    dan.close().await;
 
     // Ana removes Ben from the people panel.
     ana.eval(&format!(

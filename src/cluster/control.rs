@@ -345,6 +345,7 @@ mod tests {
                 door: Some(crate::worker::DoorSettings {
                     password: Some("0f1e2d".into()),
                     lobby: true,
+                    ..Default::default()
                 }),
                 vouched: Some(crate::worker::Vouched::Moderator),
             },

@@ -107,6 +107,11 @@ layer! {
         /// A token Prometheus must show to read /metrics (Authorization:
         /// Bearer TOKEN); without one, /metrics is open to anyone.
         metrics_token: String, env "PARLOIR_METRICS_TOKEN", optional;
+        /// Folder where rooms' doors (password digests, lobby, who may come
+        /// back as moderator) are kept across restarts, or "off"
+        /// [default: $STATE_DIRECTORY, $XDG_STATE_HOME/parloir or
+        /// ~/.local/state/parloir].
+        state_dir: String, env "PARLOIR_STATE_DIR", optional;
         /// A network (CIDR) or address refused everywhere: HTTP, the
         /// signalling, media. Repeat for several; read again on SIGHUP.
         block: Vec<IpNet>, env "PARLOIR_BLOCK", list, flag "block";
@@ -159,6 +164,17 @@ impl ServeConfig {
     }
 
     /// The certificate and key to serve HTTPS with, if configured.
+    /// Where to keep the rooms' doors: `Err` holds the default folder,
+    /// used if it can be (an unwritable home only says so), `Ok(None)`
+    /// when turned off.
+    pub fn state_dir(&self) -> Result<Option<std::path::PathBuf>, Option<std::path::PathBuf>> {
+        match self.state_dir.as_deref() {
+            Some("off") => Ok(None),
+            Some(dir) => Ok(Some(dir.into())),
+            None => Err(crate::state_dir::StateDir::default_path()),
+        }
+    }
+
     pub fn tls(&self) -> Option<TlsFiles> {
         tls_files(self.tls_cert.as_deref(), self.tls_key.as_deref())
     }

@@ -52,6 +52,8 @@ pub enum StartError {
     HttpClient(#[from] reqwest::Error),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error("{0} (move it aside to start with every room open, or give --state-dir)")]
+    State(#[from] crate::state_dir::StateError),
     #[error("cannot use the TLS certificate {path}: {source}")]
     Tls {
         path: String,

@@ -2,6 +2,7 @@
 //! process, with in-memory state. No other service needed.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::{bind, http, Running, StartError};
 use crate::access::{reload_on_hangup, Access, Reload};
@@ -11,6 +12,7 @@ use crate::config::{MediaTcpAddr, ServeConfig};
 use crate::metrics::{Metrics, Role};
 use crate::signal::pool::Pool;
 use crate::signal::{self, AppState, Control, SignalConfig};
+use crate::state_dir::{Doors, StateDir};
 use crate::worker::{self, MediaConfig, MediaTcp};
 
 /// Node id of the embedded worker.
@@ -50,7 +52,21 @@ pub async fn start(
         steer_to: config.media_steer_to,
     })?;
     let media = worker.media_addr;
-    let registry: Arc<dyn Registry> = Arc::new(Memory::default());
+    let (registry, door_key) = match kept_doors(&config)? {
+        Some((state, doors)) => {
+            tracing::info!(
+                folder = %state.path().display(),
+                rooms = doors.len(),
+                "rooms' doors kept across restarts"
+            );
+            let key = state.password_key()?;
+            let writer = state.door_writer();
+            let memory = Memory::keeping_doors(doors, writer, key.clone(), Instant::now());
+            (memory, Some(key))
+        }
+        None => (Memory::default(), None),
+    };
+    let registry: Arc<dyn Registry> = Arc::new(registry);
     let metrics = Arc::new(Metrics::new(LOCAL_NODE, Role::Both));
     let mut reporter = Reporter::new(
         NodeInfo {
@@ -85,6 +101,7 @@ pub async fn start(
             grants: config.grant_key(),
             turn: config.turn(),
             metrics_token: config.metrics_token.clone(),
+            door_key,
         },
         registry,
         Pool::new(
@@ -105,4 +122,31 @@ pub async fn start(
     )
     .await?;
     Ok((running, media))
+}
+
+/// The state folder and the doors it kept, unless turned off. A folder
+/// given that cannot be used stops the start; the default one only says
+/// so (a container's read-only home), and the doors then last as long as
+/// the process.
+fn kept_doors(config: &ServeConfig) -> Result<Option<(StateDir, Doors)>, StartError> {
+    let open = |path: &std::path::Path| -> Result<(StateDir, Doors), StartError> {
+        let state = StateDir::open(path)?;
+        let doors = state.doors()?;
+        Ok((state, doors))
+    };
+    match config.state_dir() {
+        Ok(None) => Ok(None),
+        Ok(Some(path)) => open(&path).map(Some),
+        Err(None) => {
+            tracing::warn!("no state folder (no HOME): a restart opens every locked room");
+            Ok(None)
+        }
+        Err(Some(path)) => match StateDir::open(&path) {
+            Ok(_) => open(&path).map(Some),
+            Err(e) => {
+                tracing::warn!("{e}: a restart opens every locked room (give --state-dir)");
+                Ok(None)
+            }
+        },
+    }
 }

@@ -47,6 +47,7 @@ pub async fn start(
             access: access.clone(),
             grants: args.grant_key(),
             turn: args.turn(),
+            door_key: None,
             metrics_token: args.metrics_token.clone(),
         },
         registry,

@@ -74,6 +74,10 @@ pub struct SignalConfig {
     pub turn: Option<turn::TurnConfig>,
     /// What Prometheus must show to read `/metrics`; `None`: open.
     pub metrics_token: Option<String>,
+    /// The key room passwords are digested under without a cluster
+    /// secret: `serve`'s own, kept in its state folder so that a digest
+    /// outlives a restart (`state_dir.rs`); `None`: this process's own.
+    pub door_key: Option<String>,
 }
 
 pub struct Control {

@@ -742,7 +742,9 @@ impl<'a, C: Clock + Clone> Session<'a, C> {
 
     /// A password as the cluster compares it (`privacy::password_digest`).
     fn password_digest(&self, room: &str, password: &str) -> String {
-        privacy::password_digest(room, password, self.env.config.secret.as_deref())
+        let config = &self.env.config;
+        let key = config.secret.as_deref().or(config.door_key.as_deref());
+        privacy::password_digest(room, password, key)
     }
 
     /// What the join's room token (if any) lets in: refused when the

@@ -38,6 +38,7 @@ const NODE: &str = "node-a";
 
 fn config() -> SignalConfig {
     SignalConfig {
+        door_key: None,
         secret: Some(SECRET.into()),
         max_participants: 12,
         last_n: 9,
@@ -229,6 +230,7 @@ fn a_join_is_placed_then_asked_of_the_worker_then_welcomed() {
     let door = DoorSettings {
         password: Some("digest".into()),
         lobby: true,
+        ..Default::default()
     };
     let out = c.input(Input::Placed(Ok(Placed {
         node: NODE.into(),

@@ -20,6 +20,12 @@
 //! come back through without password or lobby (a moderator as one), and
 //! anyone else passes the door as before; the first of them in moderates.
 //!
+//! It also outlives the signal server (a restart of `parloir serve`, which
+//! keeps doors on disk): with the settings go the keys of who was in (a
+//! digest of each one's resume token, and whether it moderated). A page
+//! that comes back shows its token and enters as what it was; while a
+//! moderator is still awaited, whoever enters first only stands in.
+//!
 //! Plain data with time passed in: the room calls it, the tests drive it
 //! without sockets or sleeps.
 
@@ -79,8 +85,9 @@ struct Returning {
     until: Instant,
 }
 
-/// What a room's moderators set: kept by the cluster while the room lives,
-/// so that a room made anew elsewhere keeps its door shut.
+/// What a room's moderators set, and who may come back: kept by the
+/// cluster while the room lives, so that a room made anew elsewhere keeps
+/// its door shut and its moderators.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DoorSettings {
     /// The password as the signal servers keep it: a keyed digest
@@ -89,12 +96,35 @@ pub struct DoorSettings {
     pub password: Option<String>,
     #[serde(default)]
     pub lobby: bool,
+    /// Who was in or may come back, and as what.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub returning: Vec<ReturnKey>,
+}
+
+/// One participant's way back into a room made anew.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReturnKey {
+    /// A digest of its resume token ([`return_key`]): whoever reads the
+    /// kept doors cannot resume anyone's call with it.
+    pub key: String,
+    pub moderator: bool,
+}
+
+/// The digest a resume token is kept as: 128 bits of SHA-256, enough for
+/// tokens that are themselves 128 random bits.
+pub fn return_key(token: &str) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    d.as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl DoorSettings {
-    /// Nothing set: an open room needs nothing kept.
+    /// Nothing set and nobody to let back: an open, empty room needs
+    /// nothing kept.
     pub fn is_open(&self) -> bool {
-        self.password.is_none() && !self.lobby
+        self.password.is_none() && !self.lobby && self.returning.is_empty()
     }
 }
 
@@ -111,15 +141,21 @@ pub struct Door {
     knocks: VecDeque<JoinRequest>,
     /// Who lost its media and may come back, oldest first.
     returning: VecDeque<Returning>,
+    /// Of a room made anew: who was in, until they come back or the
+    /// restore is over.
+    kept: Vec<ReturnKey>,
 }
 
 impl Door {
     /// The door of a room made anew after its worker was lost.
     pub fn restored(settings: DoorSettings, now: Instant) -> Door {
+        let mut kept = settings.returning;
+        kept.truncate(REMEMBERED);
         Door {
             password: settings.password,
             lobby: settings.lobby,
             restored: Some(now + RETURN_WINDOW),
+            kept,
             ..Door::default()
         }
     }
@@ -130,17 +166,53 @@ impl Door {
         self.restored.is_some_and(|until| until <= now)
     }
 
-    /// What the moderators set.
+    /// What the moderators set, and the keys of who is in or may come
+    /// back (a stand-in comes back as a member: its role was lent).
     pub fn settings(&self) -> DoorSettings {
+        let members = self.members.iter().map(|m| ReturnKey {
+            key: return_key(&m.token),
+            moderator: m.moderator && !m.stand_in,
+        });
+        let lost = self.returning.iter().map(|r| ReturnKey {
+            key: return_key(&r.token),
+            moderator: r.moderator,
+        });
+        let mut returning: Vec<ReturnKey> = members.chain(lost).collect();
+        returning.extend(self.kept.iter().cloned());
+        returning.truncate(REMEMBERED);
         DoorSettings {
             password: self.password.clone(),
             lobby: self.lobby,
+            returning,
         }
+    }
+
+    /// The kept key `token` matches, while the restore lasts.
+    fn kept_key(&self, token: &str, now: Instant) -> Option<&ReturnKey> {
+        if self.restored.is_none_or(|until| now >= until) {
+            return None;
+        }
+        let key = return_key(token);
+        self.kept
+            .iter()
+            .find(|k| secret::equal(k.key.as_bytes(), key.as_bytes()))
+    }
+
+    /// A moderator may still come back: whoever moderates meanwhile stands
+    /// in.
+    fn moderator_awaited(&self) -> bool {
+        self.returning.iter().any(|r| r.moderator) || self.kept.iter().any(|k| k.moderator)
     }
 
     /// How `req` may enter the room now.
     pub fn check(&self, req: &JoinRequest, now: Instant) -> Result<Entry, WorkerError> {
         if let Some(back) = req.rejoin.as_deref().and_then(|t| self.returning(t, now)) {
+            return Ok(Entry::Enter {
+                moderator: back.moderator || req.moderator,
+            });
+        }
+        // Was in when the room's worker or signal server was lost.
+        if let Some(back) = req.rejoin.as_deref().and_then(|t| self.kept_key(t, now)) {
             return Ok(Entry::Enter {
                 moderator: back.moderator || req.moderator,
             });
@@ -155,7 +227,8 @@ impl Door {
             .filter(|_| self.restored.is_some_and(|u| now < u))
         {
             return Ok(Entry::Enter {
-                moderator: vouched == Vouched::Moderator || self.members.is_empty(),
+                moderator: vouched == Vouched::Moderator
+                    || (self.members.is_empty() && !self.moderator_awaited()),
             });
         }
         if let Some(password) = &self.password {
@@ -179,7 +252,7 @@ impl Door {
         // Only a room made anew is empty here: whoever passes its door
         // first moderates it.
         Ok(Entry::Enter {
-            moderator: self.members.is_empty(),
+            moderator: self.members.is_empty() && !self.moderator_awaited(),
         })
     }
 
@@ -208,22 +281,36 @@ impl Door {
                 .returning
                 .iter()
                 .position(|r| secret::equal(r.token.as_bytes(), shown.as_bytes()));
-            if let Some(back) = at.and_then(|i| self.returning.remove(i)) {
-                if back.moderator {
-                    moderator = true;
-                    for m in self.members.iter_mut().filter(|m| m.stand_in) {
-                        m.moderator = false;
-                        m.stand_in = false;
-                        demoted.push(m.id);
-                    }
+            let key = return_key(shown);
+            let kept = || {
+                self.kept
+                    .iter()
+                    .position(|k| secret::equal(k.key.as_bytes(), key.as_bytes()))
+            };
+            let back = match at {
+                Some(i) => self.returning.remove(i).map(|r| r.moderator),
+                None => kept().map(|i| self.kept.remove(i).moderator),
+            };
+            if back == Some(true) {
+                moderator = true;
+                for m in self.members.iter_mut().filter(|m| m.stand_in) {
+                    m.moderator = false;
+                    m.stand_in = false;
+                    demoted.push(m.id);
                 }
             }
         }
+        // A room made anew whose moderator may still come back: whoever is
+        // in first moderates meanwhile, as a stand-in.
+        let stand_in = !moderator
+            && self.restored.is_some()
+            && !self.members.iter().any(|m| m.moderator)
+            && self.moderator_awaited();
         self.members.push(Member {
             id,
             token: token.to_string(),
-            moderator,
-            stand_in: false,
+            moderator: moderator || stand_in,
+            stand_in,
         });
         demoted
     }
@@ -248,7 +335,7 @@ impl Door {
             return None;
         }
         // A moderator who may come back is stood in for, not replaced.
-        let awaited = self.returning.iter().any(|r| r.moderator);
+        let awaited = self.moderator_awaited();
         let first = self.members.first_mut()?;
         first.moderator = true;
         first.stand_in = awaited;
@@ -259,7 +346,10 @@ impl Door {
     /// no longer come back is a moderator of its own.
     fn settle(&mut self, now: Instant) {
         self.returning.retain(|r| now < r.until);
-        if !self.returning.iter().any(|r| r.moderator) {
+        if self.restore_over(now) {
+            self.kept.clear();
+        }
+        if !self.moderator_awaited() {
             for m in &mut self.members {
                 m.stand_in = false;
             }
@@ -397,6 +487,7 @@ mod tests {
         DoorSettings {
             password: Some("digest".into()),
             lobby,
+            ..Default::default()
         }
     }
 
@@ -473,6 +564,7 @@ mod tests {
             DoorSettings {
                 password: None,
                 lobby: true,
+                ..Default::default()
             },
             now,
         );
@@ -695,5 +787,61 @@ mod tests {
             door.check(&req(4), now),
             Ok(Entry::Enter { moderator: true })
         );
+    }
+
+    /// The door of a room shut by 1 (moderator) with 2 in, as a restarted
+    /// signal server reads it back.
+    fn kept_door(now: Instant) -> Door {
+        let settings = closed_door(now).settings();
+        assert_eq!(settings.returning.len(), 2);
+        assert!(
+            !settings.returning.iter().any(|k| k.key.contains("token")),
+            "tokens are kept as digests"
+        );
+        Door::restored(settings, now)
+    }
+
+    #[test]
+    fn who_was_in_comes_back_through_a_door_kept_across_a_restart() {
+        let now = Instant::now();
+        let mut door = kept_door(now);
+        // A stranger without the password is refused; with it, knocks.
+        assert_eq!(door.check(&req(5), now), Err(WorkerError::PasswordRequired));
+        // The member back first: in without password or lobby, standing in
+        // for the moderator who is still awaited.
+        assert_eq!(
+            enter(&mut door, &back(12, 2), now),
+            Ok(Entry::Enter { moderator: false })
+        );
+        assert!(door.is_moderator(12), "stands in");
+        // The moderator is back: moderates, and the stand-in no longer.
+        assert_eq!(
+            door.check(&back(11, 1), now),
+            Ok(Entry::Enter { moderator: true })
+        );
+        let demoted = door.entered(came(&back(11, 1)), true, now);
+        assert_eq!(demoted, vec![12]);
+        assert!(door.is_moderator(11) && !door.is_moderator(12));
+        // A key is used once.
+        assert_eq!(
+            door.check(&back(13, 1), now),
+            Err(WorkerError::PasswordRequired)
+        );
+    }
+
+    #[test]
+    fn kept_keys_open_nothing_after_the_return_window() {
+        let now = Instant::now();
+        let mut door = kept_door(now);
+        let later = now + RETURN_WINDOW;
+        assert_eq!(
+            door.check(&back(11, 1), later),
+            Err(WorkerError::PasswordRequired)
+        );
+        let mut right = req(5);
+        right.password = Some("secret".into());
+        assert_eq!(door.check(&right, later), Ok(Entry::Knock));
+        door.settle(later);
+        assert!(door.settings().returning.is_empty(), "nothing left to keep");
     }
 }

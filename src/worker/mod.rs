@@ -54,7 +54,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::ids::{ParticipantId, ParticipantInfo, ParticipantState};
 pub use cores::allowed as allowed_cores;
-pub use door::{DoorSettings, RETURN_WINDOW};
+pub use door::{DoorSettings, ReturnKey, RETURN_WINDOW};
 pub use ice_tcp::{
     max_per_address as max_tcp_per_address, HandedConnection, MediaTcp, MAX_FRAME as MAX_TCP_FRAME,
 };

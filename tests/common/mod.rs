@@ -49,7 +49,14 @@ impl Server {
         let media_port = free_udp_port();
         let media = format!("{media_ip}:{media_port}");
         let http = format!("{http_ip}:0");
+        // Doors kept in a folder of its own, the same after a restart.
+        let state = std::env::temp_dir().join(format!(
+            "parloir-test-state-{}-{media_port}",
+            std::process::id()
+        ));
+        let state = state.to_string_lossy().into_owned();
         let mut args = vec!["serve", "--http", &http, "--media", &media];
+        args.extend_from_slice(&["--state-dir", &state]);
         args.extend_from_slice(extra);
         let proc_ = Proc::parloir(&args);
         let url = proc_.url();
@@ -337,6 +344,9 @@ impl Proc {
                 "RUST_LOG",
                 std::env::var("PARLOIR_TEST_LOG").unwrap_or_else(|_| "warn".into()),
             )
+            // Nothing of a test kept in this machine's own state folder
+            // (`Server` gives one of its own).
+            .env("PARLOIR_STATE_DIR", "off")
             .stdout(Stdio::piped())
             .spawn()
             .expect("start parloir");

@@ -174,6 +174,9 @@ pub fn main(a: BenchArgs) -> anyhow::Result<()> {
                 "1".into(),
                 // Every participant comes from one address here.
                 "--no-address-limits".into(),
+                // A fresh process per run, nothing kept from the last.
+                "--state-dir".into(),
+                "off".into(),
             ],
         )?;
         if !line.contains("http://") {

@@ -19,7 +19,8 @@ use futures_util::future::{self, BoxFuture, FutureExt};
 use super::{Assigned, Moment, Registry, Result, NODE_TTL, ROOM_GRACE};
 use crate::cluster::placement::{NodeView, PENDING_FOR};
 use crate::cluster::report::{LoadReport, NodeState};
-use crate::worker::DoorSettings;
+use crate::state_dir::{DoorWriter, Doors};
+use crate::worker::{DoorSettings, RETURN_WINDOW};
 
 /// Sweeps cost a pass over every room: once a second, not once a report.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -44,6 +45,56 @@ struct Rooms {
     /// When rooms were placed, per node, within `PENDING_FOR`.
     pending: HashMap<String, Vec<Instant>>,
     swept: Option<Instant>,
+    /// `parloir serve`'s doors on disk, when it keeps them.
+    kept: Option<KeptDoors>,
+}
+
+/// The doors a `serve` process keeps across its restarts (`state_dir.rs`),
+/// by the digest of their room's name.
+struct KeptDoors {
+    /// Read at start: given to the rooms made anew until their people had
+    /// their time to come back.
+    restored: HashMap<String, (DoorSettings, Instant)>,
+    /// As last written.
+    written: Doors,
+    writer: DoorWriter,
+    /// The state folder's key, for the rooms' digests.
+    key: String,
+}
+
+impl KeptDoors {
+    /// Writes the doors of live rooms and of those still awaited, if they
+    /// changed.
+    fn keep(&mut self, assigned: &HashMap<String, Assignment>, now: Instant) {
+        self.restored.retain(|_, (_, until)| now < *until);
+        let live = assigned
+            .iter()
+            .filter(|(_, a)| a.live(now))
+            .filter_map(|(room, a)| Some((self.digest(room), a.door.as_ref()?)));
+        let awaited = self
+            .restored
+            .iter()
+            .map(|(digest, (door, _))| (digest.clone(), door));
+        let doors: Doors = awaited
+            .chain(live)
+            .filter(|(_, door)| !door.is_open())
+            .map(|(digest, door)| (digest, door.clone()))
+            .collect();
+        if doors != self.written {
+            self.writer.write(doors.clone());
+            self.written = doors;
+        }
+    }
+
+    fn digest(&self, room: &str) -> String {
+        crate::privacy::room_digest(room, &self.key)
+    }
+
+    /// The door kept for `room`, while its people may come back.
+    fn restored(&self, room: &str, now: Instant) -> Option<DoorSettings> {
+        let (door, until) = self.restored.get(&self.digest(room))?;
+        (now < *until).then(|| door.clone())
+    }
 }
 
 struct Assignment {
@@ -106,6 +157,14 @@ impl Rooms {
                     a.door = room.door.clone();
                 }
             }
+            // Made anew: its door is now the one its worker reports.
+            if let Some(kept) = &mut self.kept {
+                let digest = kept.digest(&room.room);
+                kept.restored.remove(&digest);
+            }
+        }
+        if let Some(kept) = &mut self.kept {
+            kept.keep(&self.assigned, now);
         }
     }
 
@@ -136,6 +195,26 @@ impl Rooms {
 }
 
 impl Memory {
+    /// A registry for `parloir serve` that keeps its rooms' doors across
+    /// restarts: `doors` as read from its state folder (by the digest of
+    /// their room's name under `key`), given to rooms made anew within
+    /// [`RETURN_WINDOW`] of `now`, and `writer` to keep them as they change.
+    pub fn keeping_doors(doors: Doors, writer: DoorWriter, key: String, now: Instant) -> Memory {
+        let restored = doors
+            .clone()
+            .into_iter()
+            .map(|(room, door)| (room, (door, now + RETURN_WINDOW)))
+            .collect();
+        let memory = Memory::default();
+        lock(&memory.rooms).kept = Some(KeptDoors {
+            restored,
+            written: doors,
+            writer,
+            key,
+        });
+        memory
+    }
+
     fn put(&self, report: &LoadReport, now: Instant) {
         {
             let mut nodes = lock(&self.nodes);
@@ -259,8 +338,10 @@ impl Registry for Memory {
         now: Moment,
     ) -> BoxFuture<'a, Result<Option<DoorSettings>>> {
         let rooms = lock(&self.rooms);
-        let kept = rooms.assigned.get(room).filter(|a| a.live(now.instant));
-        ready(kept.and_then(|a| a.door.clone()))
+        let live = rooms.assigned.get(room).filter(|a| a.live(now.instant));
+        let restored = || rooms.kept.as_ref()?.restored(room, now.instant);
+        // Placed but not yet reported by its worker: the door kept on disk.
+        ready(live.and_then(|a| a.door.clone()).or_else(restored))
     }
 
     fn redirect(&self) -> BoxFuture<'_, Result<bool>> {
@@ -487,5 +568,72 @@ mod tests {
             r.nodes(back).await.unwrap()[0].report.state,
             NodeState::Active
         );
+    }
+
+    /// `parloir serve` after a restart: the doors read from its state
+    /// folder shut the rooms made anew, until their worker reports them
+    /// or their people had their time to come back; what changes is
+    /// written back, by the digest of the room's name.
+    #[tokio::test]
+    async fn doors_kept_on_disk_shut_rooms_made_anew() {
+        use crate::state_dir::StateDir;
+        let dir = std::env::temp_dir().join(format!(
+            "parloir-memory-doors-{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        let state = StateDir::open(&dir).unwrap();
+        let key = state.password_key().unwrap();
+        let shut = DoorSettings {
+            password: Some("digest".into()),
+            lobby: true,
+            ..Default::default()
+        };
+        let digest = crate::privacy::room_digest("chambre-217", &key);
+        let doors = Doors::from([(digest.clone(), shut.clone())]);
+        let now = Moment::now();
+        let memory = Memory::keeping_doors(doors, state.door_writer(), key, now.instant);
+        let door = |room: &'static str, at: Moment| memory.door(room, at);
+        assert_eq!(door("chambre-217", now).await.unwrap(), Some(shut.clone()));
+        assert_eq!(door("salon", now).await.unwrap(), None);
+        let placed = memory
+            .assign_room("chambre-217", "local", None, ANY, now)
+            .await
+            .unwrap();
+        assert_eq!(placed, Placed);
+        assert_eq!(
+            door("chambre-217", now).await.unwrap(),
+            Some(shut.clone()),
+            "placed, not yet reported"
+        );
+        let later = Moment {
+            instant: now.instant + RETURN_WINDOW,
+            ..now
+        };
+        assert_eq!(door("chambre-217", later).await.unwrap(), None, "given up");
+
+        // Its worker reports it opened: written back, under the digest.
+        let mut opened = test_listing("local", &["chambre-217"]);
+        let keys = DoorSettings {
+            returning: vec![crate::worker::ReturnKey {
+                key: "ab".repeat(16),
+                moderator: true,
+            }],
+            ..Default::default()
+        };
+        opened.rooms[0].door = Some(keys.clone());
+        memory.put_report(&opened, now).await.unwrap();
+        let mut read = Doors::new();
+        for _ in 0..200 {
+            read = state.doors().unwrap();
+            if read.get(&digest) == Some(&keys) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(read, Doors::from([(digest, keys)]));
+        let file = std::fs::read_to_string(dir.join("doors.json")).unwrap();
+        assert!(!file.contains("chambre"), "no room's name on disk: {file}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

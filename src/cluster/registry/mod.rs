@@ -254,6 +254,7 @@ pub(crate) mod contract {
         DoorSettings {
             password: None,
             lobby: true,
+            ..Default::default()
         }
     }
 
@@ -261,6 +262,7 @@ pub(crate) mod contract {
         let shut = DoorSettings {
             password: Some("digest".into()),
             lobby: true,
+            ..Default::default()
         };
         let listing = |node: &str, door: Option<&DoorSettings>| {
             listing_with_door(node, &["room", "unplaced"], door)

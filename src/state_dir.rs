@@ -1,0 +1,257 @@
+//! What `parloir serve` keeps on disk across a restart: the doors of its
+//! rooms, and the key their passwords are digested under.
+//!
+//! A small hospital runs the one-process default; before, a restart (an
+//! update, a crash) opened every locked room and gave the moderator role
+//! to whoever came back first. Kept here, in one folder (mode 0700):
+//!
+//! - `key`: 32 random bytes, made at the first start (mode 0600). Room
+//!   passwords are kept as an HMAC under it (`privacy::password_digest`),
+//!   so a digest made before a restart still matches after. A cluster uses
+//!   its shared secret instead and keeps doors in its registry.
+//! - `doors.json`: each room's [`DoorSettings`] (the password's digest,
+//!   the lobby, and a digest of each participant's resume token with its
+//!   role) under a digest of the room's name, rewritten whole when a door
+//!   changes: into a new file, synced, then renamed over the old one, so a
+//!   power cut leaves the old doors or the new ones, never half of each.
+//!   No password, room name, participant's name or address is written.
+//!
+//! Writes happen on a thread of their own: the registry that asks for one
+//! never waits for the disk.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::worker::DoorSettings;
+
+/// Rooms' doors by the digest of their name (`privacy::room_digest`).
+pub type Doors = BTreeMap<String, DoorSettings>;
+
+const KEY_FILE: &str = "key";
+const DOORS_FILE: &str = "doors.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state folder {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{path} is not a state file of this version: {source}")]
+    Format {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{path} should hold 32 bytes")]
+    Key { path: PathBuf },
+}
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> StateError + '_ {
+    move |source| StateError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The file's shape: versioned, so that a later Parloir can read it.
+#[derive(Serialize, Deserialize)]
+struct DoorsFile {
+    v: u32,
+    doors: Doors,
+}
+
+/// The state folder, opened.
+pub struct StateDir {
+    path: PathBuf,
+}
+
+impl StateDir {
+    /// Opens `path`, making it (mode 0700) if it is not there.
+    pub fn open(path: &Path) -> Result<StateDir, StateError> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)
+            .map_err(io_error(path))?;
+        Ok(StateDir {
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Where the state is kept by default: systemd's `$STATE_DIRECTORY`,
+    /// else `$XDG_STATE_HOME/parloir`, else `~/.local/state/parloir`.
+    pub fn default_path() -> Option<PathBuf> {
+        let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+        if let Some(dir) = var("STATE_DIRECTORY") {
+            return Some(PathBuf::from(dir));
+        }
+        if let Some(dir) = var("XDG_STATE_HOME") {
+            return Some(PathBuf::from(dir).join("parloir"));
+        }
+        var("HOME").map(|home| PathBuf::from(home).join(".local/state/parloir"))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The key room passwords are digested under, in hex: read, or made
+    /// and written at the first start.
+    pub fn password_key(&self) -> Result<String, StateError> {
+        let path = self.path.join(KEY_FILE);
+        let key = match fs::read(&path) {
+            Ok(key) => key,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let key: [u8; 32] = rand::random();
+                write_atomically(&path, &key).map_err(io_error(&path))?;
+                key.to_vec()
+            }
+            Err(e) => return Err(io_error(&path)(e)),
+        };
+        if key.len() != 32 {
+            return Err(StateError::Key { path });
+        }
+        Ok(key.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// The doors kept at the last write; none if never written.
+    pub fn doors(&self) -> Result<Doors, StateError> {
+        let path = self.path.join(DOORS_FILE);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Doors::new()),
+            Err(e) => return Err(io_error(&path)(e)),
+        };
+        let file: DoorsFile =
+            serde_json::from_slice(&bytes).map_err(|source| StateError::Format {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(file.doors)
+    }
+
+    /// A writer of the doors file, on a thread of its own.
+    pub fn door_writer(&self) -> DoorWriter {
+        let path = self.path.join(DOORS_FILE);
+        let (tx, rx) = mpsc::channel::<Doors>();
+        std::thread::Builder::new()
+            .name("parloir-doors".into())
+            .spawn(move || {
+                while let Ok(mut doors) = rx.recv() {
+                    // Only the latest matters.
+                    while let Ok(newer) = rx.try_recv() {
+                        doors = newer;
+                    }
+                    let file = DoorsFile { v: 1, doors };
+                    let written = serde_json::to_vec(&file)
+                        .map_err(io::Error::other)
+                        .and_then(|bytes| write_atomically(&path, &bytes));
+                    if let Err(e) = written {
+                        tracing::error!(path = %path.display(), "the rooms' doors could not be kept: {e}");
+                    }
+                }
+            })
+            .map(|_| ())
+            .unwrap_or_else(|e| tracing::error!("no thread to keep the rooms' doors: {e}"));
+        DoorWriter { tx }
+    }
+}
+
+/// Sends the doors to be written; never blocks.
+#[derive(Clone)]
+pub struct DoorWriter {
+    tx: mpsc::Sender<Doors>,
+}
+
+impl DoorWriter {
+    pub fn write(&self, doors: Doors) {
+        let _ = self.tx.send(doors);
+    }
+}
+
+/// `bytes` into `path` whole or not at all: a new file (mode 0600),
+/// synced, renamed over the old one, and the folder synced.
+fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("new");
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::worker::ReturnKey;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "parloir-state-{name}-{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn doors_and_key_come_back_after_a_restart() {
+        let dir = temp_dir("restart");
+        let state = StateDir::open(&dir).unwrap();
+        let key = state.password_key().unwrap();
+        assert_eq!(key.len(), 64);
+        assert!(state.doors().unwrap().is_empty(), "nothing kept yet");
+        let door = DoorSettings {
+            password: Some("digest".into()),
+            lobby: true,
+            returning: vec![ReturnKey {
+                key: "ab".repeat(16),
+                moderator: true,
+            }],
+        };
+        let doors = Doors::from([("chambre-217".to_string(), door)]);
+        state.door_writer().write(doors.clone());
+
+        // Another process, later.
+        let again = StateDir::open(&dir).unwrap();
+        assert_eq!(again.password_key().unwrap(), key, "the same key");
+        let mut read = Doors::new();
+        for _ in 0..200 {
+            read = again.doors().unwrap();
+            if !read.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(read, doors);
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join(KEY_FILE)), 0o600);
+        assert_eq!(mode(&dir.join(DOORS_FILE)), 0o600);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_damaged_file_is_said_not_guessed() {
+        let dir = temp_dir("damaged");
+        let state = StateDir::open(&dir).unwrap();
+        fs::write(dir.join(DOORS_FILE), b"{\"v\":1,\"doors\":").unwrap();
+        assert!(matches!(state.doors(), Err(StateError::Format { .. })));
+        fs::write(dir.join(KEY_FILE), b"short").unwrap();
+        assert!(matches!(state.password_key(), Err(StateError::Key { .. })));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
