@@ -100,7 +100,8 @@ const texts = {
     lobbyText: 'Someone in the call will let you in. Your camera and microphone are ready.',
     lobbyWaiting: 'Waiting…',
     lobbyRegion: 'People waiting to join',
-    knocking: '{name} asks to join the call',
+    // The name is the knocker's own words: said so, not vouched for.
+    knocking: 'Someone who gives the name “{name}” asks to join the call',
     letIn: 'Let in',
     refuse: 'Refuse',
     roomControls: 'Who may come in',
@@ -217,7 +218,7 @@ const texts = {
     lobbyText: 'Quelqu’un dans l’appel va vous faire entrer. Votre caméra et votre micro sont prêts.',
     lobbyWaiting: 'En attente…',
     lobbyRegion: 'Personnes qui attendent pour entrer',
-    knocking: '{name} demande à rejoindre l’appel',
+    knocking: 'Une personne qui se présente comme « {name} » demande à rejoindre l’appel',
     letIn: 'Faire entrer',
     refuse: 'Refuser',
     roomControls: 'Qui peut entrer',

@@ -48,7 +48,7 @@ async fn give_password(tab: &Tab<'_>, password: &str) {
 /// the moderator's page shows it.
 async fn answer_knock(tab: &Tab<'_>, name: &str, which: &str) {
     let knock = format!(
-        "[...document.querySelectorAll('#knocks li')].find((li) => li.textContent.includes('{name} asks to join'))"
+        "[...document.querySelectorAll('#knocks li')].find((li) => li.textContent.includes('gives the name “{name}” asks to join'))"
     );
     until(
         tab,

@@ -34,6 +34,7 @@ pub fn worker_error(e: WorkerError) -> ServerMessage {
         WorkerError::PasswordRequired => (ErrorCode::PasswordRequired, e.to_string()),
         WorkerError::PasswordWrong => (ErrorCode::PasswordWrong, e.to_string()),
         WorkerError::LobbyFull => (ErrorCode::LobbyFull, e.to_string()),
+        WorkerError::KnockingTooOften => (ErrorCode::RateLimited, e.to_string()),
         WorkerError::NotModerator => (ErrorCode::NotModerator, e.to_string()),
         WorkerError::NoSuchPerson => (ErrorCode::NoSuchPerson, e.to_string()),
     };

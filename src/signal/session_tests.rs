@@ -565,6 +565,7 @@ fn a_worker_refusal_leaves_the_session_free_to_try_again() {
         (WorkerError::PasswordRequired, ErrorCode::PasswordRequired),
         (WorkerError::PasswordWrong, ErrorCode::PasswordWrong),
         (WorkerError::LobbyFull, ErrorCode::LobbyFull),
+        (WorkerError::KnockingTooOften, ErrorCode::RateLimited),
         (WorkerError::Draining, ErrorCode::Unavailable),
         (
             WorkerError::Internal("thread 3 panicked".into()),

@@ -29,13 +29,14 @@
 //! Plain data with time passed in: the room calls it, the tests drive it
 //! without sockets or sleeps.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use super::{JoinRequest, PeerEvent, Vouched, WorkerError};
 use crate::ids::ParticipantId;
+use crate::rate::TokenBucket;
 use crate::secret;
 
 /// People waiting in one room's lobby at most: more is a flood.
@@ -43,6 +44,13 @@ pub const MAX_KNOCKS: usize = 20;
 /// People waiting in one room's lobby from one network at most: one
 /// address cannot fill the lobby for everyone else.
 pub const MAX_KNOCKS_PER_NETWORK: usize = 5;
+/// Knocks one network may make at one room's door: a burst, then one
+/// every [`KNOCK_EVERY`]. Each puts a banner on the moderators' screens:
+/// one address, knocking and leaving, put 39 there in 20 s.
+pub const KNOCK_BURST: u32 = 5;
+pub const KNOCK_EVERY: Duration = Duration::from_secs(12);
+/// Networks whose knocks a door counts at most.
+const KNOCK_NETWORKS: usize = 256;
 /// How long someone whose media was lost may come back without knocking.
 pub const RETURN_WINDOW: Duration = Duration::from_secs(120);
 /// Departed participants remembered for their return at most.
@@ -144,6 +152,8 @@ pub struct Door {
     /// Of a room made anew: who was in, until they come back or the
     /// restore is over.
     kept: Vec<ReturnKey>,
+    /// The knocks left to each network that knocked lately.
+    knock_rate: HashMap<String, TokenBucket>,
 }
 
 impl Door {
@@ -241,11 +251,18 @@ impl Door {
             }
         }
         if self.lobby {
-            let same_network = |k: &&JoinRequest| req.network.is_some() && k.network == req.network;
-            if self.knocks.len() >= MAX_KNOCKS
-                || self.knocks.iter().filter(same_network).count() >= MAX_KNOCKS_PER_NETWORK
-            {
+            let mine = self.waiting_from(req.network.as_deref());
+            // A full lobby still takes a network with fewer waiting than
+            // the one with the most: its newest knock makes way
+            // ([`Door::knock`]), so a few addresses cannot fill it.
+            let full = self.knocks.len() >= MAX_KNOCKS && self.largest_share() <= mine + 1;
+            if mine >= MAX_KNOCKS_PER_NETWORK || full {
                 return Err(WorkerError::LobbyFull);
+            }
+            if let Some(rate) = req.network.as_ref().and_then(|n| self.knock_rate.get(n)) {
+                if !rate.clone().has(now) {
+                    return Err(WorkerError::KnockingTooOften);
+                }
             }
             return Ok(Entry::Knock);
         }
@@ -364,8 +381,48 @@ impl Door {
         self.members.iter().filter(|m| m.moderator).map(|m| m.id)
     }
 
-    pub fn knock(&mut self, req: JoinRequest) {
+    /// People waiting from `network` (nobody shares an unknown one).
+    fn waiting_from(&self, network: Option<&str>) -> usize {
+        network.map_or(0, |n| {
+            self.knocks
+                .iter()
+                .filter(|k| k.network.as_deref() == Some(n))
+                .count()
+        })
+    }
+
+    /// The most people waiting from one network.
+    fn largest_share(&self) -> usize {
+        let share = |k: &JoinRequest| self.waiting_from(k.network.as_deref()).max(1);
+        self.knocks.iter().map(share).max().unwrap_or(0)
+    }
+
+    /// `req` waits, its network charged a knock. In a full lobby, the
+    /// newest knock of the network with the most waiting makes way: it
+    /// is returned, to be told.
+    pub fn knock(&mut self, req: JoinRequest, now: Instant) -> Option<JoinRequest> {
+        if let Some(network) = &req.network {
+            if self.knock_rate.len() >= KNOCK_NETWORKS {
+                let knocks = &self.knocks;
+                self.knock_rate
+                    .retain(|n, _| knocks.iter().any(|k| k.network.as_ref() == Some(n)));
+            }
+            self.knock_rate
+                .entry(network.clone())
+                .or_insert_with(|| TokenBucket::new(KNOCK_BURST, KNOCK_EVERY, now))
+                .take(now);
+        }
+        let mut made_way = None;
+        if self.knocks.len() >= MAX_KNOCKS {
+            let largest = self.largest_share();
+            let at = self
+                .knocks
+                .iter()
+                .rposition(|k| self.waiting_from(k.network.as_deref()).max(1) == largest);
+            made_way = at.and_then(|i| self.knocks.remove(i));
+        }
         self.knocks.push_back(req);
+        made_way
     }
 
     /// The join of `id`, taken out of the lobby.
@@ -570,7 +627,7 @@ mod tests {
         );
         // Nobody is in to let a newcomer in: it waits.
         assert_eq!(door.check(&req(3), now), Ok(Entry::Knock));
-        door.knock(req(3));
+        door.knock(req(3), now);
         let ana = vouched(1, Vouched::Member);
         assert_eq!(
             enter(&mut door, &ana, now),
@@ -630,7 +687,7 @@ mod tests {
         door.set_lobby(true);
         for id in 2..2 + MAX_KNOCKS as u64 {
             assert_eq!(door.check(&req(id), now), Ok(Entry::Knock));
-            door.knock(req(id));
+            door.knock(req(id), now);
         }
         assert_eq!(door.check(&req(99), now), Err(WorkerError::LobbyFull));
         assert_eq!(door.knocks().count(), MAX_KNOCKS);
@@ -650,10 +707,86 @@ mod tests {
         };
         for id in 0..MAX_KNOCKS_PER_NETWORK as u64 {
             assert_eq!(door.check(&from(10 + id, "a"), now), Ok(Entry::Knock));
-            door.knock(from(10 + id, "a"));
+            door.knock(from(10 + id, "a"), now);
         }
         assert_eq!(door.check(&from(20, "a"), now), Err(WorkerError::LobbyFull));
         assert_eq!(door.check(&from(21, "b"), now), Ok(Entry::Knock));
+    }
+
+    /// Four addresses with five knocks each used to fill the lobby, and
+    /// the family was told `lobby-full`.
+    #[test]
+    fn a_full_lobby_makes_way_for_a_network_with_fewer_waiting() {
+        let now = Instant::now();
+        let mut door = door_of(1, now);
+        door.set_lobby(true);
+        let from = |id: u64, network: &str| JoinRequest {
+            network: Some(network.into()),
+            ..req(id)
+        };
+        let mut id = 10;
+        for network in ["a", "b", "c", "d"] {
+            for _ in 0..MAX_KNOCKS_PER_NETWORK {
+                assert_eq!(door.check(&from(id, network), now), Ok(Entry::Knock));
+                assert_eq!(door.knock(from(id, network), now), None);
+                id += 1;
+            }
+        }
+        assert_eq!(door.knocks().count(), MAX_KNOCKS);
+        // The family, from a fifth network: in, and the newest knock of a
+        // network with the most waiting makes way.
+        assert_eq!(door.check(&from(100, "family"), now), Ok(Entry::Knock));
+        let made_way = door.knock(from(100, "family"), now).expect("one made way");
+        assert_eq!(made_way.info.id, 29, "d's newest");
+        assert_eq!(door.knocks().count(), MAX_KNOCKS);
+        assert!(door.waiting().any(|w| w == 100));
+        // A second of the family's: in too, against c's newest. Once every
+        // network has four waiting, a network with four is full.
+        assert_eq!(
+            door.knock(from(101, "family"), now).map(|r| r.info.id),
+            Some(24)
+        );
+        door.knock(from(102, "family"), now);
+        door.knock(from(103, "family"), now);
+        assert_eq!(
+            door.check(&from(104, "family"), now),
+            Err(WorkerError::LobbyFull)
+        );
+    }
+
+    #[test]
+    fn one_network_knocks_a_few_times_then_once_in_a_while() {
+        let now = Instant::now();
+        let mut door = door_of(1, now);
+        door.set_lobby(true);
+        let from = |id: u64| JoinRequest {
+            network: Some("a".into()),
+            ..req(id)
+        };
+        // Knocking and leaving at once, over and over: each knock is a
+        // banner on the moderator's screen.
+        for id in 10..10 + u64::from(KNOCK_BURST) {
+            assert_eq!(door.check(&from(id), now), Ok(Entry::Knock));
+            door.knock(from(id), now);
+            door.take_knock(id);
+        }
+        assert_eq!(
+            door.check(&from(30), now),
+            Err(WorkerError::KnockingTooOften)
+        );
+        let other = JoinRequest {
+            network: Some("b".into()),
+            ..req(31)
+        };
+        assert_eq!(door.check(&other, now), Ok(Entry::Knock), "another network");
+        let later = now + KNOCK_EVERY;
+        assert_eq!(door.check(&from(32), later), Ok(Entry::Knock));
+        door.knock(from(32), later);
+        door.take_knock(32);
+        assert_eq!(
+            door.check(&from(33), later),
+            Err(WorkerError::KnockingTooOften)
+        );
     }
 
     #[test]

@@ -446,9 +446,20 @@ impl Endpoint {
                     name: req.info.name.clone(),
                 };
                 room.tell_moderators(knock, &mut self.out);
-                room.door_mut().knock(req);
+                let made_way = room.door_mut().knock(req, now);
                 self.knocking.insert(participant, key);
                 tracing::info!(peer = participant, "waiting in the lobby");
+                if let Some(other) = made_way {
+                    let id = other.info.id;
+                    tracing::info!(peer = id, "made way in a full lobby");
+                    self.knocking.remove(&id);
+                    room.tell_moderators(PeerEvent::KnockEnded { id }, &mut self.out);
+                    let reason =
+                        "too many people from your network are waiting to be let in".into();
+                    self.out
+                        .events
+                        .push_back((id, PeerEvent::Refused { reason }));
+                }
                 return Ok(Reply::Knocking);
             }
         };

@@ -88,6 +88,8 @@ pub enum WorkerError {
     PasswordWrong,
     #[error("too many people are waiting to be let in")]
     LobbyFull,
+    #[error("you asked to be let in too often; wait a minute before asking again")]
+    KnockingTooOften,
     #[error("only a moderator of the call may do this")]
     NotModerator,
     #[error("nobody with this id is waiting or in this call")]

@@ -548,20 +548,33 @@ pub async fn join_answer<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    use futures_util::{SinkExt, StreamExt};
+    use futures_util::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
     ws.send(Message::Text(join.to_string().into()))
         .await
         .expect("send join");
+    next_of(ws, &["welcome", "error"]).await
+}
+
+/// The next signalling message of one of `types`, others skipped.
+pub async fn next_of<S>(
+    ws: &mut tokio_tungstenite::WebSocketStream<S>,
+    types: &[&str],
+) -> serde_json::Value
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await
-            .expect("an answer in time")
+            .expect("a message in time")
             .expect("open")
             .expect("frame");
         if let Message::Text(t) = msg {
             let v: serde_json::Value = serde_json::from_str(&t).expect("JSON");
-            if matches!(v["type"].as_str(), Some("welcome" | "error")) {
+            if types.contains(&v["type"].as_str().unwrap_or_default()) {
                 return v;
             }
         }
