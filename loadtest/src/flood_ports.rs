@@ -9,7 +9,7 @@
 //! Bounded like `flood-offers`: loopback targets only, a duration of at
 //! most 600 s, at most 1,000 ports a second; it stops by itself.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -52,6 +52,9 @@ struct Tally {
     sent: u64,
     /// Of those, answered with a success: taken by the worker's agent.
     answered: u64,
+    /// The ports they were answered on: the system hands out a closed
+    /// port again, and one the worker already took is answered again.
+    answered_ports: HashSet<u16>,
     /// Its own call connected (DTLS done), and was still up at the end.
     connected: bool,
     ended: bool,
@@ -159,6 +162,9 @@ async fn attack(base: &str, a: &FloodPortsArgs, until: Instant) -> anyhow::Resul
             while let Ok(n) = s.recv(&mut buf) {
                 if StunMessage::parse(&buf[..n]).is_ok_and(|m| m.is_successful_binding_response()) {
                     t.answered += 1;
+                    if let Ok(local) = s.local_addr() {
+                        t.answered_ports.insert(local.port());
+                    }
                 }
             }
             if now.duration_since(*opened) < KEEP_PORT {
@@ -219,11 +225,12 @@ pub fn main(a: FloodPortsArgs) -> anyhow::Result<()> {
         .block_on(attack(&base, &a, until))
         .context("the attacker's call")?;
     println!(
-        "flood-ports: {:.1} s, {:.0} new ports a second; binding requests sent {}, answered {}; own call connected: {}, cut by the server: {}",
+        "flood-ports: {:.1} s, {:.0} new ports a second; binding requests sent {}, answered {} on {} distinct ports; own call connected: {}, cut by the server: {}",
         started.elapsed().as_secs_f64(),
         a.rate,
         t.sent,
         t.answered,
+        t.answered_ports.len(),
         t.connected,
         t.ended
     );
