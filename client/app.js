@@ -123,23 +123,6 @@ function jwtFromLink() {
   return new URLSearchParams(location.hash.slice(1)).get('jwt');
 }
 
-/** This browser's claim on `room`: the secret it made when it started
- * the room (kept), or one from the link's fragment (`#claim=`, a kiosk's
- * link made by the operator). Whoever shows it enters its room as
- * moderator, past password and lobby; the room's link to share never
- * carries it. */
-function claimOf(room) {
-  return new URLSearchParams(location.hash.slice(1)).get('claim')
-    || localStorage.getItem(`parloir.claim.${room}`);
-}
-
-/** A new claim, for a room this browser starts. */
-function makeClaim(room) {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  const claim = btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-  localStorage.setItem(`parloir.claim.${room}`, claim);
-}
-
 /** The room's link to share: a priority room's carries its grant. */
 function roomLink(room) {
   const grant = grantFromLink();
@@ -150,9 +133,7 @@ async function home() {
   show('home');
   $('new-call').onclick = async () => {
     const res = await fetch('/api/room-name');
-    const room = await res.text();
-    makeClaim(room);
-    location.href = `/r/${room}`;
+    location.href = `/r/${await res.text()}`;
   };
   $('join-form').onsubmit = (e) => {
     e.preventDefault();
@@ -228,7 +209,7 @@ function startCall(room, name) {
   // ?relay=1: media only through TURN (to check a TURN setup).
   const relayOnly = new URLSearchParams(location.search).get('relay') === '1';
   call = new Call({
-    room, name, stream: devices.stream, relayOnly, grant: grantFromLink(), jwt: jwtFromLink(), claim: claimOf(room),
+    room, name, stream: devices.stream, relayOnly, grant: grantFromLink(), jwt: jwtFromLink(),
     // After waiting for a place: the devices as they were chosen.
     acquire: async () => { await devices.reopen(); return devices.stream; },
   });

@@ -72,12 +72,11 @@ export function streamOwner(streamId) {
 const NO_PATH_AFTER_MS = 20000;
 
 export class Call extends EventTarget {
-  constructor({ room, name, stream, relayOnly = false, acquire = null, grant = null, jwt = null, claim = null }) {
+  constructor({ room, name, stream, relayOnly = false, acquire = null, grant = null, jwt = null }) {
     super();
     this.room = room;
     this.grant = grant; // a priority link's grant: the room may use the capacity kept for them
     this.jwt = jwt; // an invitation's room token: who may enter, under which name
-    this.claim = claim; // this browser's claim on the room: its creator's
     this.iceServers = []; // TURN servers with our credentials, from the welcome
     this.relayOnly = relayOnly; // media only through TURN (diagnostics, tests)
     this.name = name;
@@ -220,7 +219,6 @@ export class Call extends EventTarget {
     const join = { type: 'join', v: 1, room: this.room, name: this.name, audio: this.audio, video: this.video };
     if (this.grant) join.grant = this.grant;
     if (this.jwt) join.jwt = this.jwt;
-    if (this.claim) join.claim = this.claim;
     if (this.password) join.password = this.password;
     // Let in before: back in without knocking again.
     if (this.rejoinToken) join.rejoin = this.rejoinToken;

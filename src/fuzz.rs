@@ -53,7 +53,6 @@ fn endpoint(now: Instant) -> Option<Endpoint> {
         password: None,
         moderator: false,
         rejoin: None,
-        claim: None,
         network: None,
         door: None,
         vouched: None,

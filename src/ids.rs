@@ -66,15 +66,6 @@ const RESUME_TOKEN_LEN: usize = 22;
 
 /// Whether `text` could be a resume token: anything else a client sends
 /// in its place is not kept.
-/// A room's claim as browsers make them: 16 to 64 characters of base64url
-/// (the page draws 128 random bits).
-pub fn is_claim(text: &str) -> bool {
-    (16..=64).contains(&text.len())
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
 pub fn is_resume_token(text: &str) -> bool {
     text.len() == RESUME_TOKEN_LEN && text.bytes().all(|b| b.is_ascii_alphanumeric())
 }

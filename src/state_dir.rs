@@ -14,8 +14,6 @@
 //!   role) under a digest of the room's name, rewritten whole when a door
 //!   changes: into a new file, synced, then renamed over the old one, so a
 //!   power cut leaves the old doors or the new ones, never half of each.
-//!   With them, who made each room (the digest of its creator's claim,
-//!   `cluster/registry/owners.rs`), kept for weeks.
 //!   No password, room name, participant's name or address is written.
 //!
 //! Writes happen on a thread of their own: the registry that asks for one
@@ -30,21 +28,10 @@ use std::sync::mpsc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::registry::owners::KeptOwner;
 use crate::worker::DoorSettings;
 
 /// Rooms' doors by the digest of their name (`privacy::room_digest`).
 pub type Doors = BTreeMap<String, DoorSettings>;
-
-/// What the doors file holds.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Kept {
-    #[serde(default)]
-    pub doors: Doors,
-    /// Rooms' owners, by the digest of their name too.
-    #[serde(default)]
-    pub owners: BTreeMap<String, KeptOwner>,
-}
 
 const KEY_FILE: &str = "key";
 const DOORS_FILE: &str = "doors.json";
@@ -73,8 +60,7 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> StateError + '_ {
 #[derive(Serialize, Deserialize)]
 struct DoorsFile {
     v: u32,
-    #[serde(flatten)]
-    kept: Kept,
+    doors: Doors,
 }
 
 /// The state folder, opened.
@@ -131,12 +117,12 @@ impl StateDir {
         Ok(key.iter().map(|b| format!("{b:02x}")).collect())
     }
 
-    /// What was kept at the last write; nothing if never written.
-    pub fn kept(&self) -> Result<Kept, StateError> {
+    /// The doors kept at the last write; none if never written.
+    pub fn doors(&self) -> Result<Doors, StateError> {
         let path = self.path.join(DOORS_FILE);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Kept::default()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Doors::new()),
             Err(e) => return Err(io_error(&path)(e)),
         };
         let file: DoorsFile =
@@ -144,22 +130,22 @@ impl StateDir {
                 path: path.clone(),
                 source,
             })?;
-        Ok(file.kept)
+        Ok(file.doors)
     }
 
     /// A writer of the doors file, on a thread of its own.
     pub fn door_writer(&self) -> DoorWriter {
         let path = self.path.join(DOORS_FILE);
-        let (tx, rx) = mpsc::channel::<Kept>();
+        let (tx, rx) = mpsc::channel::<Doors>();
         std::thread::Builder::new()
             .name("parloir-doors".into())
             .spawn(move || {
-                while let Ok(mut kept) = rx.recv() {
+                while let Ok(mut doors) = rx.recv() {
                     // Only the latest matters.
                     while let Ok(newer) = rx.try_recv() {
-                        kept = newer;
+                        doors = newer;
                     }
-                    let file = DoorsFile { v: 1, kept };
+                    let file = DoorsFile { v: 1, doors };
                     let written = serde_json::to_vec(&file)
                         .map_err(io::Error::other)
                         .and_then(|bytes| write_atomically(&path, &bytes));
@@ -177,12 +163,12 @@ impl StateDir {
 /// Sends the doors to be written; never blocks.
 #[derive(Clone)]
 pub struct DoorWriter {
-    tx: mpsc::Sender<Kept>,
+    tx: mpsc::Sender<Doors>,
 }
 
 impl DoorWriter {
-    pub fn write(&self, kept: Kept) {
-        let _ = self.tx.send(kept);
+    pub fn write(&self, doors: Doors) {
+        let _ = self.tx.send(doors);
     }
 }
 
@@ -226,7 +212,7 @@ mod tests {
         let state = StateDir::open(&dir).unwrap();
         let key = state.password_key().unwrap();
         assert_eq!(key.len(), 64);
-        assert_eq!(state.kept().unwrap(), Kept::default(), "nothing kept yet");
+        assert!(state.doors().unwrap().is_empty(), "nothing kept yet");
         let door = DoorSettings {
             password: Some("digest".into()),
             lobby: true,
@@ -234,30 +220,22 @@ mod tests {
                 key: "ab".repeat(16),
                 moderator: true,
             }],
-            owner: Some("cd".repeat(16)),
         };
-        let owner = KeptOwner {
-            owner: "cd".repeat(16),
-            until_ms: 1_800_000_000_000,
-        };
-        let kept = Kept {
-            doors: Doors::from([("r1".to_string(), door)]),
-            owners: BTreeMap::from([("r1".to_string(), owner)]),
-        };
-        state.door_writer().write(kept.clone());
+        let doors = Doors::from([("chambre-217".to_string(), door)]);
+        state.door_writer().write(doors.clone());
 
         // Another process, later.
         let again = StateDir::open(&dir).unwrap();
         assert_eq!(again.password_key().unwrap(), key, "the same key");
-        let mut read = Kept::default();
+        let mut read = Doors::new();
         for _ in 0..200 {
-            read = again.kept().unwrap();
-            if read != Kept::default() {
+            read = again.doors().unwrap();
+            if !read.is_empty() {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        assert_eq!(read, kept);
+        assert_eq!(read, doors);
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(mode(&dir), 0o700);
@@ -271,7 +249,7 @@ mod tests {
         let dir = temp_dir("damaged");
         let state = StateDir::open(&dir).unwrap();
         fs::write(dir.join(DOORS_FILE), b"{\"v\":1,\"doors\":").unwrap();
-        assert!(matches!(state.kept(), Err(StateError::Format { .. })));
+        assert!(matches!(state.doors(), Err(StateError::Format { .. })));
         fs::write(dir.join(KEY_FILE), b"short").unwrap();
         assert!(matches!(state.password_key(), Err(StateError::Key { .. })));
         fs::remove_dir_all(&dir).unwrap();

@@ -341,13 +341,12 @@ mod tests {
                 password: Some("tulipe rouge".into()),
                 moderator: true,
                 rejoin: Some("aB3dE5gH7jK9mN1pQ3sT5v".into()),
-                claim: None,
                 network: Some("0123456789abcdef".into()),
-                door: Some(Box::new(crate::worker::DoorSettings {
+                door: Some(crate::worker::DoorSettings {
                     password: Some("0f1e2d".into()),
                     lobby: true,
                     ..Default::default()
-                })),
+                }),
                 vouched: Some(crate::worker::Vouched::Moderator),
             },
         }

@@ -12,7 +12,7 @@ use crate::config::{MediaTcpAddr, ServeConfig};
 use crate::metrics::{Metrics, Role};
 use crate::signal::pool::Pool;
 use crate::signal::{self, AppState, Control, SignalConfig};
-use crate::state_dir::{Kept, StateDir};
+use crate::state_dir::{Doors, StateDir};
 use crate::worker::{self, MediaConfig, MediaTcp};
 
 /// Node id of the embedded worker.
@@ -53,15 +53,15 @@ pub async fn start(
     })?;
     let media = worker.media_addr;
     let (registry, door_key) = match kept_doors(&config)? {
-        Some((state, kept)) => {
+        Some((state, doors)) => {
             tracing::info!(
                 folder = %state.path().display(),
-                rooms = kept.doors.len(),
+                rooms = doors.len(),
                 "rooms' doors kept across restarts"
             );
             let key = state.password_key()?;
             let writer = state.door_writer();
-            let memory = Memory::keeping_doors(kept, writer, key.clone(), Instant::now());
+            let memory = Memory::keeping_doors(doors, writer, key.clone(), Instant::now());
             (memory, Some(key))
         }
         None => (Memory::default(), None),
@@ -128,11 +128,11 @@ pub async fn start(
 /// given that cannot be used stops the start; the default one only says
 /// so (a container's read-only home), and the doors then last as long as
 /// the process.
-fn kept_doors(config: &ServeConfig) -> Result<Option<(StateDir, Kept)>, StartError> {
-    let open = |path: &std::path::Path| -> Result<(StateDir, Kept), StartError> {
+fn kept_doors(config: &ServeConfig) -> Result<Option<(StateDir, Doors)>, StartError> {
+    let open = |path: &std::path::Path| -> Result<(StateDir, Doors), StartError> {
         let state = StateDir::open(path)?;
-        let kept = state.kept()?;
-        Ok((state, kept))
+        let doors = state.doors()?;
+        Ok((state, doors))
     };
     match config.state_dir() {
         Ok(None) => Ok(None),

@@ -48,11 +48,6 @@ pub enum ClientMessage {
         /// lost: who was let in comes back without knocking again.
         #[serde(default)]
         rejoin: Option<String>,
-        /// The browser's claim on this room: a secret it made (or read
-        /// from the link's fragment) and keeps. The first in with one owns
-        /// the room, and whoever shows it again enters as moderator.
-        #[serde(default)]
-        claim: Option<String>,
     },
     /// Takes a session up again after the WebSocket was lost; the media
     /// connection was kept.

@@ -149,7 +149,6 @@ struct Draft {
     /// A locked room's password, as the cluster compares it.
     password: Option<String>,
     rejoin: Option<String>,
-    claim: Option<String>,
     vouched: Option<Vouched>,
 }
 
@@ -327,14 +326,12 @@ impl<'a, C: Clock + Clone> Session<'a, C> {
                 jwt,
                 password,
                 rejoin,
-                claim,
             } => {
                 let entry = Entry {
                     grant,
                     jwt,
                     password,
                     rejoin,
-                    claim,
                 };
                 self.join(v, room, name, (audio, video), entry, now)
             }
@@ -493,7 +490,6 @@ impl<'a, C: Clock + Clone> Session<'a, C> {
             jwt,
             password,
             rejoin,
-            claim,
         }: Entry,
         now: Now,
     ) -> Result<(), ServerMessage> {
@@ -517,11 +513,6 @@ impl<'a, C: Clock + Clone> Session<'a, C> {
         let password = password.as_deref().map(clean::password).transpose()?;
         let password = password.map(|p| self.password_digest(&room, &p));
         let rejoin = rejoin.filter(|t| ids::is_resume_token(t));
-        // Kept as a digest from here on: the worker and the cluster never
-        // hold a claim that would open the room.
-        let claim = claim
-            .filter(|c| ids::is_claim(c))
-            .map(|c| crate::worker::token_key(&c));
         // A token's name is the name: nobody enters under another on it.
         let name = match pass.and_then(|p| p.name) {
             Some(n) => clean::name(&n).ok_or_else(|| {
@@ -550,7 +541,6 @@ impl<'a, C: Clock + Clone> Session<'a, C> {
             moderator,
             password,
             rejoin,
-            claim,
             vouched,
         });
         Ok(())
@@ -586,12 +576,11 @@ impl<'a, C: Clock + Clone> Session<'a, C> {
             password: draft.password,
             moderator: draft.moderator,
             rejoin: draft.rejoin,
-            claim: draft.claim,
             network: Some(privacy::network_id(
                 crate::per_address::key(self.client),
                 config.secret.as_deref(),
             )),
-            door: door.map(Box::new),
+            door,
             vouched: draft.vouched,
         };
         let joined = Joined {
@@ -914,7 +903,6 @@ struct Entry {
     jwt: Option<String>,
     password: Option<String>,
     rejoin: Option<String>,
-    claim: Option<String>,
 }
 
 /// A resume refused, for whatever reason: the client joins again, and

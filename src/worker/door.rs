@@ -20,14 +20,6 @@
 //! come back through without password or lobby (a moderator as one), and
 //! anyone else passes the door as before; the first of them in moderates.
 //!
-//! A room is its creator's: the browser that made it shows a claim with
-//! every join (a random secret it keeps, or one from the link's fragment),
-//! and the door keeps its digest as the room's owner, beyond the room's
-//! life (the registry keeps it for weeks). The owner enters past password
-//! and lobby and moderates; anyone else who is first in only stands in,
-//! so a stranger who knows the name cannot take the room or lock its
-//! owner out.
-//!
 //! It also outlives the signal server (a restart of `parloir serve`, which
 //! keeps doors on disk): with the settings go the keys of who was in (a
 //! digest of each one's resume token, and whether it moderated). A page
@@ -92,8 +84,6 @@ struct Member {
     moderator: bool,
     /// Moderates only until the moderator it stands in for comes back.
     stand_in: bool,
-    /// Came with the room's claim.
-    owner: bool,
 }
 
 #[derive(Debug)]
@@ -117,23 +107,20 @@ pub struct DoorSettings {
     /// Who was in or may come back, and as what.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub returning: Vec<ReturnKey>,
-    /// The digest of the claim of the browser that made the room.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub owner: Option<String>,
 }
 
 /// One participant's way back into a room made anew.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReturnKey {
-    /// A digest of its resume token ([`token_key`]): whoever reads the
+    /// A digest of its resume token ([`return_key`]): whoever reads the
     /// kept doors cannot resume anyone's call with it.
     pub key: String,
     pub moderator: bool,
 }
 
-/// The digest a secret token (a resume token, a room's claim) is kept as:
-/// 128 bits of SHA-256, enough for tokens that are themselves random.
-pub fn token_key(token: &str) -> String {
+/// The digest a resume token is kept as: 128 bits of SHA-256, enough for
+/// tokens that are themselves 128 random bits.
+pub fn return_key(token: &str) -> String {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
     d.as_ref()[..16]
         .iter()
@@ -145,7 +132,7 @@ impl DoorSettings {
     /// Nothing set and nobody to let back: an open, empty room needs
     /// nothing kept.
     pub fn is_open(&self) -> bool {
-        self.password.is_none() && !self.lobby && self.returning.is_empty() && self.owner.is_none()
+        self.password.is_none() && !self.lobby && self.returning.is_empty()
     }
 }
 
@@ -167,8 +154,6 @@ pub struct Door {
     kept: Vec<ReturnKey>,
     /// The knocks left to each network that knocked lately.
     knock_rate: HashMap<String, TokenBucket>,
-    /// The digest of the room's claim, once made by a claiming creator.
-    owner: Option<String>,
 }
 
 impl Door {
@@ -181,25 +166,7 @@ impl Door {
             lobby: settings.lobby,
             restored: Some(now + RETURN_WINDOW),
             kept,
-            owner: settings.owner,
             ..Door::default()
-        }
-    }
-
-    /// The door of a new room that its creator claimed before (the room
-    /// ended since): open, its owner awaited.
-    pub fn owned_by(owner: Option<String>) -> Door {
-        Door {
-            owner,
-            ..Door::default()
-        }
-    }
-
-    /// Whether `req` shows the room's claim.
-    fn is_owner(&self, req: &JoinRequest) -> bool {
-        match (&self.owner, &req.claim) {
-            (Some(owner), Some(claim)) => secret::equal(owner.as_bytes(), claim.as_bytes()),
-            _ => false,
         }
     }
 
@@ -213,11 +180,11 @@ impl Door {
     /// back (a stand-in comes back as a member: its role was lent).
     pub fn settings(&self) -> DoorSettings {
         let members = self.members.iter().map(|m| ReturnKey {
-            key: token_key(&m.token),
+            key: return_key(&m.token),
             moderator: m.moderator && !m.stand_in,
         });
         let lost = self.returning.iter().map(|r| ReturnKey {
-            key: token_key(&r.token),
+            key: return_key(&r.token),
             moderator: r.moderator,
         });
         let mut returning: Vec<ReturnKey> = members.chain(lost).collect();
@@ -227,7 +194,6 @@ impl Door {
             password: self.password.clone(),
             lobby: self.lobby,
             returning,
-            owner: self.owner.clone(),
         }
     }
 
@@ -236,7 +202,7 @@ impl Door {
         if self.restored.is_none_or(|until| now >= until) {
             return None;
         }
-        let key = token_key(token);
+        let key = return_key(token);
         self.kept
             .iter()
             .find(|k| secret::equal(k.key.as_bytes(), key.as_bytes()))
@@ -245,17 +211,11 @@ impl Door {
     /// A moderator may still come back: whoever moderates meanwhile stands
     /// in.
     fn moderator_awaited(&self) -> bool {
-        self.returning.iter().any(|r| r.moderator)
-            || self.kept.iter().any(|k| k.moderator)
-            || (self.owner.is_some() && !self.members.iter().any(|m| m.owner))
+        self.returning.iter().any(|r| r.moderator) || self.kept.iter().any(|k| k.moderator)
     }
 
     /// How `req` may enter the room now.
     pub fn check(&self, req: &JoinRequest, now: Instant) -> Result<Entry, WorkerError> {
-        // The room's creator: past password and lobby, as moderator.
-        if self.is_owner(req) {
-            return Ok(Entry::Enter { moderator: true });
-        }
         if let Some(back) = req.rejoin.as_deref().and_then(|t| self.returning(t, now)) {
             return Ok(Entry::Enter {
                 moderator: back.moderator || req.moderator,
@@ -268,10 +228,7 @@ impl Door {
             });
         }
         if req.moderator || (self.members.is_empty() && self.restored.is_none()) {
-            // First into a room claimed by another: stands in (`entered`).
-            return Ok(Entry::Enter {
-                moderator: req.moderator || !self.moderator_awaited(),
-            });
+            return Ok(Entry::Enter { moderator: true });
         }
         // The signal server saw it in this room before its worker was lost,
         // and it comes back in time.
@@ -328,28 +285,12 @@ impl Door {
     /// (the moderator they stood in for is back).
     pub fn entered(
         &mut self,
-        (id, token, rejoin, claim): (ParticipantId, &str, Option<&str>, Option<&str>),
+        (id, token, rejoin): (ParticipantId, &str, Option<&str>),
         mut moderator: bool,
         now: Instant,
     ) -> Vec<ParticipantId> {
         self.settle(now);
         let mut demoted = Vec::new();
-        // The first in with a claim makes the room its own.
-        if self.owner.is_none() && self.members.is_empty() && self.restored.is_none() {
-            self.owner = claim.map(str::to_string);
-        }
-        let owner = match (&self.owner, claim) {
-            (Some(o), Some(c)) => secret::equal(o.as_bytes(), c.as_bytes()),
-            _ => false,
-        };
-        if owner {
-            moderator = true;
-            for m in self.members.iter_mut().filter(|m| m.stand_in) {
-                m.moderator = false;
-                m.stand_in = false;
-                demoted.push(m.id);
-            }
-        }
         if let Some(shown) = rejoin {
             // A way back is used once, and gives back the role it kept
             // (whether the door said so at the knock or now).
@@ -357,7 +298,7 @@ impl Door {
                 .returning
                 .iter()
                 .position(|r| secret::equal(r.token.as_bytes(), shown.as_bytes()));
-            let key = token_key(shown);
+            let key = return_key(shown);
             let kept = || {
                 self.kept
                     .iter()
@@ -376,17 +317,17 @@ impl Door {
                 }
             }
         }
-        // A room made anew whose moderator may still come back, or one
-        // whose owner is away: whoever is in first moderates meanwhile, as
-        // a stand-in.
-        let stand_in =
-            !moderator && !self.members.iter().any(|m| m.moderator) && self.moderator_awaited();
+        // A room made anew whose moderator may still come back: whoever is
+        // in first moderates meanwhile, as a stand-in.
+        let stand_in = !moderator
+            && self.restored.is_some()
+            && !self.members.iter().any(|m| m.moderator)
+            && self.moderator_awaited();
         self.members.push(Member {
             id,
             token: token.to_string(),
             moderator: moderator || stand_in,
             stand_in,
-            owner,
         });
         demoted
     }
@@ -549,7 +490,6 @@ mod tests {
             password: None,
             moderator: false,
             rejoin: None,
-            claim: None,
             network: None,
             door: None,
             vouched: None,
@@ -563,8 +503,8 @@ mod tests {
         }
     }
 
-    fn came(r: &JoinRequest) -> (ParticipantId, &str, Option<&str>, Option<&str>) {
-        (r.info.id, &r.token, r.rejoin.as_deref(), r.claim.as_deref())
+    fn came(r: &JoinRequest) -> (ParticipantId, &str, Option<&str>) {
+        (r.info.id, &r.token, r.rejoin.as_deref())
     }
 
     fn enter(door: &mut Door, r: &JoinRequest, now: Instant) -> Result<Entry, WorkerError> {
@@ -1036,45 +976,5 @@ mod tests {
         assert_eq!(door.check(&right, later), Ok(Entry::Knock));
         door.settle(later);
         assert!(door.settings().returning.is_empty(), "nothing left to keep");
-    }
-
-    fn claiming(id: ParticipantId, claim: &str) -> JoinRequest {
-        JoinRequest {
-            claim: Some(claim.into()),
-            ..req(id)
-        }
-    }
-
-    #[test]
-    fn a_room_is_its_creators_whoever_comes_first() {
-        let now = Instant::now();
-        // Ana's browser made the room, with its claim.
-        let mut door = Door::default();
-        enter(&mut door, &claiming(1, "ana"), now).unwrap();
-        assert_eq!(door.settings().owner.as_deref(), Some("ana"));
-        // The room ended; the next time, a stranger who knows its name is
-        // first: in, standing in, and locks it.
-        let mut door = Door::owned_by(Some("ana".into()));
-        assert_eq!(
-            enter(&mut door, &claiming(2, "stranger"), now),
-            Ok(Entry::Enter { moderator: false })
-        );
-        assert!(door.is_moderator(2), "stands in");
-        assert_eq!(door.settings().owner.as_deref(), Some("ana"), "not its");
-        door.set_password(Some("secret".into()));
-        door.set_lobby(true);
-        // Ana comes back: past password and lobby, moderator; the
-        // stranger no longer.
-        assert_eq!(
-            door.check(&claiming(3, "ana"), now),
-            Ok(Entry::Enter { moderator: true })
-        );
-        assert_eq!(door.entered(came(&claiming(3, "ana")), true, now), vec![2]);
-        assert!(door.is_moderator(3) && !door.is_moderator(2));
-        // A wrong claim opens nothing.
-        assert_eq!(
-            door.check(&claiming(4, "guess"), now),
-            Err(WorkerError::PasswordRequired)
-        );
     }
 }

@@ -120,9 +120,7 @@ pub struct Endpoint {
     /// still hold their doors: one made anew here is a new room (everyone
     /// had left), not one whose worker was lost. A process started anew
     /// remembers none, and so restores the doors of the rooms it lost.
-    /// With each, who made it (its claim's digest): a room that lived
-    /// less than a report's interval is still its creator's.
-    ended: HashMap<String, (Instant, Option<String>)>,
+    ended: HashMap<String, Instant>,
     /// Set by a drain: no new rooms.
     draining: bool,
     /// When everyone still here is moved to another worker.
@@ -416,16 +414,12 @@ impl Endpoint {
         // A room new here is made behind the door the cluster kept for it,
         // if any and if it did not end here (its worker was lost);
         // otherwise open, its first in moderating.
-        let kept = req.door.take().map(|d| *d);
+        let kept = req.door.take();
         let new_door = match existing {
             Some(_) => None,
             None => Some(match kept {
                 Some(kept) if !self.ended.contains_key(&req.room) => Door::restored(kept, now),
-                // Ended here: a new room, but its creator's still.
-                kept => {
-                    let ended = self.ended.get(&req.room).and_then(|(_, o)| o.clone());
-                    Door::owned_by(kept.and_then(|k| k.owner).or(ended))
-                }
+                _ => Door::default(),
             }),
         };
         let entry = match (existing.and_then(|k| self.rooms.get(&k)), &new_door) {
@@ -483,7 +477,7 @@ impl Endpoint {
         now: Instant,
     ) -> Result<Vec<ParticipantInfo>, WorkerError> {
         let participant = req.info.id;
-        let (rejoin, claim) = (req.rejoin.clone(), req.claim.clone());
+        let rejoin = req.rejoin.clone();
         let existing = self.room_keys.get(&req.room).copied();
         // A place held without media gives way to the newcomer, once the
         // newcomer is sure to take it.
@@ -520,8 +514,7 @@ impl Endpoint {
             .rooms
             .get_mut(&key)
             .ok_or(WorkerError::UnknownParticipant)?;
-        let came = (moderator, rejoin.as_deref(), claim.as_deref());
-        let others = room.add(peer, came, now, &mut self.out);
+        let others = room.add(peer, (moderator, rejoin.as_deref()), now, &mut self.out);
         tracing::info!(peer = participant, room = %crate::privacy::room(room.name()), "joined");
         Ok(others)
     }
@@ -612,8 +605,7 @@ impl Endpoint {
         if let Some(room) = self.rooms.remove(&key) {
             self.room_keys.remove(room.name());
             if let Some(at) = ended {
-                let owner = room.door().settings().owner;
-                self.ended.insert(room.name().to_string(), (at, owner));
+                self.ended.insert(room.name().to_string(), at);
             }
         }
         self.knocking.retain(|_, k| *k != key);
@@ -647,7 +639,7 @@ impl Endpoint {
         if housekeeping {
             self.give_up_empty_rooms_made_anew(now);
             self.ended
-                .retain(|_, (at, _)| now.saturating_duration_since(*at) < ENDED_REMEMBERED);
+                .retain(|_, at| now.saturating_duration_since(*at) < ENDED_REMEMBERED);
         }
         if self.drain_deadline.is_some_and(|d| d <= now) {
             self.drain_deadline = None;

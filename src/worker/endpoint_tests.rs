@@ -297,7 +297,6 @@ pub(super) fn join_request(
         password: None,
         moderator: false,
         rejoin: None,
-        claim: None,
         network: None,
         door: None,
         vouched: None,
@@ -1027,7 +1026,7 @@ fn a_room_made_anew_after_its_worker_was_lost_keeps_its_door() {
     };
     let behind = |id: ParticipantId, vouched: Option<Vouched>| {
         let mut req = join_request(id, "a", id * 100, 12);
-        req.door = Some(Box::new(kept.clone()));
+        req.door = Some(kept.clone());
         req.vouched = vouched;
         Command::Join { req }
     };
@@ -1092,7 +1091,7 @@ fn a_room_made_anew_that_nobody_comes_back_to_is_given_up() {
         ..Default::default()
     };
     let mut lone = join_request(4, "b", 400, 12);
-    lone.door = Some(Box::new(lobby.clone()));
+    lone.door = Some(lobby.clone());
     assert_eq!(
         net.command(Command::Join { req: lone }),
         Ok(Reply::Knocking)
@@ -1104,7 +1103,7 @@ fn a_room_made_anew_that_nobody_comes_back_to_is_given_up() {
     // starts it anew, open, as its moderator.
     // (The same room: one that nobody entered did not end.)
     let mut waits = join_request(5, "b", 500, 12);
-    waits.door = Some(Box::new(lobby));
+    waits.door = Some(lobby);
     assert_eq!(
         net.command(Command::Join { req: waits }),
         Ok(Reply::Knocking)
@@ -1148,7 +1147,7 @@ fn a_room_that_ended_here_starts_anew_open() {
         ..Default::default()
     };
     let mut back = join_request(2, "a", 200, 12);
-    back.door = Some(Box::new(kept.clone()));
+    back.door = Some(kept.clone());
     assert!(
         matches!(
             net.command(Command::Join { req: back }),
@@ -1170,7 +1169,7 @@ fn a_room_that_ended_here_starts_anew_open() {
         Duration::from_millis(50),
     );
     let mut later = join_request(3, "a", 300, 12);
-    later.door = Some(Box::new(kept));
+    later.door = Some(kept);
     assert_eq!(
         net.command(Command::Join { req: later }),
         Err(WorkerError::PasswordRequired)

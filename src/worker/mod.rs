@@ -54,7 +54,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::ids::{ParticipantId, ParticipantInfo, ParticipantState};
 pub use cores::allowed as allowed_cores;
-pub use door::{token_key, DoorSettings, ReturnKey, RETURN_WINDOW};
+pub use door::{DoorSettings, ReturnKey, RETURN_WINDOW};
 pub use ice_tcp::{
     max_per_address as max_tcp_per_address, HandedConnection, MediaTcp, MAX_FRAME as MAX_TCP_FRAME,
 };
@@ -184,9 +184,6 @@ pub struct JoinRequest {
     /// comes back without knocking again.
     #[serde(default)]
     pub rejoin: Option<String>,
-    /// The digest of the room's claim the browser showed (`door.rs`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub claim: Option<String>,
     /// An opaque id of the client's network (`privacy::network_id`): how
     /// many of one room's lobby come from one network is bounded.
     #[serde(default)]
@@ -194,7 +191,7 @@ pub struct JoinRequest {
     /// The room's door as the cluster kept it: the room is made behind it
     /// if it is new here and did not end here (its worker was lost).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub door: Option<Box<DoorSettings>>,
+    pub door: Option<DoorSettings>,
     /// The signal server saw the participant in this room on a worker that
     /// was lost: it comes back through the door made anew without password
     /// or lobby.

@@ -163,16 +163,15 @@ impl Room {
     }
 
     /// Adds a participant (a moderator or not, back with the token it
-    /// showed or not, with the room's claim or not) and tells the others;
-    /// returns who was there.
+    /// showed or not) and tells the others; returns who was there.
     pub fn add(
         &mut self,
         peer: Peer,
-        (moderator, rejoin, claim): (bool, Option<&str>, Option<&str>),
+        (moderator, rejoin): (bool, Option<&str>),
         now: Instant,
         out: &mut Outputs,
     ) -> Vec<ParticipantInfo> {
-        let came = (peer.id, peer.token.as_str(), rejoin, claim);
+        let came = (peer.id, peer.token.as_str(), rejoin);
         for demoted in self.door.entered(came, moderator, now) {
             self.tell_settings(demoted, out);
         }

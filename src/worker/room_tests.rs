@@ -81,8 +81,7 @@ impl Harness {
             self.now,
         )
         .unwrap();
-        self.room
-            .add(peer, (false, None, None), self.now, &mut self.out);
+        self.room.add(peer, (false, None), self.now, &mut self.out);
         let mut client = Client::new(id, addr, self.now);
         let offer = client.offer();
         let answer = self.room.accept_offer(id, &offer, None, self.now).unwrap();

@@ -18,10 +18,8 @@ use futures_util::future::{self, BoxFuture, FutureExt};
 
 use super::{Assigned, Moment, Registry, Result, NODE_TTL, ROOM_GRACE};
 use crate::cluster::placement::{NodeView, PENDING_FOR};
-use crate::cluster::registry::owners::Owners;
 use crate::cluster::report::{LoadReport, NodeState};
-use crate::state_dir::{DoorWriter, Doors, Kept};
-use crate::worker::stats::unix_ms;
+use crate::state_dir::{DoorWriter, Doors};
 use crate::worker::{DoorSettings, RETURN_WINDOW};
 
 /// Sweeps cost a pass over every room: once a second, not once a report.
@@ -49,8 +47,6 @@ struct Rooms {
     swept: Option<Instant>,
     /// `parloir serve`'s doors on disk, when it keeps them.
     kept: Option<KeptDoors>,
-    /// Who made each room, by [`Rooms::id`].
-    owners: Owners,
 }
 
 /// The doors a `serve` process keeps across its restarts (`state_dir.rs`),
@@ -60,7 +56,7 @@ struct KeptDoors {
     /// their time to come back.
     restored: HashMap<String, (DoorSettings, Instant)>,
     /// As last written.
-    written: Kept,
+    written: Doors,
     writer: DoorWriter,
     /// The state folder's key, for the rooms' digests.
     key: String,
@@ -69,7 +65,7 @@ struct KeptDoors {
 impl KeptDoors {
     /// Writes the doors of live rooms and of those still awaited, if they
     /// changed.
-    fn keep(&mut self, assigned: &HashMap<String, Assignment>, owners: &Owners, now: Instant) {
+    fn keep(&mut self, assigned: &HashMap<String, Assignment>, now: Instant) {
         self.restored.retain(|_, (_, until)| now < *until);
         let live = assigned
             .iter()
@@ -84,13 +80,9 @@ impl KeptDoors {
             .filter(|(_, door)| !door.is_open())
             .map(|(digest, door)| (digest, door.clone()))
             .collect();
-        let kept = Kept {
-            doors,
-            owners: owners.export(now, unix_ms()),
-        };
-        if kept != self.written {
-            self.writer.write(kept.clone());
-            self.written = kept;
+        if doors != self.written {
+            self.writer.write(doors.clone());
+            self.written = doors;
         }
     }
 
@@ -157,53 +149,22 @@ impl Rooms {
 
     /// Keeps the rooms `report` lists that are assigned to its worker (a
     /// worker still holding a room that was moved elsewhere keeps nothing).
-    /// How a room is known in what outlives it: by the digest of its
-    /// name when kept on disk (the file names no room), by its name
-    /// otherwise.
-    fn id(&self, room: &str) -> String {
-        match &self.kept {
-            Some(kept) => kept.digest(room),
-            None => room.to_string(),
-        }
-    }
-
-    /// The door for a room placed now: as its worker last reported it,
-    /// else as kept across a restart, else its owner's if it was claimed.
-    fn door(&self, room: &str, now: Instant) -> Option<DoorSettings> {
-        let live = self.assigned.get(room).filter(|a| a.live(now));
-        let restored = || self.kept.as_ref()?.restored(room, now);
-        let owned = || {
-            let owner = self.owners.get(&self.id(room), now)?;
-            Some(DoorSettings {
-                owner: Some(owner.to_string()),
-                ..DoorSettings::default()
-            })
-        };
-        // Placed but not yet reported by its worker: the door kept.
-        live.and_then(|a| a.door.clone())
-            .or_else(restored)
-            .or_else(owned)
-    }
-
     fn refresh(&mut self, report: &LoadReport, now: Instant) {
         for room in &report.rooms {
-            let id = self.id(&room.room);
             if let Some(a) = self.assigned.get_mut(&room.room) {
                 if a.node == report.id {
                     a.fresh = now;
                     a.door = room.door.clone();
-                    if let Some(owner) = room.door.as_ref().and_then(|d| d.owner.as_deref()) {
-                        self.owners.seen(&id, owner, now);
-                    }
                 }
             }
             // Made anew: its door is now the one its worker reports.
             if let Some(kept) = &mut self.kept {
-                kept.restored.remove(&id);
+                let digest = kept.digest(&room.room);
+                kept.restored.remove(&digest);
             }
         }
         if let Some(kept) = &mut self.kept {
-            kept.keep(&self.assigned, &self.owners, now);
+            kept.keep(&self.assigned, now);
         }
     }
 
@@ -238,23 +199,19 @@ impl Memory {
     /// restarts: `doors` as read from its state folder (by the digest of
     /// their room's name under `key`), given to rooms made anew within
     /// [`RETURN_WINDOW`] of `now`, and `writer` to keep them as they change.
-    pub fn keeping_doors(kept: Kept, writer: DoorWriter, key: String, now: Instant) -> Memory {
-        let restored = kept
-            .doors
+    pub fn keeping_doors(doors: Doors, writer: DoorWriter, key: String, now: Instant) -> Memory {
+        let restored = doors
             .clone()
             .into_iter()
             .map(|(room, door)| (room, (door, now + RETURN_WINDOW)))
             .collect();
         let memory = Memory::default();
-        let mut rooms = lock(&memory.rooms);
-        rooms.owners = Owners::import(kept.owners.clone(), now, unix_ms());
-        rooms.kept = Some(KeptDoors {
+        lock(&memory.rooms).kept = Some(KeptDoors {
             restored,
-            written: kept,
+            written: doors,
             writer,
             key,
         });
-        drop(rooms);
         memory
     }
 
@@ -380,7 +337,11 @@ impl Registry for Memory {
         room: &'a str,
         now: Moment,
     ) -> BoxFuture<'a, Result<Option<DoorSettings>>> {
-        ready(lock(&self.rooms).door(room, now.instant))
+        let rooms = lock(&self.rooms);
+        let live = rooms.assigned.get(room).filter(|a| a.live(now.instant));
+        let restored = || rooms.kept.as_ref()?.restored(room, now.instant);
+        // Placed but not yet reported by its worker: the door kept on disk.
+        ready(live.and_then(|a| a.door.clone()).or_else(restored))
     }
 
     fn redirect(&self) -> BoxFuture<'_, Result<bool>> {
@@ -423,7 +384,6 @@ mod tests {
         let r = Memory::default();
         let t = Moment::now();
         contract::a_door_is_kept_with_its_room(&r, t).await;
-        contract::a_rooms_owner_outlives_its_door(&r, t).await;
         // Forgotten with the room: a room of that name placed later is open.
         let shut = contract::listing_with_door("b", &["room"], Some(&contract::lobby_only()));
         r.put_report(&shut, t).await.unwrap();
@@ -630,12 +590,9 @@ mod tests {
             ..Default::default()
         };
         let digest = crate::privacy::room_digest("chambre-217", &key);
-        let kept = Kept {
-            doors: Doors::from([(digest.clone(), shut.clone())]),
-            ..Kept::default()
-        };
+        let doors = Doors::from([(digest.clone(), shut.clone())]);
         let now = Moment::now();
-        let memory = Memory::keeping_doors(kept, state.door_writer(), key, now.instant);
+        let memory = Memory::keeping_doors(doors, state.door_writer(), key, now.instant);
         let door = |room: &'static str, at: Moment| memory.door(room, at);
         assert_eq!(door("chambre-217", now).await.unwrap(), Some(shut.clone()));
         assert_eq!(door("salon", now).await.unwrap(), None);
@@ -668,7 +625,7 @@ mod tests {
         memory.put_report(&opened, now).await.unwrap();
         let mut read = Doors::new();
         for _ in 0..200 {
-            read = state.kept().unwrap().doors;
+            read = state.doors().unwrap();
             if read.get(&digest) == Some(&keys) {
                 break;
             }

@@ -18,7 +18,6 @@
 //! is stored there as wall-clock milliseconds.
 
 mod memory;
-pub mod owners;
 mod redis;
 
 use std::ops::Add;
@@ -288,32 +287,6 @@ pub(crate) mod contract {
         assert_eq!(r.door("room", t).await.unwrap(), Some(shut.clone()));
         r.put_report(&listing("b", None), t).await.unwrap();
         assert_eq!(r.door("room", t).await.unwrap(), None);
-    }
-
-    /// Who made a room outlives its door: the room's next door, open, is
-    /// still its owner's. Only the room's own worker says who.
-    pub async fn a_rooms_owner_outlives_its_door(r: &dyn Registry, t: Moment) {
-        let owned = |owner: &str| DoorSettings {
-            owner: Some(owner.into()),
-            ..Default::default()
-        };
-        assert_eq!(
-            r.assign_room("owned", "a", None, 99, t).await.unwrap(),
-            Placed
-        );
-        let listing =
-            |node: &str, door: Option<&DoorSettings>| listing_with_door(node, &["owned"], door);
-        r.put_report(&listing("x", Some(&owned("stranger"))), t)
-            .await
-            .unwrap();
-        assert_eq!(r.door("owned", t).await.unwrap(), None, "not its worker");
-        r.put_report(&listing("a", Some(&owned("k"))), t)
-            .await
-            .unwrap();
-        assert_eq!(r.door("owned", t).await.unwrap(), Some(owned("k")));
-        // Its door gone (nobody in, nothing set): still its owner's.
-        r.put_report(&listing("a", None), t).await.unwrap();
-        assert_eq!(r.door("owned", t).await.unwrap(), Some(owned("k")));
     }
 
     pub async fn redirect_is_a_shared_switch(r: &dyn Registry) {

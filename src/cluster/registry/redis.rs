@@ -21,7 +21,6 @@ use futures_util::future::{BoxFuture, FutureExt};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 
-use super::owners::CLAIM_KEPT;
 use super::{Assigned, Moment, Registry, Result, NODE_TTL, ROOM_GRACE};
 use crate::cluster::placement::{NodeView, PENDING_FOR};
 use crate::cluster::report::{LoadReport, NodeState};
@@ -48,27 +47,21 @@ struct Stored {
 
 /// Stores report ARGV[2] of node ARGV[1] under KEYS[1] for ARGV[3] ms and
 /// adds the node to the set KEYS[2]; the rooms it lists (KEYS[3..] in
-/// triples: the room's key, its door's key, its owner's key; their doors
-/// and owners ARGV[6..] in pairs, in order, the door as JSON, empty for an
-/// open one, the owner empty for none) that are assigned to it are kept
-/// ARGV[4] ms more, their doors as reported, their owners ARGV[5] ms. One
-/// script, so that a report and the rooms it keeps are written together.
+/// pairs: the room's key, its door's key; their doors ARGV[5..] in order,
+/// as JSON, empty for an open one) that are assigned to it are kept
+/// ARGV[4] ms more, their doors as reported. One script, so that a report
+/// and the rooms it keeps are written together.
 const PUT: &str = r"
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 redis.call('SADD', KEYS[2], ARGV[1])
-for i = 3, #KEYS, 3 do
+for i = 3, #KEYS, 2 do
   if redis.call('GET', KEYS[i]) == ARGV[1] then
     redis.call('PEXPIRE', KEYS[i], ARGV[4])
-    local at = 6 + 2 * (i - 3) / 3
-    local door = ARGV[at]
+    local door = ARGV[5 + (i - 3) / 2]
     if door == '' then
       redis.call('DEL', KEYS[i + 1])
     else
       redis.call('SET', KEYS[i + 1], door, 'PX', ARGV[4])
-    end
-    local owner = ARGV[at + 1]
-    if owner ~= '' then
-      redis.call('SET', KEYS[i + 2], owner, 'PX', ARGV[5])
     end
   end
 end
@@ -117,10 +110,6 @@ fn door_key(room: &str) -> String {
     format!("parloir:door:{room}")
 }
 
-fn owner_key(room: &str) -> String {
-    format!("parloir:owner:{room}")
-}
-
 fn pending_key(id: &str) -> String {
     format!("parloir:pending:{id}")
 }
@@ -154,21 +143,17 @@ impl RedisRegistry {
         for room in &report.rooms {
             call.key(room_key(&room.room));
             call.key(door_key(&room.room));
-            call.key(owner_key(&room.room));
         }
         call.arg(&report.id)
             .arg(value)
             .arg(NODE_TTL.as_millis() as u64)
-            .arg(ROOM_GRACE.as_millis() as u64)
-            // Who made each room outlives the room (`owners.rs`).
-            .arg(CLAIM_KEPT.as_millis() as u64);
+            .arg(ROOM_GRACE.as_millis() as u64);
         for room in &report.rooms {
             let door = match &room.door {
                 Some(settings) => serde_json::to_string(settings)?,
                 None => String::new(),
             };
-            let owner = room.door.as_ref().and_then(|d| d.owner.clone());
-            call.arg(door).arg(owner.unwrap_or_default());
+            call.arg(door);
         }
         call.invoke_async::<()>(&mut c).await?;
         Ok(())
@@ -283,14 +268,7 @@ impl Registry for RedisRegistry {
             let kept: Option<String> = c.get(door_key(room)).await?;
             // A door that cannot be read is no door: the room opens, as it
             // did before doors were kept.
-            if let Some(door) = kept.and_then(|k| serde_json::from_str(&k).ok()) {
-                return Ok(Some(door));
-            }
-            let owner: Option<String> = c.get(owner_key(room)).await?;
-            Ok(owner.map(|owner| DoorSettings {
-                owner: Some(owner),
-                ..DoorSettings::default()
-            }))
+            Ok(kept.and_then(|k| serde_json::from_str(&k).ok()))
         }
         .boxed()
     }
@@ -469,9 +447,6 @@ mod tests {
         let (_server, r, mut c) = start().await;
         let t = Moment::now();
         contract::a_door_is_kept_with_its_room(&r, t).await;
-        contract::a_rooms_owner_outlives_its_door(&r, t).await;
-        let claim = CLAIM_KEPT.as_millis() as i64;
-        assert!(ttl_ms(&mut c, "parloir:owner:owned").await > claim - 5_000);
         let shut = contract::listing_with_door("b", &["room"], Some(&contract::lobby_only()));
         r.put_report(&shut, t).await.unwrap();
         let grace = ROOM_GRACE.as_millis() as i64;
