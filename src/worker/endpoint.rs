@@ -205,7 +205,14 @@ impl Endpoint {
         // one that another peer was heard from lately stays that peer's.
         if stun {
             match self.demux.owner(&source) {
+                // Its own address is counted too: after an ICE restart the
+                // agent no longer has it, and an address kept alive across
+                // restarts would otherwise reach each new agent uncounted.
                 Some((owner, _)) if owner == route => {
+                    if !room.takes_source(route.peer, source, &input) {
+                        self.out.counters.datagrams_dropped += 1;
+                        return Delivery::Refused;
+                    }
                     self.demux.by_addr(&source, now);
                 }
                 Some((_, heard)) if now.saturating_duration_since(heard) < ADDR_TAKEOVER => {

@@ -745,6 +745,60 @@ fn a_participant_cannot_grow_its_ice_agent_from_thousands_of_ports() {
     assert_eq!(net.received(4, 3, 60), 1, "it moves after the restart");
 }
 
+/// Addresses taken in one ICE generation and kept alive do not reach the
+/// next generation's agent uncounted: each restart would otherwise bring
+/// 16 more.
+#[test]
+fn addresses_kept_across_ice_restarts_are_counted_again() {
+    let mut net = call_of_two();
+    net.join(3, "b");
+    net.join(4, "b");
+    net.run(Duration::from_millis(1500));
+    let ports = 10_000..10_000 + 2 * MAX_ICE_SOURCES as u16;
+    let from = |port: u16| SocketAddr::from(([198, 51, 100, 200], port));
+    let mut taken = 0;
+    for round in 0..3 {
+        if round > 0 {
+            let offer = net.client(3).ice_restart();
+            let answer = net.offer(3, offer).expect("restart answered");
+            net.client(3).accept_answer(&answer);
+        }
+        // The attacker's own request, with this generation's credentials,
+        // its client driven by hand.
+        let index = net.clients.iter().position(|c| c.id == 3).unwrap();
+        let mut attacker = net.clients.remove(index);
+        let mut request = None;
+        for _ in 0..100 {
+            net.run(Duration::from_millis(100));
+            let now = net.now;
+            request = attacker
+                .poll(now)
+                .into_iter()
+                .find(|t| super::demux::is_stun(&t.contents));
+            if request.is_some() {
+                break;
+            }
+        }
+        let request = request.expect("a binding request").contents;
+        net.clients.push(attacker);
+        taken = 0;
+        for port in ports.clone() {
+            let now = net.now;
+            if net
+                .ep
+                .handle_datagram(now, Protocol::Udp, from(port), &request)
+                == Delivery::Delivered
+            {
+                taken += 1;
+            }
+        }
+    }
+    assert!(
+        taken <= MAX_ICE_SOURCES,
+        "{taken} addresses reached the third generation's agent"
+    );
+}
+
 #[test]
 fn huge_offers_and_offer_floods_are_refused() {
     let mut net = call_of_two();
