@@ -163,7 +163,6 @@ impl ServeConfig {
             .map_err(|e| ConfigError::Access(e.to_string()))
     }
 
-    /// The certificate and key to serve HTTPS with, if configured.
     /// Where to keep the rooms' doors: `Err` holds the default folder,
     /// used if it can be (an unwritable home only says so), `Ok(None)`
     /// when turned off.
@@ -175,6 +174,7 @@ impl ServeConfig {
         }
     }
 
+    /// The certificate and key to serve HTTPS with, if configured.
     pub fn tls(&self) -> Option<TlsFiles> {
         tls_files(self.tls_cert.as_deref(), self.tls_key.as_deref())
     }

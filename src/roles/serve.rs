@@ -12,7 +12,7 @@ use crate::config::{MediaTcpAddr, ServeConfig};
 use crate::metrics::{Metrics, Role};
 use crate::signal::pool::Pool;
 use crate::signal::{self, AppState, Control, SignalConfig};
-use crate::state_dir::{Doors, StateDir};
+use crate::state_dir::{Doors, StateDir, StateError};
 use crate::worker::{self, MediaConfig, MediaTcp};
 
 /// Node id of the embedded worker.
@@ -53,13 +53,12 @@ pub async fn start(
     })?;
     let media = worker.media_addr;
     let (registry, door_key) = match kept_doors(&config)? {
-        Some((state, doors)) => {
+        Some((state, doors, key)) => {
             tracing::info!(
                 folder = %state.path().display(),
                 rooms = doors.len(),
                 "rooms' doors kept across restarts"
             );
-            let key = state.password_key()?;
             let writer = state.door_writer();
             let memory = Memory::keeping_doors(doors, writer, key.clone(), Instant::now());
             (memory, Some(key))
@@ -128,11 +127,12 @@ pub async fn start(
 /// given that cannot be used stops the start; the default one only says
 /// so (a container's read-only home), and the doors then last as long as
 /// the process.
-fn kept_doors(config: &ServeConfig) -> Result<Option<(StateDir, Doors)>, StartError> {
-    let open = |path: &std::path::Path| -> Result<(StateDir, Doors), StartError> {
+fn kept_doors(config: &ServeConfig) -> Result<Option<(StateDir, Doors, String)>, StateError> {
+    let open = |path: &std::path::Path| -> Result<(StateDir, Doors, String), StateError> {
         let state = StateDir::open(path)?;
+        let key = state.password_key()?;
         let doors = state.doors()?;
-        Ok((state, doors))
+        Ok((state, doors, key))
     };
     match config.state_dir() {
         Ok(None) => Ok(None),
@@ -141,12 +141,14 @@ fn kept_doors(config: &ServeConfig) -> Result<Option<(StateDir, Doors)>, StartEr
             tracing::warn!("no state folder (no HOME): a restart opens every locked room");
             Ok(None)
         }
-        Err(Some(path)) => match StateDir::open(&path) {
-            Ok(_) => open(&path).map(Some),
-            Err(e) => {
+        // The default folder, not writable here: said, not fatal. A file
+        // there that cannot be read as doors still stops the start.
+        Err(Some(path)) => match open(&path) {
+            Err(e @ StateError::Io { .. }) => {
                 tracing::warn!("{e}: a restart opens every locked room (give --state-dir)");
                 Ok(None)
             }
+            kept => kept.map(Some),
         },
     }
 }

@@ -224,7 +224,9 @@ impl Door {
         // Was in when the room's worker or signal server was lost.
         if let Some(back) = req.rejoin.as_deref().and_then(|t| self.kept_key(t, now)) {
             return Ok(Entry::Enter {
-                moderator: back.moderator || req.moderator,
+                moderator: back.moderator
+                    || req.moderator
+                    || (self.members.is_empty() && !self.moderator_awaited()),
             });
         }
         if req.moderator || (self.members.is_empty() && self.restored.is_none()) {

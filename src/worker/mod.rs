@@ -88,7 +88,7 @@ pub enum WorkerError {
     PasswordWrong,
     #[error("too many people are waiting to be let in")]
     LobbyFull,
-    #[error("you asked to be let in too often; wait a minute before asking again")]
+    #[error("you asked to be let in too often; wait a little before asking again")]
     KnockingTooOften,
     #[error("only a moderator of the call may do this")]
     NotModerator,
