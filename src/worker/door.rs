@@ -81,6 +81,9 @@ struct Member {
     id: ParticipantId,
     /// Its resume token: what it shows to come back after a loss.
     token: String,
+    /// The token's digest, as kept by the cluster (made once: the door's
+    /// settings are read ten times a second).
+    key: String,
     moderator: bool,
     /// Moderates only until the moderator it stands in for comes back.
     stand_in: bool,
@@ -89,6 +92,7 @@ struct Member {
 #[derive(Debug)]
 struct Returning {
     token: String,
+    key: String,
     moderator: bool,
     until: Instant,
 }
@@ -180,11 +184,11 @@ impl Door {
     /// back (a stand-in comes back as a member: its role was lent).
     pub fn settings(&self) -> DoorSettings {
         let members = self.members.iter().map(|m| ReturnKey {
-            key: return_key(&m.token),
+            key: m.key.clone(),
             moderator: m.moderator && !m.stand_in,
         });
         let lost = self.returning.iter().map(|r| ReturnKey {
-            key: return_key(&r.token),
+            key: r.key.clone(),
             moderator: r.moderator,
         });
         let mut returning: Vec<ReturnKey> = members.chain(lost).collect();
@@ -328,6 +332,7 @@ impl Door {
         self.members.push(Member {
             id,
             token: token.to_string(),
+            key: return_key(token),
             moderator: moderator || stand_in,
             stand_in,
         });
@@ -342,6 +347,7 @@ impl Door {
             // A stand-in keeps no role to come back to: it was lent.
             self.returning.push_back(Returning {
                 token: gone.token,
+                key: gone.key,
                 moderator: gone.moderator && !gone.stand_in,
                 until: now + RETURN_WINDOW,
             });

@@ -209,7 +209,7 @@ impl Endpoint {
                 // agent no longer has it, and an address kept alive across
                 // restarts would otherwise reach each new agent uncounted.
                 Some((owner, _)) if owner == route => {
-                    if !room.takes_source(route.peer, source, &input) {
+                    if !room.counts_source(route.peer, source) {
                         self.out.counters.datagrams_dropped += 1;
                         return Delivery::Refused;
                     }

@@ -338,6 +338,15 @@ impl Room {
             .is_some_and(|p| p.rtc.accepts(input) && p.sources.take(source))
     }
 
+    /// As [`Room::takes_source`], for an address the participant already
+    /// has: its connection checks the request as it reads it, so it is
+    /// only counted here (one HMAC per request, not two).
+    pub fn counts_source(&mut self, id: ParticipantId, source: SocketAddr) -> bool {
+        self.peers
+            .get_mut(&id)
+            .is_some_and(|p| p.sources.take(source))
+    }
+
     /// The participant's own offer (its first, or an ICE restart); returns
     /// the answer. A server offer in flight is dropped and made again.
     pub fn accept_offer(
