@@ -504,6 +504,14 @@ mod tests {
         }
     }
 
+    /// `id`'s join from `network`.
+    fn from(id: ParticipantId, network: &str) -> JoinRequest {
+        JoinRequest {
+            network: Some(network.into()),
+            ..req(id)
+        }
+    }
+
     fn back(id: ParticipantId, was: ParticipantId) -> JoinRequest {
         JoinRequest {
             rejoin: Some(format!("token-{was}")),
@@ -709,10 +717,6 @@ mod tests {
         let now = Instant::now();
         let mut door = door_of(1, now);
         door.set_lobby(true);
-        let from = |id, network: &str| JoinRequest {
-            network: Some(network.into()),
-            ..req(id)
-        };
         for id in 0..MAX_KNOCKS_PER_NETWORK as u64 {
             assert_eq!(door.check(&from(10 + id, "a"), now), Ok(Entry::Knock));
             door.knock(from(10 + id, "a"), now);
@@ -728,10 +732,6 @@ mod tests {
         let now = Instant::now();
         let mut door = door_of(1, now);
         door.set_lobby(true);
-        let from = |id: u64, network: &str| JoinRequest {
-            network: Some(network.into()),
-            ..req(id)
-        };
         let mut id = 10;
         for network in ["a", "b", "c", "d"] {
             for _ in 0..MAX_KNOCKS_PER_NETWORK {
@@ -767,32 +767,29 @@ mod tests {
         let now = Instant::now();
         let mut door = door_of(1, now);
         door.set_lobby(true);
-        let from = |id: u64| JoinRequest {
-            network: Some("a".into()),
-            ..req(id)
-        };
+        let from_a = |id| from(id, "a");
         // Knocking and leaving at once, over and over: each knock is a
         // banner on the moderator's screen.
         for id in 10..10 + u64::from(KNOCK_BURST) {
-            assert_eq!(door.check(&from(id), now), Ok(Entry::Knock));
-            door.knock(from(id), now);
+            assert_eq!(door.check(&from_a(id), now), Ok(Entry::Knock));
+            door.knock(from_a(id), now);
             door.take_knock(id);
         }
         assert_eq!(
-            door.check(&from(30), now),
+            door.check(&from_a(30), now),
             Err(WorkerError::KnockingTooOften)
         );
-        let other = JoinRequest {
-            network: Some("b".into()),
-            ..req(31)
-        };
-        assert_eq!(door.check(&other, now), Ok(Entry::Knock), "another network");
+        assert_eq!(
+            door.check(&from(31, "b"), now),
+            Ok(Entry::Knock),
+            "another network"
+        );
         let later = now + KNOCK_EVERY;
-        assert_eq!(door.check(&from(32), later), Ok(Entry::Knock));
-        door.knock(from(32), later);
+        assert_eq!(door.check(&from_a(32), later), Ok(Entry::Knock));
+        door.knock(from_a(32), later);
         door.take_knock(32);
         assert_eq!(
-            door.check(&from(33), later),
+            door.check(&from_a(33), later),
             Err(WorkerError::KnockingTooOften)
         );
     }

@@ -185,6 +185,36 @@ impl Net {
         self.command(cmd).expect("detach");
     }
 
+    /// `id`'s browser restarts ICE (new credentials), as on a network
+    /// move, and takes the answer.
+    fn restart_ice(&mut self, id: ParticipantId) {
+        let offer = self.client(id).ice_restart();
+        let answer = self.offer(id, offer).expect("restart answered");
+        self.client(id).accept_answer(&answer);
+    }
+
+    /// A binding request `id`'s own connection sends, with its current
+    /// credentials: what an attacker replays from other sources.
+    fn own_binding_request(&mut self, id: ParticipantId) -> Vec<u8> {
+        let index = self.clients.iter().position(|c| c.id == id).unwrap();
+        // Driven by hand meanwhile: `run` would deliver its requests.
+        let mut client = self.clients.remove(index);
+        let mut request = None;
+        for _ in 0..100 {
+            self.run(Duration::from_millis(100));
+            let now = self.now;
+            request = client
+                .poll(now)
+                .into_iter()
+                .find(|t| super::demux::is_stun(&t.contents));
+            if request.is_some() {
+                break;
+            }
+        }
+        self.clients.push(client);
+        request.expect("a binding request").contents.to_vec()
+    }
+
     fn offer(&mut self, id: ParticipantId, sdp: String) -> Result<String, WorkerError> {
         match self.command(Command::Offer {
             participant: id,
@@ -388,9 +418,7 @@ fn an_ice_restart_from_a_new_network_resumes_media() {
     let mut net = call_of_two();
     // Wi-Fi to 4G: another address, and the browser restarts ICE.
     net.public.insert(2, "198.51.100.7:6000".parse().unwrap());
-    let offer = net.client(2).ice_restart();
-    let answer = net.offer(2, offer).expect("restart answered");
-    net.client(2).accept_answer(&answer);
+    net.restart_ice(2);
     net.run(Duration::from_millis(1500));
     net.everyone_sends(3);
     net.run(Duration::from_millis(100));
@@ -405,9 +433,7 @@ fn an_ice_restart_into_a_network_that_blocks_everything_ends_after_the_grace() {
     // check ever arrives. The participant is a frozen tile for the others
     // only as long as the grace.
     net.blocked.insert(2);
-    let offer = net.client(2).ice_restart();
-    let answer = net.offer(2, offer).expect("restart answered");
-    net.client(2).accept_answer(&answer);
+    net.restart_ice(2);
     net.run_past(DISCONNECT_GRACE / 2);
     assert_eq!(net.ep.participants(), 2, "still within the grace");
     net.run_past(DISCONNECT_GRACE);
@@ -700,18 +726,7 @@ fn a_participant_cannot_grow_its_ice_agent_from_thousands_of_ports() {
     net.join(3, "b");
     net.join(4, "b");
     net.run(Duration::from_millis(1500));
-    let index = net.clients.iter().position(|c| c.id == 3).unwrap();
-    let mut attacker = net.clients.remove(index);
-    let mut request = None;
-    while request.is_none() {
-        net.run(Duration::from_millis(250));
-        let now = net.now;
-        request = attacker
-            .poll(now)
-            .into_iter()
-            .find(|t| super::demux::is_stun(&t.contents));
-    }
-    let request = request.unwrap().contents;
+    let request = net.own_binding_request(3);
     let mut taken = 0;
     for port in 0..2000u16 {
         let from = SocketAddr::from(([198, 51, 100, 200], 10_000 + port));
@@ -734,11 +749,8 @@ fn a_participant_cannot_grow_its_ice_agent_from_thousands_of_ports() {
     assert_eq!(lost, 0, "the others' packets lost: {lost} of 20");
 
     // An ICE restart (a network move) starts the count again.
-    net.clients.push(attacker);
     net.public.insert(3, "198.51.100.201:7000".parse().unwrap());
-    let offer = net.client(3).ice_restart();
-    let answer = net.offer(3, offer).expect("restart answered");
-    net.client(3).accept_answer(&answer);
+    net.restart_ice(3);
     net.run(Duration::from_millis(1500));
     net.everyone_sends(60);
     net.run(Duration::from_millis(100));
@@ -759,28 +771,10 @@ fn addresses_kept_across_ice_restarts_are_counted_again() {
     let mut taken = 0;
     for round in 0..3 {
         if round > 0 {
-            let offer = net.client(3).ice_restart();
-            let answer = net.offer(3, offer).expect("restart answered");
-            net.client(3).accept_answer(&answer);
+            net.restart_ice(3);
         }
-        // The attacker's own request, with this generation's credentials,
-        // its client driven by hand.
-        let index = net.clients.iter().position(|c| c.id == 3).unwrap();
-        let mut attacker = net.clients.remove(index);
-        let mut request = None;
-        for _ in 0..100 {
-            net.run(Duration::from_millis(100));
-            let now = net.now;
-            request = attacker
-                .poll(now)
-                .into_iter()
-                .find(|t| super::demux::is_stun(&t.contents));
-            if request.is_some() {
-                break;
-            }
-        }
-        let request = request.expect("a binding request").contents;
-        net.clients.push(attacker);
+        // The attacker's own request, with this generation's credentials.
+        let request = net.own_binding_request(3);
         taken = 0;
         for port in ports.clone() {
             let now = net.now;
@@ -1265,9 +1259,7 @@ fn who_lost_its_media_in_a_locked_room_comes_back_without_knocking() {
     // 2 moves into a network that lets nothing through: its media is
     // lost, and its page joins again showing the token it had.
     net.blocked.insert(2);
-    let offer = net.client(2).ice_restart();
-    let answer = net.offer(2, offer).expect("restart answered");
-    net.client(2).accept_answer(&answer);
+    net.restart_ice(2);
     net.run_past(DISCONNECT_GRACE / 2);
     net.run_past(DISCONNECT_GRACE);
     assert_eq!(net.closed(2), Some("media connection lost"));
