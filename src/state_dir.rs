@@ -22,6 +22,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -35,18 +36,21 @@ pub type Doors = BTreeMap<String, DoorSettings>;
 
 const KEY_FILE: &str = "key";
 const DOORS_FILE: &str = "doors.json";
+const LOCK_FILE: &str = "lock";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("state folder {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
-    #[error("{path} is not a state file of this version: {source}")]
+    #[error("{path} is not a state file of this version: {source} (move it aside to start with every room open)")]
     Format {
         path: PathBuf,
         source: serde_json::Error,
     },
     #[error("{path} should hold 32 bytes")]
     Key { path: PathBuf },
+    #[error("state folder {path} is in use by another parloir serve (give this one --state-dir)")]
+    Busy { path: PathBuf },
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> StateError + '_ {
@@ -66,6 +70,10 @@ struct DoorsFile {
 /// The state folder, opened.
 pub struct StateDir {
     path: PathBuf,
+    /// Held (`flock`) as long as this process keeps its doors there: two
+    /// `serve` processes of one user on one host would otherwise share
+    /// the default folder and each rewrite the other's doors away.
+    lock: fs::File,
 }
 
 impl StateDir {
@@ -76,8 +84,27 @@ impl StateDir {
             .mode(0o700)
             .create(path)
             .map_err(io_error(path))?;
+        let lock_path = path.join(LOCK_FILE);
+        let lock = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(io_error(&lock_path))?;
+        // SAFETY: flock on a descriptor this function owns; no memory.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let e = io::Error::last_os_error();
+            return Err(match e.kind() {
+                io::ErrorKind::WouldBlock => StateError::Busy {
+                    path: path.to_path_buf(),
+                },
+                _ => io_error(&lock_path)(e),
+            });
+        }
         Ok(StateDir {
             path: path.to_path_buf(),
+            lock,
         })
     }
 
@@ -137,9 +164,12 @@ impl StateDir {
     pub fn door_writer(&self) -> DoorWriter {
         let path = self.path.join(DOORS_FILE);
         let (tx, rx) = mpsc::channel::<Doors>();
+        // The writer holds the folder for the rest of the process.
+        let lock = self.lock.try_clone();
         std::thread::Builder::new()
             .name("parloir-doors".into())
             .spawn(move || {
+                let _held = lock;
                 while let Ok(mut doors) = rx.recv() {
                     // Only the latest matters.
                     while let Ok(newer) = rx.try_recv() {
@@ -224,8 +254,18 @@ mod tests {
         let doors = Doors::from([("chambre-217".to_string(), door)]);
         state.door_writer().write(doors.clone());
 
-        // Another process, later.
-        let again = StateDir::open(&dir).unwrap();
+        // Another process, later: once this one's writer has written and
+        // let the folder go.
+        drop(state);
+        let mut again = StateDir::open(&dir);
+        for _ in 0..200 {
+            if !matches!(again, Err(StateError::Busy { .. })) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            again = StateDir::open(&dir);
+        }
+        let again = again.unwrap();
         assert_eq!(again.password_key().unwrap(), key, "the same key");
         let mut read = Doors::new();
         for _ in 0..200 {
@@ -241,6 +281,18 @@ mod tests {
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(&dir.join(KEY_FILE)), 0o600);
         assert_eq!(mode(&dir.join(DOORS_FILE)), 0o600);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn one_process_at_a_time_keeps_its_doors_in_a_folder() {
+        let dir = temp_dir("busy");
+        let first = StateDir::open(&dir).unwrap();
+        let _writer = first.door_writer();
+        assert!(matches!(StateDir::open(&dir), Err(StateError::Busy { .. })));
+        drop(first);
+        // Still held by the writer, for the rest of the process.
+        assert!(matches!(StateDir::open(&dir), Err(StateError::Busy { .. })));
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -52,7 +52,7 @@ pub enum StartError {
     HttpClient(#[from] reqwest::Error),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    #[error("{0} (move it aside to start with every room open, or give --state-dir)")]
+    #[error(transparent)]
     State(#[from] crate::state_dir::StateError),
     #[error("cannot use the TLS certificate {path}: {source}")]
     Tls {

@@ -141,10 +141,11 @@ fn kept_doors(config: &ServeConfig) -> Result<Option<(StateDir, Doors, String)>,
             tracing::warn!("no state folder (no HOME): a restart opens every locked room");
             Ok(None)
         }
-        // The default folder, not writable here: said, not fatal. A file
+        // The default folder, not writable here or held by another serve
+        // of this user: said, not fatal. A file
         // there that cannot be read as doors still stops the start.
         Err(Some(path)) => match open(&path) {
-            Err(e @ StateError::Io { .. }) => {
+            Err(e @ (StateError::Io { .. } | StateError::Busy { .. })) => {
                 tracing::warn!("{e}: a restart opens every locked room (give --state-dir)");
                 Ok(None)
             }
