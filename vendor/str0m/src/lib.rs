@@ -1630,7 +1630,9 @@ impl Rtc {
         }
 
         if !self.readiness.wants_events() {
-            return Ok(Some(Output::Timeout(self.poll_timeout())));
+            let timeout = self.poll_timeout();
+            self.readiness.settle();
+            return Ok(Some(Output::Timeout(timeout)));
         }
 
         while let Some(e) = self.ice.poll_event() {
@@ -1893,7 +1895,9 @@ impl Rtc {
 
         self.readiness.clear_events();
 
-        Ok(Some(Output::Timeout(self.poll_timeout())))
+        let timeout = self.poll_timeout();
+        self.readiness.settle();
+        Ok(Some(Output::Timeout(timeout)))
     }
 
     // Called only after the output pipeline has drained.
@@ -2102,6 +2106,18 @@ impl Rtc {
 
         // Prevent time from going backwards.
         if now < self.last_now {
+            return Ok(());
+        }
+
+        // A timeout before every deadline, after nothing but writes to
+        // unpaced send streams: their packets are released, nothing else is
+        // due. An SFU forwarding a packet to a subscriber asks for one such
+        // timeout per packet, and a full one walks every stream.
+        if self.readiness.is_settled()
+            && now < self.cached_timeout
+            && self.session.release_written(now)
+        {
+            self.last_now = now;
             return Ok(());
         }
 

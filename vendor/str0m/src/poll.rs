@@ -72,6 +72,15 @@ impl<'a> RtcMut<'a> {
     }
 }
 
+impl RtcMut<'_> {
+    /// The `Rtc` for a write to a send stream: re-polls the tree, and leaves
+    /// the timeout of everything else standing (see [`Readiness::is_settled`]).
+    pub(crate) fn for_write(&mut self) -> &mut Rtc {
+        self.rtc.readiness.wake_for_write();
+        self.rtc
+    }
+}
+
 impl Deref for RtcMut<'_> {
     type Target = Rtc;
 
@@ -151,6 +160,9 @@ impl Drop for Mutation<'_> {
 pub(crate) struct Readiness {
     events: bool,
     timeout: bool,
+    /// Since `poll_output` last reached a timeout, nothing changed but
+    /// writes to send streams: the timeout it gave still holds for all else.
+    settled: bool,
 }
 
 impl Readiness {
@@ -159,6 +171,7 @@ impl Readiness {
         Readiness {
             events: true,
             timeout: true,
+            settled: false,
         }
     }
 
@@ -178,8 +191,27 @@ impl Readiness {
         self.timeout = false;
     }
 
+    /// `poll_output` reached a timeout: everything is polled.
+    pub(crate) fn settle(&mut self) {
+        self.settled = true;
+    }
+
+    /// Whether only send streams were written to since `poll_output` last
+    /// reached a timeout.
+    pub(crate) fn is_settled(&self) -> bool {
+        self.settled
+    }
+
+    /// Re-polls everything for a write to a send stream, which leaves the
+    /// timeout of everything else as it was.
+    pub(crate) fn wake_for_write(&mut self) {
+        self.events = true;
+        self.timeout = true;
+    }
+
     /// Hand out an armed guard for a mutable descent into the tree.
     pub(crate) fn wake(&mut self) -> Wake<'_> {
+        self.settled = false;
         Wake {
             readiness: self,
             events: true,
@@ -228,6 +260,7 @@ impl Readiness {
         Self {
             events: false,
             timeout: false,
+            settled: true,
         }
     }
 }
@@ -260,6 +293,73 @@ mod tests {
         assert!(!rtc.readiness.wants_events());
         assert!(!rtc.readiness.wants_timeout());
         rtc
+    }
+
+    /// Sends what there is and drives the timeouts that are due until the
+    /// next one is later.
+    fn settle(rtc: &mut Rtc) {
+        use std::time::Duration;
+        loop {
+            while rtc.session.poll_datagram(rtc.last_now).is_some() {}
+            let at = loop {
+                if let Output::Timeout(at) = rtc.poll_output().unwrap() {
+                    break at;
+                }
+            };
+            if at > rtc.last_now + Duration::from_millis(1) {
+                return;
+            }
+            rtc.handle_input(Input::Timeout(at.max(rtc.last_now))).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_write_to_an_unpaced_stream_needs_no_full_timeout() {
+        use crate::rtp::RtpWrite;
+        use std::time::Duration;
+
+        let mut rtc = idle_rtc();
+        let pt = rtc.codec_config().params()[0].pt();
+        let tx = 42.into();
+        rtc.direct_api().stream_tx(&tx).unwrap().set_unpaced(true);
+        settle(&mut rtc);
+
+        for seq in 0..3_u64 {
+            let now = rtc.last_now + Duration::from_micros(100);
+            assert!(now < rtc.cached_timeout, "before every deadline");
+            rtc.direct_api()
+                .stream_tx(&tx)
+                .unwrap()
+                .write_rtp(RtpWrite::new(pt, seq.into(), 0, now, vec![1_u8; 100]));
+            rtc.handle_input(Input::Timeout(now)).unwrap();
+            assert_eq!(rtc.last_now, now);
+            assert_eq!(rtc.session.released_streams(), 1, "released by a light timeout");
+            assert!(rtc.session.poll_datagram(now).is_some(), "sent at once");
+            assert!(rtc.session.poll_datagram(now).is_none());
+            settle(&mut rtc);
+        }
+
+        // Anything else changed since the last poll: the timeout is a full one.
+        rtc.bwe().set_bitrate(Bitrate::kbps(100), Bitrate::mbps(2));
+        let now = rtc.last_now + Duration::from_micros(100);
+        rtc.direct_api()
+            .stream_tx(&tx)
+            .unwrap()
+            .write_rtp(RtpWrite::new(pt, 3.into(), 0, now, vec![1_u8; 100]));
+        rtc.handle_input(Input::Timeout(now)).unwrap();
+        assert_eq!(rtc.session.released_streams(), 0);
+
+        // A paced stream waits for the pacer, as before.
+        settle(&mut rtc);
+        rtc.direct_api().stream_tx(&tx).unwrap().set_unpaced(false);
+        settle(&mut rtc);
+        let now = rtc.last_now + Duration::from_micros(100);
+        rtc.direct_api()
+            .stream_tx(&tx)
+            .unwrap()
+            .write_rtp(RtpWrite::new(pt, 4.into(), 0, now, vec![1_u8; 100]));
+        rtc.handle_input(Input::Timeout(now)).unwrap();
+        assert_eq!(rtc.session.released_streams(), 0);
     }
 
     #[test]
@@ -327,7 +427,11 @@ mod tests {
     fn narrowing_preserves_other_operations() {
         for events in [false, true] {
             for timeout in [false, true] {
-                let mut readiness = Readiness { events, timeout };
+                let mut readiness = Readiness {
+                    events,
+                    timeout,
+                    settled: true,
+                };
                 {
                     let mut wake = readiness.wake();
                     wake.no_events();
