@@ -2039,22 +2039,8 @@ impl Rtc {
         match input {
             Input::Timeout(now) => self.do_handle_timeout(now)?,
             Input::Receive(recv_time, r) => {
-                // An RTP packet that arrives before every deadline given at
-                // the last poll_output() needs no timeout of its own: what it
-                // makes due (feedback, NACK) shows in the next poll_output()'s
-                // timeout. An SFU receives one per packet it forwards, and a
-                // full timeout walks every stream.
-                let rtp_before_deadline =
-                    matches!(r.contents.inner, DatagramRecvInner::Rtp(_))
-                        && self.readiness.is_settled()
-                        && self.last_now <= recv_time
-                        && recv_time < self.cached_timeout;
                 self.do_handle_receive(recv_time, r)?;
-                if rtp_before_deadline {
-                    self.last_now = recv_time;
-                } else {
-                    self.do_handle_timeout(recv_time)?;
-                }
+                self.do_handle_timeout(recv_time)?;
             }
         }
         Ok(())
