@@ -1630,6 +1630,15 @@ impl Rtc {
         }
 
         if !self.readiness.wants_events() {
+            // Only send streams were written to: their packets are the only
+            // new output. An SFU writes each forwarded packet to each
+            // subscriber, and the event pipeline is not walked for it.
+            if self.readiness.wants_writes() {
+                if let Some(t) = self.poll_written() {
+                    return Ok(Some(Output::Transmit(t)));
+                }
+                self.readiness.clear_writes();
+            }
             let timeout = self.poll_timeout();
             self.readiness.settle();
             return Ok(Some(Output::Timeout(timeout)));
@@ -1898,6 +1907,19 @@ impl Rtc {
         let timeout = self.poll_timeout();
         self.readiness.settle();
         Ok(Some(Output::Timeout(timeout)))
+    }
+
+    /// The next datagram of the send streams (and any RTCP due with it),
+    /// once ICE has a path.
+    fn poll_written(&mut self) -> Option<net::Transmit> {
+        let send = self.send_addr.as_ref()?;
+        let contents = self.session.poll_datagram(self.last_now)?;
+        Some(net::Transmit {
+            proto: send.proto,
+            source: send.source,
+            destination: send.destination,
+            contents,
+        })
     }
 
     // Called only after the output pipeline has drained.

@@ -163,6 +163,9 @@ pub(crate) struct Readiness {
     /// Since `poll_output` last reached a timeout, nothing changed but
     /// writes to send streams: the timeout it gave still holds for all else.
     settled: bool,
+    /// Send streams were written to: their packets are the only new output,
+    /// polled without walking the event pipeline.
+    writes: bool,
 }
 
 impl Readiness {
@@ -172,6 +175,7 @@ impl Readiness {
             events: true,
             timeout: true,
             settled: false,
+            writes: false,
         }
     }
 
@@ -183,8 +187,18 @@ impl Readiness {
         self.timeout
     }
 
+    /// The event pipeline was walked to its end, written packets included.
     pub(crate) fn clear_events(&mut self) {
         self.events = false;
+        self.writes = false;
+    }
+
+    pub(crate) fn wants_writes(&self) -> bool {
+        self.writes
+    }
+
+    pub(crate) fn clear_writes(&mut self) {
+        self.writes = false;
     }
 
     pub(crate) fn clear_timeout(&mut self) {
@@ -202,10 +216,11 @@ impl Readiness {
         self.settled
     }
 
-    /// Re-polls everything for a write to a send stream, which leaves the
-    /// timeout of everything else as it was.
+    /// A write to a send stream: its packets are polled and the timeout
+    /// recomputed, but a write queues no event, so the event pipeline is
+    /// not walked for it; the timeout of everything else stays as it was.
     pub(crate) fn wake_for_write(&mut self) {
-        self.events = true;
+        self.writes = true;
         self.timeout = true;
     }
 
@@ -261,6 +276,7 @@ impl Readiness {
             events: false,
             timeout: false,
             settled: true,
+            writes: false,
         }
     }
 }
@@ -334,6 +350,8 @@ mod tests {
             rtc.handle_input(Input::Timeout(now)).unwrap();
             assert_eq!(rtc.last_now, now);
             assert_eq!(rtc.session.released_streams(), 1, "released by a light timeout");
+            assert!(!rtc.readiness.wants_events(), "a write queues no event");
+            assert!(rtc.readiness.wants_writes());
             assert!(rtc.session.poll_datagram(now).is_some(), "sent at once");
             assert!(rtc.session.poll_datagram(now).is_none());
             settle(&mut rtc);
@@ -431,6 +449,7 @@ mod tests {
                     events,
                     timeout,
                     settled: true,
+                    writes: false,
                 };
                 {
                     let mut wake = readiness.wake();
