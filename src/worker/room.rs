@@ -553,9 +553,7 @@ impl Room {
             }
             if std::mem::take(&mut peer.wrote_media) {
                 // Media written since the last drain: its timeout is due,
-                // driven without the poll that would only report it. Our
-                // str0m patch 0003 makes it a light one when nothing else
-                // is due: the written packets are released, nothing walked.
+                // driven without the poll that would only report it.
                 if let Err(e) = peer.rtc.handle_input(Input::Timeout(clock)) {
                     tracing::debug!(peer = id, "timeout rejected: {e}");
                 }

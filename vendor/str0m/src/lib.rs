@@ -1630,18 +1630,7 @@ impl Rtc {
         }
 
         if !self.readiness.wants_events() {
-            // Only send streams were written to: their packets are the only
-            // new output. An SFU writes each forwarded packet to each
-            // subscriber, and the event pipeline is not walked for it.
-            if self.readiness.wants_writes() {
-                if let Some(t) = self.poll_written() {
-                    return Ok(Some(Output::Transmit(t)));
-                }
-                self.readiness.clear_writes();
-            }
-            let timeout = self.poll_timeout();
-            self.readiness.settle();
-            return Ok(Some(Output::Timeout(timeout)));
+            return Ok(Some(Output::Timeout(self.poll_timeout())));
         }
 
         while let Some(e) = self.ice.poll_event() {
@@ -1904,22 +1893,7 @@ impl Rtc {
 
         self.readiness.clear_events();
 
-        let timeout = self.poll_timeout();
-        self.readiness.settle();
-        Ok(Some(Output::Timeout(timeout)))
-    }
-
-    /// The next datagram of the send streams (and any RTCP due with it),
-    /// once ICE has a path.
-    fn poll_written(&mut self) -> Option<net::Transmit> {
-        let send = self.send_addr.as_ref()?;
-        let contents = self.session.poll_datagram(self.last_now)?;
-        Some(net::Transmit {
-            proto: send.proto,
-            source: send.source,
-            destination: send.destination,
-            contents,
-        })
+        Ok(Some(Output::Timeout(self.poll_timeout())))
     }
 
     // Called only after the output pipeline has drained.
@@ -2128,18 +2102,6 @@ impl Rtc {
 
         // Prevent time from going backwards.
         if now < self.last_now {
-            return Ok(());
-        }
-
-        // A timeout before every deadline, after nothing but writes to
-        // unpaced send streams: their packets are released, nothing else is
-        // due. An SFU forwarding a packet to a subscriber asks for one such
-        // timeout per packet, and a full one walks every stream.
-        if self.readiness.is_settled()
-            && now < self.cached_timeout
-            && self.session.release_written(now)
-        {
-            self.last_now = now;
             return Ok(());
         }
 

@@ -72,15 +72,6 @@ impl<'a> RtcMut<'a> {
     }
 }
 
-impl RtcMut<'_> {
-    /// The `Rtc` for a write to a send stream: re-polls the tree, and leaves
-    /// the timeout of everything else standing (see [`Readiness::is_settled`]).
-    pub(crate) fn for_write(&mut self) -> &mut Rtc {
-        self.rtc.readiness.wake_for_write();
-        self.rtc
-    }
-}
-
 impl Deref for RtcMut<'_> {
     type Target = Rtc;
 
@@ -160,12 +151,6 @@ impl Drop for Mutation<'_> {
 pub(crate) struct Readiness {
     events: bool,
     timeout: bool,
-    /// Since `poll_output` last reached a timeout, nothing changed but
-    /// writes to send streams: the timeout it gave still holds for all else.
-    settled: bool,
-    /// Send streams were written to: their packets are the only new output,
-    /// polled without walking the event pipeline.
-    writes: bool,
 }
 
 impl Readiness {
@@ -174,8 +159,6 @@ impl Readiness {
         Readiness {
             events: true,
             timeout: true,
-            settled: false,
-            writes: false,
         }
     }
 
@@ -187,46 +170,16 @@ impl Readiness {
         self.timeout
     }
 
-    /// The event pipeline was walked to its end, written packets included.
     pub(crate) fn clear_events(&mut self) {
         self.events = false;
-        self.writes = false;
-    }
-
-    pub(crate) fn wants_writes(&self) -> bool {
-        self.writes
-    }
-
-    pub(crate) fn clear_writes(&mut self) {
-        self.writes = false;
     }
 
     pub(crate) fn clear_timeout(&mut self) {
         self.timeout = false;
     }
 
-    /// `poll_output` reached a timeout: everything is polled.
-    pub(crate) fn settle(&mut self) {
-        self.settled = true;
-    }
-
-    /// Whether only send streams were written to since `poll_output` last
-    /// reached a timeout.
-    pub(crate) fn is_settled(&self) -> bool {
-        self.settled
-    }
-
-    /// A write to a send stream: its packets are polled and the timeout
-    /// recomputed, but a write queues no event, so the event pipeline is
-    /// not walked for it; the timeout of everything else stays as it was.
-    pub(crate) fn wake_for_write(&mut self) {
-        self.writes = true;
-        self.timeout = true;
-    }
-
     /// Hand out an armed guard for a mutable descent into the tree.
     pub(crate) fn wake(&mut self) -> Wake<'_> {
-        self.settled = false;
         Wake {
             readiness: self,
             events: true,
@@ -275,8 +228,6 @@ impl Readiness {
         Self {
             events: false,
             timeout: false,
-            settled: true,
-            writes: false,
         }
     }
 }
@@ -309,75 +260,6 @@ mod tests {
         assert!(!rtc.readiness.wants_events());
         assert!(!rtc.readiness.wants_timeout());
         rtc
-    }
-
-    /// Sends what there is and drives the timeouts that are due until the
-    /// next one is later.
-    fn settle(rtc: &mut Rtc) {
-        use std::time::Duration;
-        loop {
-            while rtc.session.poll_datagram(rtc.last_now).is_some() {}
-            let at = loop {
-                if let Output::Timeout(at) = rtc.poll_output().unwrap() {
-                    break at;
-                }
-            };
-            if at > rtc.last_now + Duration::from_millis(1) {
-                return;
-            }
-            rtc.handle_input(Input::Timeout(at.max(rtc.last_now))).unwrap();
-        }
-    }
-
-    #[test]
-    fn a_write_to_an_unpaced_stream_needs_no_full_timeout() {
-        use crate::rtp::RtpWrite;
-        use std::time::Duration;
-
-        let mut rtc = idle_rtc();
-        let pt = rtc.codec_config().params()[0].pt();
-        let tx = 42.into();
-        rtc.direct_api().stream_tx(&tx).unwrap().set_unpaced(true);
-        settle(&mut rtc);
-
-        for seq in 0..3_u64 {
-            let now = rtc.last_now + Duration::from_micros(100);
-            assert!(now < rtc.cached_timeout, "before every deadline");
-            rtc.direct_api()
-                .stream_tx(&tx)
-                .unwrap()
-                .write_rtp(RtpWrite::new(pt, seq.into(), 0, now, vec![1_u8; 100]));
-            rtc.handle_input(Input::Timeout(now)).unwrap();
-            assert_eq!(rtc.last_now, now);
-            assert_eq!(rtc.session.released_streams(), 1, "released by a light timeout");
-            assert!(!rtc.readiness.wants_events(), "a write queues no event");
-            assert!(rtc.readiness.wants_writes());
-            assert!(rtc.session.poll_datagram(now).is_some(), "sent at once");
-            assert!(rtc.session.poll_datagram(now).is_none());
-            settle(&mut rtc);
-        }
-
-        // Anything else changed since the last poll: the timeout is a full one.
-        rtc.bwe().set_bitrate(Bitrate::kbps(100), Bitrate::mbps(2));
-        let now = rtc.last_now + Duration::from_micros(100);
-        rtc.direct_api()
-            .stream_tx(&tx)
-            .unwrap()
-            .write_rtp(RtpWrite::new(pt, 3.into(), 0, now, vec![1_u8; 100]));
-        rtc.handle_input(Input::Timeout(now)).unwrap();
-        assert_eq!(rtc.session.released_streams(), 0);
-
-        // A paced stream waits for the pacer, as before.
-        settle(&mut rtc);
-        rtc.direct_api().stream_tx(&tx).unwrap().set_unpaced(false);
-        settle(&mut rtc);
-        let now = rtc.last_now + Duration::from_micros(100);
-        rtc.direct_api()
-            .stream_tx(&tx)
-            .unwrap()
-            .write_rtp(RtpWrite::new(pt, 4.into(), 0, now, vec![1_u8; 100]));
-        rtc.handle_input(Input::Timeout(now)).unwrap();
-        assert_eq!(rtc.session.released_streams(), 0);
     }
 
     #[test]
@@ -445,12 +327,7 @@ mod tests {
     fn narrowing_preserves_other_operations() {
         for events in [false, true] {
             for timeout in [false, true] {
-                let mut readiness = Readiness {
-                    events,
-                    timeout,
-                    settled: true,
-                    writes: false,
-                };
+                let mut readiness = Readiness { events, timeout };
                 {
                     let mut wake = readiness.wake();
                     wake.no_events();

@@ -109,10 +109,6 @@ pub(crate) struct Session {
     // temporary buffer when getting the next (unencrypted) RTP packet from Media line.
     poll_packet_buf: Vec<u8>,
 
-    /// Unpaced send streams whose written packets a timeout released before
-    /// any deadline: sent without asking the pacer, which paces none of them.
-    released_tx: Vec<Ssrc>,
-
     // Next packet for RtpPacket event.
     pending_packet: Option<RtpPacket>,
 
@@ -212,7 +208,6 @@ impl Session {
             pacer,
             pacer_control: PacerControl::new(),
             poll_packet_buf: vec![0; 2000],
-            released_tx: Vec::new(),
             pending_packet: None,
             media_bytes_rx: 0,
             media_bytes_tx: 0,
@@ -292,9 +287,6 @@ impl Session {
         // Payload ready media.
         self.do_payload(now)?;
 
-        // The pacer is handed every queue below.
-        self.released_tx.clear();
-
         let sender_ssrc = self.streams.first_ssrc_local();
 
         let do_nack = now >= self.nack_at().unwrap_or(not_happening());
@@ -357,22 +349,6 @@ impl Session {
         }
 
         Ok(())
-    }
-
-    /// A timeout before any deadline, asked for only because the application
-    /// wrote to send streams: their packets are timestamped and released,
-    /// nothing else runs. False, with nothing done, when the written streams
-    /// need a full timeout (a paced stream, one not yet timed out, no keys).
-    pub fn release_written(&mut self, now: Instant) -> bool {
-        if self.rtp_closing || self.srtp_tx.is_none() {
-            return false;
-        }
-        self.streams.release_written(now, &mut self.released_tx)
-    }
-
-    #[cfg(test)]
-    pub(crate) fn released_streams(&self) -> usize {
-        self.released_tx.len()
     }
 
     fn handle_timeout_bwe(&mut self, now: Instant) -> Option<(Mid, Pt)> {
@@ -1255,33 +1231,10 @@ impl Session {
     fn poll_packet(&mut self, now: Instant) -> Option<DatagramSend> {
         let srtp_tx = self.srtp_tx.as_mut()?;
 
-        // Released unpaced packets first: nothing paces them.
-        let released = loop {
-            let Some(&ssrc) = self.released_tx.last() else {
-                break None;
-            };
-            match self.streams.stream_tx(&ssrc) {
-                Some(s) if s.has_packet_to_send() => break Some(ssrc),
-                _ => {
-                    self.released_tx.pop();
-                }
-            }
-        };
-
         // Figure out which, if any, queue to poll
         // The cluster_id is captured by the pacer at poll time, before register_send() might clear it
-        let (stream, midrid, cluster_id) = match released {
-            Some(ssrc) => {
-                let cluster_id = self.pacer.active_cluster();
-                let stream = self.streams.stream_tx(&ssrc)?;
-                let midrid = MidRid(stream.mid(), stream.rid());
-                (stream, midrid, cluster_id)
-            }
-            None => {
-                let (midrid, cluster_id) = self.pacer.poll_queue()?;
-                (self.streams.stream_tx_by_midrid(midrid)?, midrid, cluster_id)
-            }
-        };
+        let (midrid, cluster_id) = self.pacer.poll_queue()?;
+        let stream = self.streams.stream_tx_by_midrid(midrid)?;
         let Some(media) = self.medias.iter().find(|m| m.mid() == stream.mid()) else {
             trace!("Pacer pointed to mid {} which has no media", midrid.mid());
             return None;

@@ -355,7 +355,7 @@ impl<'a> DirectApi<'a> {
     ///
     /// The stream must first be declared using [`DirectApi::declare_stream_tx`].
     pub fn stream_tx(&mut self, ssrc: &Ssrc) -> Option<&mut StreamTx> {
-        self.rtc.for_write().session.streams.stream_tx_for_write(ssrc)
+        self.rtc.session.streams.stream_tx(ssrc)
     }
 
     /// Obtain a send stream by looking it up via mid/rid.

@@ -156,10 +156,6 @@ pub(crate) struct Streams {
     /// hard cap when selecting RTX cache entries for spurious padding.
     mtu_warn: usize,
     pause_threshold: Duration,
-
-    /// Send streams handed to the application for writing since the last
-    /// timeout: the only ones a write can have filled.
-    written_tx: Vec<Ssrc>,
 }
 
 /// Delay between cleaning up the RxLookup.
@@ -189,7 +185,6 @@ impl Streams {
             enable_stats,
             mtu_warn,
             pause_threshold,
-            written_tx: Vec::new(),
         }
     }
 
@@ -368,39 +363,6 @@ impl Streams {
         self.streams_tx.get_mut(ssrc)
     }
 
-    /// A send stream handed to the application, which may write to it: a
-    /// timeout that comes only for that write looks at this stream alone.
-    pub(crate) fn stream_tx_for_write(&mut self, ssrc: &Ssrc) -> Option<&mut StreamTx> {
-        if self.streams_tx.contains_key(ssrc) && !self.written_tx.contains(ssrc) {
-            self.written_tx.push(*ssrc);
-        }
-        self.streams_tx.get_mut(ssrc)
-    }
-
-    /// Timestamps what was written to the streams handed out since the last
-    /// timeout and adds those with packets to send to `released`. False,
-    /// with nothing done, when one of them must wait for a full timeout: it
-    /// has not had its first one, or the pacer paces it.
-    pub(crate) fn release_written(&mut self, now: Instant, released: &mut Vec<Ssrc>) -> bool {
-        let paced = |ssrc: &Ssrc| {
-            self.streams_tx
-                .get(ssrc)
-                .is_some_and(|s| !s.is_released_unpaced())
-        };
-        if self.written_tx.iter().any(paced) {
-            return false;
-        }
-        for ssrc in self.written_tx.drain(..) {
-            let Some(stream) = self.streams_tx.get_mut(&ssrc) else {
-                continue;
-            };
-            if stream.stamp_written(now) && !released.contains(&ssrc) {
-                released.push(ssrc);
-            }
-        }
-        true
-    }
-
     /// Lookup the "main" SSRC and mid for a given SSRC(main or RTX).
     pub(crate) fn mid_ssrc_rx_by_ssrc_or_rtx(
         &mut self,
@@ -474,9 +436,6 @@ impl Streams {
         feedback: &mut VecDeque<Rtcp>,
     ) {
         let StreamTimeoutConfig { codecs, intervals } = config;
-
-        // Every send queue is timestamped below.
-        self.written_tx.clear();
 
         self.mids_to_report.clear(); // Clear for checking StreamRx.
         for stream in self.streams_rx.values() {

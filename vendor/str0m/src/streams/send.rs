@@ -1278,24 +1278,6 @@ impl StreamTx {
         self.send_queue.need_timeout()
     }
 
-    /// Whether what is written goes out without the pacer: the stream has
-    /// had its first timeout (its kind and padding are known) and is unpaced.
-    pub(crate) fn is_released_unpaced(&self) -> bool {
-        self.kind.is_some() && self.unpaced == Some(true)
-    }
-
-    /// Timestamps the packets written since the last timeout; whether the
-    /// stream has a packet to send.
-    pub(crate) fn stamp_written(&mut self, now: Instant) -> bool {
-        self.send_queue.handle_timeout(now);
-        self.has_packet_to_send()
-    }
-
-    /// A resend or a timestamped packet waits (padding does not count).
-    pub(crate) fn has_packet_to_send(&self) -> bool {
-        !self.resends.is_empty() || self.send_queue.has_sendable()
-    }
-
     pub(crate) fn handle_timeout<'a>(
         &mut self,
         now: Instant,

@@ -60,13 +60,6 @@ impl SendQueue {
         }
     }
 
-    /// Whether the first packet is timestamped, so that it can be sent.
-    pub fn has_sendable(&self) -> bool {
-        self.queue
-            .front()
-            .is_some_and(|p| p.timestamp != not_happening())
-    }
-
     pub fn pop(&mut self, now: Instant) -> Option<RtpPacket> {
         // Don't release packets without a timestamp.
         self.peek()?;
