@@ -22,7 +22,6 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -70,7 +69,7 @@ struct DoorsFile {
 /// The state folder, opened.
 pub struct StateDir {
     path: PathBuf,
-    /// Held (`flock`) as long as this process keeps its doors there: two
+    /// Held (`File::try_lock`, a `flock`) as long as this process keeps its doors there: two
     /// `serve` processes of one user on one host would otherwise share
     /// the default folder and each rewrite the other's doors away.
     lock: fs::File,
@@ -92,15 +91,14 @@ impl StateDir {
             .mode(0o600)
             .open(&lock_path)
             .map_err(io_error(&lock_path))?;
-        // SAFETY: flock on a descriptor this function owns; no memory.
-        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            let e = io::Error::last_os_error();
-            return Err(match e.kind() {
-                io::ErrorKind::WouldBlock => StateError::Busy {
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(StateError::Busy {
                     path: path.to_path_buf(),
-                },
-                _ => io_error(&lock_path)(e),
-            });
+                })
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(io_error(&lock_path)(e)),
         }
         Ok(StateDir {
             path: path.to_path_buf(),
