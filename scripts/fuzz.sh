@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-600}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(messages datagrams offer tcp_frames rtp tokens headers config)
+[ ${#targets[@]} -gt 0 ] || targets=(messages datagrams offer tcp_frames rtp tokens headers config sessions)
 
 command -v c++ >/dev/null 2>&1 || {
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

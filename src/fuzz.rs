@@ -14,6 +14,7 @@ use str0m::rtp::Vp8Descriptor;
 
 use crate::cluster::control::{FromWorker, Request};
 use crate::ids::{ParticipantInfo, ParticipantState};
+use crate::signal::session::{Env, Input, Output, Placed, Session};
 use crate::signal::{client_addr, grant, origin, protocol, room_name, room_token};
 use crate::worker::endpoint::Endpoint;
 use crate::worker::peer::{Candidates, Local};
@@ -213,6 +214,389 @@ pub fn config(data: &[u8]) {
     let _ = crate::access::parse_list(text);
 }
 
+/// What the sequence target's clients are: three browsers on two
+/// addresses, two rooms, a few names and passwords, so that inputs meet
+/// one another (the same room, another's token) instead of missing.
+const CLIENTS: [IpAddr; 3] = [
+    IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+    IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+    IpAddr::V4(Ipv4Addr::new(198, 51, 100, 9)),
+];
+const ROOMS: [&str; 2] = ["chambre-217", "salle-b"];
+const NAMES: [&str; 3] = ["Ana", "Dr. Martin", ""];
+const PASSWORDS: [Option<&str>; 3] = [None, Some("pw"), Some("autre")];
+const NODE: &str = "node-a";
+/// Rounds of passing messages between the sessions and the worker after
+/// one step: far more than any step needs; more is a loop.
+const MAX_ROUNDS: usize = 10_000;
+
+/// Reads a fuzzer's input as small numbers, then zeros.
+struct Script<'d> {
+    data: &'d [u8],
+    pos: usize,
+}
+
+impl Script<'_> {
+    fn byte(&mut self) -> u8 {
+        let b = self.data.get(self.pos).copied().unwrap_or(0);
+        self.pos += 1;
+        b
+    }
+
+    fn flag(&mut self) -> bool {
+        self.byte() & 1 == 0
+    }
+
+    fn pick<'t, T>(&mut self, of: &'t [T]) -> Option<&'t T> {
+        let b = self.byte() as usize;
+        (!of.is_empty()).then(|| &of[b % of.len()])
+    }
+
+    fn text(&mut self) -> String {
+        let n = (self.byte() as usize).min(self.data.len().saturating_sub(self.pos));
+        let s = String::from_utf8_lossy(&self.data[self.pos..self.pos + n]).into_owned();
+        self.pos += n;
+        s
+    }
+}
+
+/// The signalling sessions of a few clients and the worker their rooms
+/// run on, joined as `signal/socket.rs` and the worker role join them:
+/// placement answers with the door the cluster kept, a worker that dies
+/// is replaced by an empty one (a failover), events go to the session
+/// that last attached the participant.
+struct Play<'e> {
+    env: Env<'e, governor::clock::FakeRelativeClock>,
+    clock: &'e governor::clock::FakeRelativeClock,
+    sessions: Vec<Session<'e, governor::clock::FakeRelativeClock>>,
+    session_ids: Vec<u64>,
+    worker: Endpoint,
+    workers_made: u64,
+    /// Which session gets a participant's events, and as which session id.
+    attached: std::collections::HashMap<crate::ids::ParticipantId, (usize, u64)>,
+    /// The registry's doors: what placement hands a room made anew.
+    doors: std::collections::HashMap<String, crate::worker::DoorSettings>,
+    /// What the clients were told, for the next messages to use (or steal).
+    ids: Vec<crate::ids::ParticipantId>,
+    tokens: Vec<String>,
+    offers: Vec<u32>,
+    /// What each client was told, by type (and error code), in order.
+    told: Vec<(usize, String)>,
+    t0: Instant,
+    elapsed: Duration,
+}
+
+impl<'e> Play<'e> {
+    fn now(&self) -> crate::signal::session::Now {
+        crate::signal::session::Now {
+            at: self.t0 + self.elapsed,
+            unix: 1_800_000_000 + self.elapsed.as_secs(),
+        }
+    }
+
+    fn new_session(&mut self, i: usize) -> Session<'e, governor::clock::FakeRelativeClock> {
+        self.session_ids[i] += CLIENTS.len() as u64;
+        let env = Env { ..self.env };
+        Session::new(
+            env,
+            CLIENTS[i],
+            self.session_ids[i],
+            rand::SeedableRng::seed_from_u64(self.session_ids[i]),
+            self.now().at,
+        )
+    }
+
+    fn new_worker(&mut self) -> Endpoint {
+        self.workers_made += 1;
+        let server = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 40000);
+        Endpoint::new(
+            Local::test(Candidates::on(server)),
+            self.workers_made,
+            self.now().at,
+        )
+    }
+
+    fn input(&mut self, i: usize, input: Input) {
+        let now = self.now();
+        self.sessions[i].handle_input(input, now);
+        self.settle();
+    }
+
+    /// Passes outputs and events around until nobody has anything left.
+    fn settle(&mut self) {
+        for _ in 0..MAX_ROUNDS {
+            let mut busy = false;
+            for i in 0..self.sessions.len() {
+                while let Some(out) = self.sessions[i].poll_output() {
+                    busy = true;
+                    self.output(i, out);
+                }
+            }
+            let at = self.now().at;
+            self.worker.handle_timeout(at);
+            while self.worker.poll_transmit(at, 64).is_some() {}
+            while let Some((participant, event)) = self.worker.poll_event() {
+                busy = true;
+                if let Some(&(i, _)) = self.attached.get(&participant) {
+                    let now = self.now();
+                    let input = Input::Event {
+                        event,
+                        worker_gone: false,
+                    };
+                    self.sessions[i].handle_input(input, now);
+                }
+            }
+            if !busy {
+                for room in self.worker.rooms() {
+                    match room.door {
+                        Some(door) => self.doors.insert(room.room, door),
+                        None => self.doors.remove(&room.room),
+                    };
+                }
+                return;
+            }
+        }
+        panic!("sessions and worker still busy after {MAX_ROUNDS} rounds");
+    }
+
+    fn output(&mut self, i: usize, out: Output) {
+        let now = self.now();
+        let input = match out {
+            Output::Send(msg) => {
+                self.learn(i, &msg);
+                None
+            }
+            Output::Ping | Output::NodeLost(_) => None,
+            Output::Close => {
+                self.end(i);
+                None
+            }
+            Output::Place { room, .. } => Some(Input::Placed(Ok(Placed {
+                node: NODE.into(),
+                door: self.doors.get(&room).cloned(),
+            }))),
+            Output::Locate { room } => Some(Input::Located(
+                self.worker
+                    .rooms()
+                    .any(|r| r.room == room)
+                    .then(|| NODE.into()),
+            )),
+            Output::Worker(cmd) => {
+                if let Some((participant, session)) = cmd.attaches() {
+                    self.attached.insert(participant, (i, session));
+                }
+                if let Some((participant, session)) = cmd.releases() {
+                    let current = self.attached.get(&participant).map(|a| a.1);
+                    if session.is_none() || session == current {
+                        self.attached.remove(&participant);
+                    }
+                }
+                let wants_reply = cmd.wants_reply();
+                let reply = self.worker.handle_command(now.at, cmd);
+                wants_reply.then_some(Input::Reply(reply))
+            }
+        };
+        if let Some(input) = input {
+            self.sessions[i].handle_input(input, now);
+        }
+    }
+
+    /// What a client learns that a next message may use: its id and
+    /// token, who knocks, the offer to answer.
+    fn learn(&mut self, i: usize, msg: &protocol::ServerMessage) {
+        use protocol::ServerMessage as M;
+        // The socket serialises every message it sends.
+        if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(msg) {
+            if self.told.len() < 4096 {
+                let what = [
+                    &m["type"],
+                    m.get("code").unwrap_or(&serde_json::Value::Null),
+                ];
+                let what = what.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>();
+                self.told.push((i, what.join(" ")));
+            }
+        }
+        match msg {
+            M::Welcome { you, token, .. } => {
+                self.ids.push(*you);
+                self.tokens.push(token.clone());
+            }
+            M::Knocking { id, .. } => self.ids.push(*id),
+            M::Offer { id, .. } => self.offers.push(*id),
+            _ => {}
+        }
+        self.ids.truncate(64);
+        self.tokens.truncate(64);
+        self.offers.truncate(64);
+    }
+
+    /// The socket of client `i` is gone; a new one takes its place.
+    fn end(&mut self, i: usize) {
+        let now = self.now();
+        self.sessions[i].handle_input(Input::Ended, now);
+        while let Some(out) = self.sessions[i].poll_output() {
+            if let Output::Worker(cmd) = out {
+                if cmd.wants_reply() {
+                    continue;
+                }
+                if let Some((participant, session)) = cmd.releases() {
+                    let current = self.attached.get(&participant).map(|a| a.1);
+                    if session.is_none() || session == current {
+                        self.attached.remove(&participant);
+                    }
+                }
+                let _ = self.worker.handle_command(now.at, cmd);
+            }
+        }
+        self.attached.retain(|_, (s, _)| *s != i);
+        self.sessions[i] = self.new_session(i);
+    }
+
+    /// The worker dies: its sessions hear so, and placement finds an
+    /// empty one in its place, with the doors the registry kept.
+    fn fail_over(&mut self) {
+        self.worker = self.new_worker();
+        let attached: Vec<usize> = self.attached.values().map(|a| a.0).collect();
+        self.attached.clear();
+        let now = self.now();
+        for i in attached {
+            let event = PeerEvent::Closed {
+                reason: "worker lost".into(),
+            };
+            let input = Input::Event {
+                event,
+                worker_gone: true,
+            };
+            self.sessions[i].handle_input(input, now);
+        }
+        self.settle();
+    }
+
+    fn advance(&mut self, by: Duration) {
+        self.elapsed += by;
+        self.clock.advance(by);
+        self.settle();
+    }
+
+    /// One client's message, built from the script: a well-formed message
+    /// of each kind the protocol has, with values the others were given,
+    /// or free text.
+    fn message(&self, kind: u8, s: &mut Script) -> String {
+        use serde_json::json;
+        let id = s.pick(&self.ids).copied().unwrap_or(1);
+        let room = *s.pick(&ROOMS).unwrap_or(&ROOMS[0]);
+        let v = protocol::VERSION;
+        let msg = match kind {
+            0 => {
+                let rejoin = (s.flag()).then(|| s.pick(&self.tokens).cloned()).flatten();
+                json!({"type": "join", "v": v, "room": room,
+                       "name": s.pick(&NAMES), "password": s.pick(&PASSWORDS),
+                       "audio": s.flag(), "video": true, "rejoin": rejoin})
+            }
+            1 => json!({"type": "resume", "v": v, "room": room, "participant": id,
+                        "token": s.pick(&self.tokens).cloned().unwrap_or_default()}),
+            2 => json!({"type": "set-password", "password": s.pick(&PASSWORDS)}),
+            3 => json!({"type": "set-lobby", "on": s.flag()}),
+            4 => json!({"type": "admit", "id": id}),
+            5 => json!({"type": "refuse", "id": id}),
+            6 => json!({"type": "remove", "id": id}),
+            7 => json!({"type": "leave"}),
+            8 => json!({"type": "state", "audio": true, "video": s.flag(),
+                        "hand": s.flag()}),
+            9 => json!({"type": "chat", "text": s.text()}),
+            10 => json!({"type": "offer", "sdp": s.text()}),
+            11 => json!({"type": "answer", "id": s.pick(&self.offers).copied().unwrap_or(1),
+                         "sdp": s.text()}),
+            12 => json!({"type": "candidate", "candidate": s.text()}),
+            13 => json!({"type": "receive-video", "on": s.flag()}),
+            14 => json!({"type": "ping"}),
+            _ => return s.text(),
+        };
+        msg.to_string()
+    }
+}
+
+/// Sequences of signalling messages (join, knock, resume, moderator
+/// actions, leave) from three clients, through the signalling session and
+/// a worker's endpoint as the server joins them, with sockets lost, time
+/// passing and the worker failing over in between: each step is a byte
+/// (the client, then what happens) and what that step needs.
+pub fn sessions(data: &[u8]) {
+    play_sessions(data, |_| {});
+}
+
+/// [`sessions`], then `check` with what each client was told.
+fn play_sessions(data: &[u8], check: impl FnOnce(&[(usize, String)])) {
+    use governor::clock::FakeRelativeClock;
+    static METRICS: std::sync::OnceLock<crate::metrics::Metrics> = std::sync::OnceLock::new();
+    let metrics =
+        METRICS.get_or_init(|| crate::metrics::Metrics::new("fuzz", crate::metrics::Role::Signal));
+    // As `serve` runs by default, in a room of three so that it fills.
+    let config = crate::signal::SignalConfig {
+        max_participants: 3,
+        ..crate::signal::SignalConfig::for_tests("fuzz")
+    };
+    let clock = FakeRelativeClock::default();
+    let limits = crate::signal::limits::AddressLimits::with_clock(clock.clone());
+    let env = Env {
+        config: &config,
+        limits: Some(&limits),
+        metrics,
+    };
+    let t0 = Instant::now();
+    let mut play = Play {
+        env,
+        clock: &clock,
+        sessions: Vec::new(),
+        session_ids: (0..CLIENTS.len() as u64).collect(),
+        worker: Endpoint::new(
+            Local::test(Candidates::on(SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                40000,
+            ))),
+            0,
+            t0,
+        ),
+        workers_made: 0,
+        attached: Default::default(),
+        doors: Default::default(),
+        ids: Vec::new(),
+        tokens: Vec::new(),
+        offers: Vec::new(),
+        told: Vec::new(),
+        t0,
+        elapsed: Duration::ZERO,
+    };
+    for i in 0..CLIENTS.len() {
+        let session = play.new_session(i);
+        play.sessions.push(session);
+    }
+    let mut script = Script { data, pos: 0 };
+    while script.pos < data.len() {
+        let step = script.byte();
+        let i = step as usize % CLIENTS.len();
+        match step / CLIENTS.len() as u8 {
+            kind @ 0..=63 => {
+                let text = play.message(kind % 17, &mut script);
+                play.input(i, Input::Text(&text));
+            }
+            64..=69 => play.input(i, Input::Tick),
+            70..=72 => play.input(i, Input::Binary),
+            73..=75 => {
+                let now = play.now();
+                play.sessions[i].heard(now);
+            }
+            76..=78 => play.end(i),
+            79 => play.fail_over(),
+            _ => {
+                let by = Duration::from_millis(u64::from(script.byte()) * 250);
+                play.advance(by);
+            }
+        }
+    }
+    check(&play.told);
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -220,7 +604,7 @@ mod tests {
     type Target = fn(&[u8]);
 
     /// Every target, by the name of its folders under `fuzz/`.
-    const TARGETS: [(&str, Target); 8] = [
+    const TARGETS: [(&str, Target); 9] = [
         ("messages", super::messages),
         ("datagrams", super::datagrams),
         ("offer", super::offer),
@@ -229,7 +613,45 @@ mod tests {
         ("tokens", super::tokens),
         ("headers", super::headers),
         ("config", super::config),
+        ("sessions", super::sessions),
     ];
+
+    /// The sequence target plays what its seeds say they play (the
+    /// harness reaches the door, the lobby, resume and failover), and the
+    /// doors hold through it.
+    #[test]
+    fn the_sequence_seeds_reach_the_doors() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/sessions");
+        let play = |seed: &str, check: &dyn Fn(Vec<&str>, Vec<&str>)| {
+            let data = std::fs::read(root.join(seed)).unwrap();
+            super::play_sessions(&data, |told| {
+                let of = |c: usize| -> Vec<&str> {
+                    told.iter()
+                        .filter(|(i, what)| {
+                            *i == c
+                                && !["room-settings", "quality", "forwarded"]
+                                    .contains(&what.as_str())
+                        })
+                        .map(|(_, what)| what.as_str())
+                        .collect()
+                };
+                eprintln!("{seed}: Ana {:?}\n  stranger {:?}", of(0), of(2));
+                check(of(0), of(2));
+            });
+        };
+        play("lobby-admit-remove", &|ana, stranger| {
+            assert!(ana.contains(&"knocking"), "{ana:?}");
+            assert_eq!(stranger[..3], ["lobby", "welcome", "error removed"]);
+        });
+        play("failover-resume", &|ana, stranger| {
+            // Ana locks her room; after the failover she comes back in
+            // through the door made anew, the stranger does not.
+            assert_eq!(ana[0], "welcome");
+            assert_eq!(ana.last(), Some(&"welcome"));
+            assert!(stranger.contains(&"error resume-failed"), "{stranger:?}");
+            assert_eq!(stranger.last(), Some(&"error password-required"));
+        });
+    }
 
     /// The seeds (the example configuration files among them), and every
     /// input that once crashed a target (kept in

@@ -19,7 +19,7 @@ pub mod protocol;
 mod refusal;
 pub mod room_name;
 pub mod room_token;
-mod session;
+pub(crate) mod session;
 #[cfg(test)]
 mod session_tests;
 mod socket;
@@ -78,6 +78,34 @@ pub struct SignalConfig {
     /// secret: `serve`'s own, kept in its state folder so that a digest
     /// outlives a restart (`state_dir.rs`); `None`: this process's own.
     pub door_key: Option<String>,
+}
+
+#[cfg(any(test, fuzzing))]
+impl SignalConfig {
+    /// `serve`'s defaults with a cluster `secret`: what the sessions'
+    /// tests and the sequence fuzz target run under.
+    pub(crate) fn for_tests(secret: &str) -> Self {
+        SignalConfig {
+            door_key: None,
+            secret: Some(secret.into()),
+            max_participants: 12,
+            last_n: 9,
+            admission: crate::cluster::admission::Thresholds {
+                soft: 0.8,
+                hard: 0.95,
+            },
+            partners: Vec::new(),
+            allowed_origins: Vec::new(),
+            room_tokens: None,
+            closed_rooms: false,
+            address_limits: true,
+            trusted_proxies: Vec::new(),
+            access: Default::default(),
+            grants: None,
+            turn: None,
+            metrics_token: None,
+        }
+    }
 }
 
 pub struct Control {

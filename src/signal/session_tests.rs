@@ -20,7 +20,7 @@ use super::room_token::{TokenKey, DEFAULT_AUDIENCE};
 use super::session::{Env, Input, Now, Output, Placed, Session, MAX_MESSAGE};
 use super::turn::TurnConfig;
 use super::{PlaceError, SignalConfig};
-use crate::cluster::admission::{Refusal, Thresholds};
+use crate::cluster::admission::Refusal;
 use crate::ids::ParticipantId;
 use crate::metrics::{Metrics, Role};
 use crate::privacy;
@@ -37,26 +37,7 @@ const ROOM: &str = "chambre-217";
 const NODE: &str = "node-a";
 
 fn config() -> SignalConfig {
-    SignalConfig {
-        door_key: None,
-        secret: Some(SECRET.into()),
-        max_participants: 12,
-        last_n: 9,
-        admission: Thresholds {
-            soft: 0.8,
-            hard: 0.95,
-        },
-        partners: Vec::new(),
-        allowed_origins: Vec::new(),
-        room_tokens: None,
-        closed_rooms: false,
-        address_limits: true,
-        trusted_proxies: Vec::new(),
-        access: Default::default(),
-        grants: None,
-        turn: None,
-        metrics_token: None,
-    }
+    SignalConfig::for_tests(SECRET)
 }
 
 /// What a session lives in: settings, counters, the limits per address on
