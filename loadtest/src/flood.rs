@@ -30,6 +30,11 @@ pub struct FloodArgs {
     /// Seconds, at most 600.
     #[arg(long, default_value_t = 30.0)]
     duration: f64,
+    /// Send answers instead of offers, this many a second per socket:
+    /// answers of `--mlines` m-lines, filled up to the message limit, to
+    /// offers the server never made, which it must drop unparsed.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    answers: Option<u32>,
 }
 
 /// Offers a socket sends at most, whatever the duration.
@@ -91,6 +96,22 @@ pub fn offer_sdp(mlines: u32, session: u64, version: u64) -> String {
     s
 }
 
+/// A well-formed answer of `mlines` m-lines, which the server would have
+/// to parse to know it is not the one it waits for, filled up to the
+/// message limit with attribute lines (the parse is what costs).
+fn answer_sdp(mlines: u32) -> String {
+    let mut sdp = offer_sdp(mlines, 1, 1).replace("a=sendonly", "a=recvonly");
+    let pad = format!("a=x-pad:{}\r\n", "p".repeat(1000));
+    // As JSON text each line end is escaped into four characters.
+    let escaped = |s: &str| s.len() + 2 * s.matches("\r\n").count();
+    let mut len = escaped(&sdp);
+    while len + escaped(&pad) + 1024 < MESSAGE_LIMIT {
+        sdp.push_str(&pad);
+        len += escaped(&pad);
+    }
+    sdp
+}
+
 /// What the sockets saw.
 #[derive(Debug, Default)]
 struct Tally {
@@ -121,23 +142,32 @@ impl Tally {
     }
 }
 
-/// One attacker: a room of its own, offers until `until`. A socket the
-/// server closes is opened again, as an attacker would.
-async fn attack(base: &str, mlines: u32, until: Instant) -> Tally {
+/// One attacker: in `room`, offers (or answers, `answers` a
+/// second) until `until`. A socket the server closes is opened again, as
+/// an attacker would.
+async fn attack(
+    base: &str,
+    room: &str,
+    mlines: u32,
+    answers: Option<u32>,
+    until: Instant,
+) -> Tally {
     let mut t = Tally::default();
-    let room = format!("flood-{:08x}", rand::random::<u32>());
     // Below 2^62, as RFC 3264 asks of a session id.
     let session = rand::random::<u64>() >> 2;
     let mut version = 1;
     while Instant::now() < until && t.sent < MAX_OFFERS_PER_SOCKET {
-        let mut ws = match join(base, &room, "flood").await {
+        let mut ws = match join(base, room, "flood").await {
             Ok(ws) => ws,
             Err(e) => {
                 t.failed.push(format!("{e:#}"));
                 return t;
             }
         };
-        let closed = offers(&mut ws, mlines, until, session, &mut version, &mut t).await;
+        let closed = match answers {
+            Some(rate) => unasked_answers(&mut ws, mlines, rate, until, &mut t).await,
+            None => offers(&mut ws, mlines, until, session, &mut version, &mut t).await,
+        };
         if !closed {
             // Leaving frees the room now rather than after the grace a
             // lost socket is given.
@@ -190,6 +220,46 @@ async fn offers(
     false
 }
 
+/// Answers to offers never made, `rate` a second on one socket until
+/// `until`, reading what the server says meanwhile; true if it closed
+/// the socket. An answer to nothing gets no reply: only refusals count.
+async fn unasked_answers(
+    ws: &mut Ws,
+    mlines: u32,
+    rate: u32,
+    until: Instant,
+    t: &mut Tally,
+) -> bool {
+    let sdp = answer_sdp(mlines);
+    let every = Duration::from_secs(1) / rate;
+    let mut next = Instant::now();
+    while Instant::now() < until && t.sent < MAX_OFFERS_PER_SOCKET {
+        let id: u32 = rand::random();
+        if send(ws, json!({"type":"answer","id":id,"sdp":sdp}))
+            .await
+            .is_err()
+        {
+            return true;
+        }
+        t.sent += 1;
+        next = (next + every).max(Instant::now());
+        loop {
+            let wait = next.min(until);
+            match tokio::time::timeout_at(wait.into(), crate::parloir_client::next_json(ws)).await {
+                Err(_) => break,
+                Ok(Err(_)) => return true,
+                Ok(Ok(m)) => {
+                    if m["type"] == "error" {
+                        let code = m["code"].as_str().unwrap_or("unknown").to_string();
+                        *t.refused.entry(code).or_default() += 1;
+                    }
+                }
+            }
+        }
+    }
+    false
+}
+
 /// The target, if every address it names is this machine's.
 pub(crate) fn loopback_target(target: &str) -> anyhow::Result<String> {
     let url = reqwest::Url::parse(target).context("--target")?;
@@ -206,8 +276,13 @@ pub(crate) fn loopback_target(target: &str) -> anyhow::Result<String> {
 }
 
 fn report(a: &FloodArgs, message_bytes: usize, t: &Tally, elapsed: Duration) -> String {
+    let what = if a.answers.is_some() {
+        "answer"
+    } else {
+        "offer"
+    };
     let mut s = format!(
-        "flood-offers: {} sockets, {} m-lines per offer ({message_bytes} bytes as a message), {:.1} s\n",
+        "flood-offers: {} sockets, {} m-lines per {what} ({message_bytes} bytes as a message), {:.1} s\n",
         a.sockets,
         a.mlines,
         elapsed.as_secs_f64()
@@ -216,7 +291,7 @@ fn report(a: &FloodArgs, message_bytes: usize, t: &Tally, elapsed: Duration) -> 
     let codes: Vec<String> = t.refused.iter().map(|(c, n)| format!("{c} {n}")).collect();
     let _ = writeln!(
         s,
-        "offers sent {}, answered {}, refused {refused}{}, unanswered {}",
+        "{what}s sent {}, answered {}, refused {refused}{}, unanswered {}",
         t.sent,
         t.answered,
         if codes.is_empty() {
@@ -250,12 +325,14 @@ pub fn main(a: FloodArgs) -> anyhow::Result<()> {
     if !(a.duration > 0.0 && a.duration <= 600.0) {
         bail!("--duration must be above 0 and at most 600 s");
     }
-    let message_bytes = json!({"type":"offer","sdp":offer_sdp(a.mlines, 1, 1)})
-        .to_string()
-        .len();
+    let message = match a.answers {
+        Some(_) => json!({"type":"answer","id":1,"sdp":answer_sdp(a.mlines)}),
+        None => json!({"type":"offer","sdp":offer_sdp(a.mlines, 1, 1)}),
+    };
+    let message_bytes = message.to_string().len();
     if message_bytes > MESSAGE_LIMIT {
         eprintln!(
-            "offers of {message_bytes} bytes are over the server's {MESSAGE_LIMIT}: they will be refused unread"
+            "messages of {message_bytes} bytes are over the server's {MESSAGE_LIMIT}: they will be refused unread"
         );
     }
     // One thread: the attacker must not take the cores from the calls it
@@ -266,11 +343,20 @@ pub fn main(a: FloodArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let until = started + Duration::from_secs_f64(a.duration);
     let mlines = a.mlines;
+    let answers = a.answers;
+    // Offers each in a room of its own (an offer in a shared room would
+    // renegotiate the others'); answers all in one, as one client's
+    // tabs, within the new rooms an address may open.
+    let shared = format!("flood-{:08x}", rand::random::<u32>());
     let tally = rt.block_on(async {
         let tasks: Vec<_> = (0..a.sockets)
             .map(|_| {
                 let base = base.clone();
-                tokio::spawn(async move { attack(&base, mlines, until).await })
+                let room = match answers {
+                    Some(_) => shared.clone(),
+                    None => format!("flood-{:08x}", rand::random::<u32>()),
+                };
+                tokio::spawn(async move { attack(&base, &room, mlines, answers, until).await })
             })
             .collect();
         let mut all = Tally::default();
@@ -301,6 +387,17 @@ mod tests {
             "{message} bytes"
         );
         str0m::change::SdpOffer::from_sdp_string(&sdp).expect("parses");
+    }
+
+    #[test]
+    fn a_flood_answer_fills_a_message_and_parses() {
+        let sdp = answer_sdp(64);
+        let message = json!({"type":"answer","id":1,"sdp":sdp}).to_string().len();
+        assert!(
+            (MESSAGE_LIMIT - 4096..=MESSAGE_LIMIT).contains(&message),
+            "{message} bytes"
+        );
+        str0m::change::SdpAnswer::from_sdp_string(&sdp).expect("parses");
     }
 
     #[test]

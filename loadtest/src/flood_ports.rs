@@ -9,8 +9,8 @@
 //! Bounded like `flood-offers`: loopback targets only, a duration of at
 //! most 600 s, at most 1,000 ports a second; it stops by itself.
 
-use std::collections::{HashSet, VecDeque};
-use std::net::IpAddr;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
@@ -40,6 +40,16 @@ pub struct FloodPortsArgs {
     /// Address the attacker's sockets bind to.
     #[arg(long, default_value = "127.0.0.1")]
     client_ip: IpAddr,
+    /// Instead of new ports, send the requests (still signed with the
+    /// attacker's own credentials) from the addresses of the other UDP
+    /// sockets on 127.0.0.1, forged with a raw socket (root or
+    /// CAP_NET_RAW): `--rate` a second from each. This machine's socket
+    /// table stands for an attacker who sees the victims' traffic: a
+    /// socket is forged from once it has been open for 3 s, by when its
+    /// owner's media runs (an address forged before its owner first used
+    /// it is the case docs/security.md leaves open).
+    #[arg(long)]
+    spoof: bool,
 }
 
 /// A stray port is read for answers this long, then closed.
@@ -48,6 +58,8 @@ const KEEP_PORT: Duration = Duration::from_secs(2);
 /// What the attacker saw.
 #[derive(Debug, Default)]
 struct Tally {
+    /// Addresses whose source was forged (`--spoof`).
+    spoofed_sources: HashSet<u16>,
     /// Binding requests sent, each from a new port.
     sent: u64,
     /// Of those, answered with a success: taken by the worker's agent.
@@ -98,6 +110,98 @@ fn hmac_sha1(key: &[u8], parts: &[&[u8]]) -> [u8; 20] {
     out
 }
 
+/// Forges the source of UDP datagrams on loopback with a raw socket that
+/// writes its own IPv4 header, and finds whom to forge from.
+struct Spoofer {
+    raw: socket2::Socket,
+    /// Each socket on loopback, and when it was first seen.
+    seen: HashMap<u16, Instant>,
+    victims: Vec<SocketAddr>,
+    read_at: Option<Instant>,
+}
+
+/// How long a socket is open before it is forged from: an attacker
+/// learns an address from its owner's traffic.
+const SEEN_FOR: Duration = Duration::from_secs(3);
+
+impl Spoofer {
+    fn new() -> std::io::Result<Self> {
+        // SOCK_RAW (socket2 names it only with its "all" feature) and
+        // IPPROTO_RAW: the header is the caller's (IP_HDRINCL).
+        let raw = socket2::Socket::new(
+            socket2::Domain::IPV4,
+            socket2::Type::from(3),
+            Some(socket2::Protocol::from(255)),
+        )?;
+        Ok(Spoofer {
+            raw,
+            seen: HashMap::new(),
+            victims: Vec::new(),
+            read_at: None,
+        })
+    }
+
+    /// The UDP sockets bound on 127.0.0.1 other than `own` and the
+    /// server's, open for [`SEEN_FOR`], read again every second.
+    fn victims(&mut self, own: u16, server: u16) -> Vec<SocketAddr> {
+        if self
+            .read_at
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
+        {
+            self.read_at = Some(Instant::now());
+            let now = Instant::now();
+            let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+            let open: HashSet<u16> = loopback_sockets(&table)
+                .filter(|p| *p != own && *p != server)
+                .collect();
+            self.seen.retain(|p, _| open.contains(p));
+            for p in open {
+                self.seen.entry(p).or_insert(now);
+            }
+            self.victims = self
+                .seen
+                .iter()
+                .filter(|(_, at)| now.duration_since(**at) >= SEEN_FOR)
+                .map(|(p, _)| SocketAddr::from((Ipv4Addr::LOCALHOST, *p)))
+                .collect();
+        }
+        self.victims.clone()
+    }
+
+    /// One UDP datagram from `from` to `to` (both IPv4): the kernel fills
+    /// in the header's length, checksum and id; UDP's checksum is left
+    /// out, as IPv4 allows.
+    fn send(&self, from: SocketAddr, to: SocketAddr, payload: &[u8]) -> std::io::Result<()> {
+        let (SocketAddr::V4(from), SocketAddr::V4(to)) = (from, to) else {
+            return Err(std::io::ErrorKind::Unsupported.into());
+        };
+        let udp_len = (8 + payload.len()) as u16;
+        let mut p = Vec::with_capacity(20 + usize::from(udp_len));
+        p.extend_from_slice(&[0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0]);
+        p.extend_from_slice(&from.ip().octets());
+        p.extend_from_slice(&to.ip().octets());
+        p.extend_from_slice(&from.port().to_be_bytes());
+        p.extend_from_slice(&to.port().to_be_bytes());
+        p.extend_from_slice(&udp_len.to_be_bytes());
+        p.extend_from_slice(&[0, 0]);
+        p.extend_from_slice(payload);
+        self.raw.send_to(&p, &SocketAddr::V4(to).into())?;
+        Ok(())
+    }
+}
+
+/// The ports of the UDP sockets bound on 127.0.0.1 in a `/proc/net/udp`
+/// table.
+fn loopback_sockets(table: &str) -> impl Iterator<Item = u16> + '_ {
+    table.lines().skip(1).filter_map(|line| {
+        let local = line.split_whitespace().nth(1)?;
+        let (ip, port) = local.split_once(':')?;
+        // The address's bytes in network order, read as a host word.
+        let ip = Ipv4Addr::from(u32::from_str_radix(ip, 16).ok()?.to_ne_bytes());
+        (ip == Ipv4Addr::LOCALHOST).then(|| u16::from_str_radix(port, 16).ok())?
+    })
+}
+
 async fn attack(base: &str, a: &FloodPortsArgs, until: Instant) -> anyhow::Result<Tally> {
     let mut t = Tally::default();
     let room = format!("ports-{:08x}", rand::random::<u32>());
@@ -122,6 +226,11 @@ async fn attack(base: &str, a: &FloodPortsArgs, until: Instant) -> anyhow::Resul
     let request = binding_request(&username, &server_pwd);
 
     let interval = Duration::from_secs_f64(1.0 / a.rate);
+    let mut spoofer = if a.spoof {
+        Some(Spoofer::new().context("a raw socket (root or CAP_NET_RAW)")?)
+    } else {
+        None
+    };
     let mut next_stray = Instant::now();
     let mut strays: VecDeque<(Instant, std::net::UdpSocket)> = VecDeque::new();
     let mut server = None;
@@ -158,7 +267,18 @@ async fn attack(base: &str, a: &FloodPortsArgs, until: Instant) -> anyhow::Resul
             }
             strays.pop_front();
         }
-        if let (true, Some(server)) = (t.connected && now >= next_stray, server) {
+        if let (true, Some(server), Some(spoofer)) =
+            (t.connected && now >= next_stray, server, spoofer.as_mut())
+        {
+            for from in spoofer.victims(local.port(), server.port()) {
+                if spoofer.send(from, server, &request).is_ok() {
+                    t.sent += 1;
+                    t.spoofed_sources.insert(from.port());
+                }
+            }
+            next_stray += interval;
+            next_stray = next_stray.max(now - Duration::from_secs(1));
+        } else if let (true, Some(server)) = (t.connected && now >= next_stray, server) {
             let s = std::net::UdpSocket::bind((a.client_ip, 0))?;
             s.set_nonblocking(true)?;
             if s.send_to(&request, server).is_ok() {
@@ -210,10 +330,18 @@ pub fn main(a: FloodPortsArgs) -> anyhow::Result<()> {
     let t = rt
         .block_on(attack(&base, &a, until))
         .context("the attacker's call")?;
+    let what = if a.spoof {
+        format!(
+            "{:.0} a second from each of {} forged sources",
+            a.rate,
+            t.spoofed_sources.len()
+        )
+    } else {
+        format!("{:.0} new ports a second", a.rate)
+    };
     println!(
-        "flood-ports: {:.1} s, {:.0} new ports a second; binding requests sent {}, answered {} on {} distinct ports; own call connected: {}, cut by the server: {}",
+        "flood-ports: {:.1} s, {what}; binding requests sent {}, answered {} on {} distinct ports; own call connected: {}, cut by the server: {}",
         started.elapsed().as_secs_f64(),
-        a.rate,
         t.sent,
         t.answered,
         t.answered_ports.len(),
@@ -233,6 +361,20 @@ mod tests {
         let (u, p) = server_ice(answer).unwrap();
         assert_eq!((u.as_str(), p.as_str()), ("ab12", "secretsecretsecret"));
         assert!(server_ice("v=0\r\n").is_err());
+    }
+
+    #[test]
+    fn loopback_sockets_are_read_from_the_table() {
+        let local = u32::from_ne_bytes([127, 0, 0, 1]);
+        let other = u32::from_ne_bytes([10, 0, 0, 2]);
+        let table = format!(
+            "  sl  local_address rem_address   st\n\
+             0: {local:08X}:9C40 00000000:0000 07\n\
+             1: {other:08X}:9C41 00000000:0000 07\n\
+             2: {local:08X}:0035 00000000:0000 07\n"
+        );
+        let ports: Vec<u16> = loopback_sockets(&table).collect();
+        assert_eq!(ports, vec![40000, 53]);
     }
 
     #[test]

@@ -526,6 +526,61 @@ pub fn loadtest_bin() -> std::path::PathBuf {
     bin
 }
 
+/// `parloir-loadtest` with `attacker` (a flood) beside a measured
+/// 4-person meeting on the server at `http`: the attacker's report, once
+/// the meeting is checked whole (all joined, under 1 % lost, p99 under
+/// 50 ms), its figures printed.
+pub fn attack_beside_a_meeting(http: &str, attacker: &[&str]) -> String {
+    let attacker = Command::new(loadtest_bin())
+        .args(attacker)
+        .args(["--target", http])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the attacker");
+    let victim = Command::new(loadtest_bin())
+        .args(["run", "--target", http, "--preset", "meeting"])
+        .args(["--rooms", "1", "--participants", "4"])
+        .args(["--warmup", "3", "--duration", "15", "--json"])
+        .output()
+        .expect("run the meeting");
+    let attacker = attacker.wait_with_output().expect("the attacker ends");
+    let report = String::from_utf8_lossy(&attacker.stdout).into_owned();
+    eprintln!("{report}{}", String::from_utf8_lossy(&attacker.stderr));
+    assert!(attacker.status.success());
+
+    let summary: serde_json::Value = serde_json::from_slice(&victim.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&victim.stdout),
+            String::from_utf8_lossy(&victim.stderr)
+        )
+    });
+    eprintln!(
+        "the meeting beside it: loss {} %, delay p50 {} ms, p99 {} ms",
+        summary["loss_pct"], summary["delay_p50_ms"], summary["delay_p99_ms"]
+    );
+    assert_eq!(summary["joined"], 4, "{summary}");
+    assert!(summary["loss_pct"].as_f64().unwrap() < 1.0, "{summary}");
+    assert!(
+        summary["delay_p99_ms"].as_f64().unwrap() < 50.0,
+        "{summary}"
+    );
+    report
+}
+
+/// A figure of a tool's report: the number right after `label`.
+pub fn figure(report: &str, label: &str) -> u64 {
+    let at = report
+        .find(label)
+        .unwrap_or_else(|| panic!("no {label:?} in {report:?}"));
+    report[at + label.len()..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no figure after {label:?} in {report:?}"))
+}
+
 pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
