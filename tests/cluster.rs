@@ -365,6 +365,24 @@ async fn a_cluster_places_spreads_survives_and_drains() {
     })
     .await;
 
+    // A stranger with a session of her own in another room takes it up
+    // again naming the locked room instead: refused, with the words a
+    // resume into a room that exists nowhere gets, so that she learns
+    // nothing about where rooms live, and her session is not recorded in
+    // the locked room to be vouched for there after the failover below.
+    let eve = serde_json::json!({"type": "join", "v": 1, "room": "eve-room", "name": "Eve"});
+    let (ws, welcome) = signalling_join(&u2, &eve).await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    drop(ws);
+    let resume = |room: &str| {
+        serde_json::json!({"type": "resume", "v": 1, "room": room,
+            "participant": welcome["you"], "token": welcome["token"]})
+    };
+    let (_eve_ws, answer) = signalling_join(&u1, &resume("busy-call")).await;
+    assert_eq!(answer["code"], "resume-failed", "{answer}");
+    let (_ws, nowhere) = signalling_join(&u1, &resume("no-such-room")).await;
+    assert_eq!(answer, nowhere, "a refused resume says where rooms live");
+
     // kill -9 of the worker carrying the call: everyone is back, on another
     // worker, without a page reload, and the room made anew there is still
     // locked.
