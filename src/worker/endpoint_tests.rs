@@ -12,7 +12,7 @@ use str0m::net::Protocol;
 use tokio::sync::mpsc;
 
 use super::endpoint::{Delivery, Endpoint, ENDED_REMEMBERED};
-use super::ice_sources::MAX_ICE_SOURCES;
+use super::ice_sources::{MAX_ICE_SOURCES, MAX_TRICKLED};
 use super::outbox::Outboxes;
 use super::peer::{
     Candidates, CONNECT_DEADLINE, DETACH_GRACE, DISCONNECT_GRACE, MAX_MEDIA_SECTIONS, SEAT_GRACE,
@@ -791,6 +791,39 @@ fn addresses_kept_across_ice_restarts_are_counted_again() {
         taken <= MAX_ICE_SOURCES,
         "{taken} addresses reached the third generation's agent"
     );
+}
+
+/// Trickled candidates are kept by the agent until the next ICE restart:
+/// one generation takes `MAX_TRICKLED`, the rest are refused with a
+/// clear error, and the call goes on; a restart takes more again.
+#[test]
+fn trickled_candidates_are_bounded_per_ice_generation() {
+    let mut net = call_of_two();
+    let candidate = |i: u32| Command::Candidate {
+        participant: 1,
+        candidate: format!(
+            "candidate:{i} 1 udp 2130706431 10.{}.{}.1 5000 typ host",
+            i / 256,
+            i % 256
+        ),
+    };
+    // The client's offer listed its own address: it counts too.
+    let replies: Vec<_> = (0..MAX_TRICKLED as u32 + 10)
+        .map(|i| net.command(candidate(i)))
+        .collect();
+    let taken = replies.iter().take_while(|r| r.is_ok()).count();
+    assert_eq!(taken, MAX_TRICKLED - 1, "{:?}", replies[taken]);
+    for refused in &replies[taken..] {
+        assert!(
+            matches!(refused, Err(WorkerError::InvalidCandidate(why)) if why.contains("ICE generation")),
+            "{refused:?}"
+        );
+    }
+    net.everyone_sends(7);
+    net.run(Duration::from_millis(100));
+    assert_eq!(net.received(2, 1, 7), 1, "the call goes on");
+    net.restart_ice(1);
+    net.command(candidate(10_000)).expect("a new generation");
 }
 
 #[test]

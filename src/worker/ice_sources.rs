@@ -15,16 +15,29 @@
 //! one generation stops being heard from new addresses, its connection is
 //! lost, and it restarts ICE, as it does after a network move: the count
 //! starts again with the new credentials.
+//!
+//! Candidates a client trickles are kept by the agent until the next ICE
+//! restart too, each paired with the server's: they are bounded apart
+//! ([`MAX_TRICKLED`] per generation), and more generous, since a browser
+//! on a laptop with several interfaces trickles a host candidate per
+//! interface, family and transport before any server-reflexive or relayed
+//! one, and an ICE-lite server needs none of them to answer its checks.
 
 use std::net::SocketAddr;
 
 /// Source addresses one ICE generation may bring to the agent.
 pub const MAX_ICE_SOURCES: usize = 16;
 
+/// Candidates one ICE generation may trickle to the agent.
+pub const MAX_TRICKLED: usize = 64;
+
 /// The addresses taken in the current ICE generation.
 #[derive(Debug, Default)]
 pub struct IceSources {
     taken: Vec<SocketAddr>,
+    /// The addresses of the candidates the client trickled or listed in
+    /// its offers (str0m ignores one it already has).
+    trickled: Vec<SocketAddr>,
 }
 
 impl IceSources {
@@ -41,9 +54,34 @@ impl IceSources {
         true
     }
 
+    /// Whether the agent may be given a candidate at `addr`: one it
+    /// already has, or a new one while the generation has room (it is
+    /// counted then).
+    pub fn trickle(&mut self, addr: SocketAddr) -> bool {
+        if self.trickled.contains(&addr) {
+            return true;
+        }
+        if self.trickled.len() >= MAX_TRICKLED {
+            return false;
+        }
+        self.trickled.push(addr);
+        true
+    }
+
+    /// Whether an offer listing candidates at these (distinct) addresses
+    /// fits, in this generation or, for an ICE restart, in a new one.
+    pub fn may_offer(&self, addrs: &[SocketAddr], restart: bool) -> bool {
+        if restart {
+            return addrs.len() <= MAX_TRICKLED;
+        }
+        let new = addrs.iter().filter(|a| !self.trickled.contains(a)).count();
+        self.trickled.len() + new <= MAX_TRICKLED
+    }
+
     /// An ICE restart: the agent forgot every remote candidate.
     pub fn restart(&mut self) {
         self.taken.clear();
+        self.trickled.clear();
     }
 
     #[cfg(test)]
@@ -76,9 +114,36 @@ mod tests {
         let mut s = IceSources::default();
         for p in 0..100 {
             s.take(port(p));
+            s.trickle(port(p));
         }
+        assert!(!s.trickle(port(4000)));
         s.restart();
         assert!(s.take(port(5000)));
         assert_eq!(s.len(), 1);
+        assert!(s.trickle(port(4000)));
+    }
+
+    #[test]
+    fn trickled_candidates_stop_at_their_own_bound() {
+        let mut s = IceSources::default();
+        for p in 0..MAX_TRICKLED as u16 {
+            assert!(s.trickle(port(p)));
+        }
+        assert!(!s.trickle(port(9999)), "one more address");
+        assert!(s.trickle(port(3)), "one it has costs nothing");
+        assert!(s.take(port(9999)), "sources are counted apart");
+    }
+
+    #[test]
+    fn offers_fit_in_the_generation_or_in_a_new_one() {
+        let mut s = IceSources::default();
+        let ports = |r: std::ops::Range<u16>| r.map(port).collect::<Vec<_>>();
+        for p in 0..60 {
+            s.trickle(port(p));
+        }
+        assert!(s.may_offer(&ports(50..64), false), "4 new, 64 in all");
+        assert!(!s.may_offer(&ports(50..65), false), "5 new, 65 in all");
+        assert!(s.may_offer(&ports(100..164), true), "a restart starts anew");
+        assert!(!s.may_offer(&ports(100..165), true));
     }
 }

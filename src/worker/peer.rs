@@ -19,7 +19,7 @@ use str0m::net::{Protocol, TcpType};
 use str0m::{Candidate, IceCreds, Rtc, RtcConfig};
 
 use super::allocator::Downlink;
-use super::ice_sources::IceSources;
+use super::ice_sources::{IceSources, MAX_TRICKLED};
 use super::link_quality::LinkWatch;
 use super::repair_cache::RepairWindows;
 use super::router::{Plan, TrackKey};
@@ -101,6 +101,9 @@ pub struct Peer {
     pub ufrag: String,
     /// The source addresses its ICE agent was given in this generation.
     pub sources: IceSources,
+    /// The client's ICE username fragment in its last offer: another one
+    /// is an ICE restart.
+    remote_ufrag: Option<String>,
     /// The server offer in flight, with the id the client echoes back and
     /// its SDP (sent again if the participant resumes).
     pending: Option<(u32, SdpPendingOffer, String)>,
@@ -282,6 +285,7 @@ impl Peer {
             rtc,
             ufrag,
             sources: IceSources::default(),
+            remote_ufrag: None,
             pending: None,
             next_offer_id: 1,
             offers: TokenBucket::new(OFFER_BURST, OFFER_EVERY, now),
@@ -349,6 +353,15 @@ impl Peer {
         if !self.offers.take(now) {
             return Err(WorkerError::TooManyOffers);
         }
+        // Candidates listed in offers stay in the agent as trickled ones
+        // do: counted with them, read before the parse.
+        let (remote_ufrag, offered) = offered_ice(sdp);
+        let restart = remote_ufrag != self.remote_ufrag.as_deref();
+        if !self.sources.may_offer(&offered, restart) {
+            return Err(WorkerError::InvalidSdp(format!(
+                "more than {MAX_TRICKLED} candidates in one ICE generation"
+            )));
+        }
         let offer =
             SdpOffer::from_sdp_string(sdp).map_err(|e| WorkerError::InvalidSdp(e.to_string()))?;
         let answer = self
@@ -364,6 +377,10 @@ impl Peer {
         if ufrag != self.ufrag {
             self.ufrag = ufrag;
             self.sources.restart();
+        }
+        self.remote_ufrag = remote_ufrag.map(str::to_string);
+        for addr in offered {
+            self.sources.trickle(addr);
         }
         Ok((answer.to_sdp_string(), rolled_back))
     }
@@ -450,6 +467,13 @@ impl Peer {
         let c = candidate.strip_prefix("a=").unwrap_or(candidate);
         let c = Candidate::from_sdp_string(c)
             .map_err(|e| WorkerError::InvalidCandidate(e.to_string()))?;
+        // The agent keeps each until the next ICE restart.
+        if !self.sources.trickle(c.addr()) {
+            return Err(WorkerError::InvalidCandidate(format!(
+                "more than {} candidates in one ICE generation",
+                MAX_TRICKLED
+            )));
+        }
         self.rtc.add_remote_candidate(c);
         Ok(())
     }
@@ -470,6 +494,28 @@ impl Peer {
     pub fn pending_offer(&self) -> Option<(u32, String)> {
         self.pending.as_ref().map(|(id, _, sdp)| (*id, sdp.clone()))
     }
+}
+
+/// An SDP's ICE username fragment and the distinct addresses of the
+/// candidates it lists, read line by line (a line that is no candidate
+/// is left to the parse).
+fn offered_ice(sdp: &str) -> (Option<&str>, Vec<SocketAddr>) {
+    let mut ufrag = None;
+    let mut addrs = Vec::new();
+    for line in sdp.lines() {
+        if let Some(u) = line.strip_prefix("a=ice-ufrag:") {
+            ufrag.get_or_insert(u.trim());
+        } else if let Some(c) = line.strip_prefix("a=") {
+            if c.starts_with("candidate:") {
+                if let Ok(c) = Candidate::from_sdp_string(c.trim_end()) {
+                    if !addrs.contains(&c.addr()) {
+                        addrs.push(c.addr());
+                    }
+                }
+            }
+        }
+    }
+    (ufrag, addrs)
 }
 
 /// Refuses an SDP with more than [`MAX_MEDIA_SECTIONS`], counted without
