@@ -43,6 +43,7 @@ for t in "${targets[@]}"; do
   [ "$t" = config ] && seeds+=(../config)
   if ! "$bin/$t" "corpus/$t" "${seeds[@]}" \
       -max_total_time="$seconds" -rss_limit_mb=1024 -timeout=10 \
+      -artifact_prefix="artifacts/$t/" \
       -print_final_stats=1 -close_fd_mask=1 >"$log" 2>&1; then
     tail -40 "$log"
     echo "FUZZ CRASH in $t: input in fuzz/artifacts/$t/" >&2

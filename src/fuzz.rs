@@ -239,7 +239,7 @@ struct Script<'d> {
 impl Script<'_> {
     fn byte(&mut self) -> u8 {
         let b = self.data.get(self.pos).copied().unwrap_or(0);
-        self.pos += 1;
+        self.pos = (self.pos + 1).min(self.data.len());
         b
     }
 
