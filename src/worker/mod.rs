@@ -55,6 +55,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::ids::{ParticipantId, ParticipantInfo, ParticipantState};
 pub use cores::allowed as allowed_cores;
 pub use door::{DoorSettings, ReturnKey, RETURN_WINDOW};
+/// ICE-TCP connections one address may hold on a shard (tests read it).
+pub use ice_tcp::max_per_address as ice_tcp_max_per_address;
 pub use ice_tcp::{
     max_per_address as max_tcp_per_address, HandedConnection, MediaTcp, MAX_FRAME as MAX_TCP_FRAME,
 };

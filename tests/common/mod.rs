@@ -528,8 +528,7 @@ pub fn loadtest_bin() -> std::path::PathBuf {
 
 /// `parloir-loadtest` with `attacker` (a flood) beside a measured
 /// 4-person meeting on the server at `http`: the attacker's report, once
-/// the meeting is checked whole (all joined, under 1 % lost, p99 under
-/// 50 ms), its figures printed.
+/// the meeting is checked whole ([`meeting_whole`]).
 pub fn attack_beside_a_meeting(http: &str, attacker: &[&str]) -> String {
     let attacker = Command::new(loadtest_bin())
         .args(attacker)
@@ -538,17 +537,34 @@ pub fn attack_beside_a_meeting(http: &str, attacker: &[&str]) -> String {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the attacker");
-    let victim = Command::new(loadtest_bin())
-        .args(["run", "--target", http, "--preset", "meeting"])
-        .args(["--rooms", "1", "--participants", "4"])
-        .args(["--warmup", "3", "--duration", "15", "--json"])
-        .output()
-        .expect("run the meeting");
+    let meeting = measured_meeting(http, &[]);
     let attacker = attacker.wait_with_output().expect("the attacker ends");
     let report = String::from_utf8_lossy(&attacker.stdout).into_owned();
     eprintln!("{report}{}", String::from_utf8_lossy(&attacker.stderr));
     assert!(attacker.status.success());
+    meeting_whole(meeting);
+    report
+}
 
+/// A 4-person meeting of the load generator on the server at `http`
+/// (with `extra` arguments, `--tcp` say), 3 s of warm-up and 15 s
+/// measured, started.
+pub fn measured_meeting(http: &str, extra: &[&str]) -> Child {
+    Command::new(loadtest_bin())
+        .args(["run", "--target", http, "--preset", "meeting"])
+        .args(["--rooms", "1", "--participants", "4"])
+        .args(["--warmup", "3", "--duration", "15", "--json"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the meeting")
+}
+
+/// Waits for a [`measured_meeting`] and checks it whole: all joined,
+/// under 1 % lost, p99 under 50 ms; its figures printed.
+pub fn meeting_whole(meeting: Child) -> serde_json::Value {
+    let victim = meeting.wait_with_output().expect("the meeting ends");
     let summary: serde_json::Value = serde_json::from_slice(&victim.stdout).unwrap_or_else(|e| {
         panic!(
             "{e}: {}{}",
@@ -566,7 +582,7 @@ pub fn attack_beside_a_meeting(http: &str, attacker: &[&str]) -> String {
         summary["delay_p99_ms"].as_f64().unwrap() < 50.0,
         "{summary}"
     );
-    report
+    summary
 }
 
 /// A figure of a tool's report: the number right after `label`.
