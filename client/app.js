@@ -135,11 +135,26 @@ async function home() {
     const res = await fetch('/api/room-name');
     location.href = `/r/${await res.text()}`;
   };
+  const typed = $('join-room');
+  typed.oninput = () => typed.setCustomValidity('');
   $('join-form').onsubmit = (e) => {
     e.preventDefault();
-    const room = $('join-room').value.trim();
-    if (ROOM_RE.test(room)) location.href = `/r/${room}`;
+    const room = roomSlug(typed.value);
+    if (ROOM_RE.test(room)) {
+      location.href = `/r/${room}`;
+    } else {
+      typed.setCustomValidity(t('roomNameHelp'));
+      typed.reportValidity();
+    }
   };
+}
+
+/** A room's name as people type it ("Réunion équipe") made into one a
+ * link carries ("reunion-equipe"): accents dropped, lower case, spaces
+ * and other marks made dashes. */
+function roomSlug(typed) {
+  return typed.normalize('NFD').replace(/[\u0300-\u036f]/g, '').toLowerCase()
+    .replace(/[^a-z0-9_-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 64);
 }
 
 /** Device problems are said on both the pre-join and the call screens:
@@ -507,7 +522,8 @@ function tile(key, name, self) {
     + '<p class="frozen-label"></p>'
     + '<figcaption><span class="link" role="img"><i></i><i></i><i></i></span>'
     + '<span class="name"></span><span class="hand-icon" role="img"></span><span class="mic"></span></figcaption>';
-  el.querySelector('.avatar').textContent = initials(name);
+  // One's own tile reads "Ana (you)": the initials are Ana's.
+  el.querySelector('.avatar').textContent = initials(self ? call.name : name);
   el.querySelector('.frozen-label').textContent = t('frozen');
   el.querySelector('.name').textContent = name;
   el.querySelector('.hand-icon').setAttribute('aria-label', t('handRaised'));
@@ -753,4 +769,8 @@ else if (!ROOM_RE.test(room)) {
   $('home-error').textContent = t('invalidRoom');
   $('home-error').hidden = false;
 }
-else prejoin(room, new URLSearchParams(location.search));
+else {
+  // Which call a tab holds, among a person's other tabs.
+  document.title = `${room} – Parloir`;
+  prejoin(room, new URLSearchParams(location.search));
+}

@@ -1,7 +1,11 @@
 //! Names as families write them: a kiosk link with a blank name asks for
 //! one instead of hanging on "Connecting…"; accented names, names with
 //! spaces and emoji join and are shown as written (the avatar of "👵 Mamie"
-//! is the emoji, not half of it); markup in a name is shown as text.
+//! is the emoji, not half of it, and one's own is one's initials, not
+//! "F("); markup in a name is shown as text. A room's name typed as
+//! people write it ("Réunion équipe") becomes a link's; the tab's title
+//! names the room; someone who does not moderate never sees the door's
+//! controls.
 
 mod common;
 
@@ -33,7 +37,7 @@ async fn names_are_asked_for_and_shown_as_written() {
     );
 
     let (dupre, _) = join(&browser, &server.http, room, "Famille%20Dupr%C3%A9").await;
-    let (_mamie, _) = join(&browser, &server.http, room, "%F0%9F%91%B5%20Mamie").await;
+    let (mamie_tab, _) = join(&browser, &server.http, room, "%F0%9F%91%B5%20Mamie").await;
     let (_markup, _) = join(&browser, &server.http, room, "%3Cb%3EBen%3C%2Fb%3E").await;
     let tiles = wait_for("the others' tiles", Duration::from_secs(10), || async {
         let tiles = dupre
@@ -62,4 +66,47 @@ async fn names_are_asked_for_and_shown_as_written() {
     assert_eq!(ben["markup"], false, "no element made from a name");
     let me = dupre.eval("window.parloir.state().you").await;
     assert!(me.is_u64(), "Famille Dupré joined");
+    // One's own tile reads "Famille Dupré (you)"; its avatar is the
+    // name's initials, not "F(".
+    assert_eq!(
+        dupre
+            .eval("document.querySelector('#grid .tile.self .avatar').textContent")
+            .await,
+        "FD"
+    );
+    // The tab says which call it holds.
+    assert_eq!(dupre.eval("document.title").await, "names-e2e – Parloir");
+    // Who does not moderate never sees the door's controls (a flex box
+    // used to show them though hidden).
+    assert_eq!(
+        mamie_tab
+            .eval("[window.parloir.state().moderator, getComputedStyle(document.getElementById('room-controls')).display]")
+            .await,
+        serde_json::json!([false, "none"])
+    );
+
+    // A room's name typed as people write it is made into a link's.
+    let home = browser.open(&format!("{}/", server.http)).await;
+    let typed = |name: &str| {
+        format!(
+            "(() => {{ const i = document.getElementById('join-room'); i.value = {name:?}; \
+             i.dispatchEvent(new Event('input')); document.getElementById('join-form').requestSubmit(); return i.validationMessage; }})()"
+        )
+    };
+    wait_for("the home page", Duration::from_secs(10), || async {
+        (home.eval("!document.getElementById('home').hidden").await == true).then_some(())
+    })
+    .await;
+    assert_eq!(
+        home.eval(&typed("é !")).await,
+        "A room name needs at least 3 letters or digits.",
+        "too short once made a link's: said so, in words"
+    );
+    home.eval(&typed("Réunion équipe")).await;
+    wait_for(
+        "the room of the typed name",
+        Duration::from_secs(10),
+        || async { (home.eval("location.pathname").await == "/r/reunion-equipe").then_some(()) },
+    )
+    .await;
 }
