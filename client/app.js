@@ -346,11 +346,20 @@ function startCall(room, name) {
   // of our downlink stays under the smallest pictures), audio only is one
   // click away; a poor uplink, the others may not see or hear us well.
   let weakHere = false;
+  // A call interrupted (the server out of reach, no path) is no weak
+  // link: nothing arrives because nothing can, and audio only would not
+  // help. The notices wait for the call to be connected again.
+  let interrupted = true;
   const showNotices = () => {
     const mine = call.links.get(call.you) || {};
-    $('weak-downlink').hidden = !call.receiveVideo || !(weakHere || mine.downlink === 'poor');
-    $('weak-uplink').hidden = mine.uplink !== 'poor';
+    $('weak-downlink').hidden = interrupted || !call.receiveVideo
+      || !(weakHere || mine.downlink === 'poor');
+    $('weak-uplink').hidden = interrupted || mine.uplink !== 'poor';
   };
+  call.addEventListener('state', (e) => {
+    interrupted = e.detail !== 'connected';
+    showNotices();
+  });
   const setAudioOnly = (on) => {
     call.setReceiveVideo(!on);
     updateControls();

@@ -45,6 +45,16 @@ async fn calls_come_back_after_a_long_outage_and_an_ice_restart() {
         .await;
     assert_eq!(retry, true, "a button to retry now is offered");
     tokio::time::sleep(Duration::from_secs(40)).await;
+    // Nothing arrives because the server is gone, not because the link is
+    // weak: no page blames the person's connection or offers audio only.
+    for (tab, _) in &tabs {
+        let state = tab.eval("window.parloir.state()").await;
+        assert_eq!(
+            (&state["weakDownlink"], &state["weakUplink"]),
+            (&false.into(), &false.into()),
+            "{state}"
+        );
+    }
     server.start_again();
     let back = Instant::now();
     let refs: Vec<_> = tabs.iter().map(|(t, _)| t).collect();
