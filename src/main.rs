@@ -54,6 +54,9 @@ enum Command {
     /// Shows admission (thresholds, headroom, redirection), or turns the
     /// redirection of new rooms to partner instances on or off.
     Admission {
+        /// Send every new ordinary room to the partner instances (on), or
+        /// only those this cluster cannot take (off). Needs partners
+        /// configured on the signal servers (--partner NAME=URL).
         #[arg(long, value_parser = ["on", "off"])]
         redirect: Option<String>,
         #[command(flatten)]

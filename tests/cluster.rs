@@ -522,6 +522,27 @@ async fn a_cluster_places_spreads_survives_and_drains() {
     }
     let table = cli(&["nodes", "--signal", &u1, "--secret", SECRET]);
     assert!(String::from_utf8_lossy(&table.stdout).contains("draining"));
+    // Redirection with no partner configured is refused, and says why.
+    let out = cli(&[
+        "admission",
+        "--redirect",
+        "on",
+        "--signal",
+        &u1,
+        "--secret",
+        SECRET,
+    ]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && said.contains("no partner"),
+        "{said}"
+    );
+    let out = cli(&["admission", "--signal", &u1, "--secret", SECRET]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("redirect new rooms to partners: off"),
+        "{said}"
+    );
     // It receives no new room; the call on it goes on.
     let names: Vec<String> = (0..3).map(|i| format!("after-drain-{i}")).collect();
     let placed = create_rooms(&[&u1, &u2], &names, &mut bots).await;

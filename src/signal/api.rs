@@ -307,6 +307,15 @@ async fn set_admission(State(state): State<AppState>, headers: HeaderMap, body: 
         Ok(s) => s,
         Err(e) => return error(StatusCode::BAD_REQUEST, &format!("invalid request: {e}")),
     };
+    // Redirecting with nowhere to send people would only show them "New
+    // calls go to our partners today" with nothing to click.
+    if set.redirect && state.0.config.partners.is_empty() {
+        return error(
+            StatusCode::CONFLICT,
+            "no partner to redirect to: start the signal server with --partner NAME=URL \
+             (PARLOIR_PARTNER, or partners in its file) first",
+        );
+    }
     if let Err(e) = state.0.registry.set_redirect(set.redirect).await {
         return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
     }
