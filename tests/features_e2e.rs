@@ -85,6 +85,25 @@ async fn chat_hand_screen_share_and_device_switch() {
         })
         .await;
     }
+    // Drawn in blue, apart from the yellow ring of who speaks, and drawn
+    // rather than an emoji a device may have no font for.
+    let marks = ana
+        .eval(&format!(
+            "(() => {{ const el = document.querySelector('#grid .tile[data-id=\"{c}\"]'); \
+             return [getComputedStyle(el).boxShadow, \
+             getComputedStyle(el.querySelector('.hand-icon'), '::before').backgroundImage, \
+             getComputedStyle(el.querySelector('.hand-icon'), '::before').content]; }})()"
+        ))
+        .await;
+    assert!(
+        marks[0].as_str().unwrap().contains("rgb(77, 163, 255)")
+            && marks[1]
+                .as_str()
+                .unwrap()
+                .starts_with("url(\"data:image/svg+xml")
+            && marks[2] == "\"\"",
+        "{marks}"
+    );
     let people = ana
         .eval(
             "document.getElementById('open-people').click(); \
