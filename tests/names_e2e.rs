@@ -74,8 +74,15 @@ async fn names_are_asked_for_and_shown_as_written() {
             .await,
         "FD"
     );
-    // The tab says which call it holds.
+    // The tab says which call it holds, and shows the service's icon.
     assert_eq!(dupre.eval("document.title").await, "names-e2e – Parloir");
+    let icon = dupre
+        .eval(
+            "fetch(document.querySelector('link[rel=icon]').href)\
+             .then(async (r) => [r.status, r.headers.get('content-type'), (await r.text()).startsWith('<svg')])",
+        )
+        .await;
+    assert_eq!(icon, serde_json::json!([200, "image/svg+xml", true]));
     // Who does not moderate never sees the door's controls (a flex box
     // used to show them though hidden).
     assert_eq!(

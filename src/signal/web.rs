@@ -17,6 +17,7 @@ const I18N_JS: &str = include_str!("../../client/i18n.js");
 const QUALITY_JS: &str = include_str!("../../client/quality.js");
 const DEVICES_JS: &str = include_str!("../../client/devices.js");
 const STYLE: &str = include_str!("../../client/style.css");
+const FAVICON: &str = include_str!("../../client/favicon.svg");
 
 fn page(body: &'static str, mime: &'static str) -> impl IntoResponse {
     (
@@ -78,4 +79,10 @@ pub fn routes() -> Router<AppState> {
             get(|| async { page(DEVICES_JS, "text/javascript") }),
         )
         .route("/style.css", get(|| async { page(STYLE, "text/css") }))
+        // A tab and a bookmark people can tell apart (browsers asked for
+        // /favicon.ico and got 404).
+        .route(
+            "/favicon.svg",
+            get(|| async { page(FAVICON, "image/svg+xml") }),
+        )
 }
