@@ -59,7 +59,10 @@ export class Devices {
     }
     for (const t of s.getTracks()) this.put(t);
     this.said();
-    await this.list();
+    // Not waited for: Firefox answers enumerateDevices() only once the
+    // window has focus, and a bedside tablet's kiosk tab may never get it
+    // (it stayed on "Connecting…"). The pickers fill in when it answers.
+    this.list();
     this.startMeter();
   }
 
