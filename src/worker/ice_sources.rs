@@ -35,9 +35,9 @@ pub const MAX_TRICKLED: usize = 64;
 #[derive(Debug, Default)]
 pub struct IceSources {
     taken: Vec<SocketAddr>,
-    /// The addresses of the candidates the client trickled or listed in
-    /// its offers (str0m ignores one it already has).
-    trickled: Vec<SocketAddr>,
+    /// The candidates the client trickled or listed in its offers and
+    /// answers, as str0m writes them.
+    trickled: Vec<String>,
 }
 
 impl IceSources {
@@ -54,27 +54,32 @@ impl IceSources {
         true
     }
 
-    /// Whether the agent may be given a candidate at `addr`: one it
-    /// already has, or a new one while the generation has room (it is
-    /// counted then).
-    pub fn trickle(&mut self, addr: SocketAddr) -> bool {
-        if self.trickled.contains(&addr) {
+    /// Whether the agent may be given `candidate` (as str0m writes it):
+    /// one it already has (a renegotiation lists the same again), or a
+    /// new one while the generation has room (it is counted then). str0m
+    /// keeps a candidate apart from another at the same address when its
+    /// kind, base or related address differs: those count apart here too.
+    pub fn trickle(&mut self, candidate: &str) -> bool {
+        if self.trickled.iter().any(|c| c == candidate) {
             return true;
         }
         if self.trickled.len() >= MAX_TRICKLED {
             return false;
         }
-        self.trickled.push(addr);
+        self.trickled.push(candidate.to_string());
         true
     }
 
-    /// Whether an offer listing candidates at these (distinct) addresses
-    /// fits, in this generation or, for an ICE restart, in a new one.
-    pub fn may_offer(&self, addrs: &[SocketAddr], restart: bool) -> bool {
+    /// Whether an offer listing these (distinct) candidates fits, in this
+    /// generation or, for an ICE restart, in a new one.
+    pub fn may_offer(&self, candidates: &[String], restart: bool) -> bool {
         if restart {
-            return addrs.len() <= MAX_TRICKLED;
+            return candidates.len() <= MAX_TRICKLED;
         }
-        let new = addrs.iter().filter(|a| !self.trickled.contains(a)).count();
+        let new = candidates
+            .iter()
+            .filter(|c| !self.trickled.contains(c))
+            .count();
         self.trickled.len() + new <= MAX_TRICKLED
     }
 
@@ -98,6 +103,10 @@ mod tests {
         SocketAddr::from(([192, 0, 2, 7], p))
     }
 
+    fn cand(p: u16) -> String {
+        format!("candidate:1 1 udp 2130706431 192.0.2.7 {p} typ host")
+    }
+
     #[test]
     fn new_addresses_stop_at_the_bound_known_ones_stay() {
         let mut s = IceSources::default();
@@ -114,32 +123,32 @@ mod tests {
         let mut s = IceSources::default();
         for p in 0..100 {
             s.take(port(p));
-            s.trickle(port(p));
+            s.trickle(&cand(p));
         }
-        assert!(!s.trickle(port(4000)));
+        assert!(!s.trickle(&cand(4000)));
         s.restart();
         assert!(s.take(port(5000)));
         assert_eq!(s.len(), 1);
-        assert!(s.trickle(port(4000)));
+        assert!(s.trickle(&cand(4000)));
     }
 
     #[test]
     fn trickled_candidates_stop_at_their_own_bound() {
         let mut s = IceSources::default();
         for p in 0..MAX_TRICKLED as u16 {
-            assert!(s.trickle(port(p)));
+            assert!(s.trickle(&cand(p)));
         }
-        assert!(!s.trickle(port(9999)), "one more address");
-        assert!(s.trickle(port(3)), "one it has costs nothing");
+        assert!(!s.trickle(&cand(9999)), "one more candidate");
+        assert!(s.trickle(&cand(3)), "one it has costs nothing");
         assert!(s.take(port(9999)), "sources are counted apart");
     }
 
     #[test]
     fn offers_fit_in_the_generation_or_in_a_new_one() {
         let mut s = IceSources::default();
-        let ports = |r: std::ops::Range<u16>| r.map(port).collect::<Vec<_>>();
+        let ports = |r: std::ops::Range<u16>| r.map(cand).collect::<Vec<_>>();
         for p in 0..60 {
-            s.trickle(port(p));
+            s.trickle(&cand(p));
         }
         assert!(s.may_offer(&ports(50..64), false), "4 new, 64 in all");
         assert!(!s.may_offer(&ports(50..65), false), "5 new, 65 in all");

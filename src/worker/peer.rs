@@ -101,9 +101,9 @@ pub struct Peer {
     pub ufrag: String,
     /// The source addresses its ICE agent was given in this generation.
     pub sources: IceSources,
-    /// The client's ICE username fragment in its last offer: another one
-    /// is an ICE restart.
-    remote_ufrag: Option<String>,
+    /// The client's ICE credentials in its last offer: others are an ICE
+    /// restart.
+    remote_ice: Option<(String, String)>,
     /// The server offer in flight, with the id the client echoes back and
     /// its SDP (sent again if the participant resumes).
     pending: Option<(u32, SdpPendingOffer, String)>,
@@ -285,7 +285,7 @@ impl Peer {
             rtc,
             ufrag,
             sources: IceSources::default(),
-            remote_ufrag: None,
+            remote_ice: None,
             pending: None,
             next_offer_id: 1,
             offers: TokenBucket::new(OFFER_BURST, OFFER_EVERY, now),
@@ -354,23 +354,20 @@ impl Peer {
             return Err(WorkerError::TooManyOffers);
         }
         // Candidates listed in offers stay in the agent as trickled ones
-        // do: counted with them, read before the parse.
-        let (remote_ufrag, offered) = offered_ice(sdp);
-        let restart = remote_ufrag != self.remote_ufrag.as_deref();
-        if !self.sources.may_offer(&offered, restart) {
+        // do: counted with them, read before the parse. Whether the offer
+        // restarts ICE is read as str0m reads it.
+        let listed = listed_ice(sdp);
+        let restart = listed.restarts(self.remote_ice.as_ref());
+        if !self.sources.may_offer(&listed.candidates, restart) {
             return Err(WorkerError::InvalidSdp(format!(
                 "more than {MAX_TRICKLED} candidates in one ICE generation"
             )));
         }
         let offer =
             SdpOffer::from_sdp_string(sdp).map_err(|e| WorkerError::InvalidSdp(e.to_string()))?;
-        let answer = self
-            .rtc
-            .sdp_api()
-            .accept_offer(offer)
-            .map_err(|e| WorkerError::InvalidSdp(e.to_string()))?;
-        let rolled_back = self.pending.take().is_some();
-        self.offered = true;
+        let accepted = self.rtc.sdp_api().accept_offer(offer);
+        // What str0m did is counted whether or not it then failed: it
+        // restarts ICE and takes the candidates before its later steps.
         // An ICE restart changes our credentials too, and empties the
         // agent's remote candidates.
         let ufrag = self.rtc.direct_api().local_ice_credentials().ufrag;
@@ -378,11 +375,29 @@ impl Peer {
             self.ufrag = ufrag;
             self.sources.restart();
         }
-        self.remote_ufrag = remote_ufrag.map(str::to_string);
-        for addr in offered {
-            self.sources.trickle(addr);
+        if listed.credentials.is_some() {
+            self.remote_ice = listed.credentials;
         }
+        self.count_listed(&listed.candidates);
+        let answer = accepted.map_err(|e| WorkerError::InvalidSdp(e.to_string()))?;
+        let rolled_back = self.pending.take().is_some();
+        self.offered = true;
         Ok((answer.to_sdp_string(), rolled_back))
+    }
+
+    /// Candidates an offer or answer gave the agent, counted.
+    fn count_listed(&mut self, candidates: &[String]) {
+        for c in candidates {
+            if !self.sources.trickle(c) {
+                // Checked before the parse: only a reading of the ICE
+                // credentials that str0m did not share gets here.
+                tracing::warn!(
+                    peer = self.id,
+                    "candidates over the bound reached the agent"
+                );
+                break;
+            }
+        }
     }
 
     /// Makes a server offer carrying `plan`. Returns the offer (its id and
@@ -449,6 +464,14 @@ impl Peer {
         if !self.answers.has(now) {
             return Err(WorkerError::TooManyOffers);
         }
+        // An answer's candidates reach the agent as an offer's do.
+        let listed = listed_ice(sdp);
+        if !self.sources.may_offer(&listed.candidates, false) {
+            self.answers.take(now);
+            return Err(WorkerError::InvalidSdp(format!(
+                "more than {MAX_TRICKLED} candidates in one ICE generation"
+            )));
+        }
         let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| {
             self.answers.take(now);
             WorkerError::InvalidSdp(e.to_string())
@@ -456,10 +479,9 @@ impl Peer {
         let Some((_, pending, _)) = self.pending.take() else {
             return Ok(false);
         };
-        self.rtc
-            .sdp_api()
-            .accept_answer(pending, answer)
-            .map_err(|e| WorkerError::InvalidSdp(e.to_string()))?;
+        let accepted = self.rtc.sdp_api().accept_answer(pending, answer);
+        self.count_listed(&listed.candidates);
+        accepted.map_err(|e| WorkerError::InvalidSdp(e.to_string()))?;
         Ok(true)
     }
 
@@ -468,7 +490,7 @@ impl Peer {
         let c = Candidate::from_sdp_string(c)
             .map_err(|e| WorkerError::InvalidCandidate(e.to_string()))?;
         // The agent keeps each until the next ICE restart.
-        if !self.sources.trickle(c.addr()) {
+        if !self.sources.trickle(&c.to_sdp_string()) {
             return Err(WorkerError::InvalidCandidate(format!(
                 "more than {} candidates in one ICE generation",
                 MAX_TRICKLED
@@ -496,26 +518,62 @@ impl Peer {
     }
 }
 
-/// An SDP's ICE username fragment and the distinct addresses of the
-/// candidates it lists, read line by line (a line that is no candidate
-/// is left to the parse).
-fn offered_ice(sdp: &str) -> (Option<&str>, Vec<SocketAddr>) {
-    let mut ufrag = None;
-    let mut addrs = Vec::new();
+/// What an SDP gives a participant's ICE agent, read line by line before
+/// the parse.
+struct ListedIce {
+    /// Its ICE username fragment and password, as str0m picks them: the
+    /// session's when it has both, else those of the first media section
+    /// that has both.
+    credentials: Option<(String, String)>,
+    /// Its candidates, each as str0m would write it back (a line that is
+    /// no candidate is left to the parse).
+    candidates: Vec<String>,
+}
+
+impl ListedIce {
+    /// Whether the SDP restarts ICE after `current` credentials (a first
+    /// offer starts nothing anew: what was trickled before it stays).
+    fn restarts(&self, current: Option<&(String, String)>) -> bool {
+        matches!((&self.credentials, current), (Some(new), Some(old)) if new != old)
+    }
+}
+
+fn listed_ice(sdp: &str) -> ListedIce {
+    let mut credentials = None;
+    // The session's part, then each media section's.
+    let (mut ufrag, mut pwd) = (None, None);
+    let mut candidates = Vec::new();
     for line in sdp.lines() {
-        if let Some(u) = line.strip_prefix("a=ice-ufrag:") {
-            ufrag.get_or_insert(u.trim());
-        } else if let Some(c) = line.strip_prefix("a=") {
-            if c.starts_with("candidate:") {
-                if let Ok(c) = Candidate::from_sdp_string(c.trim_end()) {
-                    if !addrs.contains(&c.addr()) {
-                        addrs.push(c.addr());
-                    }
+        let line = line.trim_end();
+        if line.starts_with("m=") {
+            if credentials.is_none() {
+                if let (Some(u), Some(p)) = (ufrag, pwd) {
+                    credentials = Some((u, p));
+                }
+            }
+            (ufrag, pwd) = (None, None);
+        } else if let Some(u) = line.strip_prefix("a=ice-ufrag:") {
+            ufrag.get_or_insert(u.to_string());
+        } else if let Some(p) = line.strip_prefix("a=ice-pwd:") {
+            pwd.get_or_insert(p.to_string());
+        } else if let Some(c) = line.strip_prefix("a=candidate:") {
+            if let Ok(c) = Candidate::from_sdp_string(&format!("candidate:{c}")) {
+                let c = c.to_sdp_string();
+                if !candidates.contains(&c) {
+                    candidates.push(c);
                 }
             }
         }
     }
-    (ufrag, addrs)
+    if credentials.is_none() {
+        if let (Some(u), Some(p)) = (ufrag, pwd) {
+            credentials = Some((u, p));
+        }
+    }
+    ListedIce {
+        credentials,
+        candidates,
+    }
 }
 
 /// Refuses an SDP with more than [`MAX_MEDIA_SECTIONS`], counted without
