@@ -149,11 +149,16 @@ async function home() {
   };
 }
 
-/** A room's name as people type it ("Réunion équipe") made into one a
- * link carries ("reunion-equipe"): accents dropped, lower case, spaces
- * and other marks made dashes. */
+/** A room's name as people type it made into one a link carries: a name
+ * that already is one stays as it is (names are case-sensitive), a
+ * pasted link gives its room, and other text ("Réunion équipe") has its
+ * accents dropped, spaces and marks made dashes ("reunion-equipe"). */
 function roomSlug(typed) {
-  return typed.normalize('NFD').replace(/[\u0300-\u036f]/g, '').toLowerCase()
+  const text = typed.trim();
+  const linked = text.match(/\/r\/([^/?#\s]+)/);
+  if (linked) return linked[1];
+  if (ROOM_RE.test(text)) return text;
+  return text.normalize('NFD').replace(/[\u0300-\u036f]/g, '').toLowerCase()
     .replace(/[^a-z0-9_-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 64);
 }
 

@@ -230,6 +230,12 @@ const NODE: &str = "node-a";
 /// one step: far more than any step needs; more is a loop.
 const MAX_ROUNDS: usize = 10_000;
 
+/// Keeps the 64 newest of what clients were told.
+fn keep_newest<T>(list: &mut Vec<T>) {
+    let over = list.len().saturating_sub(64);
+    list.drain(..over);
+}
+
 /// Reads a fuzzer's input as small numbers, then zeros.
 struct Script<'d> {
     data: &'d [u8],
@@ -425,9 +431,10 @@ impl<'e> Play<'e> {
             M::Offer { id, .. } => self.offers.push(*id),
             _ => {}
         }
-        self.ids.truncate(64);
-        self.tokens.truncate(64);
-        self.offers.truncate(64);
+        // The newest: an answer names the offer in flight.
+        keep_newest(&mut self.ids);
+        keep_newest(&mut self.tokens);
+        keep_newest(&mut self.offers);
     }
 
     /// The socket of client `i` is gone; a new one takes its place.
