@@ -138,10 +138,6 @@ const MAX_UNREACHABLE: usize = 3;
 /// The most a signalling socket assembles of one message, fragments
 /// included: the session's own limit and a margin for its clear error.
 const WS_MESSAGE_BUDGET: usize = session::MAX_MESSAGE + 64 * 1024;
-/// What a signalling socket reads at a time. WebSocket's default, 128 KiB,
-/// is a socket's cost before it says anything; a page's messages are a
-/// few hundred bytes but for its SDP.
-const WS_READ_BUFFER: usize = 16 * 1024;
 
 /// Shared state of the HTTP handlers.
 #[derive(Clone)]
@@ -375,7 +371,6 @@ async fn ws(
         // limit, 480 such sockets from 8 addresses held 1 GB.
         .max_message_size(WS_MESSAGE_BUDGET)
         .max_frame_size(WS_MESSAGE_BUDGET)
-        .read_buffer_size(WS_READ_BUFFER)
         .on_upgrade(move |socket| socket::run(socket, state, client, open))
 }
 
