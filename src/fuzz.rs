@@ -35,11 +35,16 @@ pub fn messages(data: &[u8]) {
 
 const ROOM: &str = "fuzz-room";
 
+/// A worker's media endpoint on loopback, with nobody yet.
+fn empty_worker(seed: u64, now: Instant) -> Endpoint {
+    let server = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 40000);
+    Endpoint::new(Local::test(Candidates::on(server)), seed, now)
+}
+
 /// A media endpoint with one participant in one room, as a worker has
 /// after a join: what a datagram from the network meets first.
 fn endpoint(now: Instant) -> Option<Endpoint> {
-    let server = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 40000);
-    let mut ep = Endpoint::new(Local::test(Candidates::on(server)), 7, now);
+    let mut ep = empty_worker(7, now);
     let req = JoinRequest {
         room: ROOM.into(),
         info: ParticipantInfo {
@@ -314,12 +319,22 @@ impl<'e> Play<'e> {
 
     fn new_worker(&mut self) -> Endpoint {
         self.workers_made += 1;
-        let server = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 40000);
-        Endpoint::new(
-            Local::test(Candidates::on(server)),
-            self.workers_made,
-            self.now().at,
-        )
+        empty_worker(self.workers_made, self.now().at)
+    }
+
+    /// Whose events a participant's go to, as the worker role keeps it:
+    /// the session that last attached it, until a leave, or a detach from
+    /// that same session.
+    fn route(&mut self, i: usize, cmd: &crate::worker::Command) {
+        if let Some((participant, session)) = cmd.attaches() {
+            self.attached.insert(participant, (i, session));
+        }
+        if let Some((participant, session)) = cmd.releases() {
+            let current = self.attached.get(&participant).map(|a| a.1);
+            if session.is_none() || session == current {
+                self.attached.remove(&participant);
+            }
+        }
     }
 
     fn input(&mut self, i: usize, input: Input) {
@@ -388,15 +403,7 @@ impl<'e> Play<'e> {
                     .then(|| NODE.into()),
             )),
             Output::Worker(cmd) => {
-                if let Some((participant, session)) = cmd.attaches() {
-                    self.attached.insert(participant, (i, session));
-                }
-                if let Some((participant, session)) = cmd.releases() {
-                    let current = self.attached.get(&participant).map(|a| a.1);
-                    if session.is_none() || session == current {
-                        self.attached.remove(&participant);
-                    }
-                }
+                self.route(i, &cmd);
                 let wants_reply = cmd.wants_reply();
                 let reply = self.worker.handle_command(now.at, cmd);
                 wants_reply.then_some(Input::Reply(reply))
@@ -443,15 +450,11 @@ impl<'e> Play<'e> {
         self.sessions[i].handle_input(Input::Ended, now);
         while let Some(out) = self.sessions[i].poll_output() {
             if let Output::Worker(cmd) = out {
+                // Replies are not waited for once the socket is gone.
                 if cmd.wants_reply() {
                     continue;
                 }
-                if let Some((participant, session)) = cmd.releases() {
-                    let current = self.attached.get(&participant).map(|a| a.1);
-                    if session.is_none() || session == current {
-                        self.attached.remove(&participant);
-                    }
-                }
+                self.route(i, &cmd);
                 let _ = self.worker.handle_command(now.at, cmd);
             }
         }
@@ -556,14 +559,7 @@ fn play_sessions(data: &[u8], check: impl FnOnce(&[(usize, String)])) {
         clock: &clock,
         sessions: Vec::new(),
         session_ids: (0..CLIENTS.len() as u64).collect(),
-        worker: Endpoint::new(
-            Local::test(Candidates::on(SocketAddr::new(
-                IpAddr::V4(Ipv4Addr::LOCALHOST),
-                40000,
-            ))),
-            0,
-            t0,
-        ),
+        worker: empty_worker(0, t0),
         workers_made: 0,
         attached: Default::default(),
         doors: Default::default(),
