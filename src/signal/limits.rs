@@ -14,9 +14,10 @@
 //!   can have pending on the workers are bounded.
 //!
 //! Limits hold many people behind one address (a hospital's NAT) in
-//! mind: they stop floods, not wards.
+//! mind: they stop floods, not wards. Each also bounds an IPv6 site (a
+//! /48) at [`PER_SITE`] times an address's share (`per_address.rs`).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 
 use governor::clock::{Clock, DefaultClock};
@@ -24,7 +25,7 @@ use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::HashMapStateStore;
 use governor::{Quota, RateLimiter};
 
-use crate::per_address::{key, Held, Hold};
+use crate::per_address::{key, site, Held, Hold, PER_SITE};
 
 /// A signalling socket counted open for its address.
 pub type OpenSocket = Hold;
@@ -59,19 +60,53 @@ pub enum Limited {
     NewRooms,
 }
 
-type PerAddress<C> =
-    RateLimiter<IpAddr, HashMapStateStore<IpAddr>, C, NoOpMiddleware<<C as Clock>::Instant>>;
+type Keyed<K, C> = RateLimiter<K, HashMapStateStore<K>, C, NoOpMiddleware<<C as Clock>::Instant>>;
 
 fn quota(per_minute: u32, burst: u32) -> Quota {
     let n = |v: u32| NonZeroU32::new(v.max(1)).unwrap_or(NonZeroU32::MIN);
     Quota::per_minute(n(per_minute)).allow_burst(n(burst))
 }
 
+/// One rate, per address and, [`PER_SITE`] times larger, per IPv6 site.
+struct Rate<C: Clock> {
+    addresses: Keyed<IpAddr, C>,
+    sites: Keyed<Ipv6Addr, C>,
+}
+
+impl<C: Clock + Clone> Rate<C> {
+    fn new(per_minute: u32, burst: u32, clock: &C) -> Self {
+        let wide = |v: u32| v.saturating_mul(PER_SITE as u32);
+        Rate {
+            addresses: RateLimiter::hashmap_with_clock(quota(per_minute, burst), clock.clone()),
+            sites: RateLimiter::hashmap_with_clock(
+                quota(wide(per_minute), wide(burst)),
+                clock.clone(),
+            ),
+        }
+    }
+
+    /// Whether `ip` may go on; counted against its address first, so an
+    /// address already over its own rate takes nothing of its site's.
+    fn check(&self, ip: IpAddr) -> bool {
+        self.addresses.check_key(&key(ip)).is_ok()
+            && site(ip).is_none_or(|s| self.sites.check_key(&s).is_ok())
+    }
+
+    fn forget_idle(&self) {
+        self.addresses.retain_recent();
+        self.sites.retain_recent();
+    }
+
+    fn remembered(&self) -> usize {
+        self.addresses.len() + self.sites.len()
+    }
+}
+
 /// The limits of one signal server, by address.
 pub struct AddressLimits<C: Clock = DefaultClock> {
-    handshakes: PerAddress<C>,
-    joins: PerAddress<C>,
-    new_rooms: PerAddress<C>,
+    handshakes: Rate<C>,
+    joins: Rate<C>,
+    new_rooms: Rate<C>,
     open: Held,
 }
 
@@ -84,18 +119,9 @@ impl Default for AddressLimits<DefaultClock> {
 impl<C: Clock + Clone> AddressLimits<C> {
     pub fn with_clock(clock: C) -> Self {
         AddressLimits {
-            handshakes: RateLimiter::hashmap_with_clock(
-                quota(HANDSHAKES_PER_MINUTE, HANDSHAKES_BURST),
-                clock.clone(),
-            ),
-            joins: RateLimiter::hashmap_with_clock(
-                quota(JOINS_PER_MINUTE, JOINS_BURST),
-                clock.clone(),
-            ),
-            new_rooms: RateLimiter::hashmap_with_clock(
-                quota(NEW_ROOMS_PER_MINUTE, NEW_ROOMS_BURST),
-                clock,
-            ),
+            handshakes: Rate::new(HANDSHAKES_PER_MINUTE, HANDSHAKES_BURST, &clock),
+            joins: Rate::new(JOINS_PER_MINUTE, JOINS_BURST, &clock),
+            new_rooms: Rate::new(NEW_ROOMS_PER_MINUTE, NEW_ROOMS_BURST, &clock),
             open: Held::default(),
         }
     }
@@ -107,33 +133,34 @@ impl<C: Clock + Clone> AddressLimits<C> {
         if self.open.count(k) >= MAX_OPEN {
             return Err(Limited::Open);
         }
-        if self.handshakes.check_key(&k).is_err() {
+        if !self.handshakes.check(k) {
             return Err(Limited::Handshakes);
         }
         self.open.take(k, MAX_OPEN).ok_or(Limited::Open)
     }
 
     pub fn join(&self, ip: IpAddr) -> Result<(), Limited> {
-        self.joins.check_key(&key(ip)).map_err(|_| Limited::Joins)
+        self.joins.check(ip).then_some(()).ok_or(Limited::Joins)
     }
 
     pub fn new_room(&self, ip: IpAddr) -> Result<(), Limited> {
         self.new_rooms
-            .check_key(&key(ip))
-            .map_err(|_| Limited::NewRooms)
+            .check(ip)
+            .then_some(())
+            .ok_or(Limited::NewRooms)
     }
 
     /// Forgets addresses whose limits are back to full, so that the
     /// tables do not grow with every address ever seen.
     pub fn forget_idle(&self) {
-        self.handshakes.retain_recent();
-        self.joins.retain_recent();
-        self.new_rooms.retain_recent();
+        self.handshakes.forget_idle();
+        self.joins.forget_idle();
+        self.new_rooms.forget_idle();
     }
 
-    /// Addresses remembered (for tests and metrics).
+    /// Addresses and sites remembered (for tests and metrics).
     pub fn remembered(&self) -> usize {
-        self.handshakes.len() + self.joins.len() + self.new_rooms.len()
+        self.handshakes.remembered() + self.joins.remembered() + self.new_rooms.remembered()
     }
 }
 
@@ -199,6 +226,32 @@ mod tests {
             assert!(limits.join(a).is_ok());
         }
         assert_eq!(limits.join(a), Err(Limited::Joins));
+    }
+
+    #[test]
+    fn a_site_makes_a_few_addresses_new_rooms_not_one_per_network() {
+        let clock = FakeRelativeClock::default();
+        let limits = AddressLimits::with_clock(clock.clone());
+        // One /64 after another of a /48, each with its own burst: the
+        // site's bound stops them after PER_SITE networks' worth.
+        let made = (0..64u16)
+            .flat_map(|net| {
+                let a = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 9, net, 0, 0, 0, 1));
+                (0..NEW_ROOMS_BURST).map(move |_| a)
+            })
+            .filter(|a| limits.new_room(*a).is_ok())
+            .count();
+        assert_eq!(made, NEW_ROOMS_BURST as usize * PER_SITE);
+        // Another site, and an IPv4 address, are not concerned.
+        assert!(limits.new_room(ip("2001:db8:a::1")).is_ok());
+        assert!(limits.new_room(ip("192.0.2.1")).is_ok());
+        // The site's rate comes back as time passes, four networks' worth.
+        clock.advance(Duration::from_secs(5));
+        let again = (0..8u16)
+            .map(|net| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 9, 0x100 + net, 0, 0, 0, 1)))
+            .filter(|a| limits.new_room(*a).is_ok())
+            .count();
+        assert_eq!(again, PER_SITE);
     }
 
     #[test]
