@@ -20,6 +20,11 @@ pub struct Browser {
     child: Child,
     dir: PathBuf,
     ws: Mutex<(Ws, u64)>,
+    /// The browser context of each tab: a tab is a person, with storage
+    /// of its own (a room's owner key kept by one tab is not another's).
+    contexts: std::sync::Mutex<Vec<String>>,
+    /// Permissions set, given to each context made later too.
+    permissions: std::sync::Mutex<Vec<Value>>,
 }
 
 pub struct Tab<'a> {
@@ -143,6 +148,8 @@ impl Browser {
             child,
             dir,
             ws: Mutex::new((ws, 0)),
+            contexts: Default::default(),
+            permissions: Default::default(),
         }
     }
 
@@ -191,18 +198,41 @@ impl Browser {
     /// Grants or refuses a permission (`camera`, `microphone`) to pages of
     /// `origin`, as a person would in the browser's prompt or settings.
     pub async fn set_permission(&self, origin: &str, name: &str, setting: &str) {
-        self.call(
-            None,
-            "Browser.setPermission",
-            json!({ "permission": { "name": name }, "setting": setting, "origin": origin }),
-        )
-        .await;
+        let params =
+            json!({ "permission": { "name": name }, "setting": setting, "origin": origin });
+        self.permissions.lock().unwrap().push(params.clone());
+        let contexts = self.contexts.lock().unwrap().clone();
+        for context in contexts {
+            self.permit(&params, &context).await;
+        }
     }
 
-    /// Opens a new tab at `url`.
+    async fn permit(&self, params: &Value, context: &str) {
+        let mut params = params.clone();
+        params["browserContextId"] = json!(context);
+        self.call(None, "Browser.setPermission", params).await;
+    }
+
+    /// Opens a new tab at `url`, in a browser context of its own: each tab
+    /// is another person, with its own storage, as on another device.
     pub async fn open(&self, url: &str) -> Tab<'_> {
+        let context = self
+            .call(None, "Target.createBrowserContext", json!({}))
+            .await["browserContextId"]
+            .as_str()
+            .expect("browserContextId")
+            .to_string();
+        self.contexts.lock().unwrap().push(context.clone());
+        let permissions = self.permissions.lock().unwrap().clone();
+        for params in &permissions {
+            self.permit(params, &context).await;
+        }
         let target = self
-            .call(None, "Target.createTarget", json!({ "url": url }))
+            .call(
+                None,
+                "Target.createTarget",
+                json!({ "url": url, "browserContextId": context }),
+            )
             .await["targetId"]
             .as_str()
             .expect("targetId")
