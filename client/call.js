@@ -71,6 +71,18 @@ export function streamOwner(streamId) {
 // that none could be made from this network.
 const NO_PATH_AFTER_MS = 20000;
 
+/** Where a room's owner key is kept (`room-owner`), by room. */
+const OWNER_PREFIX = 'parloir.owner.';
+
+/** The key that makes this browser `room`'s owner, if it created it. */
+function ownerKey(room) {
+  try {
+    return localStorage.getItem(OWNER_PREFIX + room);
+  } catch {
+    return null;
+  }
+}
+
 export class Call extends EventTarget {
   constructor({ room, name, stream, relayOnly = false, acquire = null, grant = null, jwt = null }) {
     super();
@@ -222,6 +234,9 @@ export class Call extends EventTarget {
     if (this.password) join.password = this.password;
     // Let in before: back in without knocking again.
     if (this.rejoinToken) join.rejoin = this.rejoinToken;
+    // This browser created the room: its key makes it the moderator again.
+    const owner = ownerKey(this.room);
+    if (owner) join.owner = owner;
     this.send(join);
   }
 
@@ -324,6 +339,15 @@ export class Call extends EventTarget {
       case 'lobby':
         this.knocking = true;
         this.emit('lobby');
+        break;
+      case 'room-owner':
+        // Created here: kept, so that whoever comes first into the room
+        // later, knowing its name, cannot lock this browser out.
+        try {
+          localStorage.setItem(OWNER_PREFIX + this.room, msg.key);
+        } catch {
+          // Private browsing without storage: owned for this visit only.
+        }
         break;
       case 'room-settings':
         this.moderator = msg.moderator;

@@ -62,6 +62,7 @@ fn endpoint(now: Instant) -> Option<Endpoint> {
         network: None,
         door: None,
         vouched: None,
+        claimed: false,
     };
     ep.handle_command(now, Command::Join { req }).ok()?;
     Some(ep)
@@ -287,6 +288,8 @@ struct Play<'e> {
     attached: std::collections::HashMap<crate::ids::ParticipantId, (usize, u64)>,
     /// The registry's doors: what placement hands a room made anew.
     doors: std::collections::HashMap<String, crate::worker::DoorSettings>,
+    /// The registry's owners: the first claim of a room wins.
+    owners: std::collections::HashMap<String, String>,
     /// What the clients were told, for the next messages to use (or steal).
     ids: Vec<crate::ids::ParticipantId>,
     tokens: Vec<String>,
@@ -395,7 +398,12 @@ impl<'e> Play<'e> {
             Output::Place { room, .. } => Some(Input::Placed(Ok(Placed {
                 node: NODE.into(),
                 door: self.doors.get(&room).cloned(),
+                owner: self.owners.get(&room).cloned(),
             }))),
+            Output::Claim { room, digest } => {
+                let owner = self.owners.entry(room).or_insert_with(|| digest.clone());
+                Some(Input::Claimed(*owner == digest))
+            }
             Output::Locate { room } => Some(Input::Located(
                 self.worker
                     .rooms()
@@ -434,6 +442,9 @@ impl<'e> Play<'e> {
                 self.ids.push(*you);
                 self.tokens.push(token.clone());
             }
+            // Owner keys are shown as tokens are (a join shows what it
+            // picks as both).
+            M::RoomOwner { key } => self.tokens.push(key.clone()),
             M::Knocking { id, .. } => self.ids.push(*id),
             M::Offer { id, .. } => self.offers.push(*id),
             _ => {}
@@ -501,7 +512,8 @@ impl<'e> Play<'e> {
                 let rejoin = (s.flag()).then(|| s.pick(&self.tokens).cloned()).flatten();
                 json!({"type": "join", "v": v, "room": room,
                        "name": s.pick(&NAMES), "password": s.pick(&PASSWORDS),
-                       "audio": s.flag(), "video": true, "rejoin": rejoin})
+                       "audio": s.flag(), "video": true, "rejoin": rejoin,
+                       "owner": rejoin})
             }
             1 => json!({"type": "resume", "v": v, "room": room, "participant": id,
                         "token": s.pick(&self.tokens).cloned().unwrap_or_default()}),
@@ -563,6 +575,7 @@ fn play_sessions(data: &[u8], check: impl FnOnce(&[(usize, String)])) {
         workers_made: 0,
         attached: Default::default(),
         doors: Default::default(),
+        owners: Default::default(),
         ids: Vec::new(),
         tokens: Vec::new(),
         offers: Vec::new(),

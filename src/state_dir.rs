@@ -16,6 +16,10 @@
 //!   power cut leaves the old doors or the new ones, never half of each.
 //!   No password, room name, participant's name or address is written.
 //!
+//! - `owners.json`: who owns each room (whoever created it: a digest of
+//!   the key its browser keeps, `signal::owner`) and until when, under
+//!   the same digest of the room's name, written the same way.
+//!
 //! Writes happen on a thread of their own: the registry that asks for one
 //! never waits for the disk.
 
@@ -26,6 +30,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::worker::DoorSettings;
@@ -33,8 +38,21 @@ use crate::worker::DoorSettings;
 /// Rooms' doors by the digest of their name (`privacy::room_digest`).
 pub type Doors = BTreeMap<String, DoorSettings>;
 
+/// Rooms' owners by the digest of their name.
+pub type Owners = BTreeMap<String, Owner>;
+
+/// Who owns a room, and until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    /// The digest of the owner's key (`signal::owner::digest`).
+    pub key: String,
+    /// Milliseconds since the Unix epoch: a restart keeps the time left.
+    pub until_ms: u64,
+}
+
 const KEY_FILE: &str = "key";
 const DOORS_FILE: &str = "doors.json";
+const OWNERS_FILE: &str = "owners.json";
 const LOCK_FILE: &str = "lock";
 
 #[derive(Debug, thiserror::Error)]
@@ -59,11 +77,17 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> StateError + '_ {
     }
 }
 
-/// The file's shape: versioned, so that a later Parloir can read it.
+/// The files' shapes: versioned, so that a later Parloir can read them.
 #[derive(Serialize, Deserialize)]
 struct DoorsFile {
     v: u32,
     doors: Doors,
+}
+
+#[derive(Serialize, Deserialize)]
+struct OwnersFile {
+    v: u32,
+    owners: Owners,
 }
 
 /// The state folder, opened.
@@ -142,66 +166,104 @@ impl StateDir {
         Ok(key.iter().map(|b| format!("{b:02x}")).collect())
     }
 
-    /// The doors kept at the last write; none if never written.
+    /// The doors kept by the last process, none if it kept none.
     pub fn doors(&self) -> Result<Doors, StateError> {
-        let path = self.path.join(DOORS_FILE);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Doors::new()),
-            Err(e) => return Err(io_error(&path)(e)),
-        };
-        let file: DoorsFile =
-            serde_json::from_slice(&bytes).map_err(|source| StateError::Format {
-                path: path.clone(),
-                source,
-            })?;
-        Ok(file.doors)
+        Ok(self
+            .read::<DoorsFile>(DOORS_FILE)?
+            .map(|f| f.doors)
+            .unwrap_or_default())
     }
 
-    /// A writer of the doors file, on a thread of its own.
+    /// The rooms' owners kept by the last process.
+    pub fn owners(&self) -> Result<Owners, StateError> {
+        Ok(self
+            .read::<OwnersFile>(OWNERS_FILE)?
+            .map(|f| f.owners)
+            .unwrap_or_default())
+    }
+
+    fn read<F: DeserializeOwned>(&self, name: &str) -> Result<Option<F>, StateError> {
+        let path = self.path.join(name);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error(&path)(e)),
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| StateError::Format { path, source })
+    }
+
+    /// Keeps the doors it is given, the newest whole, off the caller's
+    /// thread.
     pub fn door_writer(&self) -> DoorWriter {
-        let path = self.path.join(DOORS_FILE);
-        let (tx, rx) = mpsc::channel::<Doors>();
-        // The writer holds the folder for the rest of the process.
+        self.writer(DOORS_FILE, |doors| {
+            serde_json::to_vec(&DoorsFile { v: 1, doors })
+        })
+    }
+
+    /// Keeps the owners it is given, likewise.
+    pub fn owner_writer(&self) -> OwnerWriter {
+        self.writer(OWNERS_FILE, |owners| {
+            serde_json::to_vec(&OwnersFile { v: 1, owners })
+        })
+    }
+
+    /// A thread that writes the newest value it was given into `name`,
+    /// atomically; values given meanwhile are skipped for the newest.
+    fn writer<T: Send + 'static>(
+        &self,
+        name: &'static str,
+        encode: fn(T) -> serde_json::Result<Vec<u8>>,
+    ) -> Writer<T> {
+        let path = self.path.join(name);
+        let (tx, rx) = mpsc::channel::<T>();
+        // The folder stays this process's while a write may come.
         let lock = self.lock.try_clone();
         std::thread::Builder::new()
-            .name("parloir-doors".into())
+            .name(format!("parloir-{}", name.trim_end_matches(".json")))
             .spawn(move || {
                 let _held = lock;
-                while let Ok(mut doors) = rx.recv() {
-                    // Only the latest matters.
+                while let Ok(mut value) = rx.recv() {
                     while let Ok(newer) = rx.try_recv() {
-                        doors = newer;
+                        value = newer;
                     }
-                    let file = DoorsFile { v: 1, doors };
-                    let written = serde_json::to_vec(&file)
+                    let written = encode(value)
                         .map_err(io::Error::other)
                         .and_then(|bytes| write_atomically(&path, &bytes));
                     if let Err(e) = written {
-                        tracing::error!(path = %path.display(), "the rooms' doors could not be kept: {e}");
+                        tracing::error!(path = %path.display(), "could not be kept: {e}");
                     }
                 }
             })
             .map(|_| ())
-            .unwrap_or_else(|e| tracing::error!("no thread to keep the rooms' doors: {e}"));
-        DoorWriter { tx }
+            .unwrap_or_else(|e| tracing::error!("no thread to keep {name}: {e}"));
+        Writer { tx }
     }
 }
 
-/// Sends the doors to be written; never blocks.
-#[derive(Clone)]
-pub struct DoorWriter {
-    tx: mpsc::Sender<Doors>,
+/// Hands values to a thread that keeps the newest on disk.
+pub struct Writer<T> {
+    tx: mpsc::Sender<T>,
 }
 
-impl DoorWriter {
-    pub fn write(&self, doors: Doors) {
-        let _ = self.tx.send(doors);
+impl<T> Clone for Writer<T> {
+    fn clone(&self) -> Self {
+        Writer {
+            tx: self.tx.clone(),
+        }
     }
 }
 
-/// `bytes` into `path` whole or not at all: a new file (mode 0600),
-/// synced, renamed over the old one, and the folder synced.
+impl<T> Writer<T> {
+    pub fn write(&self, value: T) {
+        let _ = self.tx.send(value);
+    }
+}
+
+pub type DoorWriter = Writer<Doors>;
+pub type OwnerWriter = Writer<Owners>;
+
 fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("new");
     let mut f = fs::OpenOptions::new()

@@ -83,6 +83,14 @@ async fn a_moderator_locks_the_room_lets_in_refuses_and_removes() {
         CALL,
     )
     .await;
+    // She created the room: her browser keeps its owner's key.
+    until(
+        &ana,
+        "Ana's browser keeps the room's key",
+        &format!("(localStorage.getItem('parloir.owner.{ROOM}') || '').length === 22"),
+        CALL,
+    )
+    .await;
     lock_room(&ana, PASSWORD).await;
     ana.eval("document.querySelector('#lobby-toggle').click(), true")
         .await;

@@ -95,3 +95,99 @@ async fn strangers_neither_fill_the_lobby_nor_flood_the_moderator() {
     assert_eq!(answer["code"], "rate-limited", "{answer}");
     assert!(banners <= 5, "{banners} banners");
 }
+
+/// The next `room-settings` on `ws`.
+async fn settings(ws: &mut Ws) -> Value {
+    next_of(ws, &["room-settings"]).await
+}
+
+/// A join from `ip` into `room`, showing `owner` if given: the socket and
+/// the answer.
+async fn join_as(
+    server: &Server,
+    ip: &str,
+    room: &str,
+    name: &str,
+    owner: Option<&str>,
+) -> (Ws, Value) {
+    let mut ws = ws_from(server, ip).await.expect("a socket");
+    let mut join =
+        json!({"type": "join", "v": 1, "room": room, "name": name, "audio": false, "video": false});
+    if let Some(key) = owner {
+        join["owner"] = json!(key);
+    }
+    send(&mut ws, join).await;
+    let answer = next_of(&mut ws, &["welcome", "lobby", "error"]).await;
+    (ws, answer)
+}
+
+/// Whoever joins a known empty room first used to moderate it, and could
+/// lock its owner out. Now the browser that created the room keeps a key
+/// (`room-owner`): a stranger first into the empty room moderates
+/// nothing, even after a restart of the server, and the owner's key makes
+/// it the moderator again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_first_into_an_owned_room_cannot_lock_it() {
+    const OWNED: &str = "chambre-302";
+    let mut server = Server::start();
+    let (mut ana, welcome) = join_as(&server, "127.0.0.1", OWNED, "Ana", None).await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    let key = next_of(&mut ana, &["room-owner"]).await["key"]
+        .as_str()
+        .expect("the owner's key")
+        .to_string();
+    assert_eq!(settings(&mut ana).await["moderator"], true);
+    send(&mut ana, json!({"type": "leave"})).await;
+    drop(ana);
+
+    // Eve knows the name and comes first into the empty room: not a
+    // moderator, and her lock is refused.
+    let (mut eve, welcome) = join_as(&server, "127.0.0.2", OWNED, "Eve", None).await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    assert_eq!(settings(&mut eve).await["moderator"], false);
+    send(
+        &mut eve,
+        json!({"type": "set-password", "password": "à moi"}),
+    )
+    .await;
+    let refused = next_of(&mut eve, &["error"]).await;
+    assert_eq!(refused["code"], "not-moderator", "{refused}");
+    drop(eve);
+
+    // The server restarts (an update, a power cut): the room is still
+    // Ana's.
+    server.stop();
+    server.start_again();
+    let (mut eve, welcome) = join_as(&server, "127.0.0.2", OWNED, "Eve", None).await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    assert_eq!(
+        settings(&mut eve).await["moderator"],
+        false,
+        "after a restart"
+    );
+
+    // Ana comes back with her key: the moderator, and she locks it.
+    let (mut ana, welcome) = join_as(&server, "127.0.0.1", OWNED, "Ana", Some(&key)).await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    assert_eq!(settings(&mut ana).await["moderator"], true);
+    send(
+        &mut ana,
+        json!({"type": "set-password", "password": "tulipe"}),
+    )
+    .await;
+    loop {
+        if settings(&mut ana).await["locked"] == true {
+            break;
+        }
+    }
+    // A key she was not given is no key.
+    let (_dan, welcome) = join_as(
+        &server,
+        "127.0.0.3",
+        OWNED,
+        "Dan",
+        Some("AAAAAAAAAAAAAAAAAAAAAA"),
+    )
+    .await;
+    assert_eq!(welcome["code"], "password-required", "{welcome}");
+}

@@ -348,6 +348,7 @@ mod tests {
                     ..Default::default()
                 }),
                 vouched: Some(crate::worker::Vouched::Moderator),
+                claimed: false,
             },
         }
     }

@@ -12,7 +12,7 @@ use crate::config::{MediaTcpAddr, ServeConfig};
 use crate::metrics::{Metrics, Role};
 use crate::signal::pool::Pool;
 use crate::signal::{self, AppState, Control, SignalConfig};
-use crate::state_dir::{Doors, StateDir, StateError};
+use crate::state_dir::{Doors, Owners, StateDir, StateError};
 use crate::worker::{self, MediaConfig, MediaTcp};
 
 /// Node id of the embedded worker.
@@ -53,14 +53,16 @@ pub async fn start(
     })?;
     let media = worker.media_addr;
     let (registry, door_key) = match kept_doors(&config)? {
-        Some((state, doors, key)) => {
+        Some((state, doors, owners, key)) => {
             tracing::info!(
                 folder = %state.path().display(),
                 rooms = doors.len(),
-                "rooms' doors kept across restarts"
+                owned = owners.len(),
+                "rooms' doors and owners kept across restarts"
             );
             let writer = state.door_writer();
-            let memory = Memory::keeping_doors(doors, writer, key.clone(), Instant::now());
+            let memory = Memory::keeping_doors(doors, writer, key.clone(), Instant::now())
+                .keeping_owners(owners, state.owner_writer(), key.clone());
             (memory, Some(key))
         }
         None => (Memory::default(), None),
@@ -123,16 +125,19 @@ pub async fn start(
     Ok((running, media))
 }
 
-/// The state folder and the doors it kept, unless turned off. A folder
-/// given that cannot be used stops the start; the default one only says
-/// so (a container's read-only home), and the doors then last as long as
-/// the process.
-fn kept_doors(config: &ServeConfig) -> Result<Option<(StateDir, Doors, String)>, StateError> {
-    let open = |path: &std::path::Path| -> Result<(StateDir, Doors, String), StateError> {
+type Kept = (StateDir, Doors, Owners, String);
+
+/// The state folder with the doors and owners it kept, and its key,
+/// unless turned off. A folder given that cannot be used stops the start;
+/// the default one only says so (a container's read-only home), and the
+/// doors then last as long as the process.
+fn kept_doors(config: &ServeConfig) -> Result<Option<Kept>, StateError> {
+    let open = |path: &std::path::Path| -> Result<Kept, StateError> {
         let state = StateDir::open(path)?;
         let key = state.password_key()?;
         let doors = state.doors()?;
-        Ok((state, doors, key))
+        let owners = state.owners()?;
+        Ok((state, doors, owners, key))
     };
     match config.state_dir() {
         Ok(None) => Ok(None),

@@ -13,6 +13,7 @@ pub mod client_addr;
 pub mod grant;
 pub mod limits;
 pub mod origin;
+pub mod owner;
 pub mod partner;
 pub mod pool;
 pub mod protocol;

@@ -48,6 +48,10 @@ pub enum ClientMessage {
         /// lost: who was let in comes back without knocking again.
         #[serde(default)]
         rejoin: Option<String>,
+        /// The key of the room's owner, kept by the browser that created
+        /// it (`room-owner`): it moderates, past any lock.
+        #[serde(default)]
+        owner: Option<String>,
     },
     /// Takes a session up again after the WebSocket was lost; the media
     /// connection was kept.
@@ -196,6 +200,12 @@ pub enum ServerMessage {
     /// To moderators: `id` no longer waits.
     KnockEnded {
         id: ParticipantId,
+    },
+    /// You created this room: `key`, shown in a later `join`, makes you
+    /// its moderator again (past any lock) while it is yours, a month
+    /// after you last came. Keep it; nobody else has it.
+    RoomOwner {
+        key: String,
     },
     /// The room's settings, and whether you moderate it; sent after the
     /// welcome and whenever they change.

@@ -22,6 +22,7 @@ use governor::clock::{Clock, DefaultClock};
 use rand::rngs::StdRng;
 
 use super::limits::{AddressLimits, IDLE};
+use super::owner::{self, Ownership};
 use super::protocol::{
     self, ClientMessage, ErrorCode, ParticipantInfo, ParticipantState, ServerMessage, MAX_TILES,
 };
@@ -74,17 +75,22 @@ pub enum Input<'t> {
     Placed(Result<Placed, PlaceError>),
     /// The answer to [`Output::Locate`]: the node the room runs on.
     Located(Option<String>),
+    /// The answer to [`Output::Claim`]: whether the key's digest owns the
+    /// room now.
+    Claimed(bool),
     /// The worker's reply to a [`Output::Worker`] command that wants one.
     Reply(Result<Reply, WorkerError>),
     /// The socket is gone (closed, failed, or cut after [`Output::Close`]).
     Ended,
 }
 
-/// Where a room was placed, and its door as the cluster kept it.
+/// Where a room was placed, its door as the cluster kept it, and the
+/// digest of its owner's key (`signal::owner`).
 #[derive(Debug)]
 pub struct Placed {
     pub node: String,
     pub door: Option<DoorSettings>,
+    pub owner: Option<String>,
 }
 
 /// What the session asks for.
@@ -102,6 +108,9 @@ pub enum Output {
     /// Find the node `room` runs on, placing nothing, and answer with
     /// [`Input::Located`] before anything else.
     Locate { room: String },
+    /// Make the key whose digest is `digest` `room`'s owner (or keep it so
+    /// longer), and answer with [`Input::Claimed`] before anything else.
+    Claim { room: String, digest: String },
     /// A command for the worker last placed or located. One that
     /// [`Command::wants_reply`] is answered with [`Input::Reply`] before
     /// anything else; one that [`Command::attaches`] sends the
@@ -150,6 +159,8 @@ struct Draft {
     password: Option<String>,
     rejoin: Option<String>,
     vouched: Option<Vouched>,
+    /// The room owner's key it showed.
+    owner: Option<String>,
 }
 
 /// A resume waiting for its room's node, then for the worker.
@@ -166,8 +177,12 @@ enum Waiting {
     Join {
         joined: Joined,
         token: String,
+        ownership: Ownership,
     },
     Location(ResumeDraft),
+    /// The room's owner claimed: a key made for its creator (given once
+    /// kept), or the owner's own claim made again.
+    Claim(Option<String>),
     Resume {
         draft: ResumeDraft,
         node: String,
@@ -251,6 +266,7 @@ impl<'a, C: Clock + Clone> Session<'a, C> {
             Input::Event { event, worker_gone } => self.on_event(event, worker_gone, now),
             Input::Placed(placed) => self.on_placed(placed),
             Input::Located(node) => self.on_located(node),
+            Input::Claimed(owns) => self.on_claimed(owns),
             Input::Reply(reply) => self.on_reply(reply, now),
             Input::Ended => self.detach(),
         }
@@ -326,12 +342,14 @@ impl<'a, C: Clock + Clone> Session<'a, C> {
                 jwt,
                 password,
                 rejoin,
+                owner,
             } => {
                 let entry = Entry {
                     grant,
                     jwt,
                     password,
                     rejoin,
+                    owner,
                 };
                 self.join(v, room, name, (audio, video), entry, now)
             }
@@ -490,6 +508,7 @@ impl<'a, C: Clock + Clone> Session<'a, C> {
             jwt,
             password,
             rejoin,
+            owner,
         }: Entry,
         now: Now,
     ) -> Result<(), ServerMessage> {
@@ -513,6 +532,7 @@ impl<'a, C: Clock + Clone> Session<'a, C> {
         let password = password.as_deref().map(clean::password).transpose()?;
         let password = password.map(|p| self.password_digest(&room, &p));
         let rejoin = rejoin.filter(|t| ids::is_resume_token(t));
+        let owner = owner.filter(|k| owner::is_key(k));
         // A token's name is the name: nobody enters under another on it.
         let name = match pass.and_then(|p| p.name) {
             Some(n) => clean::name(&n).ok_or_else(|| {
@@ -542,6 +562,7 @@ impl<'a, C: Clock + Clone> Session<'a, C> {
             password,
             rejoin,
             vouched,
+            owner,
         });
         Ok(())
     }
@@ -551,7 +572,7 @@ impl<'a, C: Clock + Clone> Session<'a, C> {
         else {
             return;
         };
-        let Placed { node, door } = match placed {
+        let Placed { node, door, owner } = match placed {
             Ok(p) => p,
             Err(e) => {
                 let refusal = place_error(e, &self.env.config.partners, &draft.room);
@@ -559,6 +580,8 @@ impl<'a, C: Clock + Clone> Session<'a, C> {
                 return;
             }
         };
+        let ownership = Ownership::of(draft.owner.as_deref(), owner.as_deref());
+        let moderator = draft.moderator || matches!(ownership, Ownership::Owner(_));
         let config = self.env.config;
         let id = ids::new_participant_id(&mut self.rng);
         let token = ids::new_resume_token(&mut self.rng);
@@ -574,7 +597,7 @@ impl<'a, C: Clock + Clone> Session<'a, C> {
             last_n: config.last_n,
             session: self.id,
             password: draft.password,
-            moderator: draft.moderator,
+            moderator,
             rejoin: draft.rejoin,
             network: Some(privacy::network_id(
                 crate::per_address::key(self.client),
@@ -582,14 +605,20 @@ impl<'a, C: Clock + Clone> Session<'a, C> {
             )),
             door,
             vouched: draft.vouched,
+            claimed: ownership == Ownership::Stranger,
         };
         let joined = Joined {
             room: draft.room,
             id,
             node,
-            moderator: draft.moderator,
+            moderator,
         };
-        self.ask(Command::Join { req }, Waiting::Join { joined, token });
+        let waiting = Waiting::Join {
+            joined,
+            token,
+            ownership,
+        };
+        self.ask(Command::Join { req }, waiting);
     }
 
     fn resume(
@@ -633,15 +662,25 @@ impl<'a, C: Clock + Clone> Session<'a, C> {
             std::mem::replace(&mut self.waiting, Waiting::Nothing),
             reply,
         ) {
-            (Waiting::Join { joined, token }, Ok(Reply::Knocking)) => {
+            (Waiting::Join { joined, token, .. }, Ok(Reply::Knocking)) => {
                 self.lost = None;
                 tracing::info!(peer = joined.id, room = %privacy::room(&joined.room), "waiting in the lobby");
                 self.knocking = Some((joined, token));
                 self.send(ServerMessage::Lobby);
             }
-            (Waiting::Join { joined, token }, Ok(Reply::Joined { others })) => {
+            (
+                Waiting::Join {
+                    joined,
+                    token,
+                    ownership,
+                },
+                Ok(Reply::Joined { others }),
+            ) => {
                 self.lost = None;
+                let room = joined.room.clone();
+                let first = others.is_empty();
                 self.welcome(joined, others, token, now);
+                self.claim(room, ownership, first);
             }
             (Waiting::Resume { draft, .. }, Ok(Reply::Resumed { resumed }))
                 if resumed.room != draft.room =>
@@ -687,7 +726,10 @@ impl<'a, C: Clock + Clone> Session<'a, C> {
                 self.send(ServerMessage::Answer { sdp })
             }
             (Waiting::Done, Ok(_)) => {}
-            (Waiting::Nothing | Waiting::Placement(_) | Waiting::Location(_), _) => {
+            (
+                Waiting::Nothing | Waiting::Placement(_) | Waiting::Location(_) | Waiting::Claim(_),
+                _,
+            ) => {
                 tracing::warn!("a worker reply nobody waited for");
             }
             (_, Err(e)) => self.send(worker_error(e)),
@@ -719,6 +761,36 @@ impl<'a, C: Clock + Clone> Session<'a, C> {
             resumed: false,
             ice_servers,
         });
+    }
+
+    /// After a welcome into `room`: its owner's claim is made again (its
+    /// month starts again), and whoever created it (`first` in, nobody
+    /// owning it) is made its owner.
+    fn claim(&mut self, room: String, ownership: Ownership, first: bool) {
+        let (key, waiting) = match ownership {
+            Ownership::Owner(key) => (key, None),
+            Ownership::Unowned if first => {
+                let key = owner::new_key(&mut self.rng);
+                (key.clone(), Some(key))
+            }
+            Ownership::Unowned | Ownership::Stranger => return,
+        };
+        self.out.push_back(Output::Claim {
+            room,
+            digest: owner::digest(&key),
+        });
+        self.waiting = Waiting::Claim(waiting);
+    }
+
+    fn on_claimed(&mut self, owns: bool) {
+        let Waiting::Claim(made) = std::mem::replace(&mut self.waiting, Waiting::Nothing) else {
+            return;
+        };
+        // Someone else's claim landed first (two servers, one room): the
+        // key made is no owner's, and is not given.
+        if let (Some(key), true) = (made, owns) {
+            self.send(ServerMessage::RoomOwner { key });
+        }
     }
 
     /// A moderator lets `knocker` in, or not.
@@ -903,6 +975,7 @@ struct Entry {
     jwt: Option<String>,
     password: Option<String>,
     rejoin: Option<String>,
+    owner: Option<String>,
 }
 
 /// A resume refused, for whatever reason: the client joins again, and

@@ -123,6 +123,12 @@ impl Client<'_> {
 
     /// A join sent and placed on [`NODE`]: the request the worker gets.
     fn placed(&mut self, join: Value) -> JoinRequest {
+        self.placed_owned(join, None)
+    }
+
+    /// A join sent and placed on [`NODE`], into a room whose owner's key
+    /// has the digest `owner`.
+    fn placed_owned(&mut self, join: Value, owner: Option<String>) -> JoinRequest {
         let out = self.send(join);
         assert!(
             matches!(&out[..], [Output::Place { .. }]),
@@ -131,6 +137,7 @@ impl Client<'_> {
         let out = self.input(Input::Placed(Ok(Placed {
             node: NODE.into(),
             door: None,
+            owner,
         })));
         match &out[..] {
             [Output::Worker(Command::Join { req })] => req.clone(),
@@ -150,7 +157,15 @@ impl Client<'_> {
         let out = self.reply(Ok(Reply::Joined { others: vec![] }));
         assert!(matches!(
             &out[..],
-            [Output::Send(ServerMessage::Welcome { .. })]
+            [
+                Output::Send(ServerMessage::Welcome { .. }),
+                Output::Claim { .. }
+            ]
+        ));
+        let out = self.input(Input::Claimed(true));
+        assert!(matches!(
+            &out[..],
+            [Output::Send(ServerMessage::RoomOwner { .. })]
         ));
         req.info.id
     }
@@ -216,6 +231,7 @@ fn a_join_is_placed_then_asked_of_the_worker_then_welcomed() {
     let out = c.input(Input::Placed(Ok(Placed {
         node: NODE.into(),
         door: Some(door.clone()),
+        owner: None,
     })));
     let [Output::Worker(Command::Join { req })] = &out[..] else {
         panic!("{out:?}")
@@ -957,6 +973,7 @@ fn a_lost_worker_vouches_for_its_room_once_and_briefly() {
     let req = c.placed(join(ROOM, "Mamie"));
     assert_eq!(req.vouched, Some(Vouched::Moderator));
     c.reply(Ok(Reply::Joined { others: vec![] }));
+    c.input(Input::Claimed(true));
     // Once in, the vouch is spent.
     c.send(json!({"type": "leave"}));
     assert_eq!(c.placed(join(ROOM, "Mamie")).vouched, None);
@@ -1016,7 +1033,8 @@ fn the_workers_events_reach_the_client_and_turn_credentials_the_welcome() {
     let mut c = world.session();
     c.placed(join(ROOM, "Mamie"));
     let out = c.reply(Ok(Reply::Joined { others: vec![] }));
-    let [Output::Send(ServerMessage::Welcome { ice_servers, .. })] = &out[..] else {
+    let [Output::Send(ServerMessage::Welcome { ice_servers, .. }), Output::Claim { .. }] = &out[..]
+    else {
         panic!("{out:?}")
     };
     assert_eq!(ice_servers.len(), 1);
@@ -1066,6 +1084,92 @@ fn one_request_at_a_time() {
     let out = c.input(Input::Placed(Ok(Placed {
         node: NODE.into(),
         door: None,
+        owner: None,
     })));
     assert!(matches!(&out[..], [Output::Worker(Command::Join { .. })]));
+}
+
+/// Whoever creates a room owns it: given a key once the cluster keeps it.
+/// The key shown later moderates; a stranger first into the room owned
+/// moderates nothing.
+#[test]
+fn a_room_is_owned_by_its_creator() {
+    let world = World::new(config());
+    let mut ana = world.session();
+    let req = ana.placed(join(ROOM, "Ana"));
+    assert!(!req.moderator && !req.claimed);
+    let out = ana.reply(Ok(Reply::Joined { others: vec![] }));
+    let [Output::Send(ServerMessage::Welcome { .. }), Output::Claim { room, digest }] = &out[..]
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!(room, ROOM);
+    let digest = digest.clone();
+    let out = ana.input(Input::Claimed(true));
+    let [Output::Send(ServerMessage::RoomOwner { key })] = &out[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        super::owner::digest(key),
+        digest,
+        "the key kept is the key given"
+    );
+    let key = key.clone();
+
+    // Eve knows the name and comes first once the room is empty: the
+    // worker is told the room is someone else's, and nothing is claimed.
+    let mut eve = world.session();
+    let req = eve.placed_owned(join(ROOM, "Eve"), Some(digest.clone()));
+    assert!(req.claimed && !req.moderator);
+    let out = eve.reply(Ok(Reply::Joined { others: vec![] }));
+    assert!(matches!(
+        &out[..],
+        [Output::Send(ServerMessage::Welcome { .. })]
+    ));
+    // A made-up key, or the digest itself, is no key.
+    for shown in ["x".repeat(22), digest.clone()] {
+        let mut eve = world.session();
+        let shown = with(join(ROOM, "Eve"), "owner", json!(shown));
+        let req = eve.placed_owned(shown, Some(digest.clone()));
+        assert!(req.claimed && !req.moderator);
+    }
+
+    // Ana comes back with her key: a moderator, past any lock, and her
+    // claim is made again (another month), with no new key.
+    let mut back = world.session();
+    let req = back.placed_owned(
+        with(join(ROOM, "Ana"), "owner", json!(key)),
+        Some(digest.clone()),
+    );
+    assert!(req.moderator && !req.claimed);
+    let out = back.reply(Ok(Reply::Joined {
+        others: vec![person(5, "Eve")],
+    }));
+    assert!(matches!(
+        &out[..],
+        [Output::Send(ServerMessage::Welcome { .. }), Output::Claim { digest: d, .. }] if *d == digest
+    ));
+    assert_eq!(back.input(Input::Claimed(true)), []);
+}
+
+/// Two creators at once on two signal servers: the one whose claim lands
+/// second is given no key.
+#[test]
+fn a_claim_lost_to_another_gives_no_key() {
+    let world = World::new(config());
+    let mut c = world.session();
+    c.placed(join(ROOM, "Ben"));
+    let out = c.reply(Ok(Reply::Joined { others: vec![] }));
+    assert!(matches!(&out[..], [_, Output::Claim { .. }]));
+    assert_eq!(c.input(Input::Claimed(false)), []);
+    // Nor does someone who is not first in an unowned room claim it.
+    let mut d = world.session();
+    d.placed(join(ROOM, "Dan"));
+    let out = d.reply(Ok(Reply::Joined {
+        others: vec![person(5, "Ben")],
+    }));
+    assert!(matches!(
+        &out[..],
+        [Output::Send(ServerMessage::Welcome { .. })]
+    ));
 }

@@ -127,6 +127,18 @@ impl Io<'_> {
                     });
                     session.handle_input(Input::Located(node), now());
                 }
+                Output::Claim { room, digest } => {
+                    let owns = self
+                        .control
+                        .registry
+                        .claim(&room, &digest, Moment::now())
+                        .await
+                        .unwrap_or_else(|e| {
+                            tracing::warn!("a room's owner could not be kept: {e}");
+                            false
+                        });
+                    session.handle_input(Input::Claimed(owns), now());
+                }
                 Output::Worker(cmd) if cmd.wants_reply() => {
                     let reply = match &self.worker {
                         Some(w) => {
@@ -162,8 +174,8 @@ impl Io<'_> {
         }
     }
 
-    /// The room's worker, placed or found, and its door as the cluster
-    /// kept it.
+    /// The room's worker, placed or found, its door as the cluster kept
+    /// it, and its owner.
     async fn place(&mut self, room: &str, priority: bool) -> Result<Placed, PlaceError> {
         let control = self.control;
         let client = self.client;
@@ -185,7 +197,17 @@ impl Io<'_> {
                 tracing::warn!("a room's door could not be read: {e}");
                 None
             });
-        Ok(Placed { node, door })
+        // Unread, the room has no owner this once: its first in moderates,
+        // as before owners.
+        let owner = control
+            .registry
+            .owner(room, Moment::now())
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!("a room's owner could not be read: {e}");
+                None
+            });
+        Ok(Placed { node, door, owner })
     }
 }
 

@@ -26,6 +26,12 @@
 //! that comes back shows its token and enters as what it was; while a
 //! moderator is still awaited, whoever enters first only stands in.
 //!
+//! A room has an owner once created: the browser that made it keeps a key
+//! (`signal::owner`), and a join that shows it moderates. Into a room
+//! whose owner is someone else, being first moderates nothing
+//! ([`JoinRequest::claimed`]): a stranger who knows the name, in first,
+//! cannot lock the owner out, and the owner comes in past any lock.
+//!
 //! Plain data with time passed in: the room calls it, the tests drive it
 //! without sockets or sleeps.
 
@@ -233,7 +239,7 @@ impl Door {
                     || (self.members.is_empty() && !self.moderator_awaited()),
             });
         }
-        if req.moderator || (self.members.is_empty() && self.restored.is_none()) {
+        if req.moderator || (self.members.is_empty() && self.restored.is_none() && !req.claimed) {
             return Ok(Entry::Enter { moderator: true });
         }
         // The signal server saw it in this room before its worker was lost,
@@ -272,10 +278,11 @@ impl Door {
             }
             return Ok(Entry::Knock);
         }
-        // Only a room made anew is empty here: whoever passes its door
-        // first moderates it.
+        // A room made anew, or one with an owner, is empty here: whoever
+        // passes the door of the first moderates it, and nobody that of
+        // the second but its owner.
         Ok(Entry::Enter {
-            moderator: self.members.is_empty() && !self.moderator_awaited(),
+            moderator: self.members.is_empty() && !self.moderator_awaited() && !req.claimed,
         })
     }
 
@@ -501,6 +508,7 @@ mod tests {
             network: None,
             door: None,
             vouched: None,
+            claimed: false,
         }
     }
 
@@ -562,6 +570,45 @@ mod tests {
             lobby,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn only_its_owner_moderates_a_room_that_has_one() {
+        let now = Instant::now();
+        let mut door = Door::default();
+        // Eve knows the name and is first in: she moderates nothing, nor
+        // does whoever comes next.
+        let stranger = |id| JoinRequest {
+            claimed: true,
+            ..req(id)
+        };
+        assert_eq!(
+            enter(&mut door, &stranger(5), now),
+            Ok(Entry::Enter { moderator: false })
+        );
+        assert_eq!(
+            enter(&mut door, &stranger(2), now),
+            Ok(Entry::Enter { moderator: false })
+        );
+        assert_eq!(door.moderators().count(), 0);
+        // The owner's key makes its join a moderator's: in past a lock
+        // (one a stand-in set while the owner was away), a moderator.
+        door.set_password(Some("set-by-eve".into()));
+        let owner = JoinRequest {
+            moderator: true,
+            ..req(1)
+        };
+        assert_eq!(
+            enter(&mut door, &owner, now),
+            Ok(Entry::Enter { moderator: true })
+        );
+        assert!(door.is_moderator(1) && !door.is_moderator(5));
+        // A room without an owner is as before: first in moderates.
+        let mut open = Door::default();
+        assert_eq!(
+            enter(&mut open, &req(5), now),
+            Ok(Entry::Enter { moderator: true })
+        );
     }
 
     #[test]

@@ -330,6 +330,7 @@ pub(super) fn join_request(
         network: None,
         door: None,
         vouched: None,
+        claimed: false,
     }
 }
 

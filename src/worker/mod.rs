@@ -54,7 +54,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::ids::{ParticipantId, ParticipantInfo, ParticipantState};
 pub use cores::allowed as allowed_cores;
-pub use door::{DoorSettings, ReturnKey, RETURN_WINDOW};
+pub use door::{return_key, DoorSettings, ReturnKey, RETURN_WINDOW};
 /// ICE-TCP connections one address may hold on a shard (tests read it).
 pub use ice_tcp::max_per_address as ice_tcp_max_per_address;
 pub use ice_tcp::{
@@ -199,6 +199,11 @@ pub struct JoinRequest {
     /// or lobby.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vouched: Option<Vouched>,
+    /// The room has an owner (whoever created it, by the key its browser
+    /// keeps) and this is not it: being first into it moderates nothing,
+    /// so a stranger who knows the name cannot lock the owner out.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub claimed: bool,
 }
 
 /// What the signal server saw a participant be in a room whose worker was

@@ -16,20 +16,73 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::{self, BoxFuture, FutureExt};
 
-use super::{Assigned, Moment, Registry, Result, NODE_TTL, ROOM_GRACE};
+use super::{Assigned, Moment, Registry, Result, NODE_TTL, OWNED_FOR, ROOM_GRACE};
 use crate::cluster::placement::{NodeView, PENDING_FOR};
 use crate::cluster::report::{LoadReport, NodeState};
-use crate::state_dir::{DoorWriter, Doors};
+use crate::state_dir::{DoorWriter, Doors, Owner, OwnerWriter, Owners};
 use crate::worker::{DoorSettings, RETURN_WINDOW};
 
 /// Sweeps cost a pass over every room: once a second, not once a report.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// Rooms owned at most: a new room past it has no owner (its first in
+/// moderates, as before owners), and rooms owned keep theirs. Each owner
+/// written makes the file anew (about 100 bytes each).
+pub const MAX_OWNERS: usize = 10_000;
 
 #[derive(Default)]
 pub struct Memory {
     nodes: Mutex<Nodes>,
     rooms: Mutex<Rooms>,
+    owners: Mutex<OwnerBook>,
     redirect: AtomicBool,
+}
+
+/// Who owns which room, by the room's name, or by its digest under the
+/// state folder's key when they are kept on disk.
+#[derive(Default)]
+struct OwnerBook {
+    owners: Owners,
+    key: Option<String>,
+    writer: Option<OwnerWriter>,
+}
+
+impl OwnerBook {
+    fn room(&self, room: &str) -> String {
+        match &self.key {
+            Some(key) => crate::privacy::room_digest(room, key),
+            None => room.to_string(),
+        }
+    }
+
+    fn owner(&self, room: &str, now_ms: u64) -> Option<String> {
+        let owner = self.owners.get(&self.room(room))?;
+        (owner.until_ms > now_ms).then(|| owner.key.clone())
+    }
+
+    fn claim(&mut self, room: &str, digest: &str, now_ms: u64) -> bool {
+        let room = self.room(room);
+        if let Some(o) = self.owners.get(&room) {
+            if o.until_ms > now_ms && !crate::secret::equal(o.key.as_bytes(), digest.as_bytes()) {
+                return false;
+            }
+        } else if self.owners.len() >= MAX_OWNERS {
+            self.owners.retain(|_, o| o.until_ms > now_ms);
+            if self.owners.len() >= MAX_OWNERS {
+                tracing::warn!("{MAX_OWNERS} rooms owned: a new room has no owner");
+                return false;
+            }
+        }
+        let until_ms = now_ms.saturating_add(OWNED_FOR.as_millis() as u64);
+        let owner = Owner {
+            key: digest.to_string(),
+            until_ms,
+        };
+        self.owners.insert(room, owner);
+        if let Some(w) = &self.writer {
+            w.write(self.owners.clone());
+        }
+        true
+    }
 }
 
 #[derive(Default)]
@@ -215,6 +268,18 @@ impl Memory {
         memory
     }
 
+    /// Keeps rooms' owners across restarts too: `owners` as read from the
+    /// state folder (by the digest of their room's name under `key`), and
+    /// `writer` to keep them as they change.
+    pub fn keeping_owners(self, owners: Owners, writer: OwnerWriter, key: String) -> Memory {
+        *lock(&self.owners) = OwnerBook {
+            owners,
+            key: Some(key),
+            writer: Some(writer),
+        };
+        self
+    }
+
     fn put(&self, report: &LoadReport, now: Instant) {
         {
             let mut nodes = lock(&self.nodes);
@@ -344,6 +409,19 @@ impl Registry for Memory {
         ready(live.and_then(|a| a.door.clone()).or_else(restored))
     }
 
+    fn owner<'a>(&'a self, room: &'a str, now: Moment) -> BoxFuture<'a, Result<Option<String>>> {
+        ready(lock(&self.owners).owner(room, now.unix_ms))
+    }
+
+    fn claim<'a>(
+        &'a self,
+        room: &'a str,
+        digest: &'a str,
+        now: Moment,
+    ) -> BoxFuture<'a, Result<bool>> {
+        ready(lock(&self.owners).claim(room, digest, now.unix_ms))
+    }
+
     fn redirect(&self) -> BoxFuture<'_, Result<bool>> {
         ready(self.redirect.load(Ordering::Relaxed))
     }
@@ -395,6 +473,11 @@ mod tests {
             Placed
         );
         assert_eq!(r.door("room", later).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn memory_owners() {
+        contract::a_room_has_one_owner_for_a_time(&Memory::default(), Moment::now()).await;
     }
 
     #[tokio::test]
@@ -634,6 +717,57 @@ mod tests {
         assert_eq!(read, Doors::from([(digest, keys)]));
         let file = std::fs::read_to_string(dir.join("doors.json")).unwrap();
         assert!(!file.contains("chambre"), "no room's name on disk: {file}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// `parloir serve`'s rooms keep their owners across a restart, by the
+    /// digest of their name, with the time they had left.
+    #[tokio::test]
+    async fn owners_kept_on_disk_outlive_a_restart() {
+        use crate::state_dir::StateDir;
+        let dir = std::env::temp_dir().join(format!(
+            "parloir-memory-owners-{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        let ana = "a".repeat(32);
+        let now = Moment::now();
+        {
+            let state = StateDir::open(&dir).unwrap();
+            let key = state.password_key().unwrap();
+            let memory = Memory::default().keeping_owners(
+                state.owners().unwrap(),
+                state.owner_writer(),
+                key,
+            );
+            assert!(memory.claim("chambre-217", &ana, now).await.unwrap());
+            for _ in 0..200 {
+                if !state.owners().unwrap().is_empty() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        let file = std::fs::read_to_string(dir.join("owners.json")).unwrap();
+        assert!(!file.contains("chambre"), "no room's name on disk: {file}");
+        let mut state = StateDir::open(&dir);
+        for _ in 0..200 {
+            if state.is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+            state = StateDir::open(&dir);
+        }
+        let state = state.unwrap();
+        let key = state.password_key().unwrap();
+        let again =
+            Memory::default().keeping_owners(state.owners().unwrap(), state.owner_writer(), key);
+        let later = now + Duration::from_secs(3600);
+        assert_eq!(again.owner("chambre-217", later).await.unwrap(), Some(ana));
+        assert!(!again
+            .claim("chambre-217", &"e".repeat(32), later)
+            .await
+            .unwrap());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

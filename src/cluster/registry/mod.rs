@@ -44,6 +44,10 @@ pub const NODE_TTL: Duration = Duration::from_secs(3);
 /// forgotten, so the registry holds the live rooms, not every room ever.
 pub const ROOM_GRACE: Duration = Duration::from_secs(30);
 
+/// How long a room stays its creator's after the creator last came in:
+/// a month of weekly calls keeps it; a name unused that long is free.
+pub const OWNED_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
+
 // A worker tells a room that ended on it from one it lost for as long as
 // the registry may keep the room's door.
 const _: () =
@@ -104,6 +108,20 @@ pub trait Registry: Send + Sync {
         room: &'a str,
         now: Moment,
     ) -> BoxFuture<'a, Result<Option<DoorSettings>>>;
+
+    /// The digest of the key that makes its holder `room`'s owner
+    /// (`signal::owner`), while the claim lasts.
+    fn owner<'a>(&'a self, room: &'a str, now: Moment) -> BoxFuture<'a, Result<Option<String>>>;
+
+    /// Makes `digest` `room`'s owner for [`OWNED_FOR`] from `now`, unless
+    /// another owns it: whether `digest` owns it now. The owner's own
+    /// claim, made again, starts its time again.
+    fn claim<'a>(
+        &'a self,
+        room: &'a str,
+        digest: &'a str,
+        now: Moment,
+    ) -> BoxFuture<'a, Result<bool>>;
 
     /// Whether an operator sends new ordinary rooms to partner instances.
     fn redirect(&self) -> BoxFuture<'_, Result<bool>>;
@@ -287,6 +305,31 @@ pub(crate) mod contract {
         assert_eq!(r.door("room", t).await.unwrap(), Some(shut.clone()));
         r.put_report(&listing("b", None), t).await.unwrap();
         assert_eq!(r.door("room", t).await.unwrap(), None);
+    }
+
+    /// The first claim of a room wins; its owner's claim made again keeps
+    /// it longer; a month without it frees the name.
+    pub async fn a_room_has_one_owner_for_a_time(r: &dyn Registry, t: Moment) {
+        use super::OWNED_FOR;
+        let (ana, eve) = ("a".repeat(32), "e".repeat(32));
+        assert_eq!(r.owner("chambre-217", t).await.unwrap(), None);
+        assert!(r.claim("chambre-217", &ana, t).await.unwrap());
+        assert!(!r.claim("chambre-217", &eve, t).await.unwrap());
+        assert_eq!(r.owner("chambre-217", t).await.unwrap(), Some(ana.clone()));
+        assert_eq!(r.owner("chambre-218", t).await.unwrap(), None);
+        // Ana comes back after three weeks: another month from then.
+        let later = t + OWNED_FOR * 3 / 4;
+        assert!(r.claim("chambre-217", &ana, later).await.unwrap());
+        let past_first = t + OWNED_FOR + Duration::from_secs(60);
+        assert_eq!(
+            r.owner("chambre-217", past_first).await.unwrap(),
+            Some(ana.clone())
+        );
+        assert!(!r.claim("chambre-217", &eve, past_first).await.unwrap());
+        // A month without her: the name is anyone's.
+        let gone = later + OWNED_FOR + Duration::from_secs(60);
+        assert_eq!(r.owner("chambre-217", gone).await.unwrap(), None);
+        assert!(r.claim("chambre-217", &eve, gone).await.unwrap());
     }
 
     pub async fn redirect_is_a_shared_switch(r: &dyn Registry) {

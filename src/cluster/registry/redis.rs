@@ -6,7 +6,8 @@
 //! `parloir:drain:ID`, `parloir:room:NAME` (the node id),
 //! `parloir:door:NAME` (the door its moderators shut it with, as its worker
 //! last reported, as JSON, expiring with the room's key),
-//! `parloir:pending:ID` (the rooms placed on a node, scored by when, kept
+//! `parloir:owner:NAME` (the digest of the room's owner's key and until
+//! when, `DIGEST:UNIX_MS`, expiring then), `parloir:pending:ID` (the rooms placed on a node, scored by when, kept
 //! [`PENDING_FOR`]) and `parloir:redirect` (present while new rooms go to
 //! partners).
 //!
@@ -21,7 +22,7 @@ use futures_util::future::{BoxFuture, FutureExt};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 
-use super::{Assigned, Moment, Registry, Result, NODE_TTL, ROOM_GRACE};
+use super::{Assigned, Moment, Registry, Result, NODE_TTL, OWNED_FOR, ROOM_GRACE};
 use crate::cluster::placement::{NodeView, PENDING_FOR};
 use crate::cluster::report::{LoadReport, NodeState};
 use crate::worker::DoorSettings;
@@ -33,6 +34,7 @@ pub struct RedisRegistry {
     conn: redis::aio::ConnectionManager,
     put: redis::Script,
     cas: redis::Script,
+    claim: redis::Script,
 }
 
 /// Longest wait for Redis: its answers take well under a millisecond, and
@@ -92,6 +94,29 @@ redis.call('PEXPIRE', KEYS[2], ARGV[5])
 return {0, ''}
 ";
 
+/// Makes ARGV[1] the owner of the room whose owner key is KEYS[1] until
+/// ARGV[3] (Unix ms), unless another owns it after ARGV[2] (now): 1 if
+/// ARGV[1] owns it now, else 0. The key expires when the claim does.
+const CLAIM: &str = r"
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local sep = string.find(cur, ':', 1, true)
+  if sep and string.sub(cur, 1, sep - 1) ~= ARGV[1]
+      and tonumber(string.sub(cur, sep + 1)) > tonumber(ARGV[2]) then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[3], 'PX', ARGV[4])
+return 1
+";
+
+/// The owner's digest in an owner key's value, while `now_ms` is before
+/// its end.
+fn owner_of(value: &str, now_ms: u64) -> Option<String> {
+    let (digest, until) = value.split_once(':')?;
+    (until.parse::<u64>().ok()? > now_ms).then(|| digest.to_string())
+}
+
 const REDIRECT: &str = "parloir:redirect";
 
 fn node_key(id: &str) -> String {
@@ -100,6 +125,10 @@ fn node_key(id: &str) -> String {
 
 fn drain_key(id: &str) -> String {
     format!("parloir:drain:{id}")
+}
+
+fn owner_key(room: &str) -> String {
+    format!("parloir:owner:{room}")
 }
 
 fn room_key(room: &str) -> String {
@@ -129,6 +158,7 @@ impl RedisRegistry {
             conn,
             put: redis::Script::new(PUT),
             cas: redis::Script::new(CAS),
+            claim: redis::Script::new(CLAIM),
         })
     }
 
@@ -306,6 +336,38 @@ impl Registry for RedisRegistry {
         .boxed()
     }
 
+    fn owner<'a>(&'a self, room: &'a str, now: Moment) -> BoxFuture<'a, Result<Option<String>>> {
+        async move {
+            let mut c = self.conn.clone();
+            let kept: Option<String> = c.get(owner_key(room)).await?;
+            Ok(kept.and_then(|v| owner_of(&v, now.unix_ms)))
+        }
+        .boxed()
+    }
+
+    fn claim<'a>(
+        &'a self,
+        room: &'a str,
+        digest: &'a str,
+        now: Moment,
+    ) -> BoxFuture<'a, Result<bool>> {
+        async move {
+            let mut c = self.conn.clone();
+            let owned_ms = OWNED_FOR.as_millis() as u64;
+            let owns: i64 = self
+                .claim
+                .key(owner_key(room))
+                .arg(digest)
+                .arg(now.unix_ms)
+                .arg(now.unix_ms + owned_ms)
+                .arg(owned_ms)
+                .invoke_async(&mut c)
+                .await?;
+            Ok(owns == 1)
+        }
+        .boxed()
+    }
+
     fn redirect(&self) -> BoxFuture<'_, Result<bool>> {
         async move {
             let mut c = self.conn.clone();
@@ -459,6 +521,20 @@ mod tests {
         // A door that does not read is no door.
         let _: () = c.set("parloir:door:room", "{not json").await.unwrap();
         assert_eq!(r.door("room", t).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn owners_are_shared_and_expire() {
+        let (server, r, mut c) = start().await;
+        contract::a_room_has_one_owner_for_a_time(&r, Moment::now()).await;
+        // Another signal server sees the same owner; the key goes when
+        // the claim ends.
+        let other = RedisRegistry::connect(&server.url).await.unwrap();
+        let t = Moment::now();
+        assert!(r.claim("salon", &"b".repeat(32), t).await.unwrap());
+        assert!(!other.claim("salon", &"c".repeat(32), t).await.unwrap());
+        let month = OWNED_FOR.as_millis() as i64;
+        assert!(ttl_ms(&mut c, "parloir:owner:salon").await > month - 5_000);
     }
 
     #[tokio::test]
