@@ -362,7 +362,8 @@ function startCall(room, name) {
     $('weak-uplink').hidden = interrupted || mine.uplink !== 'poor';
   };
   call.addEventListener('state', (e) => {
-    interrupted = e.detail !== 'connected';
+    // Media flowing while the signalling comes back is no interruption.
+    if (e.detail !== 'resuming') interrupted = e.detail !== 'connected';
     showNotices();
   });
   const setAudioOnly = (on) => {
@@ -500,14 +501,24 @@ function setStatus(text, ms) {
   if (text && ms) statusTimer = setTimeout(() => setStatus(''), ms);
 }
 
+/** What each state of the call says. Each says what is wrong where it
+ * is: the server out of reach is not the person's link, a call that never
+ * started waits for a server rather than being interrupted, and the
+ * signalling coming back while media flows ("resuming") says nothing. */
 function onState(state) {
-  $('retry-now').hidden = state !== 'reconnecting';
+  $('retry-now').hidden = !['reconnecting', 'unreachable', 'waiting-server'].includes(state);
   // While interrupted, nothing on the tiles claims to be live.
-  $('grid').classList.toggle('interrupted', state === 'reconnecting' || state === 'no-path');
-  if (state === 'connecting') setStatus(t('connecting'));
-  else if (state === 'reconnecting') setStatus(t('reconnecting'));
-  else if (state === 'no-path') setStatus(t('noPath'));
+  $('grid').classList.toggle('interrupted', ['reconnecting', 'unreachable', 'no-path'].includes(state));
+  const said = {
+    connecting: 'connecting',
+    reconnecting: 'reconnecting',
+    unreachable: 'unreachable',
+    'waiting-server': 'waitingServer',
+    'no-path': 'noPath',
+  }[state];
+  if (said) setStatus(t(said));
   else if (state === 'connected') setStatus(call.participants.size ? '' : t('alone'));
+  else if (state === 'resuming') setStatus('');
 }
 
 function updateControls() {

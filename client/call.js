@@ -122,6 +122,7 @@ export class Call extends EventTarget {
     this.locked = false;
     this.lobby = false;
     this.knocks = new Map(); // id -> name: who waits, told to moderators
+    this.started = false; // media connected once: the call began
   }
 
   start() {
@@ -131,6 +132,21 @@ export class Call extends EventTarget {
 
   emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  /** The signalling socket was lost: with media still flowing, nothing
+   * alarming to say (it resumes by itself); without, the server is out of
+   * reach, or, for a call that never started, awaited. */
+  signallingLost() {
+    if (this.pc?.connectionState === 'connected') this.emit('state', 'resuming');
+    else this.emit('state', this.started ? 'unreachable' : 'waiting-server');
+  }
+
+  /** The media connection was lost: the server is reached or not. */
+  mediaLost() {
+    const reached = this.ws?.readyState === WebSocket.OPEN;
+    if (reached) this.emit('state', 'reconnecting');
+    else this.emit('state', this.started ? 'unreachable' : 'waiting-server');
   }
 
   connect() {
@@ -150,7 +166,7 @@ export class Call extends EventTarget {
         ws.onclose = ws.onmessage = null;
         ws.close();
         clearInterval(this.pingTimer);
-        this.emit('state', 'reconnecting');
+        this.signallingLost();
         this.connect();
         return;
       }
@@ -168,7 +184,7 @@ export class Call extends EventTarget {
     };
     ws.onclose = () => {
       if (this.ws !== ws || this.left) return;
-      this.emit('state', 'reconnecting');
+      this.signallingLost();
       this.retryTimer = setTimeout(() => this.left || this.connect(), this.nextBackoff());
     };
   }
@@ -201,7 +217,7 @@ export class Call extends EventTarget {
     this.you = null;
     this.rejoinToken = this.token || this.rejoinToken;
     this.token = null;
-    this.emit('state', 'reconnecting');
+    this.mediaLost();
     this.join();
   }
 
@@ -380,8 +396,10 @@ export class Call extends EventTarget {
       this.rejoin();
     } else if ((code === 'unavailable' || code === 'rate-limited') && this.you === null) {
       // No server now, or too many joins from this network (a ward behind
-      // one address): try again later, by itself.
-      this.emit('state', 'reconnecting');
+      // one address): try again later, by itself. No server for a call
+      // that never started is a wait, not an interruption.
+      if (code === 'unavailable' && !this.started) this.emit('state', 'waiting-server');
+      else this.emit('state', 'reconnecting');
       this.retryTimer = setTimeout(() => this.left || this.join(), this.nextBackoff());
     } else if ((code === 'overloaded' || code === 'redirected') && this.you === null) {
       // The service starts no new call now: said with the partners to go
@@ -492,10 +510,11 @@ export class Call extends EventTarget {
       const s = pc.connectionState;
       if (s === 'connected') {
         connected = true;
+        this.started = true;
         clearTimeout(this.noPathTimer);
         this.emit('state', 'connected');
       } else if (s === 'disconnected') {
-        this.emit('state', 'reconnecting');
+        this.mediaLost();
         clearTimeout(this.restartTimer);
         this.restartTimer = setTimeout(() => {
           if (this.pc === pc && pc.connectionState !== 'connected') this.restartIce();
@@ -582,7 +601,7 @@ export class Call extends EventTarget {
   // A restart that cannot be made (an offer of ours never answered while
   // the server was away) or is refused falls back to a clean join.
   restartIce() {
-    if (this.pc && this.pc.connectionState !== 'connected') this.emit('state', 'reconnecting');
+    if (this.pc && this.pc.connectionState !== 'connected') this.mediaLost();
     return this.enqueue(async () => {
       const pc = this.pc;
       if (!pc) return;

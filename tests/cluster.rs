@@ -469,6 +469,14 @@ async fn a_cluster_places_spreads_survives_and_drains() {
         during > ben_frames + 20,
         "media flows while the signal server is down"
     );
+    // Nothing alarming on his screen meanwhile: the call goes on.
+    let st = ben.eval("window.parloir.state()").await;
+    assert_eq!(st["signalling"], false, "the page saw its socket go: {st}");
+    assert_eq!(st["status"], Value::Null, "{st}");
+    let interrupted = ben
+        .eval("document.getElementById('grid').classList.contains('interrupted')")
+        .await;
+    assert_eq!(interrupted, false, "{st}");
     let s2 = Proc::parloir(&[
         "signal",
         "--http",

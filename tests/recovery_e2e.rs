@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::browser::Browser;
-use common::{join, wait_for, wait_full_mesh, wait_full_mesh_rejoined, Server};
+use common::{join, wait_for, wait_full_mesh, wait_full_mesh_rejoined, Proc, Server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_come_back_after_a_long_outage_and_an_ice_restart() {
@@ -46,7 +46,8 @@ async fn calls_come_back_after_a_long_outage_and_an_ice_restart() {
     assert_eq!(retry, true, "a button to retry now is offered");
     tokio::time::sleep(Duration::from_secs(40)).await;
     // Nothing arrives because the server is gone, not because the link is
-    // weak: no page blames the person's connection or offers audio only.
+    // weak: no page blames the person's connection or offers audio only,
+    // and each says the server cannot be reached.
     for (tab, _) in &tabs {
         let state = tab.eval("window.parloir.state()").await;
         assert_eq!(
@@ -54,6 +55,8 @@ async fn calls_come_back_after_a_long_outage_and_an_ice_restart() {
             (&false.into(), &false.into()),
             "{state}"
         );
+        let status = state["status"].as_str().unwrap_or_default();
+        assert!(status.contains("cannot be reached"), "{state}");
     }
     server.start_again();
     let back = Instant::now();
@@ -141,4 +144,47 @@ async fn calls_come_back_after_a_long_outage_and_an_ice_restart() {
         "a refused negotiation: Ana joined again and decodes {:.1} s later",
         start.elapsed().as_secs_f64()
     );
+}
+
+/// A call that never started because no server could take it (a signal
+/// server with no worker yet) says it waits for a server, not that a call
+/// was interrupted, and starts by itself once a worker comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_waiting_for_a_server_says_so_and_starts_when_one_comes() {
+    const SECRET: &str = "recovery-test-secret";
+    let signal = Proc::parloir(&["signal", "--http", "127.0.0.1:0", "--secret", SECRET]);
+    let base = signal.url();
+    let browser = Browser::launch().await;
+    let tab = browser
+        .open(&format!("{base}/r/waiting-e2e?name=Ana&join=1"))
+        .await;
+    let status = wait_for(
+        "Ana's page to say it waits for a server",
+        Duration::from_secs(15),
+        || async {
+            let state = tab.eval("window.parloir.state()").await;
+            let status = state["status"].as_str()?.to_string();
+            status.contains("Waiting for a server").then_some(status)
+        },
+    )
+    .await;
+    let state = tab.eval("window.parloir.state()").await;
+    assert!(!status.contains("interrupted"), "{state}");
+    let interrupted = tab
+        .eval("document.getElementById('grid').classList.contains('interrupted')")
+        .await;
+    assert_eq!(interrupted, false, "nothing was interrupted");
+
+    let _worker = Proc::worker(&base, SECRET, "127.0.0.2", "w1", &[]);
+    wait_for(
+        "Ana's call to start on the worker that came",
+        Duration::from_secs(30),
+        || async {
+            let state = tab.eval("window.parloir.state()").await;
+            (state["media"] == "connected"
+                && state["status"].as_str()?.contains("Waiting for others"))
+            .then_some(())
+        },
+    )
+    .await;
 }
