@@ -175,7 +175,11 @@ async function prejoin(room, params) {
   devices = new Devices({ onProblem: showDeviceProblem });
   // A blank name (a kiosk link made with an empty field) is no name: the
   // pre-join screen asks for one instead of joining.
-  const name = (params.get('name') || localStorage.getItem('parloir.name') || '').trim();
+  // A name is kept for this tab (a reload, a rejoin), and on the device
+  // only when the person asks: on a shared kiosk the next person must not
+  // find the last one's name.
+  const remembered = localStorage.getItem('parloir.name');
+  const name = (params.get('name') || sessionStorage.getItem('parloir.name') || remembered || '').trim();
   if (params.get('join') === '1' && name) {
     enterCall(room);
     await devices.open(true, true);
@@ -187,6 +191,7 @@ async function prejoin(room, params) {
   $('share-link').textContent = roomLink(room);
   $('prejoin-invite').onclick = () => invite(room);
   $('name').value = name;
+  $('remember-name').checked = Boolean(remembered);
   await devices.open(true, true);
   const preview = () => {
     $('preview').srcObject = null;
@@ -209,7 +214,9 @@ async function prejoin(room, params) {
     e.preventDefault();
     const n = $('name').value.trim();
     if (!n) return;
-    localStorage.setItem('parloir.name', n);
+    sessionStorage.setItem('parloir.name', n);
+    if ($('remember-name').checked) localStorage.setItem('parloir.name', n);
+    else localStorage.removeItem('parloir.name');
     enterCall(room);
     startCall(room, n);
   };
@@ -275,7 +282,11 @@ function startCall(room, name) {
     setStatus(t('connecting'));
     call.join();
   };
-  call.addEventListener('lobby', () => show('lobby'));
+  call.addEventListener('lobby', () => {
+    show('lobby');
+    // "Your camera is ready": seen, not only said.
+    $('lobby-preview').srcObject = devices.stream;
+  });
   $('lobby-leave').onclick = () => $('leave').onclick();
   call.addEventListener('ended', (e) => {
     devices.close();
@@ -295,6 +306,9 @@ function startCall(room, name) {
   };
   $('unlock').onclick = () => call.setPassword(null);
   updateControls();
+  $('alone-link').textContent = roomLink(room);
+  $('alone-copy').onclick = () => invite(room);
+  $('show-self').onclick = () => { selfHidden = false; render(); };
   $('retry-now').onclick = () => call.retryNow();
   $('busy-retry').onclick = () => call.retryNow();
   const toggleMic = () => deviceButton('audio');
@@ -554,6 +568,7 @@ function tile(key, name, self) {
   el.querySelector('.hand-icon').setAttribute('aria-label', t('handRaised'));
   if (self) {
     el.querySelector('video').muted = true;
+    selfTools(el);
   } else {
     // Tap or click anywhere on it to show this one large, again to stop:
     // a real button over the picture, for keyboards and screen readers.
@@ -563,6 +578,50 @@ function tile(key, name, self) {
     el.prepend(enlarge);
   }
   return el;
+}
+
+// Your own picture floats in a corner over the others: it may be moved
+// to another corner (dragged, or its button) or hidden (More brings it
+// back), so that it never covers the face you came to see.
+let selfHidden = false;
+let selfCorner = 'br';
+const CORNERS = ['br', 'bl', 'tl', 'tr'];
+
+function selfTools(el) {
+  const tools = document.createElement('div');
+  tools.className = 'self-tools';
+  const button = (cls, key, onclick) => {
+    const b = document.createElement('button');
+    b.className = cls;
+    b.setAttribute('aria-label', t(key));
+    b.title = t(key);
+    b.onclick = onclick;
+    tools.append(b);
+  };
+  button('move-self', 'moveSelf', () => {
+    selfCorner = CORNERS[(CORNERS.indexOf(selfCorner) + 1) % CORNERS.length];
+    render();
+  });
+  button('hide-self', 'hideSelf', () => { selfHidden = true; render(); $('more').focus(); });
+  el.append(tools);
+  // Dragged anywhere, it settles in the nearest corner.
+  el.addEventListener('pointerdown', (e) => {
+    if (e.target.closest('button') || $('grid').dataset.others === '0') return;
+    el.setPointerCapture(e.pointerId);
+    const start = { x: e.clientX, y: e.clientY };
+    el.onpointermove = (m) => {
+      el.style.translate = `${m.clientX - start.x}px ${m.clientY - start.y}px`;
+    };
+    el.onpointerup = (u) => {
+      el.onpointermove = el.onpointerup = null;
+      el.style.translate = '';
+      const area = $('grid').getBoundingClientRect();
+      const right = u.clientX > area.left + area.width / 2;
+      const bottom = u.clientY > area.top + area.height / 2;
+      selfCorner = (bottom ? 'b' : 't') + (right ? 'r' : 'l');
+      render();
+    };
+  });
 }
 
 /** Up to two initials, whole characters (not half an emoji's UTF-16 pair). */
@@ -640,6 +699,12 @@ function render() {
   }
   grid.dataset.count = String(wanted.size);
   grid.dataset.others = String(wanted.size - 1);
+  grid.dataset.selfCorner = selfCorner;
+  // Hidden only while it floats over the others: alone, it is the call.
+  const floating = wanted.size > 1;
+  grid.querySelector('.tile.self').hidden = selfHidden && floating;
+  $('show-self').hidden = !(selfHidden && floating);
+  $('alone-invite').hidden = call.you === null || call.participants.size > 0;
   if (focus) grid.dataset.focus = focus;
   else delete grid.dataset.focus;
   if (call.participants.size && $('status').textContent === t('alone')) setStatus('');

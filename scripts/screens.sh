@@ -16,11 +16,12 @@ echo "== screenshots"
 PARLOIR_SCREENS_DIR="$PWD/$out" \
   cargo test --release --test screens -- --ignored --nocapture --test-threads=1
 
-screens=(home invalid-link prejoin call-2 call-chat call-people password lobby call-knock ended call-3 full busy call-interrupted left)
+screens=(home invalid-link prejoin call-alone call-2 call-chat call-people password lobby call-knock ended call-3 full busy call-interrupted left)
 declare -A title=(
   [home]="Home"
   [invalid-link]="Home, after an invalid room link"
   [prejoin]="Pre-join (camera preview, name, devices)"
+  [call-alone]="Alone in a call: the link to invite others"
   [call-2]="Call of two"
   [call-chat]="Call of two, chat open"
   [call-people]="Call of two, participant list, a hand raised, the moderator's door"

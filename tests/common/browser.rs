@@ -31,6 +31,8 @@ pub struct Tab<'a> {
     browser: &'a Browser,
     session: String,
     pub target: String,
+    /// Its browser context: the device it stands for.
+    context: String,
 }
 
 fn chromium() -> &'static str {
@@ -227,6 +229,16 @@ impl Browser {
         for params in &permissions {
             self.permit(params, &context).await;
         }
+        self.open_in(url, context).await
+    }
+
+    /// Opens a new tab at `url` on the device of `beside` (its browser
+    /// context, its storage): the next person at a shared kiosk.
+    pub async fn open_beside(&self, beside: &Tab<'_>, url: &str) -> Tab<'_> {
+        self.open_in(url, beside.context.clone()).await
+    }
+
+    async fn open_in(&self, url: &str, context: String) -> Tab<'_> {
         let target = self
             .call(
                 None,
@@ -251,6 +263,7 @@ impl Browser {
             browser: self,
             session,
             target,
+            context,
         }
     }
 }

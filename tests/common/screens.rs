@@ -129,11 +129,14 @@ pub async fn walk(server: &mut Server, lang: &str, v: &mut impl Visit) {
     each_size(v, &prejoin, lang, "prejoin", false).await;
     prejoin.close().await;
 
+    // Alone in the call: the link to send, shown.
+    let mut tabs = vec![join(&browser, &base, room, "Ana").await];
+    let alone = "!document.getElementById('alone-invite').hidden \
+                 && window.parloir.state().media === 'connected'";
+    until(&tabs[0].0, "Ana alone, with the link to send", alone, WAIT).await;
+    each_size(v, &tabs[0].0, lang, "call-alone", false).await;
     // Names as families write them.
-    let mut tabs = vec![
-        join(&browser, &base, room, "Ana").await,
-        join(&browser, &base, room, "Mamie%20Jos%C3%A9e").await,
-    ];
+    tabs.push(join(&browser, &base, room, "Mamie%20Jos%C3%A9e").await);
     wait_full_mesh("a call of two", &tabs, WAIT).await;
     let indicators =
         "window.parloir.state().link !== null && window.parloir.tiles().every((t) => t.link)";
