@@ -69,6 +69,9 @@ window.parloir = {
   }),
   // The screen shown: which `main` is visible.
   screen: () => document.querySelector('.screen:not([hidden])')?.id ?? null,
+  // Sends a message as this page could (what the server refuses is
+  // tested so; anyone can do the same from the browser's console).
+  send: (msg) => call?.send(msg),
   devices: () => devices?.chosen() ?? null,
 };
 
@@ -305,6 +308,18 @@ function startCall(room, name) {
     $('lock-password').value = '';
   };
   $('unlock').onclick = () => call.setPassword(null);
+  $('mute-all').onclick = () => call.mute();
+  $('end-call').onclick = () => { $('end-call-confirm').hidden = false; $('end-call-no').focus(); };
+  $('end-call-no').onclick = () => { $('end-call-confirm').hidden = true; };
+  $('end-call-yes').onclick = () => call.endCall();
+  call.addEventListener('muted', () => {
+    setStatus(t('mutedByModerator'), 8000);
+    announce(t('mutedByModerator'));
+    updateControls();
+    render();
+    renderPeople();
+  });
+  call.addEventListener('refusedAction', () => setStatus(t('notModerator'), 5000));
   updateControls();
   $('alone-link').textContent = roomLink(room);
   $('alone-copy').onclick = () => invite(room);
@@ -738,20 +753,58 @@ function renderPeople() {
   for (const p of call.participants.values()) {
     const li = row(p.name, p);
     li.dataset.id = String(p.id);
-    if (call.moderator) {
-      const remove = document.createElement('button');
-      remove.className = 'remove';
-      remove.textContent = t('remove');
-      remove.setAttribute('aria-label', t('removeName').replace('{name}', p.name));
-      remove.onclick = () => call.remove(p.id);
-      li.append(remove);
-    }
+    if (call.moderator) li.append(moderatorActions(p));
     list.append(li);
     // A hand that goes up is said, not only shown.
     if (p.hand && !handsUp.has(p.id)) announce(`${p.name}: ${t('handRaised')}`);
   }
   handsUp = new Set([...call.participants.values()].filter((p) => p.hand).map((p) => p.id));
   $('open-people').textContent = `${t('people')} (${call.participants.size + 1})`;
+  $('moderator-tools').hidden = !call.moderator;
+  if (!call.moderator) $('end-call-confirm').hidden = true;
+}
+
+// Whom a moderator is about to remove: asked once more in the list (no
+// browser dialog: a kiosk may show none, and a slip of the finger on a
+// tablet must not cost someone their call).
+let confirmingRemoval = null;
+
+/** A moderator's buttons for one person: ask to mute, make moderator,
+ * remove (confirmed). Nobody else is shown them. */
+function moderatorActions(p) {
+  const actions = document.createElement('div');
+  actions.className = 'actions row';
+  const button = (cls, text, label, onclick) => {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = cls;
+    b.textContent = text;
+    if (label) b.setAttribute('aria-label', label);
+    b.onclick = onclick;
+    actions.append(b);
+    return b;
+  };
+  const named = (key) => t(key).replace('{name}', p.name);
+  if (confirmingRemoval === p.id) {
+    const ask = document.createElement('span');
+    ask.textContent = named('removeConfirm');
+    actions.append(ask);
+    button('confirm-remove danger', t('remove'), named('removeName'), () => {
+      confirmingRemoval = null;
+      call.remove(p.id);
+    });
+    button('cancel', t('cancel'), null, () => { confirmingRemoval = null; renderPeople(); })
+      .focus();
+    return actions;
+  }
+  if (p.audio) button('mute', t('muteOne'), named('muteName'), () => call.mute(p.id));
+  button('make-moderator', t('makeModerator'), named('makeModeratorName'), () => call.makeModerator(p.id));
+  button('remove', t('remove'), named('removeName'), () => {
+    confirmingRemoval = p.id;
+    renderPeople();
+    $('people').querySelector(`li[data-id="${p.id}"] .cancel`)?.focus();
+  });
+  return actions;
 }
 
 /** A moderator's door: who knocks (at the top of the call, with large

@@ -365,6 +365,12 @@ export class Call extends EventTarget {
           // Private browsing without storage: owned for this visit only.
         }
         break;
+      case 'muted':
+        // A moderator asked: the microphone goes off here, and only the
+        // person turns it on again.
+        if (this.audio) this.setMic(false);
+        this.emit('muted');
+        break;
       case 'room-settings':
         this.moderator = msg.moderator;
         this.locked = msg.locked;
@@ -433,12 +439,17 @@ export class Call extends EventTarget {
       this.retryTimer = setTimeout(() => this.left || this.join(), FULL_RETRY_MS * (0.8 + 0.4 * Math.random()));
     } else if ((code === 'password-required' || code === 'password-wrong') && this.you === null) {
       this.emit('password', code);
-    } else if (code === 'lobby-refused' || code === 'removed' || code === 'lobby-full') {
+    } else if (['lobby-refused', 'removed', 'lobby-full', 'call-ended'].includes(code)) {
       // Not an outage: nothing to retry by itself.
       this.left = true;
       this.dropMedia();
       this.ws.close();
-      this.emit('ended', { 'lobby-refused': 'lobbyRefused', removed: 'removed', 'lobby-full': 'lobbyFull' }[code]);
+      this.emit('ended', {
+        'lobby-refused': 'lobbyRefused', removed: 'removed', 'lobby-full': 'lobbyFull', 'call-ended': 'callEnded',
+      }[code]);
+    } else if (code === 'not-moderator') {
+      // The role was taken back meanwhile: the controls go with it.
+      this.emit('refusedAction', code);
     } else if (code === 'invalid-room' || code === 'unsupported-version') {
       this.left = true;
       this.ws.close();
@@ -465,6 +476,22 @@ export class Call extends EventTarget {
   /** A moderator removes someone from the call. */
   remove(id) {
     this.send({ type: 'remove', id });
+  }
+
+  /** A moderator asks one person (`id`), or everyone else (no `id`), to
+   * mute: only they can unmute. */
+  mute(id) {
+    this.send(id === undefined ? { type: 'mute-all' } : { type: 'mute', id });
+  }
+
+  /** A moderator makes someone a moderator too. */
+  makeModerator(id) {
+    this.send({ type: 'make-moderator', id });
+  }
+
+  /** A moderator ends the call for everyone. */
+  endCall() {
+    this.send({ type: 'end-call' });
   }
 
   async startMedia() {

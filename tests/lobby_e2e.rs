@@ -198,7 +198,8 @@ async fn a_moderator_locks_the_room_lets_in_refuses_and_removes() {
 
     // Ana removes Ben from the people panel.
     ana.eval(&format!(
-        "document.querySelector('#people li[data-id=\"{ben_id}\"] .remove').click(), true"
+        "document.querySelector('#people li[data-id=\"{ben_id}\"] .remove').click(), \
+         document.querySelector('#people li[data-id=\"{ben_id}\"] .confirm-remove').click(), true"
     ))
     .await;
     screen_is(&ben, "Ben told he was removed", "ended").await;

@@ -117,6 +117,18 @@ pub enum ClientMessage {
     Remove {
         id: ParticipantId,
     },
+    /// A moderator asks someone to mute (only they can unmute).
+    Mute {
+        id: ParticipantId,
+    },
+    /// A moderator asks everyone else to mute.
+    MuteAll,
+    /// A moderator makes someone a moderator too.
+    MakeModerator {
+        id: ParticipantId,
+    },
+    /// A moderator ends the call for everyone.
+    EndCall,
     Leave,
     Ping,
 }
@@ -207,6 +219,9 @@ pub enum ServerMessage {
     RoomOwner {
         key: String,
     },
+    /// A moderator asks you to mute: turn your microphone off; only you
+    /// turn it on again.
+    Muted,
     /// The room's settings, and whether you moderate it; sent after the
     /// welcome and whenever they change.
     RoomSettings {
@@ -266,6 +281,8 @@ pub enum ErrorCode {
     NoSuchPerson,
     /// A moderator removed you from the call.
     Removed,
+    /// A moderator ended the call for everyone.
+    CallEnded,
     ResumeFailed,
     InvalidSdp,
     InvalidCandidate,

@@ -35,8 +35,8 @@ use crate::metrics::Metrics;
 use crate::privacy;
 use crate::rate::TokenBucket;
 use crate::worker::{
-    Command, DoorSettings, JoinRequest, PeerEvent, Reply, SessionId, Vouched, WorkerError,
-    RETURN_WINDOW,
+    Command, DoorSettings, JoinRequest, ModeratorAction, PeerEvent, Reply, SessionId, Vouched,
+    WorkerError, RETURN_WINDOW,
 };
 
 /// Largest text frame we read; an SDP answer for a large room is ~100 KB.
@@ -456,6 +456,12 @@ impl<'a, C: Clock + Clone> Session<'a, C> {
                 participant,
                 target: id,
             }),
+            ClientMessage::Mute { id } => self.moderate_with(ModeratorAction::Mute { target: id }),
+            ClientMessage::MuteAll => self.moderate_with(ModeratorAction::MuteAll),
+            ClientMessage::MakeModerator { id } => {
+                self.moderate_with(ModeratorAction::MakeModerator { target: id })
+            }
+            ClientMessage::EndCall => self.moderate_with(ModeratorAction::EndCall),
             ClientMessage::Leave => {
                 self.lost = None;
                 if let Some((k, _)) = self.knocking.take() {
@@ -812,6 +818,13 @@ impl<'a, C: Clock + Clone> Session<'a, C> {
         Ok(())
     }
 
+    fn moderate_with(&mut self, action: ModeratorAction) -> Result<(), ServerMessage> {
+        self.moderate(|participant| Command::Moderate {
+            participant,
+            action,
+        })
+    }
+
     /// A password as the cluster compares it (`privacy::password_digest`).
     fn password_digest(&self, room: &str, password: &str) -> String {
         let config = &self.env.config;
@@ -934,6 +947,16 @@ impl<'a, C: Clock + Clone> Session<'a, C> {
                 }
                 ServerMessage::error(ErrorCode::Removed, "a moderator removed you from the call")
             }
+            PeerEvent::CallEnded => {
+                if let Some(j) = self.joined.take() {
+                    self.leave(&j);
+                }
+                ServerMessage::error(
+                    ErrorCode::CallEnded,
+                    "a moderator ended the call for everyone",
+                )
+            }
+            PeerEvent::Muted => ServerMessage::Muted,
         };
         self.send(msg);
     }

@@ -388,6 +388,17 @@ impl Door {
         }
     }
 
+    /// A moderator made `id` one too: for good, not as a stand-in.
+    /// False if `id` is not in.
+    pub fn promote(&mut self, id: ParticipantId) -> bool {
+        let Some(m) = self.members.iter_mut().find(|m| m.id == id) else {
+            return false;
+        };
+        m.moderator = true;
+        m.stand_in = false;
+        true
+    }
+
     pub fn is_moderator(&self, id: ParticipantId) -> bool {
         self.members.iter().any(|m| m.id == id && m.moderator)
     }

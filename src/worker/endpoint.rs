@@ -27,7 +27,7 @@ use super::peer::{Departure, Local, Peer};
 use super::room::{Outputs, Room};
 use super::shard::FlowChange;
 use super::stats::{Counters, RoomLoad};
-use super::{Command, JoinRequest, PeerEvent, Reply, WorkerError};
+use super::{Command, JoinRequest, ModeratorAction, PeerEvent, Reply, WorkerError};
 use crate::ids::{ParticipantId, ParticipantInfo};
 
 /// How often grace periods are checked and addresses that fell silent
@@ -405,7 +405,61 @@ impl Endpoint {
                 self.remove(target, Departure::Removed, now);
                 Ok(Reply::Done)
             }
+            Command::Moderate {
+                participant,
+                action,
+            } => self.moderate(participant, action, now),
         }
+    }
+
+    /// What a moderator does to others in its room: checked here, where
+    /// the door is.
+    fn moderate(
+        &mut self,
+        participant: ParticipantId,
+        action: ModeratorAction,
+        now: Instant,
+    ) -> Result<Reply, WorkerError> {
+        let (route, room) = moderated(&self.routes, &mut self.rooms, participant)?;
+        let in_room =
+            |target: ParticipantId| self.routes.get(&target).map(|r| r.room) == Some(route.room);
+        match action {
+            ModeratorAction::Mute { target } => {
+                if !in_room(target) {
+                    return Err(WorkerError::NoSuchPerson);
+                }
+                self.out.events.push_back((target, PeerEvent::Muted));
+            }
+            ModeratorAction::MuteAll => {
+                for id in room.ids().into_iter().filter(|id| *id != participant) {
+                    self.out.events.push_back((id, PeerEvent::Muted));
+                }
+            }
+            ModeratorAction::MakeModerator { target } => {
+                if !in_room(target) || !room.door_mut().promote(target) {
+                    return Err(WorkerError::NoSuchPerson);
+                }
+                tracing::info!(peer = target, by = participant, "made a moderator");
+                room.tell_settings(target, &mut self.out);
+            }
+            ModeratorAction::EndCall => {
+                tracing::info!(by = participant, "call ended by a moderator");
+                let everyone = room.ids();
+                let knocks: Vec<ParticipantId> = room.door().waiting().collect();
+                for id in knocks {
+                    if self.take_knock(id).is_some() {
+                        let reason = "a moderator ended the call".into();
+                        self.out
+                            .events
+                            .push_back((id, PeerEvent::Refused { reason }));
+                    }
+                }
+                for id in everyone {
+                    self.remove(id, Departure::CallEnded, now);
+                }
+            }
+        }
+        Ok(Reply::Done)
     }
 
     fn join(&mut self, mut req: JoinRequest, now: Instant) -> Result<Reply, WorkerError> {

@@ -1055,6 +1055,88 @@ fn a_moderator_lets_in_refuses_and_removes() {
     assert_eq!(net.command(join(&back)), Err(WorkerError::PasswordRequired));
 }
 
+/// A moderator asks one or everyone to mute, makes another a moderator,
+/// and ends the call for everyone; nobody else may.
+#[test]
+fn a_moderator_mutes_hands_the_role_on_and_ends_the_call() {
+    use crate::worker::ModeratorAction as Do;
+    let mut net = Net::new();
+    for id in 1..=3 {
+        net.join(id, "a");
+    }
+    net.step(STEP);
+    let by = |participant, action| Command::Moderate {
+        participant,
+        action,
+    };
+    // Someone who does not moderate may do none of it.
+    for action in [
+        Do::Mute { target: 1 },
+        Do::MuteAll,
+        Do::MakeModerator { target: 2 },
+        Do::EndCall,
+    ] {
+        assert_eq!(
+            net.command(by(2, action)),
+            Err(WorkerError::NotModerator),
+            "{action:?}"
+        );
+    }
+    // One is asked to mute; then everyone but the moderator.
+    net.events.clear();
+    net.command(by(1, Do::Mute { target: 2 })).expect("muted");
+    net.step(STEP);
+    let muted = |net: &Net, id| events_of(net, id).contains(&PeerEvent::Muted);
+    assert!(muted(&net, 2));
+    assert!(!muted(&net, 3));
+    assert_eq!(
+        net.command(by(1, Do::Mute { target: 9 })),
+        Err(WorkerError::NoSuchPerson)
+    );
+    net.events.clear();
+    net.command(by(1, Do::MuteAll)).expect("all muted");
+    net.step(STEP);
+    assert!(muted(&net, 2) && muted(&net, 3));
+    assert!(!muted(&net, 1), "not the moderator itself");
+    // Ben made a moderator: told so, and now may act.
+    net.events.clear();
+    net.command(by(1, Do::MakeModerator { target: 2 }))
+        .expect("promoted");
+    net.step(STEP);
+    assert!(events_of(&net, 2).contains(&PeerEvent::RoomSettings {
+        moderator: true,
+        locked: false,
+        lobby: false,
+    }));
+    // Ben ends the call: everyone is told and out, whoever knocks is
+    // turned away, and the room is gone.
+    net.command(Command::SetLobby {
+        participant: 2,
+        on: true,
+    })
+    .expect("lobby on");
+    let knock = join_request(4, "a", 400, 12);
+    assert_eq!(
+        net.command(Command::Join { req: knock }),
+        Ok(Reply::Knocking)
+    );
+    net.events.clear();
+    net.command(by(2, Do::EndCall)).expect("ended");
+    net.step(STEP);
+    for id in 1..=3 {
+        assert!(events_of(&net, id).contains(&PeerEvent::CallEnded), "{id}");
+    }
+    assert!(matches!(
+        events_of(&net, 4)[..],
+        [PeerEvent::Refused { .. }]
+    ));
+    assert_eq!(
+        net.command(by(1, Do::MuteAll)),
+        Err(WorkerError::UnknownParticipant)
+    );
+    assert_eq!(net.ep.rooms().count(), 0, "the room is gone");
+}
+
 #[test]
 fn a_knock_ends_with_its_socket_or_with_the_call() {
     let mut net = Net::new();

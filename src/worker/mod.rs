@@ -153,6 +153,27 @@ pub enum PeerEvent {
     Refused { reason: String },
     /// A moderator removed the participant from the call.
     Removed,
+    /// A moderator asks the participant to mute: its page turns its
+    /// microphone off, and only the participant turns it on again.
+    Muted,
+    /// A moderator ended the call for everyone.
+    CallEnded,
+}
+
+/// What a moderator does to others in its room, besides letting them in
+/// and removing them. Each is refused to anyone else (`not-moderator`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "do", rename_all = "kebab-case")]
+pub enum ModeratorAction {
+    /// Asks `target` to mute (never unmutes anyone).
+    Mute { target: ParticipantId },
+    /// Asks everyone else in the room to mute.
+    MuteAll,
+    /// Makes `target` a moderator too.
+    MakeModerator { target: ParticipantId },
+    /// Ends the call for everyone in it, the moderator included, and
+    /// turns away whoever waits in the lobby.
+    EndCall,
 }
 
 /// What a participant needs to pick its session up again.
@@ -323,6 +344,11 @@ pub enum Command {
         participant: ParticipantId,
         target: ParticipantId,
     },
+    /// A moderator mutes, hands the role on, or ends the call.
+    Moderate {
+        participant: ParticipantId,
+        action: ModeratorAction,
+    },
 }
 
 impl Command {
@@ -344,7 +370,8 @@ impl Command {
             | Command::SetPassword { participant, .. }
             | Command::SetLobby { participant, .. }
             | Command::Admit { participant, .. }
-            | Command::Remove { participant, .. } => Some(*participant),
+            | Command::Remove { participant, .. }
+            | Command::Moderate { participant, .. } => Some(*participant),
             Command::Drain { .. } => None,
         }
     }
@@ -390,6 +417,7 @@ impl Command {
                 | Command::SetLobby { .. }
                 | Command::Admit { .. }
                 | Command::Remove { .. }
+                | Command::Moderate { .. }
         )
     }
 }

@@ -76,13 +76,15 @@ pub enum Departure {
     Draining,
     /// A moderator removed it (told by [`super::PeerEvent::Removed`]).
     Removed,
+    /// A moderator ended the call (told by [`super::PeerEvent::CallEnded`]).
+    CallEnded,
 }
 
 impl Departure {
     /// What the participant is told, if it is still listening.
     pub fn message(self) -> Option<&'static str> {
         match self {
-            Departure::Left | Departure::Removed => None,
+            Departure::Left | Departure::Removed | Departure::CallEnded => None,
             Departure::MediaLost => Some("media connection lost"),
             Departure::NeverConnected => Some("the media connection could not be established"),
             Departure::SignallingLost => Some("signalling lost for too long"),

@@ -145,6 +145,11 @@ impl Room {
         }
     }
 
+    /// Who is in the room.
+    pub fn ids(&self) -> Vec<ParticipantId> {
+        self.peers.keys().copied().collect()
+    }
+
     /// Tells every moderator `event` (someone knocks, or no longer does).
     pub fn tell_moderators(&self, event: PeerEvent, out: &mut Outputs) {
         for id in self.door.moderators() {
@@ -214,7 +219,8 @@ impl Room {
         }
         let leaving = match why {
             Departure::Left => Leaving::Left,
-            Departure::Removed => Leaving::Removed,
+            // No way back without the door: as removed.
+            Departure::Removed | Departure::CallEnded => Leaving::Removed,
             _ => Leaving::Lost,
         };
         if let Some(promoted) = self.door.left(id, leaving, now) {
@@ -225,6 +231,8 @@ impl Room {
         }
         if why == Departure::Removed {
             out.events.push_back((id, PeerEvent::Removed));
+        } else if why == Departure::CallEnded {
+            out.events.push_back((id, PeerEvent::CallEnded));
         } else if let Some(reason) = why.message() {
             out.events.push_back((
                 id,
