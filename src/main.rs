@@ -79,8 +79,13 @@ struct OperatorArgs {
 
 fn main() -> anyhow::Result<()> {
     // Logs on stderr; stdout carries only what a person or script reads.
+    // Colours for a person at a terminal; plain text into a file, a pipe
+    // or journald (and wherever NO_COLOR is set).
+    use std::io::IsTerminal;
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,str0m=warn".into()),

@@ -44,6 +44,26 @@ async fn a_call_over_https_survives_a_renewed_certificate() {
     let addr = server.http.trim_start_matches("https://").to_string();
     assert_eq!(fingerprint_served(&addr), first);
 
+    // On every address (`--http 0.0.0.0:...`, as deployed), the URL said
+    // is the name the certificate is for: a browser refuses it under the
+    // loopback address or the announced one.
+    let wildcard = common::Proc::parloir(&[
+        "serve",
+        "--http",
+        "0.0.0.0:0",
+        "--media",
+        &format!("127.0.0.1:{}", common::free_udp_port()),
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+        "--state-dir",
+        "off",
+    ]);
+    let said = wildcard.url();
+    assert!(said.starts_with("https://localhost:"), "{said}");
+    drop(wildcard);
+
     // A self-signed certificate: the browser is told to accept it.
     let browser = Browser::launch_in(None, &["--ignore-certificate-errors".to_string()]).await;
     let room = "https-e2e";

@@ -114,6 +114,8 @@ async fn a_call_leaves_no_room_name_person_or_address_in_logs_or_metrics() {
     .await;
     let log = server.stop();
 
+    // Written to a file: plain text, no terminal colour codes.
+    assert!(!log.contains('\x1b'), "colour codes in a log file:\n{log}");
     assert!(
         log.contains("participant joined") && log.contains("participant removed"),
         "the call was logged:\n{log}"

@@ -18,15 +18,22 @@ pub struct Running {
     pub http: SocketAddr,
     /// Served over TLS (`https://`).
     pub tls: bool,
+    /// The name the TLS certificate is for, when it names one.
+    pub tls_name: Option<String>,
     pub serve: Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>>,
 }
 
 impl Running {
-    /// The URL to open, with a loopback host for a wildcard address.
+    /// The URL to open. On a wildcard address: the name the TLS
+    /// certificate is for (a browser refuses the certificate under any
+    /// other host), else the loopback address.
     pub fn url(&self) -> String {
         let scheme = if self.tls { "https" } else { "http" };
-        let host = match self.http.ip() {
-            ip if ip.is_unspecified() => format!("127.0.0.1:{}", self.http.port()),
+        let port = self.http.port();
+        let host = match (self.http.ip(), &self.tls_name) {
+            (ip, Some(name)) if ip.is_unspecified() && self.tls && port == 443 => name.clone(),
+            (ip, Some(name)) if ip.is_unspecified() && self.tls => format!("{name}:{port}"),
+            (ip, _) if ip.is_unspecified() => format!("127.0.0.1:{port}"),
             _ => self.http.to_string(),
         };
         format!("{scheme}://{host}/")
@@ -95,12 +102,16 @@ pub async fn http(
         }
         None => None,
     };
+    let tls_name = server_tls
+        .as_ref()
+        .and_then(|t| t.name().map(str::to_string));
     let port = http_port::HttpPort::new(listener, server_tls, media, access)
         .map_err(|source| StartError::Http { addr: http, source })?;
     let serve = Box::pin(http_port::serve(port, app, shutdown));
     Ok(Running {
         http,
         tls: tls.is_some(),
+        tls_name,
         serve,
     })
 }

@@ -14,12 +14,31 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
 
+/// The first DNS name a certificate (DER) is for, if it names one.
+fn dns_name(der: &[u8]) -> Option<String> {
+    use x509_cert::der::Decode;
+    use x509_cert::ext::pkix::{name::GeneralName, SubjectAltName};
+    let cert = x509_cert::Certificate::from_der(der).ok()?;
+    let (_, names) = cert
+        .tbs_certificate()
+        .get_extension::<SubjectAltName>()
+        .ok()??;
+    names.0.iter().find_map(|n| match n {
+        GeneralName::DnsName(name) => Some(name.to_string()),
+        _ => None,
+    })
+}
+
 /// How often the certificate files are looked at.
 pub const RELOAD_EVERY: Duration = Duration::from_secs(2);
 
 /// The certificate new connections get; replaced when it is renewed.
 pub struct ServerTls {
     config: RwLock<Arc<ServerConfig>>,
+    /// The first name the certificate was made for (its first DNS
+    /// subject alternative name), read at start: the host of the URL to
+    /// open, which must match it.
+    name: Option<String>,
 }
 
 impl ServerTls {
@@ -30,6 +49,10 @@ impl ServerTls {
             Err(poisoned) => poisoned.into_inner().clone(),
         };
         TlsAcceptor::from(config)
+    }
+
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
     }
 
     fn replace(&self, config: Arc<ServerConfig>) {
@@ -43,8 +66,14 @@ impl ServerTls {
 impl crate::config::TlsFiles {
     /// Reads the files: a first error here stops the start, with its reason.
     pub async fn load(&self) -> std::io::Result<Arc<ServerTls>> {
+        let config = self.read()?;
+        let name = std::fs::read(&self.cert)
+            .ok()
+            .and_then(|pem| CertificateDer::pem_slice_iter(&pem).next()?.ok())
+            .and_then(|der| dns_name(&der));
         Ok(Arc::new(ServerTls {
-            config: RwLock::new(self.read()?),
+            config: RwLock::new(config),
+            name,
         }))
     }
 
