@@ -4,7 +4,7 @@
 // URLs: `/` home; `/r/ROOM` pre-join then call; `/r/ROOM?name=NAME&join=1`
 // joins at once (bedside tablets and kiosks open such links).
 
-import { lang, t, translatePage } from './i18n.js';
+import { chooseLanguage, lang, languages, t, translatePage } from './i18n.js';
 import { Call } from './call.js';
 import { ReceiveWatch, worst } from './quality.js';
 import { Devices } from './devices.js';
@@ -321,6 +321,8 @@ function startCall(room, name) {
   });
   call.addEventListener('refusedAction', () => setStatus(t('notModerator'), 5000));
   updateControls();
+  label('more', t('more'));
+  label('leave', t('leave'));
   $('alone-link').textContent = roomLink(room);
   $('alone-copy').onclick = () => invite(room);
   $('show-self').onclick = () => { selfHidden = false; render(); };
@@ -555,17 +557,26 @@ function updateControls() {
   // Each label says what a press does ("Mute", "Unmute"); a pressed state
   // on top would contradict it for a screen reader ("Mute, pressed" while
   // the microphone is on).
-  $('toggle-mic').textContent = call.audio ? t('muteMic') : t('unmuteMic');
-  $('toggle-cam').textContent = call.video ? t('camOff') : t('camOn');
+  label('toggle-mic', call.audio ? t('muteMic') : t('unmuteMic'));
+  label('toggle-cam', call.video ? t('camOff') : t('camOn'));
   $('toggle-mic').classList.toggle('off', !call.audio);
   $('toggle-cam').classList.toggle('off', !call.video);
-  $('share-screen').textContent = call.screenTrack ? t('stopSharing') : t('shareScreen');
-  $('raise-hand').textContent = call.hand ? t('lowerHand') : t('raiseHand');
-  $('open-chat').textContent = unread ? `${t('chat')} (${unread})` : t('chat');
+  label('share-screen', call.screenTrack ? t('stopSharing') : t('shareScreen'));
+  $('share-screen').classList.toggle('on', Boolean(call.screenTrack));
+  label('raise-hand', call.hand ? t('lowerHand') : t('raiseHand'));
+  $('raise-hand').classList.toggle('on', call.hand);
+  label('open-chat', unread ? `${t('chat')} (${unread})` : t('chat'));
   if (unread) $('open-chat').setAttribute('aria-label', `${t('chat')}, ${unread} ${t('unread')}`);
   else $('open-chat').removeAttribute('aria-label');
   $('toggle-view').textContent = view === 'grid' ? t('speakerView') : t('gridView');
   $('audio-only').setAttribute('aria-pressed', String(!call.receiveVideo));
+}
+
+/** A control's words: shown beside its icon, or only said and shown as a
+ * tooltip where the bar is narrow. */
+function label(id, text) {
+  $(id).querySelector('.label').textContent = text;
+  $(id).title = text;
 }
 
 function tile(key, name, self) {
@@ -759,7 +770,7 @@ function renderPeople() {
     if (p.hand && !handsUp.has(p.id)) announce(`${p.name}: ${t('handRaised')}`);
   }
   handsUp = new Set([...call.participants.values()].filter((p) => p.hand).map((p) => p.id));
-  $('open-people').textContent = `${t('people')} (${call.participants.size + 1})`;
+  label('open-people', `${t('people')} (${call.participants.size + 1})`);
   $('moderator-tools').hidden = !call.moderator;
   if (!call.moderator) $('end-call-confirm').hidden = true;
 }
@@ -905,6 +916,16 @@ function reportTileSizes() {
 new ResizeObserver(reportTileSizes).observe($('grid'));
 
 translatePage();
+// The language, chosen on the home and pre-join screens (each in its own
+// words, marked with its language for screen readers).
+for (const select of document.querySelectorAll('.language-choice')) {
+  for (const [code, name] of Object.entries(languages)) {
+    const option = new Option(name, code, false, code === lang);
+    option.lang = code;
+    select.append(option);
+  }
+  select.onchange = () => chooseLanguage(select.value);
+}
 const room = roomFromPath();
 if (room === null) home();
 else if (!ROOM_RE.test(room)) {

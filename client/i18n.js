@@ -1,9 +1,11 @@
-// Interface texts in English and French, chosen from the browser's language.
+// Interface texts in English and French, chosen from the browser's
+// language unless the person chose one on this device.
 
 const texts = {
   en: {
     tagline: 'Video calls in your browser. Nothing to install: share the link.',
     newCall: 'Start a new call',
+    language: 'Language',
     roomPlaceholder: 'Room name',
     roomNameHelp: 'A room name needs at least 3 letters or digits.',
     joinByName: 'Join',
@@ -143,6 +145,7 @@ const texts = {
   fr: {
     tagline: 'Des appels vidéo dans votre navigateur. Rien à installer : partagez le lien.',
     newCall: 'Démarrer un appel',
+    language: 'Langue',
     roomPlaceholder: 'Nom de la salle',
     roomNameHelp: 'Un nom de salle compte au moins 3 lettres ou chiffres.',
     joinByName: 'Rejoindre',
@@ -280,9 +283,36 @@ const texts = {
   },
 };
 
-export const lang = (navigator.languages || [navigator.language || 'en'])
+/** Each language in its own words, for the choice of one. */
+export const languages = { en: 'English', fr: 'Français' };
+
+const LANG_KEY = 'parloir.lang';
+
+/** The language chosen on this device, over the browser's: someone on a
+ * borrowed or a shared device reads the one they know. */
+function chosen() {
+  try {
+    const l = localStorage.getItem(LANG_KEY);
+    return l in texts ? l : null;
+  } catch {
+    return null;
+  }
+}
+
+export const lang = chosen() || (navigator.languages || [navigator.language || 'en'])
   .map((l) => l.slice(0, 2).toLowerCase())
   .find((l) => l in texts) || 'en';
+
+/** Keeps `l` as this device's language and shows the page in it. */
+export function chooseLanguage(l) {
+  if (!(l in texts) || l === lang) return;
+  try {
+    localStorage.setItem(LANG_KEY, l);
+  } catch {
+    // No storage: in this language for this visit only.
+  }
+  location.reload();
+}
 
 export function t(key) {
   return texts[lang][key] ?? texts.en[key] ?? key;

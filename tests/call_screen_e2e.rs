@@ -131,6 +131,33 @@ async fn the_call_screen_keeps_kiosks_private_invites_and_gets_out_of_the_way() 
     )
     .await;
     assert_eq!(self_corner(&ana).await, "br");
+
+    // The controls: icons with their words beside them on a laptop; on a
+    // phone one row of icons, each still named (said, and a tooltip).
+    let bar = "(() => { const b = [...document.querySelectorAll('.controls > button')]
+                 .filter((e) => !e.hidden);
+               return { rows: new Set(b.map((e) => Math.round(e.getBoundingClientRect().top))).size,
+                 named: b.every((e) => e.textContent.trim() && e.title),
+                 words: b.every((e) => e.querySelector('.label').getBoundingClientRect().width > 1) };
+             })()";
+    until(
+        &ana,
+        "words beside the icons on a laptop",
+        &format!("{bar}.words && {bar}.named"),
+        CALL,
+    )
+    .await;
+    let phone = json!({"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true});
+    ana.cdp("Emulation.setDeviceMetricsOverride", phone).await;
+    until(
+        &ana,
+        "one row of named icons on a phone",
+        &format!("{bar}.rows === 1 && {bar}.named && !{bar}.words"),
+        CALL,
+    )
+    .await;
+    ana.cdp("Emulation.clearDeviceMetricsOverride", json!({}))
+        .await;
     // Its button moves it to the next corner.
     ana.eval("document.querySelector('#grid .tile.self .move-self').click(), true")
         .await;
@@ -209,6 +236,43 @@ async fn the_call_screen_keeps_kiosks_private_invites_and_gets_out_of_the_way() 
         "Cléo in the lobby with her camera's picture",
         "window.parloir.screen() === 'lobby'
          && document.getElementById('lobby-preview').videoWidth > 0",
+        CALL,
+    )
+    .await;
+    cleo.close().await;
+
+    // A browser in English; its person reads French: chosen on the home
+    // screen, kept on that device.
+    let home = browser.open(&format!("{base}/")).await;
+    let new_call = "document.getElementById('new-call').textContent";
+    until(
+        &home,
+        "the home screen",
+        "window.parloir.screen() === 'home'",
+        CALL,
+    )
+    .await;
+    assert_eq!(home.eval(new_call).await, "Start a new call");
+    home.eval(
+        "(() => { const s = document.querySelector('#home .language-choice');
+           s.value = 'fr'; s.dispatchEvent(new Event('change')); return true; })()",
+    )
+    .await;
+    until(
+        &home,
+        "the page in French",
+        &format!("document.documentElement.lang === 'fr' && {new_call} === 'Démarrer un appel'"),
+        CALL,
+    )
+    .await;
+    let later = browser
+        .open_beside(&home, &format!("{base}/r/{ROOM}"))
+        .await;
+    until(
+        &later,
+        "French on that device from then on",
+        "document.documentElement.lang === 'fr'
+         && document.querySelector('#prejoin .language-choice').value === 'fr'",
         CALL,
     )
     .await;
