@@ -804,8 +804,7 @@ function moderatorActions(p) {
       confirmingRemoval = null;
       call.remove(p.id);
     });
-    button('cancel', t('cancel'), null, () => { confirmingRemoval = null; renderPeople(); })
-      .focus();
+    button('cancel', t('cancel'), null, () => { confirmingRemoval = null; renderPeople(); });
     return actions;
   }
   if (p.audio) button('mute', t('muteOne'), named('muteName'), () => call.mute(p.id));

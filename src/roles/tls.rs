@@ -14,7 +14,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
 
-/// The first DNS name a certificate (DER) is for, if it names one.
+/// The first DNS name a certificate (DER) is for, if it names one that is
+/// not a wildcard. Read at start: a renewal for another name shows in
+/// the URL at the next start.
 fn dns_name(der: &[u8]) -> Option<String> {
     use x509_cert::der::Decode;
     use x509_cert::ext::pkix::{name::GeneralName, SubjectAltName};
@@ -24,7 +26,8 @@ fn dns_name(der: &[u8]) -> Option<String> {
         .get_extension::<SubjectAltName>()
         .ok()??;
     names.0.iter().find_map(|n| match n {
-        GeneralName::DnsName(name) => Some(name.to_string()),
+        // A wildcard (`*.example.org`) names no host to open.
+        GeneralName::DnsName(name) if !name.to_string().starts_with('*') => Some(name.to_string()),
         _ => None,
     })
 }

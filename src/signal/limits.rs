@@ -46,6 +46,11 @@ const JOINS_PER_MINUTE: u32 = 30;
 /// New rooms per address: a burst, then one every five seconds.
 pub const NEW_ROOMS_BURST: u32 = 5;
 const NEW_ROOMS_PER_MINUTE: u32 = 12;
+/// Rooms one address may come to own (`signal::owner`): a burst, then one
+/// every half hour, about 70 a day. New rooms alone would let one address
+/// fill `serve`'s table of owners in a day, and so end owners for a month.
+pub const CLAIMS_BURST: u32 = 20;
+const CLAIM_EVERY: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 /// What an address went over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -62,11 +67,6 @@ pub enum Limited {
 
 type Keyed<K, C> = RateLimiter<K, HashMapStateStore<K>, C, NoOpMiddleware<<C as Clock>::Instant>>;
 
-fn quota(per_minute: u32, burst: u32) -> Quota {
-    let n = |v: u32| NonZeroU32::new(v.max(1)).unwrap_or(NonZeroU32::MIN);
-    Quota::per_minute(n(per_minute)).allow_burst(n(burst))
-}
-
 /// One rate, per address and, [`PER_SITE`] times larger, per IPv6 site.
 struct Rate<C: Clock> {
     addresses: Keyed<IpAddr, C>,
@@ -75,13 +75,25 @@ struct Rate<C: Clock> {
 
 impl<C: Clock + Clone> Rate<C> {
     fn new(per_minute: u32, burst: u32, clock: &C) -> Self {
-        let wide = |v: u32| v.saturating_mul(PER_SITE as u32);
+        let period = std::time::Duration::from_secs(60) / per_minute.max(1);
+        Rate::every(period, burst, clock)
+    }
+
+    /// One more every `period`, after a `burst`.
+    fn every(period: std::time::Duration, burst: u32, clock: &C) -> Self {
+        let n = |v: u32| NonZeroU32::new(v.max(1)).unwrap_or(NonZeroU32::MIN);
+        let quota = |period, burst| {
+            Quota::with_period(period)
+                .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+                .allow_burst(n(burst))
+        };
+        let sites = quota(
+            period / PER_SITE as u32,
+            burst.saturating_mul(PER_SITE as u32),
+        );
         Rate {
-            addresses: RateLimiter::hashmap_with_clock(quota(per_minute, burst), clock.clone()),
-            sites: RateLimiter::hashmap_with_clock(
-                quota(wide(per_minute), wide(burst)),
-                clock.clone(),
-            ),
+            addresses: RateLimiter::hashmap_with_clock(quota(period, burst), clock.clone()),
+            sites: RateLimiter::hashmap_with_clock(sites, clock.clone()),
         }
     }
 
@@ -107,6 +119,7 @@ pub struct AddressLimits<C: Clock = DefaultClock> {
     handshakes: Rate<C>,
     joins: Rate<C>,
     new_rooms: Rate<C>,
+    claims: Rate<C>,
     open: Held,
 }
 
@@ -122,6 +135,7 @@ impl<C: Clock + Clone> AddressLimits<C> {
             handshakes: Rate::new(HANDSHAKES_PER_MINUTE, HANDSHAKES_BURST, &clock),
             joins: Rate::new(JOINS_PER_MINUTE, JOINS_BURST, &clock),
             new_rooms: Rate::new(NEW_ROOMS_PER_MINUTE, NEW_ROOMS_BURST, &clock),
+            claims: Rate::every(CLAIM_EVERY, CLAIMS_BURST, &clock),
             open: Held::default(),
         }
     }
@@ -150,17 +164,26 @@ impl<C: Clock + Clone> AddressLimits<C> {
             .ok_or(Limited::NewRooms)
     }
 
+    /// Whether `ip` may come to own one more room.
+    pub fn claim(&self, ip: IpAddr) -> bool {
+        self.claims.check(ip)
+    }
+
     /// Forgets addresses whose limits are back to full, so that the
     /// tables do not grow with every address ever seen.
     pub fn forget_idle(&self) {
         self.handshakes.forget_idle();
         self.joins.forget_idle();
         self.new_rooms.forget_idle();
+        self.claims.forget_idle();
     }
 
     /// Addresses and sites remembered (for tests and metrics).
     pub fn remembered(&self) -> usize {
-        self.handshakes.remembered() + self.joins.remembered() + self.new_rooms.remembered()
+        self.handshakes.remembered()
+            + self.joins.remembered()
+            + self.new_rooms.remembered()
+            + self.claims.remembered()
     }
 }
 
@@ -252,6 +275,19 @@ mod tests {
             .filter(|a| limits.new_room(*a).is_ok())
             .count();
         assert_eq!(again, PER_SITE);
+    }
+
+    #[test]
+    fn one_address_comes_to_own_few_rooms() {
+        let clock = FakeRelativeClock::default();
+        let limits = AddressLimits::with_clock(clock.clone());
+        let a = ip("192.0.2.1");
+        let owned = (0..100).filter(|_| limits.claim(a)).count();
+        assert_eq!(owned, CLAIMS_BURST as usize);
+        clock.advance(CLAIM_EVERY);
+        assert!(limits.claim(a));
+        assert!(!limits.claim(a));
+        assert!(limits.claim(ip("192.0.2.2")), "another address");
     }
 
     #[test]

@@ -775,7 +775,9 @@ impl<'a, C: Clock + Clone> Session<'a, C> {
     fn claim(&mut self, room: String, ownership: Ownership, first: bool) {
         let (key, waiting) = match ownership {
             Ownership::Owner(key) => (key, None),
-            Ownership::Unowned if first => {
+            // One address comes to own few rooms: past its share, its new
+            // rooms have no owner (first in moderates, as before owners).
+            Ownership::Unowned if first && self.env.limits.is_none_or(|l| l.claim(self.client)) => {
                 let key = owner::new_key(&mut self.rng);
                 (key.clone(), Some(key))
             }

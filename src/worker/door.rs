@@ -164,6 +164,9 @@ pub struct Door {
     kept: Vec<ReturnKey>,
     /// The knocks left to each network that knocked lately.
     knock_rate: HashMap<String, TokenBucket>,
+    /// Someone owns the room (a join said so): only its owner's key and
+    /// those moderators make moderate it, never being in first or longest.
+    owned: bool,
 }
 
 impl Door {
@@ -323,16 +326,22 @@ impl Door {
             };
             if back == Some(true) {
                 moderator = true;
-                for m in self.members.iter_mut().filter(|m| m.stand_in) {
-                    m.moderator = false;
-                    m.stand_in = false;
-                    demoted.push(m.id);
-                }
+            }
+        }
+        // A moderator arrives (back, or by its key or token): whoever
+        // stood in gives the role back.
+        if moderator {
+            for m in self.members.iter_mut().filter(|m| m.stand_in) {
+                m.moderator = false;
+                m.stand_in = false;
+                demoted.push(m.id);
             }
         }
         // A room made anew whose moderator may still come back: whoever is
-        // in first moderates meanwhile, as a stand-in.
+        // in first moderates meanwhile, as a stand-in (never in an owned
+        // room: its owner comes back past any door).
         let stand_in = !moderator
+            && !self.owned
             && self.restored.is_some()
             && !self.members.iter().any(|m| m.moderator)
             && self.moderator_awaited();
@@ -363,7 +372,10 @@ impl Door {
             }
         }
         self.settle(now);
-        if self.members.iter().any(|m| m.moderator) {
+        // In an owned room nobody moderates by staying longest: two tabs
+        // of a stranger, one closed, would make the other the moderator.
+        // Whoever knocks waits for the owner, or a moderator it made.
+        if self.owned || self.members.iter().any(|m| m.moderator) {
             return None;
         }
         // A moderator who may come back is stood in for, not replaced.
@@ -386,6 +398,16 @@ impl Door {
                 m.stand_in = false;
             }
         }
+    }
+
+    /// The room has an owner: nobody moderates it by being there first or
+    /// longest, or by standing in.
+    pub fn mark_owned(&mut self) {
+        self.owned = true;
+    }
+
+    pub fn is_stand_in(&self, id: ParticipantId) -> bool {
+        self.members.iter().any(|m| m.id == id && m.stand_in)
     }
 
     /// A moderator made `id` one too: for good, not as a stand-in.
@@ -588,7 +610,9 @@ mod tests {
         let now = Instant::now();
         let mut door = Door::default();
         // Eve knows the name and is first in: she moderates nothing, nor
-        // does whoever comes next.
+        // does whoever comes next. (The endpoint marks the door owned as
+        // a join says so.)
+        door.mark_owned();
         let stranger = |id| JoinRequest {
             claimed: true,
             ..req(id)
@@ -601,6 +625,11 @@ mod tests {
             enter(&mut door, &stranger(2), now),
             Ok(Entry::Enter { moderator: false })
         );
+        assert_eq!(door.moderators().count(), 0);
+        // Nor by staying longest: Eve's other tab closed, nobody moderates.
+        let third = stranger(6);
+        enter(&mut door, &third, now).unwrap();
+        assert_eq!(door.left(5, Leaving::Left, now), None);
         assert_eq!(door.moderators().count(), 0);
         // The owner's key makes its join a moderator's: in past a lock
         // (one a stand-in set while the owner was away), a moderator.
@@ -620,6 +649,45 @@ mod tests {
             enter(&mut open, &req(5), now),
             Ok(Entry::Enter { moderator: true })
         );
+    }
+
+    /// A restored room that has an owner lends nobody the role while its
+    /// moderator is awaited; the owner's key takes it back from a
+    /// stand-in of a room without one.
+    #[test]
+    fn nobody_stands_in_for_the_owner() {
+        let now = Instant::now();
+        let awaited = DoorSettings {
+            returning: vec![ReturnKey {
+                key: return_key("token-1"),
+                moderator: true,
+            }],
+            ..Default::default()
+        };
+        let mut owned = Door::restored(awaited.clone(), now);
+        owned.mark_owned();
+        let eve = JoinRequest {
+            claimed: true,
+            ..req(5)
+        };
+        assert_eq!(
+            enter(&mut owned, &eve, now),
+            Ok(Entry::Enter { moderator: false })
+        );
+        assert_eq!(owned.moderators().count(), 0, "no stand-in");
+
+        let mut unowned = Door::restored(awaited, now);
+        assert_eq!(
+            enter(&mut unowned, &req(5), now),
+            Ok(Entry::Enter { moderator: false })
+        );
+        assert!(unowned.is_stand_in(5));
+        let owner = JoinRequest {
+            moderator: true,
+            ..req(7)
+        };
+        enter(&mut unowned, &owner, now).unwrap();
+        assert!(!unowned.is_moderator(5) && unowned.is_moderator(7));
     }
 
     #[test]

@@ -436,7 +436,12 @@ impl Endpoint {
                 }
             }
             ModeratorAction::MakeModerator { target } => {
-                if !in_room(target) || !room.door_mut().promote(target) {
+                // A role lent to a stand-in is not its to give, nor to
+                // make its own for good.
+                if room.door().is_stand_in(participant) {
+                    return Err(WorkerError::NotModerator);
+                }
+                if target == participant || !in_room(target) || !room.door_mut().promote(target) {
                     return Err(WorkerError::NoSuchPerson);
                 }
                 tracing::info!(peer = target, by = participant, "made a moderator");
@@ -539,6 +544,7 @@ impl Endpoint {
     ) -> Result<Vec<ParticipantInfo>, WorkerError> {
         let participant = req.info.id;
         let rejoin = req.rejoin.clone();
+        let owned = req.claimed;
         let existing = self.room_keys.get(&req.room).copied();
         // A place held without media gives way to the newcomer, once the
         // newcomer is sure to take it.
@@ -575,6 +581,9 @@ impl Endpoint {
             .rooms
             .get_mut(&key)
             .ok_or(WorkerError::UnknownParticipant)?;
+        if owned {
+            room.door_mut().mark_owned();
+        }
         let others = room.add(peer, (moderator, rejoin.as_deref()), now, &mut self.out);
         tracing::info!(peer = participant, room = %crate::privacy::room(room.name()), "joined");
         Ok(others)

@@ -1098,6 +1098,11 @@ fn a_moderator_mutes_hands_the_role_on_and_ends_the_call() {
     net.step(STEP);
     assert!(muted(&net, 2) && muted(&net, 3));
     assert!(!muted(&net, 1), "not the moderator itself");
+    assert_eq!(
+        net.command(by(1, Do::MakeModerator { target: 1 })),
+        Err(WorkerError::NoSuchPerson),
+        "not oneself"
+    );
     // Ben made a moderator: told so, and now may act.
     net.events.clear();
     net.command(by(1, Do::MakeModerator { target: 2 }))
