@@ -680,13 +680,12 @@ impl<'a, C: Clock + Clone> Session<'a, C> {
                     token,
                     ownership,
                 },
-                Ok(Reply::Joined { others }),
+                Ok(Reply::Joined { others, founder }),
             ) => {
                 self.lost = None;
                 let room = joined.room.clone();
-                let first = others.is_empty();
                 self.welcome(joined, others, token, now);
-                self.claim(room, ownership, first);
+                self.claim(room, ownership, founder);
             }
             (Waiting::Resume { draft, .. }, Ok(Reply::Resumed { resumed }))
                 if resumed.room != draft.room =>
@@ -770,14 +769,16 @@ impl<'a, C: Clock + Clone> Session<'a, C> {
     }
 
     /// After a welcome into `room`: its owner's claim is made again (its
-    /// month starts again), and whoever created it (`first` in, nobody
-    /// owning it) is made its owner.
-    fn claim(&mut self, room: String, ownership: Ownership, first: bool) {
+    /// month starts again), and whoever founded it (first in and its
+    /// moderator, as the worker says; nobody owning it) is made its owner.
+    fn claim(&mut self, room: String, ownership: Ownership, founder: bool) {
         let (key, waiting) = match ownership {
             Ownership::Owner(key) => (key, None),
             // One address comes to own few rooms: past its share, its new
             // rooms have no owner (first in moderates, as before owners).
-            Ownership::Unowned if first && self.env.limits.is_none_or(|l| l.claim(self.client)) => {
+            Ownership::Unowned
+                if founder && self.env.limits.is_none_or(|l| l.claim(self.client)) =>
+            {
                 let key = owner::new_key(&mut self.rng);
                 (key.clone(), Some(key))
             }
@@ -943,20 +944,20 @@ impl<'a, C: Clock + Clone> Session<'a, C> {
                 }
                 ServerMessage::error(ErrorCode::LobbyRefused, reason)
             }
-            PeerEvent::Removed => {
+            PeerEvent::Removed | PeerEvent::CallEnded => {
                 if let Some(j) = self.joined.take() {
                     self.leave(&j);
                 }
-                ServerMessage::error(ErrorCode::Removed, "a moderator removed you from the call")
-            }
-            PeerEvent::CallEnded => {
-                if let Some(j) = self.joined.take() {
-                    self.leave(&j);
+                match ev {
+                    PeerEvent::Removed => ServerMessage::error(
+                        ErrorCode::Removed,
+                        "a moderator removed you from the call",
+                    ),
+                    _ => ServerMessage::error(
+                        ErrorCode::CallEnded,
+                        "a moderator ended the call for everyone",
+                    ),
                 }
-                ServerMessage::error(
-                    ErrorCode::CallEnded,
-                    "a moderator ended the call for everyone",
-                )
             }
             PeerEvent::Muted => ServerMessage::Muted,
         };

@@ -154,7 +154,10 @@ impl Client<'_> {
     /// In the call, alone: its id.
     fn joined(&mut self) -> ParticipantId {
         let req = self.placed(join(ROOM, "Mamie"));
-        let out = self.reply(Ok(Reply::Joined { others: vec![] }));
+        let out = self.reply(Ok(Reply::Joined {
+            others: vec![],
+            founder: true,
+        }));
         assert!(matches!(
             &out[..],
             [
@@ -255,6 +258,7 @@ fn a_join_is_placed_then_asked_of_the_worker_then_welcomed() {
     let others = vec![person(5, "Paul")];
     let out = c.reply(Ok(Reply::Joined {
         others: others.clone(),
+        founder: false,
     }));
     assert_eq!(out, [welcome(req, others)]);
     // In the call: its messages are its own.
@@ -972,7 +976,10 @@ fn a_lost_worker_vouches_for_its_room_once_and_briefly() {
     // Back into the same room at once: vouched for, as moderator.
     let req = c.placed(join(ROOM, "Mamie"));
     assert_eq!(req.vouched, Some(Vouched::Moderator));
-    c.reply(Ok(Reply::Joined { others: vec![] }));
+    c.reply(Ok(Reply::Joined {
+        others: vec![],
+        founder: true,
+    }));
     c.input(Input::Claimed(true));
     // Once in, the vouch is spent.
     c.send(json!({"type": "leave"}));
@@ -1032,7 +1039,10 @@ fn the_workers_events_reach_the_client_and_turn_credentials_the_welcome() {
     let world = World::new(config);
     let mut c = world.session();
     c.placed(join(ROOM, "Mamie"));
-    let out = c.reply(Ok(Reply::Joined { others: vec![] }));
+    let out = c.reply(Ok(Reply::Joined {
+        others: vec![],
+        founder: true,
+    }));
     let [Output::Send(ServerMessage::Welcome { ice_servers, .. }), Output::Claim { .. }] = &out[..]
     else {
         panic!("{out:?}")
@@ -1098,7 +1108,10 @@ fn a_room_is_owned_by_its_creator() {
     let mut ana = world.session();
     let req = ana.placed(join(ROOM, "Ana"));
     assert!(!req.moderator && !req.claimed);
-    let out = ana.reply(Ok(Reply::Joined { others: vec![] }));
+    let out = ana.reply(Ok(Reply::Joined {
+        others: vec![],
+        founder: true,
+    }));
     let [Output::Send(ServerMessage::Welcome { .. }), Output::Claim { room, digest }] = &out[..]
     else {
         panic!("{out:?}")
@@ -1121,7 +1134,10 @@ fn a_room_is_owned_by_its_creator() {
     let mut eve = world.session();
     let req = eve.placed_owned(join(ROOM, "Eve"), Some(digest.clone()));
     assert!(req.claimed && !req.moderator);
-    let out = eve.reply(Ok(Reply::Joined { others: vec![] }));
+    let out = eve.reply(Ok(Reply::Joined {
+        others: vec![],
+        founder: true,
+    }));
     assert!(matches!(
         &out[..],
         [Output::Send(ServerMessage::Welcome { .. })]
@@ -1144,6 +1160,7 @@ fn a_room_is_owned_by_its_creator() {
     assert!(req.moderator && !req.claimed);
     let out = back.reply(Ok(Reply::Joined {
         others: vec![person(5, "Eve")],
+        founder: false,
     }));
     assert!(matches!(
         &out[..],
@@ -1159,14 +1176,30 @@ fn a_claim_lost_to_another_gives_no_key() {
     let world = World::new(config());
     let mut c = world.session();
     c.placed(join(ROOM, "Ben"));
-    let out = c.reply(Ok(Reply::Joined { others: vec![] }));
+    let out = c.reply(Ok(Reply::Joined {
+        others: vec![],
+        founder: true,
+    }));
     assert!(matches!(&out[..], [_, Output::Claim { .. }]));
     assert_eq!(c.input(Input::Claimed(false)), []);
+    // Nor does someone first into a room made anew that it does not
+    // moderate (a stranger who knew a restored door's password).
+    let mut e = world.session();
+    e.placed(join(ROOM, "Eve"));
+    let out = e.reply(Ok(Reply::Joined {
+        others: vec![],
+        founder: false,
+    }));
+    assert!(matches!(
+        &out[..],
+        [Output::Send(ServerMessage::Welcome { .. })]
+    ));
     // Nor does someone who is not first in an unowned room claim it.
     let mut d = world.session();
     d.placed(join(ROOM, "Dan"));
     let out = d.reply(Ok(Reply::Joined {
         others: vec![person(5, "Ben")],
+        founder: false,
     }));
     assert!(matches!(
         &out[..],

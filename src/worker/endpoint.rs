@@ -530,7 +530,8 @@ impl Endpoint {
             }
         };
         let others = self.enter(req, moderator, new_door, now)?;
-        Ok(Reply::Joined { others })
+        let founder = moderator && others.is_empty();
+        Ok(Reply::Joined { others, founder })
     }
 
     /// Someone the door let in: its connection, in its room (made if new,

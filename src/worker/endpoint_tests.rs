@@ -160,7 +160,7 @@ impl Net {
     ) -> Result<Vec<ParticipantInfo>, WorkerError> {
         let req = join_request(id, room, session, 12);
         match self.command(Command::Join { req })? {
-            Reply::Joined { others } => Ok(others),
+            Reply::Joined { others, .. } => Ok(others),
             other => panic!("unexpected {other:?}"),
         }
     }

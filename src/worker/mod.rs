@@ -428,6 +428,11 @@ impl Command {
 pub enum Reply {
     Joined {
         others: Vec<ParticipantInfo>,
+        /// It founded the room: first in, and its moderator by the door's
+        /// own rule (not by standing in, nor as a stranger passing a
+        /// restored door's password): who may come to own it.
+        #[serde(default)]
+        founder: bool,
     },
     /// The room's lobby is on: the participant waits to be let in
     /// ([`PeerEvent::Admitted`] or [`PeerEvent::Refused`]).
