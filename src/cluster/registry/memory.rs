@@ -28,6 +28,9 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// moderates, as before owners), and rooms owned keep theirs. Each owner
 /// written makes the file anew (about 100 bytes each).
 pub const MAX_OWNERS: usize = 10_000;
+/// A claim renewed less than this after its last renewal is left as it
+/// was: a month counted from the day's first visit.
+const RENEW_EVERY_MS: u64 = 24 * 3600 * 1000;
 
 #[derive(Default)]
 pub struct Memory {
@@ -61,9 +64,16 @@ impl OwnerBook {
 
     fn claim(&mut self, room: &str, digest: &str, now_ms: u64) -> bool {
         let room = self.room(room);
+        let until_ms = now_ms.saturating_add(OWNED_FOR.as_millis() as u64);
         if let Some(o) = self.owners.get(&room) {
-            if o.until_ms > now_ms && !crate::secret::equal(o.key.as_bytes(), digest.as_bytes()) {
+            let live = o.until_ms > now_ms;
+            if live && !crate::secret::equal(o.key.as_bytes(), digest.as_bytes()) {
                 return false;
+            }
+            // The owner's joins of one day renew it once: the file is not
+            // rewritten whole at each of them.
+            if live && until_ms.saturating_sub(o.until_ms) < RENEW_EVERY_MS {
+                return true;
             }
         } else if self.owners.len() >= MAX_OWNERS {
             self.owners.retain(|_, o| o.until_ms > now_ms);
@@ -72,7 +82,6 @@ impl OwnerBook {
                 return false;
             }
         }
-        let until_ms = now_ms.saturating_add(OWNED_FOR.as_millis() as u64);
         let owner = Owner {
             key: digest.to_string(),
             until_ms,
